@@ -1,0 +1,138 @@
+"""The ``tbeqtl`` command line.
+
+Each subcommand lives in its own module ``tbeqtl/cli/<name>.py`` that defines
+
+- ``COMMAND``: the subcommand name as typed (e.g. ``"compare-gtex"``),
+- ``HELP``: a one-line description,
+- ``add_arguments(parser)``: adds its options to an :class:`argparse.ArgumentParser`,
+- ``run(args) -> int``: does the work and returns the exit status.
+
+:func:`main` adds the options every subcommand shares (``--seed``, ``--threads``,
+``--log-level``), sets up logging to stderr and to ``<out>/tbeqtl.log`` when the
+subcommand has an ``--out`` folder, limits BLAS/torch threads, and turns
+:class:`~tbeqtl.errors.TbeqtlError` into a one-line message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .. import __version__
+from ..errors import TbeqtlError
+from ..logs import setup_logging
+
+__all__ = ["main"]
+
+logger = logging.getLogger(__name__)
+
+#: Subcommand modules, in the order ``tbeqtl --help`` lists them.
+SUBCOMMAND_MODULES = (
+    "simulate",
+    "map",
+    "fit",
+    "rank",
+    "run",
+    "enrich",
+    "compare_gtex",
+    "report",
+    "demo",
+)
+
+
+def _load_subcommands() -> list:
+    modules = []
+    for name in SUBCOMMAND_MODULES:
+        try:
+            modules.append(importlib.import_module(f"{__name__}.{name}"))
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+    return modules
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--seed``, ``--threads`` and ``--log-level`` to a subcommand parser.
+
+    Parameters
+    ----------
+    parser
+        The subcommand's parser.
+    """
+    group = parser.add_argument_group("common options")
+    group.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    group.add_argument("--threads", type=int, default=None,
+                       help="CPU threads for BLAS and torch (default: all cores)")
+    group.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                       help="logging level (default: INFO)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every available subcommand.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The parser.
+    """
+    parser = argparse.ArgumentParser(
+        prog="tbeqtl",
+        description="Telescoping bimodal LDA and MatrixEQTL-equivalent eQTL mapping.",
+    )
+    parser.add_argument("--version", action="version", version=f"tbeqtl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in _load_subcommands():
+        p = sub.add_parser(module.COMMAND, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        add_common_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is None:
+        return
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+    except ImportError:  # pragma: no cover - threadpoolctl ships with scipy's stack
+        pass
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``tbeqtl`` command line.
+
+    Parameters
+    ----------
+    argv
+        Arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit status: 0 on success, 2 on an input error.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    out = getattr(args, "out", None)
+    setup_logging(level=args.log_level, log_file=Path(out) / "tbeqtl.log" if out else None)
+    _set_threads(args.threads)
+    logger.info("tbeqtl %s %s", __version__, " ".join(sys.argv[1:] if argv is None else argv))
+    try:
+        return int(args._run(args) or 0)
+    except TbeqtlError as exc:
+        logger.error("%s", exc)
+        return 2
