@@ -161,7 +161,8 @@ def validate_genotypes(genotype_df: pd.DataFrame, *, path: str | None = None) ->
         values = genotype_df.to_numpy(dtype=float)
     except (TypeError, ValueError):
         bad = [c for c in genotype_df.columns if not pd.api.types.is_numeric_dtype(genotype_df[c])]
-        raise InputError("genotype matrix has non-numeric dosages in individuals", path=path, ids=bad) from None
+        raise InputError("genotype matrix has non-numeric dosages in individuals", path=path,
+                         ids=bad) from None
     with np.errstate(invalid="ignore"):
         out = (values < 0) | (values > 2)
     if out.any():
