@@ -82,9 +82,7 @@ def write_json(obj: Any, path: str | Path) -> None:
     """
 
     def default(value: Any) -> Any:
-        if hasattr(value, "item"):
-            return value.item()
-        if hasattr(value, "tolist"):
+        if hasattr(value, "tolist"):  # numpy arrays and scalars
             return value.tolist()
         if isinstance(value, Path):
             return str(value)
