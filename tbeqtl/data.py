@@ -325,6 +325,14 @@ class EQTLData:
         individual_info_df = _align_info(individual_info_df, genotype_df.columns, "individual")
         gene_info_df = _align_annotation(gene_info_df, counts_df.index, "gene", ("chrom",))
         snp_info_df = _align_annotation(snp_info_df, genotype_df.index, "SNP", SNP_INFO_COLUMNS)
+        # canonical axis names, so that equality never depends on how the input frames were labelled
+        counts_df = counts_df.rename_axis(index="gene", columns="sample")
+        genotype_df = genotype_df.rename_axis(index="snp", columns="individual")
+        sample_map_s = sample_map_s.rename_axis("sample").rename("individual")
+        sample_info_df = sample_info_df.rename_axis(index="sample")
+        individual_info_df = individual_info_df.rename_axis(index="individual")
+        gene_info_df = gene_info_df.rename_axis(index="gene")
+        snp_info_df = snp_info_df.rename_axis(index="snp")
         return cls(counts_df, genotype_df, sample_map_s, sample_info_df, individual_info_df, gene_info_df,
                    snp_info_df)
 

@@ -1,0 +1,361 @@
+"""Helpers shared by the readers and writers: file checks, error wrapping, numeric checks.
+
+Every reader goes through :func:`reader_errors`, which turns parser exceptions (pandas
+``ParserError``, ``EOFError`` from a truncated gzip, ``gzip.BadGzipFile``,
+``UnicodeDecodeError``, bed-reader errors) into an :class:`~tbeqtl.errors.InputError`
+that names the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import logging
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+
+from ..atomic import atomic_path
+from ..errors import InputError, format_ids
+
+logger = logging.getLogger(__name__)
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+#: Parser exceptions caught at the reader boundary.
+PARSER_ERRORS = (
+    pd.errors.ParserError,
+    pd.errors.EmptyDataError,
+    EOFError,
+    gzip.BadGzipFile,
+    zlib.error,
+    UnicodeDecodeError,
+    OSError,
+    ValueError,
+    IndexError,
+)
+
+
+def check_file(path: str | Path, *, what: str = "file") -> Path:
+    """Return ``path`` as a Path after checking that it is an existing, non-empty file.
+
+    Parameters
+    ----------
+    path
+        The file.
+    what
+        What the file should hold, for the error message.
+
+    Returns
+    -------
+    pathlib.Path
+        The path.
+
+    Raises
+    ------
+    InputError
+        The file does not exist, is a folder or is empty.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{what} does not exist", path=str(path))
+    if not path.is_file():
+        raise InputError(f"{what} is not a file", path=str(path))
+    if path.stat().st_size == 0:
+        raise InputError(f"{what} is empty (0 bytes)", path=str(path))
+    return path
+
+
+def is_gzip(path: str | Path) -> bool:
+    """Whether the file starts with the gzip magic bytes (bgzip files included)."""
+    with open(path, "rb") as handle:
+        return handle.read(2) == GZIP_MAGIC
+
+
+@contextlib.contextmanager
+def reader_errors(path: str | Path, *, what: str = "file") -> Iterator[None]:
+    """Re-raise parser exceptions inside the block as :class:`InputError` naming ``path``.
+
+    Parameters
+    ----------
+    path
+        The file being read.
+    what
+        What the file holds (e.g. ``"GCT file"``), for the message.
+
+    Yields
+    ------
+    None
+    """
+    try:
+        yield
+    except InputError:
+        raise
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise InputError(f"{what} is corrupt or truncated (gzip stream: {exc})", path=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{what} is not text (cannot decode byte at offset {exc.start}); is it a binary or "
+            "compressed file with the wrong name?",
+            path=str(path),
+        ) from exc
+    except pd.errors.EmptyDataError as exc:
+        raise InputError(f"{what} has no data", path=str(path)) from exc
+    except pd.errors.ParserError as exc:
+        raise InputError(f"{what} is malformed: {str(exc).strip()}", path=str(path)) from exc
+    except (OSError, ValueError, IndexError) as exc:
+        raise InputError(f"cannot read {what}: {exc}", path=str(path)) from exc
+
+
+def open_text(path: str | Path) -> IO[str]:
+    """Open a text file for reading, decompressing gzip/bgzip when the magic bytes say so."""
+    if is_gzip(path):
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def first_line(path: str | Path) -> str:
+    """Return the first line of a (possibly gzipped) text file, without the newline."""
+    with open_text(path) as handle:
+        return handle.readline().rstrip("\r\n")
+
+
+def count_meta_lines(path: str | Path, *, prefix: str = "##") -> int:
+    """Count the leading meta lines (``##...`` in VCF/pvar files) of a text file."""
+    count = 0
+    with open_text(path) as handle:
+        for line in handle:
+            if not line.startswith(prefix):
+                break
+            count += 1
+    return count
+
+
+def sniff_sep(line: str) -> str:
+    """Guess the field separator of a header line: tab, else comma, else whitespace."""
+    if "\t" in line:
+        return "\t"
+    if "," in line:
+        return ","
+    return r"\s+"
+
+
+def read_delimited(
+    path: str | Path, *, what: str = "table", sep: str | None = None, **kwargs: Any
+) -> pd.DataFrame:
+    """Read a delimited text file (gzip detected from content) with errors wrapped.
+
+    Parameters
+    ----------
+    path
+        The file.
+    what
+        What it holds, for messages.
+    sep
+        Separator; guessed from the first line when ``None``.
+    **kwargs
+        Passed to :func:`pandas.read_csv`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table as read.
+    """
+    path = check_file(path, what=what)
+    with reader_errors(path, what=what):
+        if sep is None:
+            sep = sniff_sep(first_line(path))
+        compression = "gzip" if is_gzip(path) else None
+        kwargs.setdefault("low_memory", False)
+        if sep == r"\s+":
+            kwargs.pop("low_memory")
+        return pd.read_csv(path, sep=sep, compression=compression, **kwargs)
+
+
+def check_unique(index: Iterable[object], what: str, *, path: str | Path | None = None) -> None:
+    """Raise :class:`InputError` naming duplicated IDs.
+
+    Parameters
+    ----------
+    index
+        The IDs.
+    what
+        What they identify (``"gene"``, ``"sample"`` ...).
+    path
+        The file they came from.
+    """
+    index = pd.Index(index)
+    if index.has_duplicates:
+        dups = index[index.duplicated()].unique()
+        raise InputError(f"duplicate {what} IDs", path=None if path is None else str(path), ids=dups)
+
+
+def check_not_empty(df: pd.DataFrame, what: str, *, path: str | Path | None = None) -> None:
+    """Raise :class:`InputError` if a table has no rows or no columns."""
+    if df.shape[0] == 0 or df.shape[1] == 0:
+        raise InputError(
+            f"{what} is empty ({df.shape[0]} rows x {df.shape[1]} columns)",
+            path=None if path is None else str(path),
+        )
+
+
+def numeric_frame(df: pd.DataFrame, *, what: str, path: str | Path | None = None) -> pd.DataFrame:
+    """Convert every cell to float64, naming the row and column of the first non-numeric cell.
+
+    Parameters
+    ----------
+    df
+        A table whose cells should all be numbers (``NaN`` allowed).
+    what
+        What the table holds, for messages.
+    path
+        The file it came from.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The same table as float64.
+
+    Raises
+    ------
+    InputError
+        A cell is not a number: the message gives the row ID, the column and the value.
+    """
+    try:
+        return df.astype(np.float64)
+    except (TypeError, ValueError):
+        pass
+    for column in df.columns:
+        values = df[column]
+        converted = pd.to_numeric(values, errors="coerce")
+        bad = converted.isna() & values.notna()
+        if bad.any():
+            row = bad.index[np.argmax(bad.to_numpy())]
+            n_bad = int(bad.sum())
+            raise InputError(
+                f"{what} has a non-numeric value {values.loc[row]!r} in row {row!r}, column {column!r} "
+                f"({n_bad} non-numeric cells in that column)",
+                path=None if path is None else str(path),
+                ids=[row],
+            )
+    raise InputError(f"{what} has non-numeric values", path=None if path is None else str(path))
+
+
+def pick_ids(
+    index: pd.Index, ids: Sequence[object] | None, what: str, *, path: str | Path | None = None
+) -> pd.Index:
+    """Return the requested IDs (in the requested order) after checking that they all exist.
+
+    Parameters
+    ----------
+    index
+        The available IDs.
+    ids
+        The requested IDs, or ``None`` for all.
+    what
+        What they identify.
+    path
+        The file, for messages.
+
+    Returns
+    -------
+    pandas.Index
+        The IDs to keep.
+    """
+    if ids is None:
+        return index
+    wanted = pd.Index([str(i) for i in ids])
+    unknown = wanted.difference(index, sort=False)
+    if len(unknown):
+        raise InputError(
+            f"requested {what} IDs are not in the file", path=None if path is None else str(path), ids=unknown
+        )
+    return wanted
+
+
+@contextlib.contextmanager
+def open_output(path: str | Path) -> Iterator[IO[str]]:
+    """Open an output text file atomically; gzip (deterministic, mtime 0) when it ends in ``.gz``.
+
+    Parameters
+    ----------
+    path
+        Destination.
+
+    Yields
+    ------
+    file object
+        A text handle.
+    """
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if path.suffix == ".gz":
+            with (
+                open(tmp, "wb") as raw,
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz,
+                io.TextIOWrapper(gz, encoding="utf-8", newline="") as handle,
+            ):
+                yield handle
+        else:
+            with open(tmp, "w", encoding="utf-8", newline="") as handle:
+                yield handle
+
+
+def format_number_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Return ``df`` with integer-valued float columns as nullable integers, for compact text output."""
+    out = {}
+    for column in df.columns:
+        values = df[column]
+        if pd.api.types.is_float_dtype(values):
+            arr = values.to_numpy()
+            finite = arr[~np.isnan(arr)]
+            if np.all(finite == np.round(finite)) and (finite.size == 0 or np.abs(finite).max() < 2**53):
+                out[column] = values.astype("Int64")
+                continue
+        out[column] = values
+    return pd.DataFrame(out, index=df.index)
+
+
+def log_dropped(what: str, ids: Sequence[object], reason: str) -> None:
+    """Log how many features were dropped and why."""
+    if len(ids):
+        logger.info("dropped %d %s (%s): %s", len(ids), what, reason, format_ids(ids))
+
+
+def drop_uninformative_rows(df: pd.DataFrame, *, what: str) -> pd.DataFrame:
+    """Drop rows that are all missing or constant (with a logged count).
+
+    Parameters
+    ----------
+    df
+        A numeric features x samples table (expression or genotypes).
+    what
+        What a row is, for the log (``"genes"``, ``"SNPs"``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The informative rows.
+    """
+    values = df.to_numpy(dtype=np.float64)
+    all_missing = np.isnan(values).all(axis=1)
+    filled = np.where(np.isnan(values), np.nan, values)
+    with np.errstate(invalid="ignore"):
+        lo = np.where(all_missing, 0.0, np.nanmin(np.where(all_missing[:, None], 0.0, filled), axis=1))
+        hi = np.where(all_missing, 0.0, np.nanmax(np.where(all_missing[:, None], 0.0, filled), axis=1))
+    constant = (lo == hi) & ~all_missing
+    if all_missing.any() or constant.any():
+        logger.info(
+            "dropped %d %s: %d all-missing, %d constant: %s",
+            int((all_missing | constant).sum()),
+            what,
+            int(all_missing.sum()),
+            int(constant.sum()),
+            format_ids(df.index[all_missing | constant]),
+        )
+    return df.loc[~(all_missing | constant)]

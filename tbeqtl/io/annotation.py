@@ -1,0 +1,503 @@
+"""Gene annotation (GTF/GFF, BED, TSV) and SNP positions.
+
+Coordinates in memory are **1-based and closed** (GTF/GENCODE convention): BED files
+(0-based, half-open) get ``start + 1`` on reading and ``start - 1`` on writing. Chromosome
+names are harmonised to the ``chr1`` style.
+
+Gene types: GENCODE renamed ``lincRNA`` (and several other long non-coding subtypes such as
+``antisense`` and ``processed_transcript``) to ``lncRNA`` in release 31. GTEx v8 uses
+GENCODE v26, where ``lincRNA`` still exists. Readers keep the original type; with
+``harmonize_gene_types=True`` the new names are used and the original is kept in
+``gene_type_original``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..data import harmonize_chrom
+from ..errors import InputError
+from ._common import (
+    check_file,
+    check_unique,
+    count_meta_lines,
+    first_line,
+    open_output,
+    pick_ids,
+    read_delimited,
+)
+
+__all__ = [
+    "LNCRNA_LEGACY_TYPES",
+    "harmonize_gene_types",
+    "read_gene_annotation",
+    "read_snp_positions",
+    "strip_version",
+    "write_gene_bed",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Long non-coding gene types that GENCODE >= 31 merged into ``lncRNA``.
+LNCRNA_LEGACY_TYPES = frozenset(
+    {
+        "lincRNA",
+        "antisense",
+        "antisense_RNA",
+        "sense_intronic",
+        "sense_overlapping",
+        "processed_transcript",
+        "3prime_overlapping_ncRNA",
+        "3prime_overlapping_ncrna",
+        "bidirectional_promoter_lncRNA",
+        "macro_lncRNA",
+        "non_coding",
+    }
+)
+
+_GENE_ID = ("gene_id", "geneid", "ensembl_gene_id", "gene", "id", "name", "phenotype_id")
+_CHROM = ("chrom", "chr", "chromosome", "chromosome_name", "seqnames", "seqname", "#chr", "#chrom", "contig")
+_START = ("start", "left", "start_position", "txstart", "chromstart")
+_END = ("end", "right", "end_position", "txend", "chromend")
+_STRAND = ("strand",)
+_TYPE = ("gene_type", "gene_biotype", "biotype", "type")
+_NAME = ("gene_name", "external_gene_name", "symbol", "gene_symbol")
+
+_SNP_ID = ("snp", "snpid", "snp_id", "id", "rsid", "variant_id", "sid", "marker", "snpname")
+_SNP_CHROM = ("chrom", "chr", "chromosome", "#chrom", "#chr", "chromosome_name")
+_SNP_POS = ("pos", "position", "bp", "bp_position", "start", "base_pair_location")
+
+
+def strip_version(ids: Iterable[object]) -> pd.Index:
+    """Remove the ``.N`` version suffix of Ensembl/GENCODE IDs (``ENSG...13`` -> ``ENSG...``).
+
+    ``_PAR_Y`` suffixes of GENCODE chrY copies are kept so that IDs stay unique.
+    """
+    return pd.Index([re.sub(r"\.\d+(?=$|_PAR_Y$)", "", str(i)) for i in ids])
+
+
+def harmonize_gene_types(types: Iterable[object]) -> pd.Index:
+    """Map legacy long non-coding gene types (``lincRNA``, ``antisense`` ...) to ``lncRNA``.
+
+    Parameters
+    ----------
+    types
+        Gene types as read (any GENCODE release).
+
+    Returns
+    -------
+    pandas.Index
+        Gene types in the GENCODE >= 31 naming; missing values stay missing.
+    """
+    return pd.Index([("lncRNA" if t in LNCRNA_LEGACY_TYPES else t) for t in types], dtype=object)
+
+
+def _pick(
+    columns: Sequence[str],
+    names: Sequence[str],
+    given: str | None,
+    what: str,
+    path: Path,
+    *,
+    required: bool = True,
+) -> str | None:
+    if given is not None:
+        if given not in columns:
+            raise InputError(
+                f"no column {given!r} for the {what} (columns: {', '.join(columns)})", path=str(path)
+            )
+        return given
+    lower = {str(c).lower(): c for c in columns}
+    for name in names:
+        if name in lower:
+            return lower[name]
+    if required:
+        raise InputError(
+            f"cannot find the {what} column (tried {', '.join(names)}; columns: "
+            f"{', '.join(map(str, columns))})",
+            path=str(path),
+        )
+    return None
+
+
+def _as_int(values: pd.Series, what: str, ids: pd.Index, path: Path) -> np.ndarray:
+    num = pd.to_numeric(values, errors="coerce")
+    bad = num.isna() | (num != num.round())
+    if bad.any():
+        raise InputError(f"non-integer {what} for", path=str(path), ids=ids[bad.to_numpy()])
+    return num.astype(np.int64).to_numpy()
+
+
+def _strand(values: pd.Series) -> np.ndarray:
+    mapping = {"1": "+", "+1": "+", "+": "+", "-1": "-", "-": "-"}
+    return np.array([mapping.get(str(v).strip(), ".") for v in values], dtype=object)
+
+
+def _finish(df: pd.DataFrame, path: Path, *, harmonize: bool, what: str = "gene") -> pd.DataFrame:
+    check_unique(df.index, what, path=path)
+    if len(df) == 0:
+        raise InputError("gene annotation has no genes", path=str(path))
+    df["chrom"] = harmonize_chrom(df["chrom"]).to_numpy()
+    bad = df["end"] < df["start"]
+    if bad.any():
+        raise InputError("gene annotation has end < start for", path=str(path), ids=df.index[bad.to_numpy()])
+    if "gene_type" in df.columns and harmonize:
+        df["gene_type_original"] = df["gene_type"]
+        df["gene_type"] = harmonize_gene_types(df["gene_type"]).to_numpy()
+    df.index.name = "gene"
+    return df
+
+
+def _gtf_attribute(attrs: pd.Series, key: str, *, gff3: bool) -> pd.Series:
+    pattern = rf"(?:^|;)\s*{re.escape(key)}=([^;]*)" if gff3 else rf'(?:^|;)\s*{re.escape(key)} "?([^";]*)"?'
+    return attrs.str.extract(pattern, expand=False)
+
+
+def _read_gtf(path: Path, *, harmonize: bool) -> pd.DataFrame:
+    df = read_delimited(
+        path,
+        what="GTF/GFF file",
+        sep="\t",
+        header=None,
+        dtype=str,
+        comment=None,
+        quoting=csv.QUOTE_NONE,
+        names=list(range(9)),
+    )
+    df = df[~df[0].astype(str).str.startswith("#")]
+    if len(df) == 0:
+        raise InputError("GTF/GFF file has no feature lines", path=str(path))
+    short = df[8].isna()
+    if short.any():
+        raise InputError(
+            "GTF/GFF lines with fewer than 9 tab-separated fields (data lines)",
+            path=str(path),
+            ids=np.nonzero(short.to_numpy())[0][:10] + 1,
+        )
+    gff3 = bool(df[8].head(200).str.contains(r"(?:^|;)\s*\w+=", regex=True).any()) and not bool(
+        df[8].head(200).str.contains(r'\w+ "', regex=True).any()
+    )
+    is_gene = (df[2] == "gene") | df[2].str.endswith("_gene") | (df[2] == "pseudogene")
+    genes = df[is_gene]
+    if len(genes) == 0:
+        logger.info("%s has no gene lines: gene spans are taken from all features", path)
+        genes = df
+    attrs = genes[8]
+    gene_id = _gtf_attribute(attrs, "gene_id", gff3=gff3)
+    if gff3:
+        gene_id = gene_id.fillna(
+            _gtf_attribute(attrs, "ID", gff3=True).str.replace(r"^gene:", "", regex=True)
+        )
+    if gene_id.isna().any():
+        raise InputError(
+            "GTF/GFF gene lines without gene_id (first lines shown by start)",
+            path=str(path),
+            ids=genes.loc[gene_id.isna(), 3].head(10),
+        )
+    gene_type = None
+    for key in ("gene_type", "gene_biotype", "biotype"):
+        found = _gtf_attribute(attrs, key, gff3=gff3)
+        gene_type = found if gene_type is None else gene_type.fillna(found)
+    name = _gtf_attribute(attrs, "gene_name", gff3=gff3)
+    if gff3:
+        name = name.fillna(_gtf_attribute(attrs, "Name", gff3=True))
+    out = pd.DataFrame(
+        {
+            "gene": gene_id.to_numpy(),
+            "chrom": genes[0].to_numpy(),
+            "start": pd.to_numeric(genes[3], errors="coerce").to_numpy(),
+            "end": pd.to_numeric(genes[4], errors="coerce").to_numpy(),
+            "strand": _strand(genes[6]),
+            "gene_type": gene_type.to_numpy(),
+            "gene_name": name.to_numpy(),
+        }
+    )
+    if out[["start", "end"]].isna().any().any():
+        raise InputError(
+            "GTF/GFF lines with non-numeric start/end for genes",
+            path=str(path),
+            ids=out.loc[out[["start", "end"]].isna().any(axis=1), "gene"],
+        )
+    if genes is df or out["gene"].duplicated().any():
+        out = out.groupby("gene", sort=False).agg(
+            chrom=("chrom", "first"),
+            start=("start", "min"),
+            end=("end", "max"),
+            strand=("strand", "first"),
+            gene_type=("gene_type", "first"),
+            gene_name=("gene_name", "first"),
+        )
+    else:
+        out = out.set_index("gene")
+    out["start"] = out["start"].astype(np.int64)
+    out["end"] = out["end"].astype(np.int64)
+    if out["gene_type"].isna().all():
+        logger.info("%s has no gene_type/gene_biotype attribute: gene_type is missing", path)
+    return _finish(out, path, harmonize=harmonize)
+
+
+def _read_bed_annotation(path: Path, *, zero_based: bool, harmonize: bool) -> pd.DataFrame:
+    header = first_line(path)
+    has_header = header.startswith("#") or header.lower().startswith("chrom")
+    df = read_delimited(
+        path,
+        what="gene BED file",
+        sep="\t",
+        header=0 if has_header else None,
+        dtype=str,
+        comment=None,
+        keep_default_na=False,
+        na_values=["NA", ""],
+    )
+    df = df[~df.iloc[:, 0].astype(str).str.startswith(("track", "browser", "#"))]
+    if df.shape[1] < 4:
+        raise InputError(
+            f"gene BED file needs at least 4 columns (chrom start end name), found {df.shape[1]}",
+            path=str(path),
+        )
+    names = ["chrom", "start", "end", "gene", "score", "strand", "gene_type", "gene_name"]
+    if has_header:
+        extra = [str(c) for c in df.columns[6:]]
+        names = names[: min(6, df.shape[1])] + extra
+    else:
+        names = names[: df.shape[1]] + [f"column{i + 1}" for i in range(len(names), df.shape[1])]
+    df.columns = names
+    df = df.set_index("gene")
+    ids = df.index
+    out = pd.DataFrame(index=ids)
+    out["chrom"] = df["chrom"].to_numpy()
+    out["start"] = _as_int(df["start"], "start", ids, path) + (1 if zero_based else 0)
+    out["end"] = _as_int(df["end"], "end", ids, path)
+    out["strand"] = _strand(df["strand"]) if "strand" in df.columns else "."
+    if "score" in df.columns and not df["score"].isin(["0", ".", np.nan]).all():
+        out["score"] = df["score"].to_numpy()
+    for col in df.columns:
+        if col not in {"chrom", "start", "end", "strand", "score"}:
+            out[col] = df[col].to_numpy()
+    return _finish(out, path, harmonize=harmonize)
+
+
+def _read_tsv_annotation(path: Path, *, harmonize: bool, columns: dict[str, str]) -> pd.DataFrame:
+    df = read_delimited(
+        path, what="gene annotation table", dtype=str, keep_default_na=False, na_values=["NA", ""]
+    )
+    cols = [str(c) for c in df.columns]
+    gid = _pick(cols, _GENE_ID, columns.get("gene_id"), "gene ID", path)
+    chrom = _pick(cols, _CHROM, columns.get("chrom"), "chromosome", path)
+    start = _pick(cols, _START, columns.get("start"), "start", path)
+    end = _pick(cols, _END, columns.get("end"), "end", path, required=False) or start
+    strand = _pick(cols, _STRAND, columns.get("strand"), "strand", path, required=False)
+    gtype = _pick(cols, _TYPE, columns.get("gene_type"), "gene type", path, required=False)
+    name = _pick(cols, _NAME, columns.get("gene_name"), "gene name", path, required=False)
+    ids = pd.Index(df[gid].astype(str).to_numpy())
+    out = pd.DataFrame(index=ids)
+    out["chrom"] = df[chrom].to_numpy()
+    out["start"] = _as_int(df[start], "start", ids, path)
+    out["end"] = _as_int(df[end], "end", ids, path)
+    out["strand"] = _strand(df[strand]) if strand else "."
+    out["gene_type"] = df[gtype].to_numpy() if gtype else np.nan
+    if name:
+        out["gene_name"] = df[name].to_numpy()
+    used = {gid, chrom, start, end, strand, gtype, name}
+    for col in cols:
+        if col not in used:
+            out[col] = df[col].to_numpy()
+    return _finish(out, path, harmonize=harmonize)
+
+
+def read_gene_annotation(
+    path: str | Path,
+    *,
+    format: str = "auto",  # noqa: A002 - the natural name for a file format
+    harmonize_gene_types: bool = False,
+    zero_based: bool = True,
+    columns: dict[str, str] | None = None,
+    genes: Sequence[str] | None = None,
+    strip_versions: bool = False,
+) -> pd.DataFrame:
+    """Read gene positions and types from GTF/GFF, BED or a TSV table.
+
+    Parameters
+    ----------
+    path
+        GTF/GFF(3) (``.gtf``, ``.gff``, ``.gff3``, optionally ``.gz``): ``gene`` features with
+        ``gene_id``, ``gene_name``, ``gene_type`` or ``gene_biotype`` attributes (files without
+        gene lines get spans from their transcripts/exons). BED (``.bed``): chrom, start, end,
+        name, score, strand, gene_type[, gene_name] (a ``#`` header line names extra columns).
+        Anything else: a delimited table whose columns are recognised by name
+        (``gene_id``/``ensembl_gene_id``/``geneid``, ``chr``/``chromosome_name``,
+        ``start``/``left``/``start_position``, ``end``/``right``, ``strand`` as +/- or 1/-1,
+        ``gene_type``/``gene_biotype``, ``gene_name``/``external_gene_name``), e.g. the GENCODE and
+        Ensembl tables in ``shared/data/gene_annotation`` and MatrixEQTL ``geneloc`` files.
+    format
+        ``"auto"`` (from the suffix), ``"gtf"``, ``"bed"`` or ``"tsv"``.
+    harmonize_gene_types
+        Map legacy long non-coding types (``lincRNA`` ...) to ``lncRNA``; the original is kept
+        in ``gene_type_original``.
+    zero_based
+        BED only: starts are 0-based (the BED standard). Pass ``False`` for files written
+        with 1-based starts.
+    columns
+        TSV only: explicit column names, keys ``gene_id``, ``chrom``, ``start``, ``end``,
+        ``strand``, ``gene_type``, ``gene_name``.
+    genes
+        Keep only these gene IDs (unknown IDs are ignored with a log message).
+    strip_versions
+        Remove ``.N`` version suffixes from the gene IDs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by gene ID: ``chrom`` (``chr`` style), ``start``, ``end`` (1-based, closed),
+        ``strand``, ``gene_type`` (NaN when the file has none), ``gene_name`` when known,
+        then any other columns.
+
+    Raises
+    ------
+    InputError
+        Unrecognised columns, non-integer positions, end < start, duplicate gene IDs,
+        malformed lines, corrupt files.
+    """
+    path = check_file(path, what="gene annotation")
+    name = path.name.lower().removesuffix(".gz")
+    if format == "auto":
+        if name.endswith((".gtf", ".gff", ".gff3")):
+            format = "gtf"  # noqa: A001
+        elif name.endswith(".bed"):
+            format = "bed"  # noqa: A001
+        else:
+            format = "tsv"  # noqa: A001
+    if format == "gtf":
+        df = _read_gtf(path, harmonize=harmonize_gene_types)
+    elif format == "bed":
+        df = _read_bed_annotation(path, zero_based=zero_based, harmonize=harmonize_gene_types)
+    elif format == "tsv":
+        df = _read_tsv_annotation(path, harmonize=harmonize_gene_types, columns=columns or {})
+    else:
+        raise InputError(f"unknown annotation format {format!r} (use auto, gtf, bed or tsv)", path=str(path))
+    if strip_versions:
+        df.index = pd.Index(strip_version(df.index), name="gene")
+        check_unique(df.index, "gene (after removing versions)", path=path)
+    if genes is not None:
+        wanted = pd.Index([str(g) for g in genes])
+        missing = wanted.difference(df.index, sort=False)
+        if len(missing):
+            logger.info("%d requested genes are not in %s", len(missing), path)
+        df = df.reindex(wanted.intersection(df.index, sort=False))
+    return df
+
+
+def write_gene_bed(gene_info_df: pd.DataFrame, path: str | Path) -> None:
+    """Write gene annotation as BED (0-based starts) with a ``#chrom`` header and ``gene_type``.
+
+    Columns: ``chrom start end gene_id score strand gene_type`` then ``gene_name`` and any other
+    columns of ``gene_info_df``. Genes without a position are left out (logged).
+
+    Parameters
+    ----------
+    gene_info_df
+        Indexed by gene ID with ``chrom``, ``start``, ``end`` (1-based, closed) and optionally
+        ``strand``, ``gene_type``, ``gene_name``.
+    path
+        Destination (``.gz`` for gzip), written atomically.
+    """
+    check_unique(gene_info_df.index, "gene")
+    lacking = [c for c in ("chrom", "start", "end") if c not in gene_info_df.columns]
+    if lacking:
+        raise InputError("gene annotation lacks columns", ids=lacking)
+    known = gene_info_df[["chrom", "start", "end"]].notna().all(axis=1)
+    if not known.all():
+        logger.info("leaving %d genes without a position out of %s", int((~known).sum()), path)
+    df = gene_info_df.loc[known]
+    out = pd.DataFrame(
+        {
+            "#chrom": harmonize_chrom(df["chrom"]).to_numpy(),
+            "start": df["start"].astype(np.int64).to_numpy() - 1,
+            "end": df["end"].astype(np.int64).to_numpy(),
+            "gene_id": df.index.astype(str),
+            "score": df["score"].to_numpy() if "score" in df.columns else 0,
+            "strand": df["strand"].fillna(".").to_numpy() if "strand" in df.columns else ".",
+            "gene_type": df["gene_type"].to_numpy() if "gene_type" in df.columns else np.nan,
+        }
+    )
+    for col in df.columns:
+        if col not in {"chrom", "start", "end", "score", "strand", "gene_type"}:
+            out[str(col)] = df[col].to_numpy()
+    with open_output(path) as handle:
+        out.to_csv(handle, sep="\t", index=False, na_rep="NA", lineterminator="\n")
+
+
+def read_snp_positions(
+    path: str | Path,
+    *,
+    id_column: str | None = None,
+    chrom_column: str | None = None,
+    pos_column: str | None = None,
+    snps: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Read SNP positions from a ``.bim``, ``.pvar``, VCF-like or delimited table.
+
+    Parameters
+    ----------
+    path
+        A PLINK ``.bim`` (no header), a ``.pvar``/``#CHROM POS ID`` header table, a MatrixEQTL
+        ``snpsloc`` file (``snpid chr pos``), or any table whose SNP ID, chromosome and position
+        columns are recognised by name (``snp``/``snpid``/``id``/``rsid``/``variant_id``,
+        ``chr``/``chrom``, ``pos``/``bp``/``position``/``start``).
+    id_column, chrom_column, pos_column
+        Explicit column names.
+    snps
+        Keep only these SNP IDs (in this order); unknown IDs raise.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by SNP ID (``snp``): ``chrom`` (``chr`` style), ``pos`` (int64, 1-based), plus
+        ``ref``/``alt`` when the file has them.
+    """
+    path = check_file(path, what="SNP position file")
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith(".bim"):
+        from .plink import read_bim
+
+        df = read_bim(path).drop(columns=["cm"])
+    else:
+        header = first_line(path)
+        skip = 0
+        if header.startswith("##"):
+            skip = count_meta_lines(path)
+        df_raw = read_delimited(
+            path,
+            what="SNP position file",
+            dtype=str,
+            skiprows=skip,
+            keep_default_na=False,
+            na_values=["NA", ""],
+        )
+        cols = [str(c) for c in df_raw.columns]
+        sid = _pick(cols, _SNP_ID, id_column, "SNP ID", path)
+        chrom = _pick(cols, _SNP_CHROM, chrom_column, "chromosome", path)
+        pos = _pick(cols, _SNP_POS, pos_column, "position", path)
+        ids = pd.Index(df_raw[sid].astype(str).to_numpy(), name="snp")
+        df = pd.DataFrame(
+            {
+                "chrom": harmonize_chrom(df_raw[chrom]).to_numpy(),
+                "pos": _as_int(df_raw[pos], "position", ids, path),
+            },
+            index=ids,
+        )
+        for allele in ("ref", "alt"):
+            col = _pick(cols, (allele,), None, allele, path, required=False)
+            if col:
+                df[allele] = df_raw[col].to_numpy()
+        check_unique(df.index, "SNP", path=path)
+    if snps is not None:
+        df = df.loc[pick_ids(df.index, snps, "SNP", path=path)]
+    return df

@@ -1,0 +1,122 @@
+"""Dosage tables: SNPs x individuals TSV (optionally gzipped), ``NA`` for missing calls.
+
+The first column holds the SNP IDs and the header the individual IDs. Dosages are the
+number of counted (ALT) alleles, 0/1/2 or fractional in [0, 2]: the paper's ``y``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from ..data import validate_genotypes
+from ..errors import InputError
+from ._common import (
+    check_not_empty,
+    check_unique,
+    drop_uninformative_rows,
+    format_number_frame,
+    numeric_frame,
+    open_output,
+    pick_ids,
+    read_delimited,
+)
+
+__all__ = ["read_dosage_tsv", "write_dosage_tsv"]
+
+logger = logging.getLogger(__name__)
+
+
+def read_dosage_tsv(
+    path: str | Path,
+    *,
+    id_column: str | int = 0,
+    info_columns: Sequence[str] = (),
+    na_values: Sequence[str] = ("NA",),
+    snps: Sequence[str] | None = None,
+    individuals: Sequence[str] | None = None,
+    drop_uninformative: bool = False,
+) -> pd.DataFrame:
+    """Read a SNPs x individuals dosage table.
+
+    Parameters
+    ----------
+    path
+        Tab- or comma-separated file (gzip detected from the content).
+    id_column
+        Column with the SNP IDs (name or position; default the first).
+    info_columns
+        Non-genotype columns to ignore, e.g. ``("chr", "start", "end")`` in the GEUVADIS
+        genotype table.
+    na_values
+        Strings that mark a missing call, e.g. ``("NA", "-1")`` for tables coding missing as -1.
+    snps, individuals
+        IDs to keep (``None`` keeps all).
+    drop_uninformative
+        Drop all-missing and monomorphic SNPs (with a logged count).
+
+    Returns
+    -------
+    pandas.DataFrame
+        SNPs x individuals float64 dosages, NaN for missing.
+
+    Raises
+    ------
+    InputError
+        Non-numeric cells (row and column named), dosages outside [0, 2] (SNPs named),
+        duplicate IDs, empty or corrupt files.
+    """
+    df = read_delimited(
+        path,
+        what="dosage table",
+        index_col=id_column,
+        keep_default_na=False,
+        na_values=list(na_values),
+        dtype={id_column: str} if isinstance(id_column, str) else None,
+    )
+    missing = [c for c in info_columns if c not in df.columns]
+    if missing:
+        raise InputError(f"dosage table has no columns {missing}", path=str(path))
+    df = df.drop(columns=list(info_columns))
+    df.index = df.index.astype(str)
+    df.columns = df.columns.astype(str)
+    check_unique(df.index, "SNP", path=path)
+    check_unique(df.columns, "individual", path=path)
+    if snps is not None:
+        df = df.loc[pick_ids(df.index, snps, "SNP", path=path)]
+    if individuals is not None:
+        df = df[list(pick_ids(df.columns, individuals, "individual", path=path))]
+    check_not_empty(df, "dosage table", path=path)
+    df = validate_genotypes(numeric_frame(df, what="dosage table", path=path), path=str(path))
+    if drop_uninformative:
+        df = drop_uninformative_rows(df, what="SNPs")
+    df.index.name = "snp"
+    df.columns.name = "individual"
+    return df
+
+
+def write_dosage_tsv(genotype_df: pd.DataFrame, path: str | Path) -> None:
+    """Write SNPs x individuals dosages as TSV (gzip if ``path`` ends in ``.gz``), ``NA`` for missing.
+
+    Hard calls are written as integers; fractional dosages with full precision, so that
+    reading the file back gives identical values.
+
+    Parameters
+    ----------
+    genotype_df
+        SNPs x individuals dosages.
+    path
+        Destination, written atomically; the first column is ``snp_id``.
+    """
+    check_unique(genotype_df.index, "SNP")
+    check_unique(genotype_df.columns, "individual")
+    if genotype_df.shape[0] == 0 or genotype_df.shape[1] == 0:
+        raise InputError(f"refusing to write an empty dosage table ({genotype_df.shape})", path=str(path))
+    out = format_number_frame(genotype_df.astype(float))
+    out.index = pd.Index(genotype_df.index.astype(str), name="snp_id")
+    out.columns = genotype_df.columns.astype(str)
+    with open_output(path) as handle:
+        out.to_csv(handle, sep="\t", na_rep="NA", lineterminator="\n")
