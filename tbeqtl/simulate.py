@@ -1,0 +1,579 @@
+"""Simulate GTEx-like telescoping data sets from the TBLDA generative model, with planted truth.
+
+:func:`simulate` draws a data set from the model of the paper (Materials and Methods,
+equations 1-9) and returns a :class:`Simulation` holding the data (an
+:class:`~tbeqtl.data.EQTLData`) and the planted truth (:class:`SimulationTruth`):
+
+1. ``psi_k ~ Dirichlet(xi)`` over ``G`` genes (equation 1). The default ``xi = 0.3`` is
+   sparse-ish: the top 20% of genes of a topic carry about two thirds of its mass, so topics
+   are well separated; set ``gene_concentration=1`` for the fitting prior.
+2. ``phi_l ~ Dirichlet(sigma_l)`` per sample (equation 2). With ``n_tissue_topics = 0``,
+   ``sigma_l = sigma`` for every sample (the symmetric prior); otherwise each tissue has
+   ``n_tissue_topics`` topics that load mainly on its samples (concentration
+   ``tissue_sigma`` on the own tissue's topics, ``off_tissue_sigma`` on other tissues' topics,
+   ``sigma`` on the shared topics), recorded in ``truth.topic_tissue_s``.
+3. ``x_l ~ Multinomial(C_l, Psi phi_l)`` (equations 3-4) with log-normal library sizes ``C_l``.
+4. ``theta_i`` = mean of ``phi_l`` over individual ``i``'s samples (equation 5).
+5. ``lambda_jk ~ Beta(zeta, gamma)`` (equation 6).
+6. Private ancestry subspace: ``Q`` populations with Balding-Nichols allele frequencies
+   ``beta`` (S x Q) and admixture ``tau`` (Q x N, Dirichlet around each individual's ancestry
+   group, recorded in ``data.individual_info_df["ancestry"]``); ``alpha`` fixed (the model's
+   ``alpha ~ Uniform(delta, mu)``, equation 7, is set to the given value).
+7. ``rho_ij = alpha * sum_q beta_jq tau_qi + (1 - alpha) * sum_k lambda_jk theta_ki`` and
+   ``y_ij ~ Binomial(2, rho_ij)`` (equations 8-9).
+
+GTEx-like extras (on unless disabled with ``n_cis=0, n_trans=0, covariate_effects=False``;
+with those three settings the data are exactly draws of equations 1-9):
+
+- planted cis-eQTLs (SNP within ``cis_window`` bp of the gene's TSS) and trans-eQTLs (SNP on
+  another chromosome, chosen among a topic's top-scoring SNPs, target among the same topic's
+  top genes), multiplicative on the gene's rate: ``exp(effect * (y_ij - mean_j))`` for every
+  sample of individual ``i`` (see :mod:`tbeqtl.simulate_effects`);
+- sex (individual level, GTEx ``SEX`` coding 1 = male, 2 = female) and expression
+  ``platform`` (sample level, 0/1) effects on a fraction of genes; ``pcr`` (individual level,
+  0/1) is a null covariate;
+- optional missing genotypes (``missing_rate``).
+
+Always present: several tissues with GTEx ``SMTSD`` names and different sizes (at most one
+sample per tissue per individual, so individuals have 1 to ``T`` samples), GTEx-style IDs,
+``protein_coding``/``lincRNA`` genes and SNPs on ``chr1 ... chrN`` (GRCh38 lengths) with
+ref/alt alleles. The single-cell variant (``preset="single_cell"`` or ``cells_per_donor=``)
+draws many cells per donor with a cell type in the ``tissue`` column.
+
+Randomness: one :class:`numpy.random.SeedSequence` from ``seed`` is split into independent
+streams per component, so switching an extra on or off does not change the other draws.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import simulate_draw as draw
+from .data import EQTLData
+from .errors import InputError, format_ids
+from .simulate_effects import (
+    choose_cis_eqtls,
+    choose_trans_eqtls,
+    draw_covariate_effects,
+    eqtl_log_multiplier,
+)
+from .simulate_genome import (
+    CELL_TYPE_NAMES,
+    TISSUE_NAMES,
+    draw_gene_info,
+    draw_individual_ids,
+    draw_sample_ids,
+    draw_snp_info,
+)
+
+__all__ = ["PRESETS", "Simulation", "SimulationParams", "SimulationTruth", "simulate"]
+
+logger = logging.getLogger(__name__)
+
+#: Ancestry group labels (group ``q`` is centred on population ``q``).
+ANCESTRY_LABELS = ("EUR", "AFR", "EAS", "AMR", "SAS")
+
+
+@dataclass(frozen=True)
+class SimulationParams:
+    """Every knob of the simulator, with the paper's symbol where there is one.
+
+    Attributes
+    ----------
+    n_genes, n_individuals, n_samples, n_snps, n_topics, n_ancestry
+        ``G``, ``N``, ``L``, ``S``, ``K``, ``Q``. ``n_samples`` is ignored in the single-cell
+        variant (the number of cells follows from ``cells_per_donor``).
+    alpha
+        Weight of the private ancestry subspace in ``rho`` (equation 8).
+    n_tissues
+        Number of tissues (cell types in the single-cell variant), ``T``.
+    n_tissue_topics
+        Tissue-specific topics per tissue (0: all topics shared).
+    n_chromosomes
+        Genes and SNPs are placed on ``chr1 ... chrN``.
+    gene_concentration
+        ``xi`` of ``psi_k ~ Dirichlet(xi)``.
+    sigma, tissue_sigma, off_tissue_sigma
+        Concentrations of ``phi_l`` on shared topics, own-tissue topics and other tissues' topics.
+    zeta, gamma
+        ``lambda_jk ~ Beta(zeta, gamma)``.
+    library_size_median, library_size_sd
+        Log-normal library sizes ``C_l``: median and sd of ``log C_l``. ``None`` median means
+        500 reads per gene (bulk) or 5 per gene (single cell).
+    fst, maf_range
+        Balding-Nichols ``F`` and the range of base allele frequencies of ``beta``.
+    ancestry_group_weights
+        Probabilities of the ancestry groups (length ``Q``); ``None`` means ``0.6, 0.3, 0.1``
+        for ``Q = 3`` and decreasing weights in general.
+    admixture_concentration, own_ancestry_fraction
+        ``tau_i ~ Dirichlet(c * m_g)``, ``m_g`` with ``own_ancestry_fraction`` on the group's population.
+    n_cis, n_trans
+        Planted cis- and trans-eQTLs.
+    cis_effect, trans_effect
+        Ranges of ``|effect|`` (log fold change per allele); signs are random.
+    cis_window
+        Maximum SNP-TSS distance of a planted cis-eQTL (bp).
+    trans_top_fraction
+        Trans SNPs and genes are drawn from this top fraction of their topic's features.
+    eqtl_min_maf
+        Minimum MAF of a planted eQTL SNP.
+    covariate_effects
+        Whether sex and platform change expression.
+    covariate_gene_fraction, sex_effect, platform_effect
+        Fraction of genes affected by each covariate and the range of ``|effect|``.
+    lincrna_fraction
+        Fraction of ``lincRNA`` genes.
+    missing_rate
+        Probability of a missing genotype call.
+    cells_per_donor
+        Single-cell variant when set: mean cells per donor.
+    """
+
+    n_genes: int = 200
+    n_individuals: int = 100
+    n_samples: int = 300
+    n_snps: int = 500
+    n_topics: int = 10
+    n_ancestry: int = 3
+    alpha: float = 0.3
+    n_tissues: int = 5
+    n_tissue_topics: int = 1
+    n_chromosomes: int = 2
+    gene_concentration: float = 0.3
+    sigma: float = 1.0
+    tissue_sigma: float = 4.0
+    off_tissue_sigma: float = 0.05
+    zeta: float = 1.0
+    gamma: float = 1.0
+    library_size_median: float | None = None
+    library_size_sd: float = 0.35
+    fst: float = 0.1
+    maf_range: tuple[float, float] = (0.05, 0.5)
+    ancestry_group_weights: tuple[float, ...] | None = None
+    admixture_concentration: float = 10.0
+    own_ancestry_fraction: float = 0.9
+    n_cis: int = 20
+    n_trans: int = 10
+    cis_effect: tuple[float, float] = (0.3, 0.8)
+    trans_effect: tuple[float, float] = (0.3, 0.6)
+    cis_window: float = 1e6
+    trans_top_fraction: float = 0.1
+    eqtl_min_maf: float = 0.05
+    covariate_effects: bool = True
+    covariate_gene_fraction: float = 0.1
+    sex_effect: tuple[float, float] = (0.3, 1.0)
+    platform_effect: tuple[float, float] = (0.2, 0.6)
+    lincrna_fraction: float = 0.25
+    missing_rate: float = 0.0
+    cells_per_donor: float | None = None
+
+    @property
+    def single_cell(self) -> bool:
+        """Whether this is the single-cell variant."""
+        return self.cells_per_donor is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the parameters as a JSON-friendly dict."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
+
+
+#: Named presets: overrides of :class:`SimulationParams`.
+PRESETS: dict[str, dict[str, Any]] = {
+    # Test fixtures: every GTEx-like extra, < 1 s.
+    "tiny": dict(n_genes=60, n_individuals=24, n_samples=72, n_snps=150, n_topics=6, n_ancestry=2,
+                 n_tissues=4, n_tissue_topics=1, n_chromosomes=2, n_cis=6, n_trans=4,
+                 trans_effect=(0.4, 0.8)),
+    # The TBLDA test size: a pure draw of equations 1-9 (symmetric sigma, no extras).
+    "small": dict(n_genes=200, n_individuals=100, n_samples=300, n_snps=500, n_topics=10, n_ancestry=3,
+                  n_tissues=5, n_tissue_topics=0, n_chromosomes=2, n_cis=0, n_trans=0,
+                  covariate_effects=False),
+    # The whole pipeline in a few minutes on 2 cores: 3 chromosomes, 6 tissues.
+    "demo": dict(n_genes=600, n_individuals=150, n_samples=600, n_snps=1500, n_topics=12, n_ancestry=3,
+                 n_tissues=6, n_tissue_topics=1, n_chromosomes=3, n_cis=60, n_trans=30),
+    # GTEx chromosome scale (about chr12 in the paper): 2 chromosomes so that trans pairs exist.
+    "chromosome": dict(n_genes=1000, n_individuals=800, n_samples=5000, n_snps=10000, n_topics=20,
+                       n_ancestry=3, n_tissues=10, n_tissue_topics=1, n_chromosomes=2, n_cis=200,
+                       n_trans=100),
+    # Single cell: many cells per donor, cell types as "tissues".
+    "single_cell": dict(n_genes=300, n_individuals=20, n_snps=600, n_topics=8, n_ancestry=2, n_tissues=4,
+                        n_tissue_topics=1, n_chromosomes=2, n_cis=10, n_trans=5, cells_per_donor=100.0,
+                        library_size_sd=0.5, trans_effect=(0.4, 0.8)),
+}
+
+
+def _tupled(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _check_params(p: SimulationParams) -> None:
+    positive = ("n_genes", "n_individuals", "n_snps", "n_topics", "n_ancestry", "n_tissues", "n_chromosomes")
+    bad = [f"{name}={getattr(p, name)}" for name in positive if int(getattr(p, name)) < 1]
+    bad += [f"{name}={getattr(p, name)}" for name in ("n_cis", "n_trans", "n_tissue_topics")
+            if int(getattr(p, name)) < 0]
+    if bad:
+        raise InputError("simulation sizes must be positive (counts of eQTLs and tissue topics >= 0)",
+                         ids=bad)
+    if not 0.0 <= p.alpha <= 1.0:
+        raise InputError(f"alpha must be in [0, 1], got {p.alpha}")
+    if p.n_chromosomes > 22:
+        raise InputError(f"n_chromosomes must be at most 22, got {p.n_chromosomes}")
+    if not p.single_cell:
+        if p.n_samples < p.n_individuals:
+            raise InputError(f"n_samples ({p.n_samples}) must be at least n_individuals ({p.n_individuals}): "
+                             "every individual has a sample")
+        if p.n_samples > p.n_individuals * p.n_tissues:
+            raise InputError(f"n_samples ({p.n_samples}) exceeds n_individuals x n_tissues "
+                             f"({p.n_individuals * p.n_tissues}): at most one sample per tissue per "
+                             "individual")
+    elif p.cells_per_donor < 1:
+        raise InputError(f"cells_per_donor must be at least 1, got {p.cells_per_donor}")
+    names = CELL_TYPE_NAMES if p.single_cell else TISSUE_NAMES
+    if p.n_tissues > len(names):
+        raise InputError(f"n_tissues must be at most {len(names)}, got {p.n_tissues}")
+    if p.n_tissues * p.n_tissue_topics >= p.n_topics and p.n_tissue_topics > 0:
+        raise InputError(f"n_topics ({p.n_topics}) must exceed n_tissues x n_tissue_topics "
+                         f"({p.n_tissues * p.n_tissue_topics}) so that shared topics exist")
+    if max(p.n_chromosomes, 1) > min(p.n_genes, p.n_snps):
+        raise InputError("need at least one gene and one SNP per chromosome")
+    if not 0.0 < p.fst < 1.0:
+        raise InputError(f"fst must be in (0, 1), got {p.fst}")
+    if not 0.0 <= p.missing_rate < 1.0:
+        raise InputError(f"missing_rate must be in [0, 1), got {p.missing_rate}")
+    if p.ancestry_group_weights is not None and len(p.ancestry_group_weights) != p.n_ancestry:
+        raise InputError(f"ancestry_group_weights needs {p.n_ancestry} values, got "
+                         f"{len(p.ancestry_group_weights)}")
+    for name in ("gene_concentration", "sigma", "tissue_sigma", "off_tissue_sigma", "zeta", "gamma",
+                 "admixture_concentration"):
+        if not getattr(p, name) > 0:
+            raise InputError(f"{name} must be positive, got {getattr(p, name)}")
+
+
+def resolve_params(preset: str = "small", **overrides: Any) -> SimulationParams:
+    """Return the parameters of ``preset`` with ``overrides`` applied and checked.
+
+    Parameters
+    ----------
+    preset
+        A key of :data:`PRESETS`.
+    **overrides
+        Fields of :class:`SimulationParams`.
+
+    Returns
+    -------
+    SimulationParams
+        The checked parameters.
+
+    Raises
+    ------
+    InputError
+        Unknown preset or parameter names, or inconsistent values.
+    """
+    if preset not in PRESETS:
+        raise InputError("unknown simulation preset", ids=[preset])
+    known = {f.name for f in dataclasses.fields(SimulationParams)}
+    unknown = [k for k in overrides if k not in known]
+    if unknown:
+        raise InputError(f"unknown simulation parameters (known: {', '.join(sorted(known))})", ids=unknown)
+    values = {**PRESETS[preset], **{k: _tupled(v) for k, v in overrides.items()}}
+    if overrides.get("cells_per_donor") is not None and "n_samples" in overrides:
+        raise InputError("give either n_samples (bulk) or cells_per_donor (single cell), not both")
+    params = SimulationParams(**values)
+    _check_params(params)
+    return params
+
+
+def _label(array: np.ndarray, index: pd.Index, columns: pd.Index | range, *, name: str | None = None
+           ) -> pd.DataFrame:
+    df = pd.DataFrame(array, index=index, columns=pd.Index(list(columns), name=name))
+    return df
+
+
+@dataclass(frozen=True)
+class SimulationTruth:
+    """The planted truth of a simulated data set, labelled by IDs.
+
+    Topics are labelled ``0 ... K-1`` (int column labels, axis name ``topic``); ancestral
+    populations ``0 ... Q-1`` (axis name ``population``).
+
+    Attributes
+    ----------
+    gene_topics_df : pandas.DataFrame
+        Genes x K, ``psi`` (each column sums to one over the drawn genes).
+    sample_topics_df : pandas.DataFrame
+        Samples x K, ``phi``.
+    individual_topics_df : pandas.DataFrame
+        Individuals x K, ``theta`` (equation 5).
+    snp_topics_df : pandas.DataFrame
+        SNPs x K, ``lambda``.
+    alpha : float
+        Weight of the private ancestry subspace.
+    ancestry_beta_df : pandas.DataFrame
+        SNPs x Q allele frequencies ``beta`` (of the allele the dosage counts: ``alt``).
+    ancestry_tau_df : pandas.DataFrame
+        Individuals x Q admixture ``tau`` (transposed), rows sum to one.
+    eqtls_df : pandas.DataFrame
+        Planted eQTLs: ``snp``, ``gene``, ``kind`` (``cis``/``trans``), ``effect`` (log fold
+        change of the gene's rate per ``alt`` allele), ``topic`` (the topic a trans-eQTL was drawn
+        from; -1 for cis), ``distance`` (SNP position - TSS for cis, NaN for trans).
+    topic_tissue_s : pandas.Series
+        Topic -> tissue name of tissue-specific topics, ``""`` for shared topics.
+    library_size_s : pandas.Series
+        Sample -> ``C_l``.
+    covariate_effects_df : pandas.DataFrame
+        Genes x (``sex``, ``platform``) log fold changes (``sex``: female vs male;
+        ``platform``: 1 vs 0); all zero when covariate effects are off.
+    params : dict
+        The generating parameters, the seed and the preset.
+    """
+
+    gene_topics_df: pd.DataFrame
+    sample_topics_df: pd.DataFrame
+    individual_topics_df: pd.DataFrame
+    snp_topics_df: pd.DataFrame
+    alpha: float
+    ancestry_beta_df: pd.DataFrame
+    ancestry_tau_df: pd.DataFrame
+    eqtls_df: pd.DataFrame
+    topic_tissue_s: pd.Series
+    library_size_s: pd.Series
+    covariate_effects_df: pd.DataFrame
+    params: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """A simulated data set and its planted truth.
+
+    Attributes
+    ----------
+    data : EQTLData
+        The observed data.
+    truth : SimulationTruth
+        The planted truth.
+    """
+
+    data: EQTLData
+    truth: SimulationTruth
+
+    def write(self, out_dir: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the data in real formats plus ``truth/``, atomically as a whole.
+
+        See :func:`tbeqtl.simulate_write.write_simulation`.
+
+        Parameters
+        ----------
+        out_dir
+            Destination folder.
+        overwrite
+            Replace data set files already in ``out_dir``.
+
+        Returns
+        -------
+        pathlib.Path
+            ``out_dir``.
+        """
+        from .simulate_write import write_simulation
+
+        return write_simulation(self, out_dir, overwrite=overwrite)
+
+    def __repr__(self) -> str:
+        eq = self.truth.eqtls_df
+        n_cis = int((eq["kind"] == "cis").sum())
+        params = self.truth.params
+        return (f"Simulation(preset={params.get('preset')!r}, seed={params.get('seed')}, "
+                f"alpha={self.truth.alpha}, {n_cis} cis + {len(eq) - n_cis} trans eQTLs)\n{self.data!r}")
+
+
+_STREAMS = ("genome", "ids", "design", "ancestry", "gene_topics", "sample_topics", "snp_topics",
+            "genotypes", "missing", "eqtls", "covariates", "library", "counts")
+
+
+def simulate(*, preset: str = "small", seed: int = 0, **overrides: Any) -> Simulation:
+    """Draw a telescoping data set from the TBLDA generative model with GTEx-like extras.
+
+    Parameters
+    ----------
+    preset
+        ``"tiny"`` (test fixtures, every extra, < 1 s), ``"small"`` (the TBLDA test size, a pure
+        draw of equations 1-9: G=200, N=100, L=300, S=500, K=10, Q=3, alpha=0.3), ``"demo"``
+        (the whole pipeline in minutes), ``"chromosome"`` (about 1,000 genes x 5,000 samples,
+        10,000 SNPs x 800 individuals) or ``"single_cell"``. See :data:`PRESETS`.
+    seed
+        Seed of every random draw; the result depends on nothing else.
+    **overrides
+        Fields of :class:`SimulationParams`, e.g. ``n_genes=500, n_cis=0, n_trans=0,
+        covariate_effects=False``.
+
+    Returns
+    -------
+    Simulation
+        ``.data`` (:class:`~tbeqtl.data.EQTLData`) and ``.truth`` (:class:`SimulationTruth`).
+
+    Raises
+    ------
+    InputError
+        Unknown preset or parameters, or inconsistent sizes.
+
+    Examples
+    --------
+    >>> sim = simulate(preset="tiny", seed=1)
+    >>> sim.data.counts_df.shape
+    (60, 72)
+    """
+    params = resolve_params(preset, **overrides)
+    started = time.perf_counter()
+    children = np.random.SeedSequence(int(seed)).spawn(len(_STREAMS))
+    rng = {name: np.random.default_rng(child) for name, child in zip(_STREAMS, children, strict=True)}
+    p = params
+    n_genes, n_snps, n_ind, n_topics, n_anc = p.n_genes, p.n_snps, p.n_individuals, p.n_topics, p.n_ancestry
+
+    # --- layout: genes, SNPs, individuals, samples, tissues -------------------------------------
+    gene_info_df = draw_gene_info(rng["genome"], n_genes, n_chromosomes=p.n_chromosomes,
+                                  lincrna_fraction=p.lincrna_fraction)
+    snp_info_df = draw_snp_info(rng["genome"], n_snps, n_chromosomes=p.n_chromosomes)
+    if p.single_cell:
+        ind_idx, tis_idx = draw.draw_single_cell_design(rng["design"], n_ind, p.cells_per_donor, p.n_tissues)
+        tissue_names = np.array(CELL_TYPE_NAMES[:p.n_tissues], dtype=object)
+    else:
+        ind_idx, tis_idx = draw.draw_bulk_design(rng["design"], n_ind, p.n_samples, p.n_tissues)
+        tissue_names = np.array(TISSUE_NAMES[:p.n_tissues], dtype=object)
+    n_samples = ind_idx.size
+    individuals = pd.Index(draw_individual_ids(rng["ids"], n_ind, single_cell=p.single_cell),
+                           name="individual")
+    samples = pd.Index(draw_sample_ids(rng["ids"], list(individuals[ind_idx]), tis_idx,
+                                       single_cell=p.single_cell), name="sample")
+    topics = pd.RangeIndex(n_topics, name="topic")
+
+    # --- ancestry (private genotype subspace) ---------------------------------------------------
+    weights = (np.asarray(p.ancestry_group_weights, dtype=float) if p.ancestry_group_weights is not None
+               else _default_group_weights(n_anc))
+    beta, tau, group = draw.draw_ancestry(
+        rng["ancestry"], n_snps, n_ind, n_anc, fst=p.fst, maf_range=p.maf_range,
+        group_weights=weights / weights.sum(),
+        admixture_concentration=p.admixture_concentration, own_fraction=p.own_ancestry_fraction)
+
+    # --- topics (equations 1, 2, 5, 6) ------------------------------------------------------------
+    psi = draw.draw_gene_topics(rng["gene_topics"], n_genes, n_topics, xi=p.gene_concentration)
+    conc, topic_tissue = draw.tissue_concentrations(
+        p.n_tissues, n_topics, n_tissue_topics=p.n_tissue_topics, sigma=p.sigma, tissue_sigma=p.tissue_sigma,
+        off_tissue_sigma=p.off_tissue_sigma)
+    phi = draw.draw_sample_topics(rng["sample_topics"], conc[tis_idx])
+    theta = draw.individual_topics(phi, ind_idx, n_ind)
+    lam = draw.draw_snp_topics(rng["snp_topics"], n_snps, n_topics, zeta=p.zeta, gamma=p.gamma)
+
+    # --- genotypes (equations 8-9) ----------------------------------------------------------------
+    rho = draw.genotype_probabilities(p.alpha, beta, tau, lam, theta)
+    y_complete = draw.draw_genotypes(rng["genotypes"], rho)
+    y = draw.mask_genotypes(rng["missing"], y_complete, missing_rate=p.missing_rate)
+
+    # --- covariates ---------------------------------------------------------------------------
+    crng = rng["covariates"]
+    sex = np.where(crng.random(n_ind) < 0.66, 1, 2)  # GTEx SEX: 1 male, 2 female
+    pcr = (crng.random(n_ind) < 0.3).astype(np.int64)
+    platform = (crng.random(n_samples) < 0.3).astype(np.int64)
+    if p.covariate_effects:
+        sex_eff = draw_covariate_effects(crng, n_genes, fraction=p.covariate_gene_fraction,
+                                         effect_range=p.sex_effect)
+        plat_eff = draw_covariate_effects(crng, n_genes, fraction=p.covariate_gene_fraction,
+                                          effect_range=p.platform_effect)
+    else:
+        sex_eff = np.zeros(n_genes)
+        plat_eff = np.zeros(n_genes)
+
+    # --- planted eQTLs --------------------------------------------------------------------------
+    coded_maf = y_complete.mean(axis=1) / 2.0
+    maf = np.minimum(coded_maf, 1.0 - coded_maf)
+    used_genes: set[int] = set()
+    cis = choose_cis_eqtls(rng["eqtls"], p.n_cis, gene_info_df=gene_info_df, snp_info_df=snp_info_df, maf=maf,
+                           window=p.cis_window, effect_range=p.cis_effect, min_maf=p.eqtl_min_maf,
+                           used_genes=used_genes)
+    trans = choose_trans_eqtls(
+        rng["eqtls"], p.n_trans, psi=psi, lam=lam, coded_maf=coded_maf, maf=maf,
+        gene_chrom=gene_info_df["chrom"].to_numpy(), snp_chrom=snp_info_df["chrom"].to_numpy(),
+        top_fraction=p.trans_top_fraction, effect_range=p.trans_effect, min_maf=p.eqtl_min_maf,
+        used_genes=used_genes, used_snps={j for j, _, _ in cis})
+
+    # --- counts (equations 3-4, with multiplicative extras) -----------------------------------
+    log_mult = None
+    if cis or trans or p.covariate_effects:
+        planted = [*cis, *((j, g, e) for j, g, e, _ in trans)]
+        log_mult = eqtl_log_multiplier(y_complete, ind_idx, n_genes, planted)
+        female = (sex == 2).astype(float)
+        log_mult += np.outer((female - female.mean())[ind_idx], sex_eff)
+        log_mult += np.outer(platform - platform.mean(), plat_eff)
+    median = p.library_size_median
+    if median is None:
+        median = (5.0 if p.single_cell else 500.0) * n_genes
+    lib = draw.draw_library_sizes(rng["library"], n_samples, median=median, sd=p.library_size_sd)
+    counts = draw.draw_counts(rng["counts"], psi, phi, lib, log_mult)
+
+    # --- label and assemble -------------------------------------------------------------------
+    genes, snps = gene_info_df.index, snp_info_df.index
+    counts_df = pd.DataFrame(counts, index=genes, columns=samples)
+    genotype_df = pd.DataFrame(y, index=snps, columns=individuals)
+    sample_map_s = pd.Series(individuals[ind_idx], index=samples, name="individual")
+    sample_info_df = pd.DataFrame({"tissue": tissue_names[tis_idx], "platform": platform}, index=samples)
+    if p.single_cell:
+        sample_info_df["cell_type"] = sample_info_df["tissue"]
+    labels = np.array([ANCESTRY_LABELS[q] if q < len(ANCESTRY_LABELS) else f"POP{q + 1}"
+                       for q in range(n_anc)], dtype=object)
+    individual_info_df = pd.DataFrame({"sex": sex.astype(np.int64), "pcr": pcr, "ancestry": labels[group]},
+                                      index=individuals)
+    data = EQTLData.from_frames(counts_df, genotype_df, sample_map_s, sample_info_df=sample_info_df,
+                                individual_info_df=individual_info_df, gene_info_df=gene_info_df,
+                                snp_info_df=snp_info_df)
+    dropped_genes = genes.difference(data.genes, sort=False)
+    dropped_snps = snps.difference(data.snps, sort=False)
+    if len(dropped_genes) or len(dropped_snps):
+        logger.warning("simulated data lost %d all-zero genes and %d monomorphic SNPs (%s); the truth "
+                       "tables are restricted to the kept features", len(dropped_genes), len(dropped_snps),
+                       format_ids([*dropped_genes, *dropped_snps]))
+
+    eq_rows = [(snps[j], genes[g], "cis", e, -1) for j, g, e in cis]
+    eq_rows += [(snps[j], genes[g], "trans", e, k) for j, g, e, k in trans]
+    eqtls_df = pd.DataFrame(eq_rows, columns=["snp", "gene", "kind", "effect", "topic"])
+    eqtls_df = eqtls_df.astype({"snp": object, "gene": object, "kind": object, "effect": float,
+                                "topic": np.int64})
+    tss = np.where(gene_info_df["strand"] == "+", gene_info_df["start"], gene_info_df["end"])
+    tss_s = pd.Series(tss, index=genes)
+    distance = (snp_info_df["pos"].reindex(eqtls_df["snp"]).to_numpy()
+                - tss_s.reindex(eqtls_df["gene"]).to_numpy())
+    eqtls_df["distance"] = np.where(eqtls_df["kind"] == "cis", distance, np.nan)
+    kept = eqtls_df["snp"].isin(data.snps) & eqtls_df["gene"].isin(data.genes)
+    eqtls_df = eqtls_df[kept].reset_index(drop=True)
+
+    record = {"preset": preset, "seed": int(seed), **params.to_dict(), "n_samples": int(n_samples)}
+    truth = SimulationTruth(
+        gene_topics_df=_label(psi, genes, topics).loc[data.genes],
+        sample_topics_df=_label(phi, samples, topics),
+        individual_topics_df=_label(theta.T, individuals, topics),
+        snp_topics_df=_label(lam, snps, topics).loc[data.snps],
+        alpha=float(p.alpha),
+        ancestry_beta_df=_label(beta, snps, range(n_anc), name="population").loc[data.snps],
+        ancestry_tau_df=_label(tau.T, individuals, range(n_anc), name="population"),
+        eqtls_df=eqtls_df,
+        topic_tissue_s=pd.Series(np.where(topic_tissue >= 0, tissue_names[np.maximum(topic_tissue, 0)], ""),
+                                 index=topics, name="tissue", dtype=object),
+        library_size_s=pd.Series(lib, index=samples, name="library_size"),
+        covariate_effects_df=pd.DataFrame({"sex": sex_eff, "platform": plat_eff},
+                                          index=genes).loc[data.genes],
+        params=record,
+    )
+    logger.info("simulated %s (preset %s, seed %d) in %.2f s", data.__repr__().splitlines()[0], preset, seed,
+                time.perf_counter() - started)
+    return Simulation(data=data, truth=truth)
+
+
+def _default_group_weights(n_ancestry: int) -> np.ndarray:
+    if n_ancestry == 3:
+        return np.array([0.6, 0.3, 0.1])
+    w = 0.5 ** np.arange(n_ancestry)
+    return w / w.sum()
