@@ -200,8 +200,10 @@ _register(TableSchema(
 _register(TableSchema(
     name="go_enrichment",
     description="One GO term tested for over-representation in a gene set against the analysis background.",
-    files=("enrichment.tsv",),
+    files=("enrichment.tsv", "go.tsv"),
     columns=(
+        Column("set", "str", "name of the tested gene set (e.g. tissue); present when several sets "
+               "are tested", required=False),
         Column("term", "str", "GO term ID or gene-set name"),
         Column("overlap", "int", "genes of the set annotated to the term"),
         Column("set_size", "int", "genes of the term within the background"),
@@ -210,6 +212,137 @@ _register(TableSchema(
         Column("fdr", "float", "Benjamini-Hochberg FDR across tested terms"),
         Column("description", "str", "term name", required=False),
         Column("genes", "str", "overlapping genes, comma-separated", required=False),
+    ),
+))
+
+_register(TableSchema(
+    name="snp_annotation_enrichment",
+    description="One binary SNP class (LDSC baselineLD-style annotation) tested for enrichment in a SNP set.",
+    files=("enrichment.tsv", "snp_annot.tsv"),
+    columns=(
+        Column("set", "str", "name of the tested SNP set (e.g. tissue)"),
+        Column("annotation", "str", "SNP class (annotation column or BED file name)"),
+        Column("overlap", "int", "SNPs of the set in the class"),
+        Column("class_size", "int", "background SNPs in the class"),
+        Column("n_set", "int", "SNPs of the set with an annotation"),
+        Column("n_background", "int", "background SNPs with an annotation"),
+        Column("odds_ratio", "float", "sample odds ratio of the 2x2 table (inf when no background-only SNP "
+               "is in the class)"),
+        Column("p_value", "float", "Fisher exact p-value (one-sided 'greater' unless stated in run.json)"),
+        Column("fdr", "float", "Benjamini-Hochberg FDR across the classes tested for this set"),
+    ),
+))
+
+_register(TableSchema(
+    name="genomic_bin_enrichment",
+    description="One genomic bin (default 250 kb sliding by 100 kb) tested for localisation of a SNP set; "
+                "rows in genome order, ready for a Manhattan plot.",
+    files=("enrichment.tsv", "bins.tsv"),
+    columns=(
+        Column("set", "str", "name of the tested SNP set (e.g. tissue)"),
+        Column("bin", "str", "bin ID chrom:start-end (0-based, half-open)"),
+        Column("chrom", "str", "chromosome (chr1 style)"),
+        Column("start", "int", "bin start (0-based)"),
+        Column("end", "int", "bin end (exclusive)"),
+        Column("chrom_order", "int", "chromosome rank: chr1..chr22 = 1..22, chrX 23, chrY 24"),
+        Column("cumulative_position", "float", "bin centre plus the lengths of the preceding "
+               "chromosomes (bp); the Manhattan x axis"),
+        Column("overlap", "int", "SNPs of the set in the bin"),
+        Column("bin_size", "int", "background SNPs in the bin"),
+        Column("n_set", "int", "SNPs in the set"),
+        Column("n_background", "int", "SNPs in the background"),
+        Column("odds_ratio", "float", "sample odds ratio of the 2x2 table"),
+        Column("p_value", "float", "Fisher exact p-value (one-sided 'greater' unless stated in run.json)"),
+        Column("fdr", "float", "Benjamini-Hochberg FDR across the bins tested for this set"),
+        Column("neg_log10_p", "float", "-log10 p_value (the Manhattan y axis; p = 0 floored at the smallest "
+               "positive double)"),
+    ),
+))
+
+_register(TableSchema(
+    name="tf_recovery",
+    description="Tissue-specific transcription factors of one tissue (tf_tissue) found in the robust gene "
+                "set of one tissue (set_tissue); own-tissue rows give the paper's 'whole blood 10/12', "
+                "the others cross-tissue contamination.",
+    files=("tf_recovery.tsv",),
+    columns=(
+        Column("set_tissue", "str", "tissue of the robust gene set"),
+        Column("tf_tissue", "str", "tissue whose specific TFs are counted"),
+        Column("own_tissue", "bool", "set_tissue == tf_tissue"),
+        Column("n_tfs", "int", "tf_tissue-specific TFs present in the analysis feature set "
+               "(the denominator)"),
+        Column("n_found", "int", "of those, TFs in the set_tissue gene set (for other tissues: TFs that are "
+               "not also specific to set_tissue)"),
+        Column("fraction", "float", "n_found / n_tfs (NaN when n_tfs = 0)"),
+        Column("label", "str", "'n_found/n_tfs', e.g. '10/12'"),
+        Column("genes", "str", "the TFs found, comma-separated"),
+    ),
+))
+
+_register(TableSchema(
+    name="gtex_comparison",
+    description="Overlap of our eQTL calls with a GTEx list at one level (pair, eGene, eVariant) for one "
+                "kind (cis, trans) and tissue.",
+    files=("comparison.tsv",),
+    columns=(
+        Column("tissue", "str", "tissue ('all' when calls are pooled)"),
+        Column("kind", "str", "'cis' or 'trans'"),
+        Column("level", "str", "'pair' (SNP-gene), 'egene' or 'evariant'"),
+        Column("n_ours", "int", "our distinct calls at this level"),
+        Column("n_gtex", "int", "GTEx distinct calls at this level"),
+        Column("n_shared", "int", "calls in both lists"),
+        Column("n_novel", "int", "our calls absent from the GTEx list"),
+        Column("n_unmapped", "int", "our calls whose SNP has no GTEx variant ID (not counted as novel)"),
+        Column("fraction_shared", "float", "n_shared / (n_ours - n_unmapped)"),
+    ),
+))
+
+_register(TableSchema(
+    name="gtex_pair_status",
+    description="One of our eQTL calls annotated with its status in the GTEx list.",
+    files=("pairs.tsv",),
+    columns=(
+        Column("tissue", "str", "tissue ('all' when calls are pooled)"),
+        Column("kind", "str", "'cis' or 'trans'"),
+        Column("snp", "str", "our SNP ID"),
+        Column("gene", "str", "our gene ID"),
+        Column("variant_id", "str", "GTEx variant ID chr_pos_ref_alt_b38 (empty when unmapped)"),
+        Column("p_value", "float", "our nominal p-value"),
+        Column("in_gtex_pair", "bool", "the SNP-gene pair is in the GTEx list"),
+        Column("in_gtex_egene", "bool", "the gene is a GTEx eGene of this kind"),
+        Column("in_gtex_evariant", "bool", "the variant is a GTEx eVariant of this kind"),
+        Column("gtex_p_value", "float", "GTEx nominal p-value of the pair (NaN when absent)"),
+    ),
+))
+
+_register(TableSchema(
+    name="gtex_ks",
+    description="Two-sample Kolmogorov-Smirnov test of our call p-values against the GTEx call p-values "
+                "(scipy.stats.ks_2samp), per kind and tissue.",
+    files=("ks.tsv",),
+    columns=(
+        Column("tissue", "str", "tissue ('all' when calls are pooled)"),
+        Column("kind", "str", "'cis' or 'trans'"),
+        Column("n_ours", "int", "our p-values"),
+        Column("n_gtex", "int", "GTEx p-values"),
+        Column("statistic", "float", "KS statistic D (sup distance between the empirical CDFs)"),
+        Column("p_value", "float", "two-sided KS p-value"),
+        Column("median_ours", "float", "median of our p-values"),
+        Column("median_gtex", "float", "median of the GTEx p-values"),
+    ),
+))
+
+_register(TableSchema(
+    name="gene_id_mapping",
+    description="How one input gene identifier was matched to the gene sets' identifiers.",
+    files=("id_mapping.tsv",),
+    columns=(
+        Column("input", "str", "identifier as given (Ensembl version stripped)"),
+        Column("id_type", "str", "'ensembl', 'entrez' or 'symbol'"),
+        Column("status", "str", "'direct' (same type as the gene sets), 'mapped' or 'unknown' (not in the "
+               "gene table)"),
+        Column("mapped", "str", "gene-set identifiers it stands for, comma-separated"),
+        Column("in_set", "bool", "whether it is in the tested set (else background only)"),
     ),
 ))
 
