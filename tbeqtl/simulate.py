@@ -440,10 +440,12 @@ def simulate(*, preset: str = "small", seed: int = 0, **overrides: Any) -> Simul
                                   lincrna_fraction=p.lincrna_fraction)
     snp_info_df = draw_snp_info(rng["genome"], n_snps, n_chromosomes=p.n_chromosomes)
     if p.single_cell:
-        ind_idx, tis_idx = draw.draw_single_cell_design(rng["design"], n_ind, p.cells_per_donor, p.n_tissues)
+        ind_idx, tis_idx = draw.draw_single_cell_design(
+            rng["design"], n_individuals=n_ind, cells_per_donor=p.cells_per_donor, n_cell_types=p.n_tissues)
         tissue_names = np.array(CELL_TYPE_NAMES[:p.n_tissues], dtype=object)
     else:
-        ind_idx, tis_idx = draw.draw_bulk_design(rng["design"], n_ind, p.n_samples, p.n_tissues)
+        ind_idx, tis_idx = draw.draw_bulk_design(rng["design"], n_individuals=n_ind, n_samples=p.n_samples,
+                                                  n_tissues=p.n_tissues)
         tissue_names = np.array(TISSUE_NAMES[:p.n_tissues], dtype=object)
     n_samples = ind_idx.size
     individuals = pd.Index(draw_individual_ids(rng["ids"], n_ind, single_cell=p.single_cell),
@@ -456,8 +458,8 @@ def simulate(*, preset: str = "small", seed: int = 0, **overrides: Any) -> Simul
     weights = (np.asarray(p.ancestry_group_weights, dtype=float) if p.ancestry_group_weights is not None
                else _default_group_weights(n_anc))
     beta, tau, group = draw.draw_ancestry(
-        rng["ancestry"], n_snps, n_ind, n_anc, fst=p.fst, maf_range=p.maf_range,
-        group_weights=weights / weights.sum(),
+        rng["ancestry"], n_snps=n_snps, n_individuals=n_ind, n_ancestry=n_anc, fst=p.fst,
+        maf_range=p.maf_range, group_weights=weights / weights.sum(),
         admixture_concentration=p.admixture_concentration, own_fraction=p.own_ancestry_fraction)
 
     # --- topics (equations 1, 2, 5, 6) ------------------------------------------------------------
@@ -470,7 +472,7 @@ def simulate(*, preset: str = "small", seed: int = 0, **overrides: Any) -> Simul
     lam = draw.draw_snp_topics(rng["snp_topics"], n_snps, n_topics, zeta=p.zeta, gamma=p.gamma)
 
     # --- genotypes (equations 8-9) ----------------------------------------------------------------
-    rho = draw.genotype_probabilities(p.alpha, beta, tau, lam, theta)
+    rho = draw.genotype_probabilities(p.alpha, beta=beta, tau=tau, lam=lam, theta=theta)
     y_complete = draw.draw_genotypes(rng["genotypes"], rho)
     y = draw.mask_genotypes(rng["missing"], y_complete, missing_rate=p.missing_rate)
 
@@ -505,7 +507,7 @@ def simulate(*, preset: str = "small", seed: int = 0, **overrides: Any) -> Simul
     log_mult = None
     if cis or trans or p.covariate_effects:
         planted = [*cis, *((j, g, e) for j, g, e, _ in trans)]
-        log_mult = eqtl_log_multiplier(y_complete, ind_idx, n_genes, planted)
+        log_mult = eqtl_log_multiplier(y_complete, ind_idx, n_genes=n_genes, eqtls=planted)
         female = (sex == 2).astype(float)
         log_mult += np.outer((female - female.mean())[ind_idx], sex_eff)
         log_mult += np.outer(platform - platform.mean(), plat_eff)
@@ -513,7 +515,7 @@ def simulate(*, preset: str = "small", seed: int = 0, **overrides: Any) -> Simul
     if median is None:
         median = (5.0 if p.single_cell else 500.0) * n_genes
     lib = draw.draw_library_sizes(rng["library"], n_samples, median=median, sd=p.library_size_sd)
-    counts = draw.draw_counts(rng["counts"], psi, phi, lib, log_mult)
+    counts = draw.draw_counts(rng["counts"], psi, phi, library_sizes=lib, log_multiplier=log_mult)
 
     # --- label and assemble -------------------------------------------------------------------
     genes, snps = gene_info_df.index, snp_info_df.index

@@ -45,7 +45,7 @@ def tissue_weights(n_tissues: int) -> np.ndarray:
 
 
 def draw_bulk_design(
-    rng: np.random.Generator, n_individuals: int, n_samples: int, n_tissues: int
+    rng: np.random.Generator, *, n_individuals: int, n_samples: int, n_tissues: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Assign ``L`` bulk samples to individuals and tissues, GTEx style.
 
@@ -83,7 +83,7 @@ def draw_bulk_design(
 
 
 def draw_single_cell_design(
-    rng: np.random.Generator, n_individuals: int, cells_per_donor: float, n_cell_types: int
+    rng: np.random.Generator, *, n_individuals: int, cells_per_donor: float, n_cell_types: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Assign cells to donors and cell types.
 
@@ -274,7 +274,7 @@ def draw_snp_topics(rng: np.random.Generator, n_snps: int, n_topics: int, *, zet
 
 
 def draw_ancestry(
-    rng: np.random.Generator, n_snps: int, n_individuals: int, n_ancestry: int, *, fst: float,
+    rng: np.random.Generator, *, n_snps: int, n_individuals: int, n_ancestry: int, fst: float,
     maf_range: tuple[float, float], group_weights: np.ndarray, admixture_concentration: float,
     own_fraction: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -326,7 +326,7 @@ def draw_ancestry(
     return beta, tau, group
 
 
-def genotype_probabilities(alpha: float, beta: np.ndarray, tau: np.ndarray, lam: np.ndarray,
+def genotype_probabilities(alpha: float, *, beta: np.ndarray, tau: np.ndarray, lam: np.ndarray,
                            theta: np.ndarray) -> np.ndarray:
     """``rho_ij = alpha * sum_q beta_jq tau_qi + (1 - alpha) * sum_k lambda_jk theta_ki`` (equation 8).
 
@@ -389,7 +389,7 @@ def mask_genotypes(rng: np.random.Generator, y: np.ndarray, *, missing_rate: flo
 
 
 def draw_counts(
-    rng: np.random.Generator, psi: np.ndarray, phi: np.ndarray, library_sizes: np.ndarray,
+    rng: np.random.Generator, psi: np.ndarray, phi: np.ndarray, *, library_sizes: np.ndarray,
     log_multiplier: np.ndarray | None = None,
 ) -> np.ndarray:
     """Draw counts ``x_l ~ Multinomial(C_l, pi_l)`` with ``pi_l = Psi phi_l`` (equations 3-4).

@@ -258,7 +258,7 @@ def draw_covariate_effects(
 
 
 def eqtl_log_multiplier(
-    genotypes: np.ndarray, individual_index: np.ndarray, n_genes: int,
+    genotypes: np.ndarray, individual_index: np.ndarray, *, n_genes: int,
     eqtls: list[tuple[int, int, float]],
 ) -> np.ndarray:
     """Log rate multipliers ``m_lg = sum over eQTLs (j, g) of effect * (y_j,i(l) - mean_j)``.
