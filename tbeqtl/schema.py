@@ -177,6 +177,67 @@ _register(TableSchema(
     ),
 ))
 
+_register(TableSchema(
+    name="pvalue_hist",
+    description="p-value histogram over every test of a pool (MatrixEQTL's pvalue.hist); a bin is (lo, hi].",
+    files=("hist.tsv",),
+    columns=(
+        Column("pool", "str", "'cis', 'trans' or 'all'"),
+        Column("bin_lo", "float", "lower p-value edge (exclusive)"),
+        Column("bin_hi", "float", "upper p-value edge (inclusive)"),
+        Column("count", "int", "number of tests with p in (bin_lo, bin_hi]"),
+    ),
+))
+
+_register(TableSchema(
+    name="min_pvalues",
+    description="Smallest p-value of each SNP and each gene within a pool (MatrixEQTL's min.pv.by.genesnp); "
+                "1 when the SNP or gene has no test in the pool.",
+    files=("min_pvalues.tsv",),
+    columns=(
+        Column("pool", "str", "'cis', 'trans' or 'all'"),
+        Column("kind", "str", "'snp' or 'gene'"),
+        Column("id", "str", "SNP or gene ID"),
+        Column("min_pvalue", "float", "smallest nominal p-value"),
+    ),
+))
+
+_register(TableSchema(
+    name="permutation_qq",
+    description="Ordered true vs permuted -log10 p-values (expression and covariates permuted jointly "
+                "across samples), one row per rank within a pool.",
+    files=("qq.tsv",),
+    columns=(
+        Column("pool", "str", "'cis', 'trans' or 'all'"),
+        Column("rank", "int", "1 = smallest p-value"),
+        Column("observed_log10p", "float", "-log10 of the rank-th smallest true p-value"),
+        Column("permuted_log10p", "float", "-log10 of the rank-th smallest permuted p-value"),
+        Column("beyond_permuted", "bool", "true p-value below the smallest permuted p-value"),
+    ),
+))
+
+_register(TableSchema(
+    name="cis_egenes",
+    description="One gene: its top cis SNP and the permutation / beta-approximation p-values "
+                "(FastQTL, tensorQTL map_cis).",
+    files=("egenes.tsv",),
+    columns=(
+        Column("gene", "str", "gene ID"),
+        Column("n_snps", "int", "number of cis SNPs tested (num_var)"),
+        Column("snp", "str", "top SNP (largest |r|; ties: first SNP ID)"),
+        Column("beta", "float", "OLS effect of the top SNP"),
+        Column("t_stat", "float", "t statistic of the top SNP"),
+        Column("p_nominal", "float", "nominal p-value of the top SNP (df = n - 2 - k)"),
+        Column("beta_shape1", "float", "shape a of the Beta fitted to the permutation minimum p-values"),
+        Column("beta_shape2", "float", "shape b of the Beta fitted to the permutation minimum p-values"),
+        Column("true_df", "float", "effective degrees of freedom making the permuted p-values' Beta shape a = 1"),
+        Column("p_true_df", "float", "p-value of the top SNP with true_df"),
+        Column("p_perm", "float", "empirical p-value (#perm >= observed + 1) / (n_perm + 1)"),
+        Column("p_beta", "float", "beta-approximated permutation p-value (eGene p-value)"),
+        Column("q_value", "float", "Storey q-value of p_beta across genes (eGene q-value)"),
+    ),
+))
+
 # ---------------------------------------------------------------------------
 # TBLDA fitting layer (tbeqtl.tblda): `tbeqtl fit`
 # ---------------------------------------------------------------------------
