@@ -1,0 +1,112 @@
+"""Stopping rules for the TBLDA fit, on the per-step loss (the negative ELBO).
+
+Two rules share the same windows. Let ``x`` be the mean loss over the last ``window``
+steps and ``y`` the mean over the ``window`` steps before those; the rule is checked every
+``check_every`` steps once more than ``min_steps`` steps have run.
+
+``"compat"``
+    The published rule, reproduced exactly: with ``z`` the mean over the last
+    ``2 * window`` steps, stop when ``(y - x) / z <= tol``. It has no absolute value, so a
+    window in which the loss *rose* (or a sign change) also counts as converged. Use it
+    only to reproduce the published stopping epoch.
+``"abs"`` (default)
+    The corrected rule: stop when ``|y - x| / |y| <= tol``, i.e. the smoothed (window
+    averaged) loss has stopped moving in either direction.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["STOP_RULES", "ConvergenceRule"]
+
+STOP_RULES = ("abs", "compat")
+
+
+@dataclass(frozen=True)
+class ConvergenceRule:
+    """A windowed relative-change stopping rule.
+
+    Parameters
+    ----------
+    rule
+        ``"abs"`` (default, correct) or ``"compat"`` (the published formula, no abs()).
+    tol
+        Relative-change tolerance (published: 1e-4).
+    window
+        Steps per averaging window (published: 1,000).
+    min_steps
+        The rule is not checked until more than this many steps have run (published: 5,000).
+    check_every
+        Check every this many steps (published: 25).
+    """
+
+    rule: str = "abs"
+    tol: float = 1e-4
+    window: int = 1000
+    min_steps: int = 5000
+    check_every: int = 25
+
+    def __post_init__(self) -> None:
+        if self.rule not in STOP_RULES:
+            raise InputError(f"unknown stop rule {self.rule!r}; choose one of {', '.join(STOP_RULES)}")
+        if self.window < 1 or self.check_every < 1 or self.min_steps < 0 or not self.tol > 0:
+            raise InputError("stop rule needs window >= 1, check_every >= 1, min_steps >= 0 and tol > 0")
+
+    def statistic(self, losses: np.ndarray) -> float:
+        """Compute the relative change of the windowed mean loss (NaN if fewer than ``2 * window`` losses).
+
+        Parameters
+        ----------
+        losses
+            Loss (negative ELBO) of every step so far.
+
+        Returns
+        -------
+        float
+            ``(y - x) / z`` for ``"compat"``, ``|y - x| / |y|`` for ``"abs"``.
+        """
+        w = self.window
+        if len(losses) < 2 * w:
+            return math.nan
+        last = np.asarray(losses[-2 * w:], dtype=np.float64)
+        x = last[w:].mean()
+        y = last[:w].mean()
+        if self.rule == "compat":
+            return float((y - x) / last.mean())
+        return float(abs(y - x) / abs(y)) if y != 0 else math.inf
+
+    def should_check(self, step: int) -> bool:
+        """Whether the rule is evaluated after ``step`` steps.
+
+        Parameters
+        ----------
+        step
+            Number of steps completed.
+
+        Returns
+        -------
+        bool
+            True on check steps past ``min_steps``.
+        """
+        return step > self.min_steps and step % self.check_every == 0
+
+    def converged(self, statistic: float) -> bool:
+        """Whether a statistic means convergence.
+
+        Parameters
+        ----------
+        statistic
+            Value from :meth:`statistic`.
+
+        Returns
+        -------
+        bool
+            ``statistic <= tol`` (NaN never converges).
+        """
+        return not math.isnan(statistic) and statistic <= self.tol
