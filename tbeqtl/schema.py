@@ -410,6 +410,182 @@ _register(TableSchema(
 # ---------------------------------------------------------------------------
 # From topics to eQTLs (tbeqtl.pipeline): `tbeqtl run`
 # ---------------------------------------------------------------------------
+_PAIR_COLS = (
+    Column("pair", "str", "chromosome-pair run <gene_chrom>__<snp_chrom> (genome-wide summary tables only)",
+           required=False),
+    Column("gene_chrom", "str", "gene chromosome of the run (summary tables only)", required=False),
+    Column("snp_chrom", "str", "SNP chromosome of the run (summary tables only)", required=False),
+)
+_register(TableSchema(
+    name="holdout",
+    description="One sample: whether it is held out of the TBLDA fit for the eQTL tests.",
+    files=("holdout.tsv",),
+    columns=(
+        Column("sample", "str", "sample ID"),
+        Column("individual", "str", "individual ID"),
+        Column("held_out", "bool", "held out (2 random samples of each individual with >= 4 samples)"),
+    ),
+))
+_register(TableSchema(
+    name="tissue_factors",
+    description="One (factor, tissue): association of factor k's sample proportions E[phi_lk] with a tissue.",
+    files=("factors/tissue_association.tsv", "summary/tissue_factors.parquet"),
+    columns=(
+        *_PAIR_COLS,
+        Column("topic", "int", "topic index k (0-based)"),
+        Column("tissue", "str", "tissue"),
+        Column("n_samples", "int", "fit samples of the tissue"),
+        Column("inner_product", "float", "sum of E[phi_lk] over the tissue's samples (paper: > 40)"),
+        Column("normalized_score", "float", "mean E[phi_lk] in the tissue / mean in other tissues"),
+        Column("associated", "bool", "score above the configured threshold"),
+    ),
+))
+_register(TableSchema(
+    name="ancestry_factors",
+    description="One (factor, ancestry group): point-biserial correlation at the individual level.",
+    files=("factors/ancestry.tsv", "summary/ancestry.parquet"),
+    columns=(
+        *_PAIR_COLS,
+        Column("kind", "str", "'shared' (theta, Eq. 5) or 'private' (ancestry tau)"),
+        Column("factor", "int", "topic k (shared) or ancestry component q (private), 0-based"),
+        Column("group", "str", "reported ancestry group"),
+        Column("n_group", "int", "individuals in the group"),
+        Column("r", "float", "point-biserial correlation with the group indicator"),
+        Column("p_value", "float", "its p-value (scipy.stats.pointbiserialr)"),
+    ),
+))
+_register(TableSchema(
+    name="cell_type_factors",
+    description="One (tissue, cell type, factor): Kendall tau of E[phi_lk] with a cell-type score.",
+    files=("factors/cell_types.tsv", "summary/cell_types.parquet"),
+    columns=(
+        *_PAIR_COLS,
+        Column("tissue", "str", "tissue"),
+        Column("cell_type", "str", "cell-type score column"),
+        Column("topic", "int", "topic index k"),
+        Column("n_samples", "int", "scored samples of the tissue"),
+        Column("tau", "float", "Kendall tau-b"),
+        Column("p_value", "float", "its p-value"),
+        Column("captured", "bool", "|tau| above the threshold (paper 0.5)"),
+    ),
+))
+_register(TableSchema(
+    name="covariate_factors",
+    description="One (factor, covariate) test; flagged factors can be dropped from the mapping.",
+    files=("factors/covariate_factors.tsv", "summary/covariate_factors.parquet"),
+    columns=(
+        *_PAIR_COLS,
+        Column("topic", "int", "topic index k"),
+        Column("covariate", "str", "sample or individual attribute"),
+        Column("test", "str", "'kruskal' (categorical) or 'spearman' (numeric)"),
+        Column("statistic", "float", "H or rho"),
+        Column("effect", "float", "epsilon^2 = H/(n-1) or rho^2"),
+        Column("p_value", "float", "p-value"),
+        Column("fdr", "float", "BH FDR over the table's tests"),
+        Column("flagged", "bool", "fdr below the level and effect at least the minimum"),
+    ),
+))
+_register(TableSchema(
+    name="pipeline_qq",
+    description="One point of the permutation QQ plot: ordered true vs permuted -log10 p of the same tests.",
+    files=("qq.tsv", "summary/qq.parquet"),
+    columns=(
+        *_PAIR_COLS,
+        Column("factor_set", "str", "'all', 'tissue' or 'general' (summary only)", required=False),
+        Column("tissue", "str", "tissue (summary only)", required=False),
+        Column("class", "str", "'cis' or 'trans'"),
+        Column("rank", "int", "rank of the point (1 = most significant)"),
+        Column("observed", "float", "-log10 p of the true test at this rank"),
+        Column("permuted", "float", "-log10 p of the permuted tests at this rank"),
+    ),
+))
+_register(TableSchema(
+    name="pipeline_hist",
+    description="One bin of the p-value histogram of every test of a mapping.",
+    files=("hist.tsv",),
+    columns=(
+        Column("class", "str", "'cis' or 'trans'"),
+        Column("bin_lo", "float", "lower p edge"),
+        Column("bin_hi", "float", "upper p edge"),
+        Column("count", "int", "tests in the bin"),
+    ),
+))
+_register(TableSchema(
+    name="pipeline_eqtls",
+    description="One eQTL called at the FDR level in one factor set and tissue of one run.",
+    files=("summary/eqtls.parquet",),
+    columns=(
+        *_PAIR_COLS,
+        Column("factor_set", "str", "'all', 'tissue', 'general' or 'exhaustive' (all SNP x gene pairs)"),
+        Column("tissue", "str", "tissue"),
+        Column("class", "str", "'cis' or 'trans'"),
+        Column("snp", "str", "SNP ID"),
+        Column("gene", "str", "gene ID"),
+        Column("beta", "float", "OLS effect of one allele on inverse-normal expression"),
+        Column("t_stat", "float", "t statistic"),
+        Column("p_value", "float", "nominal p-value"),
+        Column("fdr", "float", "BH FDR within the class over the factor set's tests of the run"),
+        Column("gene_type", "str", "gene biotype", required=False),
+        Column("fdr_by_type", "float", "BH FDR within class x gene-type group", required=False),
+        Column("topics", "str", "comma-separated topics whose blocks contain the pair (empty: exhaustive)"),
+    ),
+))
+_register(TableSchema(
+    name="eqtl_counts",
+    description="Counts of called eQTLs by factor set, tissue, class and gene type, summed over runs.",
+    files=("summary/eqtl_counts.tsv",),
+    columns=(
+        Column("factor_set", "str", "'all', 'tissue', 'general' or 'exhaustive'"),
+        Column("tissue", "str", "tissue, or 'all'"),
+        Column("class", "str", "'cis' or 'trans'"),
+        Column("gene_type", "str", "gene-type group, or 'all'"),
+        Column("n_tests", "int", "tests (FDR denominators) summed over runs"),
+        Column("n_eqtls", "int", "called SNP-gene pairs"),
+        Column("n_egenes", "int", "unique eGenes"),
+        Column("n_evariants", "int", "unique eVariants"),
+    ),
+))
+_register(TableSchema(
+    name="pair_status",
+    description="One chromosome-pair run: its outcome.",
+    files=("summary/pairs.tsv",),
+    columns=(
+        Column("pair", "str", "<gene_chrom>__<snp_chrom>"),
+        Column("gene_chrom", "str", "gene chromosome"),
+        Column("snp_chrom", "str", "SNP chromosome"),
+        Column("status", "str", "'done', 'skipped' (no features) or 'failed'"),
+        Column("message", "str", "error or reason; empty when done"),
+        Column("n_genes", "int", "genes on the gene chromosome"),
+        Column("n_snps", "int", "SNPs on the SNP chromosome"),
+        Column("seconds", "float", "wall time of this invocation (0 when already finished)"),
+    ),
+))
+_register(TableSchema(
+    name="robust_members",
+    description="One factor of one run in a robust component (recurring across runs sharing a chromosome).",
+    files=("robust/components.tsv",),
+    columns=(
+        Column("kind", "str", "'snp' (Kendall tau of MAF residuals) or 'gene' (r^2 of E[psi])"),
+        Column("chrom", "str", "shared chromosome"),
+        Column("component", "int", "robust component within (kind, chrom)"),
+        Column("run", "str", "pair"),
+        Column("topic", "int", "topic index k"),
+        Column("flagged", "bool", "the factor itself has enough partners"),
+        Column("n_partners", "int", "partners above the threshold in other runs"),
+    ),
+))
+_register(TableSchema(
+    name="robust_tissue_sets",
+    description="One feature of a robust tissue gene or SNP set.",
+    files=("robust/tissue_genes.tsv", "robust/tissue_snps.tsv"),
+    columns=(
+        Column("tissue", "str", "tissue"),
+        Column("feature", "str", "gene or SNP ID"),
+        Column("n_factors", "int", "tissue-associated factors (over runs) where the feature is top-ranked"),
+        Column("threshold", "float", "count needed (genes 1; SNPs the tissue's 75th percentile)"),
+    ),
+))
+
 
 # ---------------------------------------------------------------------------
 # Reports (tbeqtl.report)

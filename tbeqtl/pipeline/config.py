@@ -1,0 +1,595 @@
+"""Every choice of a pipeline run, in one frozen dataclass that round-trips through TOML.
+
+A :class:`PipelineConfig` has one section per stage (``[data]``, ``[holdout]``, ``[fit]``,
+``[factors]``, ``[robust]``, ``[covariates]``, ``[mapping]``, ``[run]``). It is read with the
+standard library's :mod:`tomllib` (:meth:`PipelineConfig.from_toml`) and written back by a small
+writer (:meth:`PipelineConfig.to_toml`) into the run folder, together with a ``[provenance]``
+table (package versions and input checksums) that is ignored when the file is read again.
+
+Example
+-------
+.. code-block:: toml
+
+    [data]
+    path = "sim/"
+    pairs = ["chr1:chr1", "chr1:chr2"]
+
+    [fit]
+    n_topics = 10
+    max_steps = 2000
+
+    [mapping]
+    fdr = 0.1
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..atomic import atomic_write
+from ..errors import InputError
+
+__all__ = [
+    "CovariateConfig",
+    "DataConfig",
+    "FactorConfig",
+    "FitConfig",
+    "HoldoutConfig",
+    "MappingConfig",
+    "PipelineConfig",
+    "RobustConfig",
+    "RunConfig",
+    "parse_pair",
+    "toml_dumps",
+]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Inputs and which (gene chromosome, SNP chromosome) pairs to run.
+
+    Parameters
+    ----------
+    path
+        Data set folder in the :func:`tbeqtl.io.read_dataset` layout.
+    ancestry_beta, ancestry_tau
+        Optional precomputed ancestry (the paper's terastructure output): TSV files of SNPs x Q
+        allele frequencies (beta) and individuals x Q admixture (tau), first column the IDs.
+        Relative paths are relative to ``path``. Empty: the fit's own treatment of ancestry.
+    pairs
+        Chromosome pairs ``"<gene_chrom>:<snp_chrom>"`` to run.
+    all_pairs
+        Run every pair of chromosomes present in the gene and SNP annotations (``pairs`` ignored).
+    tissue_column
+        Sample attribute holding the tissue.
+    ancestry_column
+        Individual attribute holding the reported ancestry group.
+    cell_type_columns
+        Sample attributes holding per-sample cell-type enrichment scores; empty: every column
+        whose name starts with ``celltype_`` or ``cell_type_``.
+    covariate_columns
+        Sample or individual attributes tested for factor association (batch checks); empty:
+        those among ``sex``, ``pcr``, ``platform``, ``batch`` (case-insensitive) that exist.
+    """
+
+    path: str = ""
+    ancestry_beta: str = ""
+    ancestry_tau: str = ""
+    pairs: tuple[str, ...] = ()
+    all_pairs: bool = False
+    tissue_column: str = "tissue"
+    ancestry_column: str = "ancestry"
+    cell_type_columns: tuple[str, ...] = ()
+    covariate_columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HoldoutConfig:
+    """Held-out design (paper: 2 samples from each individual with at least 4).
+
+    Parameters
+    ----------
+    min_samples
+        Individuals with at least this many samples contribute held-out samples.
+    n_holdout
+        Samples held out per such individual.
+    seed
+        Seed of the random choice.
+    """
+
+    min_samples: int = 4
+    n_holdout: int = 2
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """TBLDA fit of each pair.
+
+    Parameters
+    ----------
+    n_topics
+        Number of topics K.
+    max_steps
+        Maximum number of SVI steps (small values for tests and demos).
+    learning_rate
+        Adam learning rate (paper 0.05).
+    seed
+        Seed of the fit.
+    top_fraction
+        Fraction of genes and SNPs per topic taken as top-ranked (paper 0.1).
+    options
+        Further keyword arguments of :class:`tbeqtl.tblda.TBLDA` (e.g. ``tol``), passed as is.
+    """
+
+    n_topics: int = 10
+    max_steps: int = 5000
+    learning_rate: float = 0.05
+    seed: int = 0
+    top_fraction: float = 0.1
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FactorConfig:
+    """Factor interpretation thresholds.
+
+    Parameters
+    ----------
+    tissue_score
+        ``"inner_product"`` (paper: sum of E[phi_lk] over the tissue's samples) or
+        ``"normalized"`` (mean E[phi_lk] within the tissue divided by its mean over the samples
+        of the other tissues; 1 = no enrichment; does not grow with tissue size).
+    tissue_threshold
+        A factor is tissue-associated when its inner product exceeds this (paper 40).
+    normalized_threshold
+        Threshold of the normalised score when ``tissue_score = "normalized"``.
+    cell_type_tau
+        |Kendall tau| above which a factor captures a cell-type score (paper 0.5).
+    covariate_fdr, covariate_min_effect
+        A factor is flagged as covariate-associated when the BH FDR of its test is below
+        ``covariate_fdr`` and the effect size (epsilon^2 of Kruskal-Wallis, or Spearman rho^2)
+        is at least ``covariate_min_effect``.
+    drop_covariate_factors
+        Leave covariate-associated factors out of the eQTL mapping (the paper's advice for batch).
+    """
+
+    tissue_score: str = "inner_product"
+    tissue_threshold: float = 40.0
+    normalized_threshold: float = 2.0
+    cell_type_tau: float = 0.5
+    covariate_fdr: float = 0.05
+    covariate_min_effect: float = 0.1
+    drop_covariate_factors: bool = False
+
+
+@dataclass(frozen=True)
+class RobustConfig:
+    """Robust components across runs sharing a chromosome (paper's Extended Methods).
+
+    Parameters
+    ----------
+    snp_tau, snp_min_partners
+        A factor is flagged when at least ``snp_min_partners`` factors of other runs have a
+        Kendall tau above ``snp_tau`` with its MAF-residualised SNP loadings (paper: > 2 at 0.15).
+    gene_r2, gene_min_partners
+        The same with the Pearson r^2 of expected gene loadings E[psi] (paper: 3 at 0.95).
+    merge_r2
+        Representatives whose loadings have r^2 above this are merged (paper 0.95).
+    snp_percentile
+        Robust tissue SNP sets keep SNPs top-ranked in at least this percentile of the tissue's
+        associated-factor counts (paper 75).
+    """
+
+    snp_tau: float = 0.15
+    snp_min_partners: int = 3
+    gene_r2: float = 0.95
+    gene_min_partners: int = 3
+    merge_r2: float = 0.95
+    snp_percentile: float = 75.0
+
+
+@dataclass(frozen=True)
+class CovariateConfig:
+    """Covariates of the eQTL tests.
+
+    Parameters
+    ----------
+    known
+        Sample or individual attributes used as covariates (paper: sex, PCR, platform); missing
+        ones are skipped with a log message; categorical ones become 0/1 dummies.
+    genotype_pcs
+        Number of genotype principal components (paper 5).
+    hidden
+        Hidden expression factors: ``"pca"`` (default), ``"factor_analysis"`` (a documented
+        PEER-like ARD factor model, see :mod:`tbeqtl.pipeline.covariates`) or ``"none"``.
+    n_hidden
+        Number of hidden factors requested (paper 60 PEER factors).
+    hidden_max_fraction
+        The count is capped at this fraction of a tissue's held-out samples.
+    """
+
+    known: tuple[str, ...] = ("sex", "pcr", "platform")
+    genotype_pcs: int = 5
+    hidden: str = "pca"
+    n_hidden: int = 60
+    hidden_max_fraction: float = 0.25
+
+
+@dataclass(frozen=True)
+class MappingConfig:
+    """Factor-restricted eQTL mapping.
+
+    Parameters
+    ----------
+    fdr
+        BH FDR level at which an eQTL is called (paper 0.1).
+    cis_dist
+        cis window in bp (MatrixEQTL default 1e6).
+    output_pvalue
+        Tests with a p-value at or below this are written (the FDR still counts every test).
+    factor_sets
+        Which of ``"all"``, ``"tissue"``, ``"general"`` to map.
+    exhaustive
+        Also test every SNP x gene pair of the pair on the same held-out samples.
+    tissues
+        Tissues to map (empty: all with enough held-out samples).
+    min_samples
+        Tissues with fewer held-out samples are skipped (reported). Every other tissue with
+        fewer held-out samples than its covariates + 3 is an input error naming the tissue,
+        raised before any pair is fitted.
+    n_permutations
+        Permutations of expression and covariates for the QQ plot.
+    """
+
+    fdr: float = 0.1
+    cis_dist: float = 1e6
+    output_pvalue: float = 1.0
+    factor_sets: tuple[str, ...] = ("all", "tissue", "general")
+    exhaustive: bool = True
+    tissues: tuple[str, ...] = ()
+    min_samples: int = 0
+    n_permutations: int = 1
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Execution.
+
+    Parameters
+    ----------
+    workers
+        Dask worker processes of the local cluster; 0 runs the pairs in this process.
+    scheduler
+        Address of an existing Dask scheduler (empty: start a local cluster).
+    connect_timeout
+        Seconds to wait for an existing scheduler.
+    threads_per_worker
+        Torch/BLAS threads per worker.
+    """
+
+    workers: int = 2
+    scheduler: str = ""
+    connect_timeout: float = 10.0
+    threads_per_worker: int = 1
+
+
+_SECTIONS = {
+    "data": DataConfig,
+    "holdout": HoldoutConfig,
+    "fit": FitConfig,
+    "factors": FactorConfig,
+    "robust": RobustConfig,
+    "covariates": CovariateConfig,
+    "mapping": MappingConfig,
+    "run": RunConfig,
+}
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """A whole pipeline run's configuration.
+
+    Parameters
+    ----------
+    data, holdout, fit, factors, robust, covariates, mapping, run
+        The sections; see their classes.
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    holdout: HoldoutConfig = field(default_factory=HoldoutConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
+    factors: FactorConfig = field(default_factory=FactorConfig)
+    robust: RobustConfig = field(default_factory=RobustConfig)
+    covariates: CovariateConfig = field(default_factory=CovariateConfig)
+    mapping: MappingConfig = field(default_factory=MappingConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    # ---------------------------------------------------------------- build
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], *, source: str | None = None) -> PipelineConfig:
+        """Build a config from nested dicts (TOML tables); unknown keys are an error.
+
+        Parameters
+        ----------
+        values
+            ``{section: {option: value}}``; a ``provenance`` table is ignored.
+        source
+            File name for error messages.
+
+        Returns
+        -------
+        PipelineConfig
+            The config.
+        """
+        unknown = [k for k in values if k not in _SECTIONS and k != "provenance"]
+        if unknown:
+            raise InputError(f"unknown config sections (known: {', '.join(_SECTIONS)})", path=source,
+                             ids=unknown)
+        sections = {}
+        for name, klass in _SECTIONS.items():
+            given = values.get(name, {})
+            if not isinstance(given, dict):
+                raise InputError(f"config section [{name}] must be a table", path=source)
+            sections[name] = _build_section(klass, given, name, source)
+        return cls(**sections)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> PipelineConfig:
+        """Read a config from a TOML file.
+
+        Parameters
+        ----------
+        path
+            The file.
+
+        Returns
+        -------
+        PipelineConfig
+            The config.
+        """
+        path = Path(path)
+        try:
+            with open(path, "rb") as handle:
+                values = tomllib.load(handle)
+        except FileNotFoundError:
+            raise InputError("config file not found", path=str(path)) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(f"invalid TOML: {exc}", path=str(path)) from None
+        return cls.from_dict(values, source=str(path))
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Return the config as nested dicts (tuples become lists).
+
+        Returns
+        -------
+        dict
+            ``{section: {option: value}}``.
+        """
+        out = {}
+        for name in _SECTIONS:
+            section = getattr(self, name)
+            out[name] = {f.name: _plain(getattr(section, f.name)) for f in dataclasses.fields(section)}
+        return out
+
+    def to_toml(self, *, provenance: dict[str, Any] | None = None) -> str:
+        """Render the config as TOML text.
+
+        Parameters
+        ----------
+        provenance
+            Optional ``[provenance]`` table (versions, checksums) appended at the end.
+
+        Returns
+        -------
+        str
+            TOML text that :meth:`from_toml` reads back to an equal config.
+        """
+        values: dict[str, Any] = dict(self.to_dict())
+        if provenance:
+            values["provenance"] = provenance
+        return toml_dumps(values)
+
+    def write(self, path: str | Path, *, provenance: dict[str, Any] | None = None) -> None:
+        """Write the config (and provenance) atomically as TOML.
+
+        Parameters
+        ----------
+        path
+            Destination file.
+        provenance
+            Optional versions and checksums, see :meth:`to_toml`.
+        """
+        with atomic_write(path) as handle:
+            handle.write(self.to_toml(provenance=provenance))
+
+    def replace(self, **sections: dict[str, Any]) -> PipelineConfig:
+        """Return a copy with some options of some sections changed.
+
+        Parameters
+        ----------
+        **sections
+            ``section={option: value}``, e.g. ``fit={"max_steps": 100}``.
+
+        Returns
+        -------
+        PipelineConfig
+            The new config (validated like :meth:`from_dict`).
+        """
+        values = self.to_dict()
+        for name, changes in sections.items():
+            if name not in _SECTIONS:
+                raise InputError("unknown config section", ids=[name])
+            values[name] = {**values[name], **changes}
+        return PipelineConfig.from_dict(values)
+
+    @property
+    def pair_list(self) -> list[tuple[str, str]]:
+        """The configured pairs as (gene chromosome, SNP chromosome) tuples."""
+        return [parse_pair(p) for p in self.data.pairs]
+
+
+def parse_pair(text: str) -> tuple[str, str]:
+    """Parse ``"chr1:chr2"`` (or ``"1:2"``) into harmonised chromosome names.
+
+    Parameters
+    ----------
+    text
+        ``<gene_chrom>:<snp_chrom>``.
+
+    Returns
+    -------
+    tuple of str
+        ``(gene_chrom, snp_chrom)`` in ``chr`` style.
+    """
+    from ..data import harmonize_chrom
+
+    parts = str(text).split(":")
+    if len(parts) != 2 or not all(p.strip() for p in parts):
+        raise InputError("a chromosome pair must look like GENE_CHROM:SNP_CHROM (e.g. chr1:chr2)",
+                         ids=[text])
+    gene, snp = harmonize_chrom([p.strip() for p in parts])
+    return str(gene), str(snp)
+
+
+# --------------------------------------------------------------------------- helpers
+_CHOICES = {
+    ("factors", "tissue_score"): ("inner_product", "normalized"),
+    ("covariates", "hidden"): ("pca", "factor_analysis", "none"),
+}
+
+
+def _build_section(klass: type, given: dict[str, Any], name: str, source: str | None) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(klass)}
+    unknown = [k for k in given if k not in fields]
+    if unknown:
+        raise InputError(f"unknown options in config section [{name}] (known: {', '.join(fields)})",
+                         path=source, ids=unknown)
+    kwargs = {}
+    defaults = klass()
+    for key, value in given.items():
+        default = getattr(defaults, key)
+        kwargs[key] = _coerce(value, default, f"{name}.{key}", source)
+        choices = _CHOICES.get((name, key))
+        if choices and kwargs[key] not in choices:
+            raise InputError(f"config option {name}.{key} must be one of {', '.join(choices)}", path=source,
+                             ids=[kwargs[key]])
+    if name == "mapping":
+        bad = [s for s in kwargs.get("factor_sets", ()) if s not in ("all", "tissue", "general")]
+        if bad:
+            raise InputError("mapping.factor_sets must be among all, tissue, general", path=source, ids=bad)
+    return klass(**kwargs)
+
+
+def _coerce(value: Any, default: Any, key: str, source: str | None) -> Any:
+    def fail() -> None:
+        raise InputError(f"config option {key} must be of type {type(default).__name__}", path=source,
+                         ids=[repr(value)])
+
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            fail()
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            fail()
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            fail()
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            fail()
+        return value
+    if isinstance(default, tuple):
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            fail()
+        return tuple(value)
+    if isinstance(default, dict):
+        if not isinstance(value, dict):
+            fail()
+        return dict(value)
+    return value  # pragma: no cover - every field has one of the types above
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+        return f'"{escaped}"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    if value is None:
+        raise TypeError("TOML has no null value")
+    if hasattr(value, "item"):
+        return _toml_value(value.item())
+    return _toml_value(str(value))
+
+
+def _toml_key(key: str) -> str:
+    key = str(key)
+    if key and all(ch.isalnum() or ch in "-_" for ch in key):
+        return key
+    return _toml_value(key)
+
+
+def toml_dumps(values: dict[str, Any]) -> str:
+    """Render nested dicts as TOML (tables of scalars, lists and nested tables).
+
+    Parameters
+    ----------
+    values
+        ``{table: {key: value}}``; a dict value inside a table becomes a sub-table
+        ``[table.key]``. ``None`` values are left out.
+
+    Returns
+    -------
+    str
+        The TOML text.
+    """
+    lines: list[str] = []
+
+    def emit(prefix: str, table: dict[str, Any]) -> None:
+        lines.append(f"[{prefix}]")
+        subtables = []
+        for key, value in table.items():
+            if value is None:
+                continue
+            if isinstance(value, dict):
+                subtables.append((key, value))
+                continue
+            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+        lines.append("")
+        for key, value in subtables:
+            emit(f"{prefix}.{_toml_key(key)}", value)
+
+    for name, table in values.items():
+        emit(_toml_key(name), table)
+    return "\n".join(lines)
