@@ -1,0 +1,661 @@
+"""Read the finished result tables of a pipeline run folder for the report.
+
+Nothing is fitted or tested here: the loader reads the tables each stage wrote (paths from
+:class:`tbeqtl.layout.RunLayout` / :class:`~tbeqtl.layout.PairLayout`), gathers them across
+chromosome pairs into long tables, and reshapes them for the figures (sorting, picking the
+FDR-significant rows, counting). When a stage's output is missing, the section is recorded in
+:attr:`ReportData.absent` with the reason: the stage's ``status.json`` entry when it failed
+(``"failed: <error>"``), otherwise the file that is not there.
+
+What is read (per pair ``pairs/<gene_chrom>__<snp_chrom>/``):
+
+- ``status.json``: stage -> ``"done"`` / ``"failed: <error>"``;
+- ``holdout.tsv``: sample, individual, held_out (and tissue when present);
+- ``fit/sample_topics.tsv`` (samples x topics, E[phi]), ``fit/gene_topics.tsv``,
+  ``fit/snp_topics.tsv``, ``fit/elbo.tsv`` (step and ELBO or loss), ``fit/run.json``;
+- ``factors/tissue_association.tsv`` (topic, tissue, score, associated);
+- ``eqtl/<factor_set>/<tissue>/``: ``cis.tsv``, ``trans.tsv`` (table ``eqtl_pairs``),
+  ``qq.tsv`` (ordered permuted and observed -log10 p), ``hist.tsv`` (p-value histogram),
+  ``run.json``.
+
+Run level: ``run.json``, ``config.toml``, ``enrichment/{go,snp_annot,bins,tf_recovery}.tsv``,
+``gtex/comparison.tsv`` and ``gtex/ks.json``, ``robust/`` loading correlations, and sample
+tissues from ``simulation/sample_attributes.tsv`` (demo runs) when the pairs do not carry them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from ..layout import FACTOR_SETS, PairLayout, RunLayout
+
+__all__ = ["SECTIONS", "ReportData", "load_run"]
+
+logger = logging.getLogger(__name__)
+
+#: Report sections: key -> (title, pipeline stage whose output it shows).
+SECTIONS: dict[str, tuple[str, str]] = {
+    "topics": ("Sample-topic proportions (Fig 1)", "factors"),
+    "convergence": ("ELBO trace and convergence", "fit"),
+    "robust": ("Loading correlations across runs (Fig 3)", "robust"),
+    "snp_enrichment": ("SNP-class enrichment (Fig 2, left)", "enrichment"),
+    "bins": ("Genomic-bin localisation (Fig 2, right)", "enrichment"),
+    "qq": ("True vs permuted p-values (Fig 4, top)", "eqtl"),
+    "counts": ("eQTL counts by tissue and gene type (Fig 4, bottom)", "eqtl"),
+    "locus": ("trans-eGenes of one locus (Fig 5)", "eqtl"),
+    "hist": ("p-value histograms", "eqtl"),
+    "summary": ("Summary counts", "eqtl"),
+    "top_eqtls": ("Top eQTLs", "eqtl"),
+    "go": ("Enriched GO terms", "enrichment"),
+    "tf": ("Tissue-specific transcription factors", "enrichment"),
+    "gtex": ("Comparison with GTEx", "gtex"),
+}
+
+#: FDR level at which an eQTL is counted when the run's config does not say.
+DEFAULT_FDR = 0.1
+
+
+@dataclass
+class ReportData:
+    """Everything the report shows, gathered from one run folder.
+
+    Attributes
+    ----------
+    run_dir
+        The run folder.
+    run_info
+        ``run.json`` (config, versions, checksums, per-pair status), or ``{}``.
+    config_text
+        ``config.toml`` as written by the pipeline, or ``""``.
+    fdr
+        FDR level at which eQTLs are counted (the run's ``mapping.fdr``, default 0.1).
+    status_df
+        One row per (pair, stage): ``pair``, ``stage``, ``status``.
+    tables
+        Named DataFrames for figures and tables (keys documented in :func:`load_run`).
+    extras
+        Non-tabular items (e.g. ``"topics_pair"``, ``"locus_title"``, ``"ks"``, ``"tol"``).
+    absent
+        Section key -> why it is absent.
+    """
+
+    run_dir: Path
+    run_info: dict[str, Any] = field(default_factory=dict)
+    config_text: str = ""
+    fdr: float = DEFAULT_FDR
+    status_df: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["pair", "stage", "status"]))
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+    absent: dict[str, str] = field(default_factory=dict)
+
+    def mark_absent(self, section: str, reason: str) -> None:
+        """Record that ``section`` cannot be shown and why (the first reason wins).
+
+        Parameters
+        ----------
+        section
+            A key of :data:`SECTIONS`.
+        reason
+            A sentence for the reader.
+        """
+        if section not in self.absent:
+            logger.info("report section %r absent: %s", section, reason)
+            self.absent[section] = reason
+
+
+# --------------------------------------------------------------------------- helpers
+def _read_tsv(path: Path, **kwargs: Any) -> pd.DataFrame:
+    """Read a TSV (or parquet by suffix) written by :func:`tbeqtl.atomic.write_table`."""
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    return pd.read_csv(path, sep="\t", na_values=["NA"], keep_default_na=True, **kwargs)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        value = json.load(handle)
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def _first(columns: pd.Index, *names: str) -> str | None:
+    lower = {str(c).lower(): c for c in columns}
+    for name in names:
+        if name.lower() in lower:
+            return lower[name.lower()]
+    return None
+
+
+class _Status:
+    """Stage status of every pair and of the run, to explain missing outputs."""
+
+    def __init__(self, layout: RunLayout, run_info: dict[str, Any]):
+        rows = []
+        for pair in layout.pairs():
+            if pair.status.is_file():
+                try:
+                    status = _read_json(pair.status)
+                except (OSError, ValueError) as exc:
+                    status = {"status.json": f"failed: unreadable ({exc})"}
+                for stage, value in status.items():
+                    rows.append((pair.name, str(stage), _status_text(value)))
+        run_status = run_info.get("status") or run_info.get("stages") or {}
+        if isinstance(run_status, dict):
+            for stage, value in run_status.items():
+                if isinstance(value, (str, dict)):
+                    rows.append(("(run)", str(stage), _status_text(value)))
+        self.df = pd.DataFrame(rows, columns=["pair", "stage", "status"])
+
+    def failure(self, stage: str, *, pair: str | None = None) -> str | None:
+        """Return the first failure message of a stage (optionally of one pair), or None."""
+        df = self.df
+        if pair is not None:
+            df = df[df["pair"] == pair]
+        hit = df[df["stage"].str.lower().str.startswith(stage.lower())
+                 & df["status"].str.lower().str.startswith("failed")]
+        if not len(hit):
+            return None
+        row = hit.iloc[0]
+        where = "" if row["pair"] == "(run)" else f" in pair {row['pair']}"
+        more = f" (and {len(hit) - 1} more)" if len(hit) > 1 else ""
+        return f"stage '{row['stage']}' {row['status']}{where}{more}"
+
+
+def _status_text(value: Any) -> str:
+    if isinstance(value, dict):
+        state = str(value.get("status", value.get("state", "")))
+        error = value.get("error")
+        return f"{state}: {error}" if error and not state.startswith("failed:") else state
+    return str(value)
+
+
+def _why(status: _Status, stage: str, what: str, root: Path) -> str:
+    failure = status.failure(stage)
+    if failure:
+        return failure
+    return f"{what} not found under {root} (stage '{stage}' has not written it)"
+
+
+# --------------------------------------------------------------------------- fits
+def _sample_tissues(layout: RunLayout, pairs: list[PairLayout], tissue_column: str) -> pd.Series:
+    """Sample -> tissue, from the pairs' holdout tables or the demo simulation's attributes."""
+    for pair in pairs:
+        if pair.holdout.is_file():
+            df = _read_tsv(pair.holdout)
+            col = _first(df.columns, "tissue", tissue_column)
+            if col is not None and "sample" in df.columns:
+                return pd.Series(df[col].astype(str).to_numpy(), index=df["sample"].astype(str),
+                                 name="tissue")
+    for path in (layout.simulation / "sample_attributes.tsv",
+                 layout.simulation / "data" / "sample_attributes.tsv"):
+        if path.is_file():
+            df = _read_tsv(path)
+            sample_col = _first(df.columns, "SAMPID", "sample")
+            col = _first(df.columns, tissue_column, "tissue", "SMTSD")
+            if sample_col is not None and col is not None:
+                return pd.Series(df[col].astype(str).to_numpy(), index=df[sample_col].astype(str),
+                                 name="tissue")
+    return pd.Series(dtype=str, name="tissue")
+
+
+def _topic_tissue(path: Path) -> pd.Series:
+    """Topic -> strongest associated tissue ('' when not associated) from tissue_association.tsv."""
+    df = _read_tsv(path)
+    topic = _first(df.columns, "topic", "factor")
+    tissue = _first(df.columns, "tissue")
+    score = _first(df.columns, "score", "inner_product")
+    assoc = _first(df.columns, "associated", "is_associated")
+    if topic is None or tissue is None or score is None:
+        raise InputError("tissue association table lacks topic/tissue/score columns", path=str(path),
+                         ids=list(df.columns))
+    df = df.rename(columns={topic: "topic", tissue: "tissue", score: "score"})
+    topics = sorted(df["topic"].unique())
+    if assoc is not None:
+        df = df[df[assoc].astype(str).str.lower().isin(["true", "1", "1.0"])]
+    best = df.sort_values(["topic", "score", "tissue"], ascending=[True, False, True])
+    best = best.drop_duplicates("topic")
+    out = pd.Series("", index=pd.Index(topics, name="topic"), dtype=object)
+    out.loc[best["topic"].to_numpy()] = best["tissue"].astype(str).to_numpy()
+    return out
+
+
+def _topic_label(column: object) -> object:
+    """Topic column names as written by the fit ('0', 'topic_0', 'k0') -> the integer topic."""
+    text = str(column)
+    digits = "".join(ch for ch in text if ch.isdigit())
+    return int(digits) if digits and text.rstrip("0123456789") in {"", "topic_", "topic", "k", "k_"} else text
+
+
+def _load_topics(data: ReportData, layout: RunLayout, pairs: list[PairLayout], status: _Status,
+                 tissue_column: str) -> None:
+    candidates = [p for p in pairs if (p.fit / "sample_topics.tsv").is_file()]
+    if not candidates:
+        data.mark_absent("topics", _why(status, "fit", "fit/sample_topics.tsv of any pair", layout.root))
+        return
+    sample_tissue_s = _sample_tissues(layout, pairs, tissue_column)
+    if sample_tissue_s.empty:
+        data.mark_absent("topics", "no sample tissue table (holdout.tsv with a tissue column, or "
+                         "simulation/sample_attributes.tsv) in the run folder")
+        return
+    with_assoc = [p for p in candidates if (p.factors / "tissue_association.tsv").is_file()]
+    pair = (with_assoc or candidates)[0]
+    st_df = _read_tsv(pair.fit / "sample_topics.tsv", index_col=0)
+    st_df.index = st_df.index.astype(str)
+    st_df.columns = [_topic_label(c) for c in st_df.columns]
+    if with_assoc:
+        topic_tissue_s = _topic_tissue(pair.factors / "tissue_association.tsv")
+    else:
+        topic_tissue_s = pd.Series("", index=st_df.columns, dtype=object)
+        data.extras["topics_note"] = _why(status, "factors", "factors/tissue_association.tsv", pair.root) + \
+            "; topics are drawn without tissue colours"
+    data.tables["sample_topics"] = st_df
+    data.tables["sample_tissue"] = sample_tissue_s.to_frame()
+    data.tables["topic_tissue"] = topic_tissue_s.rename("tissue").to_frame()
+    data.extras["topics_pair"] = pair.name
+
+
+def _convergence_statistic(loss: np.ndarray, window: int) -> np.ndarray:
+    """|y - x| / |y| over consecutive windows (NaN before 2 windows), as tbeqtl.tblda's rule 'abs'."""
+    out = np.full(len(loss), np.nan)
+    if window < 1 or len(loss) < 2 * window:
+        return out
+    csum = np.concatenate([[0.0], np.cumsum(loss)])
+    t = np.arange(2 * window, len(loss) + 1)
+    x = (csum[t] - csum[t - window]) / window
+    y = (csum[t - window] - csum[t - 2 * window]) / window
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out[t - 1] = np.abs(y - x) / np.abs(y)
+    return out
+
+
+def _load_elbo(data: ReportData, layout: RunLayout, pairs: list[PairLayout], status: _Status) -> None:
+    elbo_parts, conv_parts, tol = [], [], None
+    for pair in pairs:
+        path = pair.fit / "elbo.tsv"
+        if not path.is_file():
+            continue
+        df = _read_tsv(path)
+        step = _first(df.columns, "step", "epoch", "iteration")
+        elbo = _first(df.columns, "elbo")
+        loss = _first(df.columns, "loss", "neg_elbo")
+        if elbo is None and loss is None:
+            raise InputError("ELBO table has neither an 'elbo' nor a 'loss' column", path=str(path),
+                             ids=list(df.columns))
+        values = df[elbo].to_numpy(float) if elbo is not None else -df[loss].to_numpy(float)
+        steps = df[step].to_numpy() if step is not None else np.arange(1, len(df) + 1)
+        elbo_parts.append(pd.DataFrame({"run": pair.name, "step": steps, "elbo": values}))
+        fit_info = _read_json(pair.fit / "run.json") if (pair.fit / "run.json").is_file() else {}
+        params = fit_info.get("params", fit_info)
+        stat_col = _first(df.columns, "statistic", "convergence", "rel_change")
+        if stat_col is not None:
+            stat = df[stat_col].to_numpy(float)
+        else:
+            window = int(params.get("window", 0) or max(1, min(1000, len(values) // 4)))
+            stat = _convergence_statistic(-values, window)
+        tol = tol if tol is not None else params.get("tol")
+        conv_parts.append(pd.DataFrame({"run": pair.name, "step": steps, "statistic": stat}).dropna())
+    if not elbo_parts:
+        data.mark_absent("convergence", _why(status, "fit", "fit/elbo.tsv of any pair", layout.root))
+        return
+    data.tables["elbo"] = pd.concat(elbo_parts, ignore_index=True)
+    data.tables["convergence"] = pd.concat(conv_parts, ignore_index=True)
+    data.extras["tol"] = None if tol is None else float(tol)
+
+
+def _load_robust(data: ReportData, layout: RunLayout, pairs: list[PairLayout], status: _Status) -> None:
+    """Read loading correlations across runs.
+
+    The pipeline's robust/ matrices when written, else Pearson r of the fits' loadings between
+    runs that share a chromosome (the chromosome with the most runs).
+    """
+    corr: dict[str, pd.DataFrame] = {}
+    for name, title in (("snp", "SNP loadings"), ("gene", "gene loadings E[ψ]")):
+        for fname in (f"{name}_loading_correlation.tsv", f"{name}_correlation.tsv"):
+            path = layout.robust / fname
+            if path.is_file():
+                df = _read_tsv(path, index_col=0)
+                df.index = df.index.astype(str)
+                df.columns = df.columns.astype(str)
+                corr[title] = df
+                break
+    labels_s = pd.Series(dtype=object)
+    tissue_rows = {}
+    for pair in pairs:
+        path = pair.factors / "tissue_association.tsv"
+        if path.is_file():
+            for topic, tissue in _topic_tissue(path).items():
+                tissue_rows[f"{pair.name}:{topic}"] = tissue
+    labels_s = pd.Series(tissue_rows, dtype=object)
+    if not corr:
+        for fname, side, title in (("snp_topics.tsv", 1, "SNP loadings E[λ]"),
+                                   ("gene_topics.tsv", 0, "gene loadings E[ψ]")):
+            by_chrom: dict[str, list[PairLayout]] = {}
+            for pair in pairs:
+                if (pair.fit / fname).is_file():
+                    by_chrom.setdefault(pair.name.split("__")[side], []).append(pair)
+            if not by_chrom:
+                continue
+            chrom, group = max(sorted(by_chrom.items()), key=lambda kv: len(kv[1]))
+            frames = []
+            for pair in group:
+                df = _read_tsv(pair.fit / fname, index_col=0)
+                df.index = df.index.astype(str)
+                df.columns = [f"{pair.name}:{_topic_label(c)}" for c in df.columns]
+                frames.append(df)
+            joined = pd.concat(frames, axis=1, join="inner")
+            if joined.shape[1] >= 2 and len(joined) >= 3:
+                corr[f"{title}, runs sharing {chrom}"] = joined.corr(method="pearson")
+    if not corr:
+        data.mark_absent("robust", _why(status, "fit", "robust/ correlations or fit loadings", layout.root))
+        return
+    data.extras["robust"] = corr
+    data.tables["loading_tissue"] = labels_s.rename("tissue").to_frame()
+    if len(pairs) < 2 and not any((layout.robust / f).exists() for f in ("snp_loading_correlation.tsv",)):
+        data.extras["robust_note"] = "only one run: correlations are between topics of the same run"
+
+
+# --------------------------------------------------------------------------- eQTLs
+def _eqtl_dirs(pair: PairLayout) -> list[tuple[str, str, Path]]:
+    out = []
+    base = pair.root / "eqtl"
+    if not base.is_dir():
+        return out
+    for fs_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+        for tissue_dir in sorted(p for p in fs_dir.iterdir() if p.is_dir()):
+            out.append((fs_dir.name, tissue_dir.name, tissue_dir))
+    return out
+
+
+def _tissue_name(folder: Path, safe: str) -> str:
+    run_json = folder / "run.json"
+    if run_json.is_file():
+        info = _read_json(run_json)
+        for key in ("tissue",):
+            if isinstance(info.get(key), str):
+                return info[key]
+        params = info.get("params", {})
+        if isinstance(params, dict) and isinstance(params.get("tissue"), str):
+            return params["tissue"]
+    return safe
+
+
+def _qq_table(path: Path, run: str) -> pd.DataFrame:
+    df = _read_tsv(path)
+    obs = _first(df.columns, "observed", "true", "true_mlog10p", "observed_mlog10p", "mlog10p_true")
+    perm = _first(df.columns, "permuted", "perm", "permuted_mlog10p", "mlog10p_permuted")
+    kind = _first(df.columns, "kind", "class", "type")
+    if obs is None or perm is None:
+        raise InputError("QQ table lacks observed/permuted columns", path=str(path), ids=list(df.columns))
+    out = pd.DataFrame({
+        "run": run,
+        "kind": df[kind].astype(str).to_numpy() if kind is not None else "all",
+        "permuted": df[perm].to_numpy(float),
+        "observed": df[obs].to_numpy(float),
+    })
+    beyond = _first(df.columns, "beyond", "beyond_max", "exceeds")
+    if beyond is not None:
+        out["beyond"] = df[beyond].astype(str).str.lower().isin(["true", "1", "1.0"]).to_numpy()
+    else:
+        max_perm = out.groupby("kind")["permuted"].transform("max")
+        out["beyond"] = out["observed"] > max_perm
+    return out
+
+
+def _hist_table(path: Path) -> pd.DataFrame:
+    df = _read_tsv(path)
+    start = _first(df.columns, "bin_start", "lower", "left", "bin_left")
+    end = _first(df.columns, "bin_end", "upper", "right", "bin_right")
+    count = _first(df.columns, "count", "n", "counts")
+    kind = _first(df.columns, "kind", "class", "type")
+    if start is None or end is None or count is None:
+        raise InputError("p-value histogram table lacks bin/count columns", path=str(path),
+                         ids=list(df.columns))
+    return pd.DataFrame({
+        "kind": df[kind].astype(str).to_numpy() if kind is not None else "all",
+        "bin_start": df[start].to_numpy(float),
+        "bin_end": df[end].to_numpy(float),
+        "count": df[count].to_numpy(float),
+    })
+
+
+def _load_eqtls(data: ReportData, layout: RunLayout, pairs: list[PairLayout], status: _Status) -> None:
+    pair_parts, qq_parts, hist_parts = [], [], []
+    any_dir = False
+    for pair in pairs:
+        for factor_set, safe, folder in _eqtl_dirs(pair):
+            any_dir = True
+            tissue = _tissue_name(folder, safe)
+            run = f"{pair.name}/{factor_set}/{tissue}"
+            for kind in ("cis", "trans"):
+                for suffix in (".tsv", ".parquet"):
+                    path = folder / f"{kind}{suffix}"
+                    if path.is_file():
+                        df = _read_tsv(path)
+                        df.insert(0, "kind", kind)
+                        df.insert(0, "tissue", tissue)
+                        df.insert(0, "factor_set", factor_set)
+                        df.insert(0, "pair", pair.name)
+                        pair_parts.append(df)
+                        break
+            if (folder / "qq.tsv").is_file():
+                qq_parts.append(_qq_table(folder / "qq.tsv", run))
+            if (folder / "hist.tsv").is_file():
+                hist_parts.append(_hist_table(folder / "hist.tsv"))
+    reason = _why(status, "eqtl", "pairs/*/eqtl/<factor_set>/<tissue>/ results", layout.root)
+    if not pair_parts:
+        for section in ("counts", "summary", "top_eqtls", "locus"):
+            data.mark_absent(section, reason)
+    else:
+        eqtl_df = pd.concat(pair_parts, ignore_index=True)
+        eqtl_df["snp"] = eqtl_df["snp"].astype(str)
+        eqtl_df["gene"] = eqtl_df["gene"].astype(str)
+        if "gene_type" not in eqtl_df.columns:
+            eqtl_df["gene_type"] = "all genes"
+        eqtl_df["gene_type"] = eqtl_df["gene_type"].fillna("unknown").astype(str)
+        fdr_col = "fdr_by_type" if "fdr_by_type" in eqtl_df.columns and eqtl_df["fdr_by_type"].notna().any() \
+            else "fdr"
+        data.extras["fdr_column"] = fdr_col
+        eqtl_df["significant"] = eqtl_df[fdr_col].to_numpy(float) < data.fdr
+        data.tables["eqtls"] = eqtl_df
+        _summaries(data, eqtl_df)
+    if qq_parts:
+        data.tables["qq"] = pd.concat(qq_parts, ignore_index=True)
+    else:
+        data.mark_absent("qq", reason if not any_dir else "no qq.tsv (permutation check) in any eQTL folder")
+    if hist_parts:
+        hist = pd.concat(hist_parts, ignore_index=True)
+        data.tables["hist"] = hist.groupby(["kind", "bin_start", "bin_end"], as_index=False)["count"].sum()
+    else:
+        data.mark_absent("hist", reason if not any_dir else "no hist.tsv in any eQTL folder")
+
+
+def _summaries(data: ReportData, eqtl_df: pd.DataFrame) -> None:
+    sig = eqtl_df[eqtl_df["significant"]]
+    keys = ["factor_set", "tissue", "kind", "gene_type"]
+    summary = (sig.groupby(keys).agg(eqtls=("snp", "size"), egenes=("gene", "nunique"),
+                                     evariants=("snp", "nunique")).reset_index())
+    totals = (sig.groupby(["factor_set", "kind"]).agg(eqtls=("snp", "size"), egenes=("gene", "nunique"),
+                                                       evariants=("snp", "nunique")).reset_index())
+    totals["tissue"] = "(all tissues)"
+    totals["gene_type"] = "(all)"
+    summary = pd.concat([summary, totals[summary.columns]], ignore_index=True)
+    order = {fs: i for i, fs in enumerate(FACTOR_SETS)}
+    summary = summary.sort_values(["factor_set", "kind", "tissue", "gene_type"],
+                                  key=lambda s: s.map(order).fillna(99) if s.name == "factor_set" else s)
+    data.tables["summary"] = summary.reset_index(drop=True)
+    counts_set = next((fs for fs in FACTOR_SETS if fs in set(eqtl_df["factor_set"])),
+                      sorted(eqtl_df["factor_set"].unique())[0])
+    counts = (sig[sig["factor_set"] == counts_set].groupby(["tissue", "kind", "gene_type"]).size()
+              .rename("n_eqtls").reset_index())
+    if counts.empty:
+        data.mark_absent("counts", f"no eQTL at FDR < {data.fdr:g} in factor set '{counts_set}'")
+    else:
+        data.tables["counts"] = counts
+        data.extras["counts_factor_set"] = counts_set
+    cols = [c for c in ("pair", "factor_set", "tissue", "kind", "snp", "gene", "gene_type", "beta", "t_stat",
+                        "f_stat", "p_value", "fdr", "fdr_by_type") if c in eqtl_df.columns]
+    top = eqtl_df.sort_values(["p_value", "pair", "factor_set", "tissue", "snp", "gene"], kind="stable")
+    data.tables["top_eqtls"] = top[cols].head(50).reset_index(drop=True)
+    # Fig 5: the SNP with the most trans-eGenes in one (pair, factor set, tissue) run.
+    trans = sig[sig["kind"] == "trans"]
+    if trans.empty:
+        data.mark_absent("locus", f"no trans-eQTL at FDR < {data.fdr:g}")
+    else:
+        per = (trans.groupby(["pair", "factor_set", "tissue", "snp"])["gene"].nunique()
+               .rename("n").reset_index().sort_values(["n", "pair", "factor_set", "tissue", "snp"],
+                                                      ascending=[False, True, True, True, True]))
+        best = per.iloc[0]
+        genes = sorted(trans[(trans["pair"] == best["pair"]) & (trans["factor_set"] == best["factor_set"])
+                             & (trans["tissue"] == best["tissue"]) & (trans["snp"] == best["snp"])]["gene"])
+        data.extras["locus"] = {"pair": best["pair"], "factor_set": best["factor_set"],
+                                "tissue": best["tissue"], "snp": best["snp"], "genes": genes}
+
+
+def _load_locus(data: ReportData, layout: RunLayout) -> None:
+    """Quantile-normalised held-out expression and the SNP's dosages for Fig 5, when written."""
+    locus = data.extras.get("locus")
+    if not locus:
+        return
+    pair = PairLayout(layout.root / "pairs" / locus["pair"])
+    folder = pair.eqtl(locus["factor_set"], locus["tissue"])
+    expr_path = next((folder / n for n in ("expression.tsv", "expression.parquet") if (folder / n).is_file()),
+                     None)
+    geno_path = next((folder / n for n in ("genotypes.tsv", "genotypes.parquet") if (folder / n).is_file()),
+                     None)
+    if expr_path is None or geno_path is None:
+        data.mark_absent("locus", f"the mapping folder {folder.relative_to(layout.root)} has no "
+                         "expression.tsv / genotypes.tsv (the association inputs) to draw the heatmap from")
+        return
+    expr_df = _read_tsv(expr_path, index_col=0)
+    expr_df.index = expr_df.index.astype(str)
+    geno_df = _read_tsv(geno_path, index_col=0)
+    geno_df.index = geno_df.index.astype(str)
+    genes = [g for g in locus["genes"] if g in expr_df.index]
+    if not genes or locus["snp"] not in geno_df.index:
+        data.mark_absent("locus", f"the association inputs in {folder.relative_to(layout.root)} lack the "
+                         f"locus SNP {locus['snp']} or its trans-eGenes")
+        return
+    data.tables["locus_expression"] = expr_df.loc[genes]
+    data.tables["locus_genotype"] = geno_df.loc[[locus["snp"]], expr_df.columns].T.rename(
+        columns={locus["snp"]: "dosage"})
+
+
+# --------------------------------------------------------------------------- enrichment, GTEx
+def _load_enrichment(data: ReportData, layout: RunLayout, status: _Status) -> None:
+    root = layout.enrichment
+    go = root / "go.tsv"
+    if go.is_file():
+        df = _read_tsv(go)
+        if "fdr" in df.columns:
+            df = df.sort_values(["fdr", "p_value"] if "p_value" in df.columns else ["fdr"], kind="stable")
+        data.tables["go"] = df.reset_index(drop=True)
+    else:
+        data.mark_absent("go", _why(status, "enrich", "enrichment/go.tsv", layout.root))
+    annot = root / "snp_annot.tsv"
+    if annot.is_file():
+        df = _read_tsv(annot)
+        set_col = _first(df.columns, "set", "snp_set", "tissue")
+        ann_col = _first(df.columns, "annotation", "term", "class")
+        if set_col is None:
+            df["set"] = "all"
+            set_col = "set"
+        df = df.rename(columns={set_col: "set", ann_col: "annotation"})
+        df = df.sort_values(["fdr", "p_value", "set", "annotation"])
+        data.tables["snp_annot"] = df.reset_index(drop=True)
+    else:
+        data.mark_absent("snp_enrichment", _why(status, "enrich", "enrichment/snp_annot.tsv", layout.root))
+    bins = root / "bins.tsv"
+    if bins.is_file():
+        df = _read_tsv(bins)
+        rename = {c: n for n, c in ((n, _first(df.columns, *alts)) for n, alts in (
+            ("chrom", ("chrom", "chromosome", "chr")), ("start", ("start", "bin_start")),
+            ("end", ("end", "bin_end")), ("set", ("set", "snp_set", "tissue")))) if c is not None}
+        data.tables["bins"] = df.rename(columns=rename)
+    else:
+        data.mark_absent("bins", _why(status, "enrich", "enrichment/bins.tsv", layout.root))
+    tf = root / "tf_recovery.tsv"
+    if tf.is_file():
+        data.tables["tf"] = _read_tsv(tf)
+    else:
+        data.mark_absent("tf", _why(status, "enrich", "enrichment/tf_recovery.tsv", layout.root))
+    comparison = layout.gtex / "comparison.tsv"
+    if comparison.is_file():
+        data.tables["gtex"] = _read_tsv(comparison)
+        if (layout.gtex / "ks.json").is_file():
+            data.extras["ks"] = _read_json(layout.gtex / "ks.json")
+    else:
+        data.mark_absent("gtex", _why(status, "gtex", "gtex/comparison.tsv", layout.root))
+
+
+# --------------------------------------------------------------------------- entry point
+def _guard(data: ReportData, sections: tuple[str, ...], func: Any, *args: Any) -> None:
+    """Run one loader; a malformed table makes its sections absent instead of stopping the report."""
+    try:
+        func(*args)
+    except (InputError, OSError, ValueError, KeyError) as exc:
+        logger.warning("could not read %s: %s", ", ".join(sections), exc)
+        for section in sections:
+            data.mark_absent(section, f"its table could not be read: {exc}")
+
+
+def load_run(run_dir: str | Path) -> ReportData:
+    """Gather every finished result table of a run folder for the report.
+
+    Parameters
+    ----------
+    run_dir
+        A pipeline run folder (:class:`tbeqtl.layout.RunLayout`).
+
+    Returns
+    -------
+    ReportData
+        ``tables`` holds (when the stage ran): ``sample_topics`` (samples x topics E[phi] of one
+        pair), ``sample_tissue``, ``topic_tissue``, ``elbo`` / ``convergence`` (long, per run),
+        ``loading_tissue``, ``eqtls`` (every written eQTL row with pair, factor_set, tissue, kind
+        and ``significant``), ``summary``, ``counts``, ``top_eqtls``, ``qq``, ``hist``,
+        ``locus_expression`` / ``locus_genotype``, ``go``, ``snp_annot``, ``bins``, ``tf``,
+        ``gtex``. ``absent`` names every section that cannot be shown, with the reason.
+
+    Raises
+    ------
+    InputError
+        If ``run_dir`` is not a folder.
+    """
+    layout = RunLayout(Path(run_dir))
+    if not layout.root.is_dir():
+        raise InputError("run folder not found", path=str(layout.root))
+    data = ReportData(run_dir=layout.root)
+    if layout.run_json.is_file():
+        try:
+            data.run_info = _read_json(layout.run_json)
+        except (OSError, ValueError) as exc:
+            logger.warning("run.json unreadable: %s", exc)
+    if layout.config.is_file():
+        data.config_text = layout.config.read_text(encoding="utf-8")
+    config = data.run_info.get("config", {}) if isinstance(data.run_info.get("config"), dict) else {}
+    mapping = config.get("mapping", {}) if isinstance(config.get("mapping"), dict) else {}
+    fdr = mapping.get("fdr", DEFAULT_FDR)
+    data.fdr = float(fdr) if isinstance(fdr, (int, float)) and not math.isnan(fdr) else DEFAULT_FDR
+    tissue_column = str((config.get("data") or {}).get("tissue_column", "tissue")) \
+        if isinstance(config.get("data"), dict) else "tissue"
+    status = _Status(layout, data.run_info)
+    data.status_df = status.df
+    pairs = layout.pairs()
+    if not pairs:
+        logger.warning("no pairs/ folders in %s", layout.root)
+    _guard(data, ("topics",), _load_topics, data, layout, pairs, status, tissue_column)
+    _guard(data, ("convergence",), _load_elbo, data, layout, pairs, status)
+    _guard(data, ("robust",), _load_robust, data, layout, pairs, status)
+    _guard(data, ("counts", "summary", "top_eqtls", "locus", "qq", "hist"), _load_eqtls, data, layout, pairs,
+           status)
+    _guard(data, ("locus",), _load_locus, data, layout)
+    _guard(data, ("go", "snp_enrichment", "bins", "tf", "gtex"), _load_enrichment, data, layout, status)
+    return data

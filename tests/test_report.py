@@ -1,0 +1,339 @@
+"""Report tests on a synthetic run folder written in the documented table formats (no fitted model).
+
+The helper :func:`write_run_folder` writes every table a pipeline run leaves behind (layout of
+tbeqtl.layout.RunLayout); tests then remove stages, break tables, and render the outputs with
+headless Chromium and pdftoppm.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from tbeqtl.atomic import write_json, write_table
+from tbeqtl.cli import main
+from tbeqtl.layout import RunLayout
+from tbeqtl.report import build_report, load_run
+from tbeqtl.report.load import SECTIONS
+
+TISSUES = ("Whole Blood", "Thyroid", "Muscle - Skeletal")
+PAIRS = (("chr1", "chr1"), ("chr1", "chr2"), ("chr2", "chr2"))
+K = 6
+ALL_FIGURES = {
+    "fig1_sample_topics", "elbo", "fig3_loading_correlation", "fig2_snp_classes", "fig2_genomic_bins",
+    "fig4_permutation_qq", "fig4_eqtl_counts", "pvalue_histograms", "fig5_locus_heatmap",
+}
+
+
+def _mlog10_sorted(p):
+    return np.sort(-np.log10(p))[::-1]
+
+
+def write_run_folder(root: Path, rng: np.random.Generator) -> RunLayout:
+    """Write a complete synthetic run folder: 3 pairs, 3 tissues, every stage done."""
+    layout = RunLayout(root)
+    n_ind, per_ind = 30, 3
+    samples = [f"S{i:03d}-{j}" for i in range(n_ind) for j in range(per_ind)]
+    individuals = [s.split("-")[0] for s in samples]
+    tissue_of = {s: TISSUES[j] for s, j in zip(samples, [int(s[-1]) for s in samples], strict=True)}
+    genes = {c: [f"G{c}_{g:03d}" for g in range(40)] for c in ("chr1", "chr2")}
+    snps = {c: [f"rs{c[-1]}{s:04d}" for s in range(80)] for c in ("chr1", "chr2")}
+    gene_type = {g: ("protein_coding" if i % 3 else "lincRNA") for c in genes for i, g in enumerate(genes[c])}
+    write_json({"config": {"mapping": {"fdr": 0.1, "cis_dist": 1e6}, "fit": {"n_topics": K, "max_steps": 300},
+                           "data": {"path": "sim/", "tissue_column": "tissue"}},
+                "versions": {"tbeqtl": "0.1.0", "torch": "2.13.0", "pyro": "1.9.1"},
+                "checksums": {"counts.gct.gz": "abc123"}}, layout.run_json)
+    layout.config.write_text('[mapping]\nfdr = 0.1\n', encoding="utf-8")
+    for gene_chrom, snp_chrom in PAIRS:
+        pair = layout.pair(gene_chrom, snp_chrom)
+        write_json({"fit": "done", "rank": "done", "factors": "done", "eqtl": "done"}, pair.status)
+        write_table(pd.DataFrame({"sample": samples, "individual": individuals,
+                                  "held_out": [s.endswith(("-0", "-1")) for s in samples],
+                                  "tissue": [tissue_of[s] for s in samples]}), pair.holdout)
+        # Topics 0-2 are tissue topics, 3-5 shared.
+        conc = np.full((len(samples), K), 0.3)
+        for i, s in enumerate(samples):
+            conc[i, TISSUES.index(tissue_of[s])] = 4.0
+        phi = np.vstack([rng.dirichlet(c) for c in conc])
+        cols = [str(k) for k in range(K)]
+        write_table(pd.DataFrame(phi, index=pd.Index(samples, name="sample"), columns=cols),
+                    pair.fit / "sample_topics.tsv", index=True)
+        write_table(pd.DataFrame(rng.dirichlet(np.ones(len(genes[gene_chrom])), size=K).T,
+                                 index=pd.Index(genes[gene_chrom], name="gene"), columns=cols),
+                    pair.fit / "gene_topics.tsv", index=True)
+        write_table(pd.DataFrame(rng.beta(1, 1, size=(len(snps[snp_chrom]), K)),
+                                 index=pd.Index(snps[snp_chrom], name="snp"), columns=cols),
+                    pair.fit / "snp_topics.tsv", index=True)
+        steps = np.arange(1, 301)
+        elbo = -1e5 * (1 + 2 * np.exp(-steps / 40)) + rng.normal(0, 30, size=len(steps))
+        write_table(pd.DataFrame({"step": steps, "elbo": elbo}), pair.fit / "elbo.tsv")
+        write_json({"params": {"tol": 1e-4, "window": 50}, "n_iter": 300, "stop_reason": "max_steps"},
+                   pair.fit / "run.json")
+        scores = pd.DataFrame([(k, t, float(phi[[tissue_of[s] == t for s in samples], k].sum()))
+                               for k in range(K) for t in TISSUES], columns=["topic", "tissue", "score"])
+        scores["associated"] = scores["score"] > 15
+        write_table(scores, pair.factors / "tissue_association.tsv")
+        for tissue in TISSUES:
+            folder = pair.eqtl("all", tissue)
+            held = [s for s in samples if tissue_of[s] == tissue]
+            rows = {"cis": [], "trans": []}
+            for kind, n in (("cis", 60), ("trans", 120)):
+                g = rng.choice(genes[gene_chrom], size=n)
+                v = rng.choice(snps[snp_chrom], size=n)
+                p = np.concatenate([rng.uniform(1e-9, 1e-4, size=n // 6), rng.uniform(0, 1, size=n - n // 6)])
+                if kind == "trans" and (gene_chrom, snp_chrom) == ("chr1", "chr2") and tissue == "Thyroid":
+                    g[:8] = genes[gene_chrom][:8]
+                    v[:8] = snps[snp_chrom][5]
+                rows[kind] = pd.DataFrame({"snp": v, "gene": g, "beta": rng.normal(0, 0.5, size=n),
+                                           "t_stat": rng.normal(0, 3, size=n), "p_value": p})
+                df = rows[kind].sort_values("p_value").reset_index(drop=True)
+                df["fdr"] = np.minimum(1, df["p_value"] * n / np.arange(1, n + 1))
+                df["gene_type"] = df["gene"].map(gene_type)
+                df["fdr_by_type"] = df["fdr"]
+                write_table(df, folder / f"{kind}.tsv")
+            qq = []
+            for kind, n in (("cis", 60), ("trans", 120)):
+                obs = _mlog10_sorted(rows[kind]["p_value"].to_numpy())
+                perm = _mlog10_sorted(rng.uniform(0, 1, size=n))
+                qq.append(pd.DataFrame({"kind": kind, "permuted": perm, "observed": obs}))
+            write_table(pd.concat(qq, ignore_index=True), folder / "qq.tsv")
+            edges = np.linspace(0, 1, 21)
+            hist = [pd.DataFrame({"kind": kind, "bin_start": edges[:-1], "bin_end": edges[1:],
+                                  "count": np.histogram(rows[kind]["p_value"], bins=edges)[0]})
+                    for kind in ("cis", "trans")]
+            write_table(pd.concat(hist, ignore_index=True), folder / "hist.tsv")
+            write_json({"tissue": tissue, "n_tests": {"cis": 60, "trans": 120}}, folder / "run.json")
+            write_table(pd.DataFrame(rng.normal(size=(len(genes[gene_chrom]), len(held))),
+                                     index=pd.Index(genes[gene_chrom], name="gene"), columns=held),
+                        folder / "expression.tsv", index=True)
+            write_table(pd.DataFrame(rng.integers(0, 3, size=(len(snps[snp_chrom]), len(held))).astype(float),
+                                     index=pd.Index(snps[snp_chrom], name="snp"), columns=held),
+                        folder / "genotypes.tsv", index=True)
+    go = pd.DataFrame({"set": ["Whole Blood"] * 5 + ["Thyroid"] * 5,
+                       "term": [f"GO:{i:07d}" for i in range(10)],
+                       "overlap": rng.integers(3, 20, size=10), "set_size": rng.integers(20, 200, size=10),
+                       "odds_ratio": rng.uniform(1, 5, size=10), "p_value": np.geomspace(1e-8, 0.5, 10),
+                       "fdr": np.minimum(1, np.geomspace(1e-7, 1, 10)),
+                       "description": [f"process {i}" for i in range(10)]})
+    write_table(go, layout.enrichment / "go.tsv")
+    annots = ["TFBS_ENCODE", "SuperEnhancer_Hnisz", "H3K27ac_Hnisz", "H3K4me1_Trynka", "DGF_ENCODE",
+              "Enhancer_Hoffman", "Coding_UCSC", "Promoter_UCSC"]
+    snp_annot = pd.DataFrame([(s, a, rng.uniform(0.5, 4), p, min(1.0, p * 8))
+                              for s in ("union", *TISSUES)
+                              for a, p in zip(annots, rng.uniform(0, 0.3, 8) ** 3, strict=True)],
+                             columns=["set", "annotation", "odds_ratio", "p_value", "fdr"])
+    write_table(snp_annot, layout.enrichment / "snp_annot.tsv")
+    bins = []
+    for chrom, length in (("chr1", 5_000_000), ("chr2", 4_000_000)):
+        starts = np.arange(0, length - 250_000, 100_000)
+        for tissue in TISSUES:
+            bins.append(pd.DataFrame({"set": tissue, "chrom": chrom, "start": starts, "end": starts + 250_000,
+                                      "p_value": rng.uniform(0, 1, size=len(starts)) ** 2}))
+    bins_df = pd.concat(bins, ignore_index=True)
+    bins_df["fdr"] = np.minimum(1, bins_df["p_value"] * 3)
+    write_table(bins_df, layout.enrichment / "bins.tsv")
+    write_table(pd.DataFrame({"tissue": list(TISSUES), "n_tfs": [12, 8, 5], "recovered": [10, 3, 2]}),
+                layout.enrichment / "tf_recovery.tsv")
+    write_table(pd.DataFrame({"kind": ["cis", "trans"], "n_calls": [300, 40], "n_in_gtex": [120, 3],
+                              "n_novel": [180, 37]}), layout.gtex / "comparison.tsv")
+    write_json({"statistic": 0.11, "p_value": 0.003}, layout.gtex / "ks.json")
+    return layout
+
+
+def _pngs_in_html(html: str) -> list[bytes]:
+    srcs = re.findall(r'<img[^>]*\ssrc="([^"]*)"', html)
+    out = []
+    for src in srcs:
+        assert src.startswith("data:image/png;base64,"), f"image is not an embedded PNG: {src[:60]}"
+        out.append(base64.b64decode(src.split(",", 1)[1], validate=True))
+    return out
+
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run") / "run"
+    write_run_folder(root, np.random.default_rng(7))
+    start = time.perf_counter()
+    html_path, pdf_path = build_report(root)
+    return {"root": root, "html": html_path, "pdf": pdf_path, "seconds": time.perf_counter() - start}
+
+
+def test_full_run_has_every_figure_and_section(full_report):
+    html = full_report["html"].read_text(encoding="utf-8")
+    info = json.loads((full_report["html"].parent / "report.json").read_text())
+    assert info["absent"] == {}
+    assert set(info["figures"]) == ALL_FIGURES
+    assert set(info["sections"]) == {"run", *SECTIONS}
+    pngs = _pngs_in_html(html)
+    assert len(pngs) == len(ALL_FIGURES)
+    for png in pngs:
+        image = Image.open(io.BytesIO(png))
+        image.verify()
+        pixels = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=float)
+        assert pixels.shape[0] > 200 and pixels.shape[1] > 400
+        assert pixels.std() > 10  # not a blank canvas
+    assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html
+    assert "Section absent" not in html
+    # Tables carry the values of the run: the planted locus is the top trans locus of Fig 5.
+    assert "rs20005" in html
+    assert full_report["pdf"].read_bytes().startswith(b"%PDF")
+
+
+def test_summary_counts_match_the_tables(full_report):
+    data = load_run(full_report["root"])
+    eqtls = data.tables["eqtls"]
+    sig = eqtls[eqtls["fdr_by_type"] < 0.1]
+    summary = data.tables["summary"]
+    totals = summary[summary["tissue"] == "(all tissues)"].set_index("kind")
+    for kind in ("cis", "trans"):
+        part = sig[sig["kind"] == kind]
+        assert totals.loc[kind, "eqtls"] == len(part)
+        assert totals.loc[kind, "egenes"] == part["gene"].nunique()
+        assert totals.loc[kind, "evariants"] == part["snp"].nunique()
+    assert data.extras["locus"]["snp"] == "rs20005"
+    assert data.extras["locus"]["tissue"] == "Thyroid"
+    counts = data.tables["counts"]
+    assert counts["n_eqtls"].sum() == len(sig[sig["factor_set"] == "all"])
+
+
+def test_rebuild_gives_identical_tables_and_figures(full_report, tmp_path):
+    first = full_report["html"].parent
+    start = time.perf_counter()
+    build_report(full_report["root"], out_dir=tmp_path / "again")
+    seconds = time.perf_counter() - start
+    second = tmp_path / "again"
+    tables = sorted(p.name for p in (first / "tables").glob("*.tsv"))
+    assert tables and tables == sorted(p.name for p in (second / "tables").glob("*.tsv"))
+    for name in tables:
+        assert (first / "tables" / name).read_bytes() == (second / "tables" / name).read_bytes(), name
+    for png in (first / "figures").glob("*.png"):
+        assert png.read_bytes() == (second / "figures" / png.name).read_bytes(), png.name
+    # the HTML differs only in where it was written? no: it names the run folder, not the output folder
+    assert (first / "report.html").read_text() == (second / "report.html").read_text()
+    print(f"report build {full_report['seconds']:.1f} s, rebuild {seconds:.1f} s")
+
+
+def test_missing_and_failed_stages_are_reported(tmp_path):
+    layout = write_run_folder(tmp_path / "run", np.random.default_rng(3))
+    shutil.rmtree(layout.enrichment)
+    for pair in layout.pairs():
+        shutil.rmtree(pair.root / "eqtl")
+        write_json({"fit": "done", "rank": "done", "factors": "done",
+                    "eqtl": "failed: InputError: tissue Thyroid has 3 held-out samples for 9 covariates"},
+                   pair.status)
+    (layout.gtex / "comparison.tsv").write_text("not\ta\ttable\n1\n", encoding="utf-8")
+    html_path, pdf_path = build_report(layout.root)
+    html = html_path.read_text(encoding="utf-8")
+    info = json.loads((html_path.parent / "report.json").read_text())
+    assert pdf_path.is_file()
+    for key in ("qq", "counts", "locus", "hist", "summary", "top_eqtls"):
+        assert "tissue Thyroid has 3 held-out samples" in info["absent"][key], key
+    for key in ("go", "snp_enrichment", "bins", "tf"):
+        assert "enrichment/" in info["absent"][key] and "not found" in info["absent"][key], key
+    assert "topics" not in info["absent"] and "convergence" not in info["absent"]
+    assert "Section absent" in html and "tissue Thyroid has 3 held-out samples" in html
+    assert set(info["figures"]) == {"fig1_sample_topics", "elbo", "fig3_loading_correlation"}
+
+
+def test_empty_folder_gives_a_report_of_absences(tmp_path):
+    (tmp_path / "run").mkdir()
+    html_path, pdf_path = build_report(tmp_path / "run", out_dir=tmp_path / "out")
+    info = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert set(info["absent"]) == set(SECTIONS)
+    assert "run.json is missing" in html_path.read_text(encoding="utf-8")
+    assert pdf_path.is_file()
+
+
+def test_malformed_table_marks_section_absent(tmp_path):
+    layout = write_run_folder(tmp_path / "run", np.random.default_rng(5))
+    for pair in layout.pairs():
+        (pair.fit / "elbo.tsv").write_text("foo\tbar\n1\t2\n", encoding="utf-8")
+    data = load_run(layout.root)
+    assert "neither an 'elbo' nor a 'loss' column" in data.absent["convergence"]
+    assert "topics" not in data.absent
+
+
+def test_convergence_statistic_matches_the_fit_rule(rng):
+    from tbeqtl.report.load import _convergence_statistic
+    from tbeqtl.tblda.convergence import ConvergenceRule
+
+    loss = 1e4 * (1 + np.exp(-np.arange(400) / 50)) + rng.normal(0, 5, size=400)
+    stat = _convergence_statistic(loss, 60)
+    rule = ConvergenceRule(rule="abs", window=60)
+    for t in (119, 120, 250, 399):
+        assert stat[t] == pytest.approx(rule.statistic(loss[: t + 1]), rel=1e-10)
+    assert np.isnan(stat[:119]).all()
+
+
+def test_cli_report(tmp_path, capsys):
+    layout = write_run_folder(tmp_path / "run", np.random.default_rng(9))
+    for pair in layout.pairs()[1:]:
+        shutil.rmtree(pair.root)
+    assert main(["report", str(layout.root), "--out", str(tmp_path / "rep")]) == 0
+    assert (tmp_path / "rep" / "report.html").is_file() and (tmp_path / "rep" / "report.pdf").is_file()
+    assert "report.html" in capsys.readouterr().out
+    assert main(["report", str(tmp_path / "nowhere")]) == 2
+
+
+# --------------------------------------------------------------------------- rendering
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
+    base = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={profile}"]
+    return subprocess.run(base + args, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian package `chromium`)")
+def test_html_renders_in_headless_chromium(full_report, tmp_path):
+    # A copy of the report with a probe script that records broken images in the DOM.
+    html = full_report["html"].read_text(encoding="utf-8")
+    probe = ("<script>window.addEventListener('load', function () {var imgs = document.images, bad = 0;"
+             "for (var i = 0; i < imgs.length; i++) { if (!imgs[i].complete || imgs[i].naturalWidth === 0) "
+             "{ bad++; } } var d = document.createElement('div'); d.id = 'probe'; d.setAttribute('data-n', "
+             "imgs.length); d.setAttribute('data-bad', bad); document.body.appendChild(d);});</script>")
+    probe_path = tmp_path / "probe.html"
+    probe_path.write_text(html.replace("</body>", probe + "</body>"), encoding="utf-8")
+    shot = tmp_path / "shot.png"
+    result = _chromium(["--virtual-time-budget=5000", "--dump-dom", probe_path.as_uri()], tmp_path / "p1")
+    match = re.search(r'id="probe" data-n="(\d+)" data-bad="(\d+)"', result.stdout)
+    assert match, f"probe not found in Chromium's DOM dump: {result.stderr[-500:]}"
+    assert int(match.group(1)) == len(ALL_FIGURES)
+    assert int(match.group(2)) == 0, "broken images in the rendered page"
+    result = _chromium([f"--screenshot={shot}", "--window-size=1200,3000", full_report["html"].as_uri()],
+                       tmp_path / "p2")
+    assert shot.is_file(), result.stderr[-500:]
+    pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=float)
+    assert pixels.shape[:2] == (3000, 1200)
+    grey = pixels.mean(axis=2)
+    assert (grey < 250).mean() > 0.05  # a good part of the page is drawn, not blank
+    assert len(np.unique(pixels.reshape(-1, 3)[::7], axis=0)) > 50  # figures' colours, not only text
+
+
+@pytest.mark.skipif(shutil.which("pdftoppm") is None or shutil.which("pdfinfo") is None,
+                    reason="pdftoppm/pdfinfo are not installed (Debian package `poppler-utils`)")
+def test_pdf_converts_to_expected_pages(full_report, tmp_path):
+    info = json.loads((full_report["html"].parent / "report.json").read_text())
+    expected = info["pdf_pages"]
+    assert expected >= 5
+    pdfinfo = subprocess.run(["pdfinfo", str(full_report["pdf"])], capture_output=True, text=True, check=True)
+    assert int(re.search(r"Pages:\s+(\d+)", pdfinfo.stdout).group(1)) == expected
+    subprocess.run(["pdftoppm", "-r", "40", "-png", str(full_report["pdf"]), str(tmp_path / "page")],
+                   check=True, timeout=120)
+    pages = sorted(tmp_path.glob("page*.png"))
+    assert len(pages) == expected
+    inked = [(np.asarray(Image.open(p).convert("L"), dtype=float) < 200).mean() for p in pages]
+    assert all(v > 0.002 for v in inked), inked
