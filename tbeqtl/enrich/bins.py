@@ -183,7 +183,11 @@ def genomic_bin_enrichment(
     for name, ids in sets.items():
         overlap = pairs[pairs["snp"].isin(ids)].groupby("bin").size().reindex(tested.index, fill_value=0)
         orr, p = fisher_enrichment(
-            overlap.to_numpy(), bin_size.to_numpy(), len(ids), len(bg), alternative=alternative
+            overlap.to_numpy(),
+            bin_size.to_numpy(),
+            len(ids),
+            background_size=len(bg),
+            alternative=alternative,
         )
         df = pd.DataFrame(
             {

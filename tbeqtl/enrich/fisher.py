@@ -47,7 +47,9 @@ def _as_counts(name: str, values: object) -> np.ndarray:
     return arr.astype(np.int64, copy=False)
 
 
-def odds_ratio(overlap: object, class_size: object, set_size: object, background_size: object) -> np.ndarray:
+def odds_ratio(
+    overlap: object, class_size: object, set_size: object, *, background_size: object
+) -> np.ndarray:
     """Sample (unconditional) odds ratio ``a d / (b c)`` of the 2x2 table, as ``scipy.stats.fisher_exact``.
 
     Parameters
@@ -101,8 +103,8 @@ def fisher_enrichment(
     overlap: object,
     class_size: object,
     set_size: object,
-    background_size: object,
     *,
+    background_size: object,
     alternative: str = "greater",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fisher exact test of many 2x2 tables at once (hypergeometric tail probabilities).
@@ -135,7 +137,7 @@ def fisher_enrichment(
 
     Examples
     --------
-    >>> orr, p = fisher_enrichment([3], [5], [4], [20])
+    >>> orr, p = fisher_enrichment([3], [5], [4], background_size=[20])
     >>> round(float(p[0]), 6)
     0.031992
     """
@@ -167,7 +169,7 @@ def fisher_enrichment(
     else:
         p = _two_sided(a, big_k, n, big_n)
     p = np.clip(np.asarray(p, dtype=float), 0.0, 1.0)
-    return odds_ratio(a, big_k, n, big_n), p
+    return odds_ratio(a, big_k, n, background_size=big_n), p
 
 
 def bh_fdr(p_values: object) -> np.ndarray:

@@ -316,7 +316,9 @@ def go_enrichment(
         in_set = pairs[pairs["input"].isin(ids_used)]
         overlap = in_set.groupby("term").size().reindex(tested.index, fill_value=0)
         genes_s = in_set.groupby("term")["input"].agg(lambda s: ",".join(sorted(s)))
-        orr, p = fisher_enrichment(overlap.to_numpy(), tested.to_numpy(), len(ids_used), len(kept))
+        orr, p = fisher_enrichment(
+            overlap.to_numpy(), tested.to_numpy(), len(ids_used), background_size=len(kept)
+        )
         df = pd.DataFrame(
             {
                 "set": name,

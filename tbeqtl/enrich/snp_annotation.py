@@ -366,7 +366,9 @@ def snp_annotation_enrichment(
         if n_set == 0:
             raise InputError(f"SNP set {name!r} has no SNP in the annotation table", ids=ids)
         overlap = matrix[in_set].sum(axis=0).astype(np.int64)
-        orr, p = fisher_enrichment(overlap, class_size, n_set, len(used), alternative=alternative)
+        orr, p = fisher_enrichment(
+            overlap, class_size, n_set, background_size=len(used), alternative=alternative
+        )
         df = pd.DataFrame(
             {
                 "set": name,

@@ -1,0 +1,511 @@
+"""Compare eQTL calls with GTEx lists: pair, eGene and eVariant overlap, novel calls, KS test.
+
+Readers for the published GTEx formats:
+
+- v8 ``<Tissue>.v8.signif_variant_gene_pairs.txt.gz`` (or parquet): ``variant_id``
+  (``chr1_13550_G_A_b38``), ``gene_id`` (versioned ENSG), ``tss_distance``, ``ma_samples``,
+  ``ma_count``, ``maf``, ``pval_nominal``, ``slope``, ``slope_se``, ``pval_nominal_threshold``,
+  ``min_pval_nominal``, ``pval_beta``: every significant cis pair of one tissue.
+- v8 ``<Tissue>.v8.egenes.txt.gz``: one row per tested gene with its top variant, ``pval_nominal``,
+  ``pval_beta`` and ``qval`` (eGenes: ``qval <= 0.05``).
+- a trans-eQTL table (tissue, variant, gene, p-value; column spellings ``tissue_id``/``tissue``,
+  ``variant_id``, ``gene_id``, ``pval``/``pval_nominal``/``p_value``).
+- the v8 variant lookup table (``variant_id``, ``rs_id_dbSNP151_GRCh38p7``, ``variant_id_b37``...)
+  used to translate rsIDs to GTEx variant IDs.
+- the v6 top-eQTL z-score table in the shared data (``gene_snp`` keys, 44 tissue columns).
+
+:func:`compare_with_gtex` matches our calls (SNP-gene pairs with p-values) to a GTEx list by
+variant ID and unversioned gene ID, per kind (cis/trans) and tissue, and runs a two-sample
+Kolmogorov-Smirnov test (``scipy.stats.ks_2samp``) of the two p-value distributions, as the
+paper does for its cis-eQTLs (KS statistic 0.11).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..atomic import write_json, write_table
+from ..errors import InputError
+from ..schema import validate_table
+from .gene_ids import normalize_gene_id
+
+__all__ = [
+    "GtexComparison",
+    "compare_with_gtex",
+    "read_gtex_egenes",
+    "read_gtex_lookup",
+    "read_gtex_pairs",
+    "read_gtex_trans",
+    "read_gtex_v6_zscores",
+    "tissue_key",
+]
+
+logger = logging.getLogger(__name__)
+
+_VARIANT = re.compile(r"^(chr)?[0-9XYMT]+_\d+_[A-Za-z*]+_[A-Za-z*]+_b3[78]$")
+KINDS = ("cis", "trans")
+
+
+def tissue_key(name: object) -> str:
+    """Canonical tissue name for matching: ``"Whole Blood"``, ``"Whole_Blood"`` -> ``"whole_blood"``.
+
+    Parameters
+    ----------
+    name
+        A tissue name as written by GTEx (file prefix, SMTSD) or by the user.
+
+    Returns
+    -------
+    str
+        Lower case, runs of non-alphanumerics replaced by one underscore.
+    """
+    return re.sub(r"[^0-9a-z]+", "_", str(name).lower()).strip("_")
+
+
+def _read_any(path: str | Path, *, what: str) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what} not found", path=str(path))
+    if path.name.endswith(".parquet"):
+        return pd.read_parquet(path)
+    return pd.read_csv(path, sep="\t", dtype={"variant_id": str, "gene_id": str})
+
+
+def _need(df: pd.DataFrame, columns: Sequence[str], *, path: str | Path, what: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise InputError(f"{what} lacks columns {missing}; found", path=str(path), ids=list(df.columns))
+
+
+def _tissue_from_name(path: str | Path) -> str:
+    name = Path(path).name
+    return name.split(".v8.")[0] if ".v8." in name else name.split(".")[0]
+
+
+def _check_variants(ids: pd.Series, *, path: str | Path) -> None:
+    bad = ids[~ids.astype(str).str.match(_VARIANT)]
+    if len(bad):
+        raise InputError("variant IDs are not GTEx chr_pos_ref_alt_b38 IDs", path=str(path), ids=bad.unique())
+
+
+def read_gtex_pairs(path: str | Path, *, tissue: str | None = None) -> pd.DataFrame:
+    """Read a GTEx v8 ``signif_variant_gene_pairs`` table (TSV, TSV.gz or parquet).
+
+    Parameters
+    ----------
+    path
+        The file, e.g. ``Whole_Blood.v8.signif_variant_gene_pairs.txt.gz``.
+    tissue
+        Tissue name (default: the file-name prefix before ``.v8.``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``tissue``, ``kind`` (``"cis"``), ``variant_id``, ``gene_id`` (unversioned),
+        ``p_value`` (``pval_nominal``), ``slope``.
+    """
+    df = _read_any(path, what="GTEx signif_variant_gene_pairs table")
+    _need(df, ["variant_id", "gene_id", "pval_nominal"], path=path, what="signif_variant_gene_pairs table")
+    _check_variants(df["variant_id"], path=path)
+    out = pd.DataFrame(
+        {
+            "tissue": tissue or _tissue_from_name(path),
+            "kind": "cis",
+            "variant_id": df["variant_id"].astype(str),
+            "gene_id": df["gene_id"].map(normalize_gene_id),
+            "p_value": pd.to_numeric(df["pval_nominal"], errors="raise").astype(float),
+            "slope": pd.to_numeric(df["slope"], errors="coerce") if "slope" in df else np.nan,
+        }
+    )
+    logger.info("%s: %d cis pairs, %d eGenes", Path(path).name, len(out), out["gene_id"].nunique())
+    return out
+
+
+def read_gtex_egenes(path: str | Path, *, tissue: str | None = None, qval: float = 0.05) -> pd.DataFrame:
+    """Read a GTEx v8 ``egenes`` table and keep the eGenes (``qval <= qval``).
+
+    Parameters
+    ----------
+    path
+        The file, e.g. ``Whole_Blood.v8.egenes.txt.gz``.
+    tissue
+        Tissue name (default: the file-name prefix).
+    qval
+        eGene q-value threshold (GTEx: 0.05).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``tissue``, ``kind`` (``"cis"``), ``variant_id`` (the top variant), ``gene_id``
+        (unversioned), ``p_value`` (``pval_nominal`` of the top variant), ``qval``.
+    """
+    df = _read_any(path, what="GTEx egenes table")
+    _need(df, ["gene_id", "variant_id", "pval_nominal", "qval"], path=path, what="egenes table")
+    _check_variants(df["variant_id"], path=path)
+    df = df[pd.to_numeric(df["qval"], errors="coerce") <= qval]
+    return pd.DataFrame(
+        {
+            "tissue": tissue or _tissue_from_name(path),
+            "kind": "cis",
+            "variant_id": df["variant_id"].astype(str).to_numpy(),
+            "gene_id": df["gene_id"].map(normalize_gene_id).to_numpy(),
+            "p_value": df["pval_nominal"].astype(float).to_numpy(),
+            "qval": df["qval"].astype(float).to_numpy(),
+        }
+    )
+
+
+def read_gtex_trans(path: str | Path, *, tissue: str | None = None) -> pd.DataFrame:
+    """Read a GTEx trans-eQTL table (one row per trans pair).
+
+    Parameters
+    ----------
+    path
+        TSV/TSV.gz/parquet with a variant column (``variant_id``), a gene column (``gene_id``), a
+        p-value column (``pval``, ``pval_nominal`` or ``p_value``) and a tissue column
+        (``tissue_id`` or ``tissue``) unless ``tissue`` is given.
+    tissue
+        Tissue of every row, when the table has no tissue column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``tissue``, ``kind`` (``"trans"``), ``variant_id``, ``gene_id`` (unversioned), ``p_value``.
+    """
+    df = _read_any(path, what="GTEx trans-eQTL table")
+    pcol = next((c for c in ("pval", "pval_nominal", "p_value") if c in df.columns), None)
+    tcol = next((c for c in ("tissue_id", "tissue") if c in df.columns), None)
+    _need(df, ["variant_id", "gene_id"], path=path, what="trans-eQTL table")
+    if pcol is None or (tcol is None and tissue is None):
+        raise InputError(
+            "trans-eQTL table needs a p-value column (pval) and a tissue column (tissue_id) "
+            "or tissue=...; found",
+            path=str(path),
+            ids=list(df.columns),
+        )
+    _check_variants(df["variant_id"], path=path)
+    return pd.DataFrame(
+        {
+            "tissue": df[tcol].astype(str).to_numpy() if tcol else tissue,
+            "kind": "trans",
+            "variant_id": df["variant_id"].astype(str).to_numpy(),
+            "gene_id": df["gene_id"].map(normalize_gene_id).to_numpy(),
+            "p_value": df[pcol].astype(float).to_numpy(),
+        }
+    )
+
+
+def read_gtex_lookup(path: str | Path) -> pd.DataFrame:
+    """Read the GTEx v8 variant lookup table (variant ID <-> rsID, b37 ID).
+
+    Parameters
+    ----------
+    path
+        ``GTEx_Analysis_2017-06-05_v8_WholeGenomeSeq_866Indiv.lookup_table.txt.gz`` or a subset
+        (TSV/parquet) with ``variant_id`` and ``rs_id_dbSNP151_GRCh38p7`` (or ``rs_id``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``variant_id``, ``rs_id`` and, when present, ``variant_id_b37``; rows without an
+        rsID (``.``) are kept with ``rs_id`` missing.
+    """
+    df = _read_any(path, what="GTEx lookup table")
+    rs_col = next(
+        (c for c in ("rs_id_dbSNP151_GRCh38p7", "rs_id_dbSNP150_GRCh38p7", "rs_id") if c in df), None
+    )
+    if rs_col is None or "variant_id" not in df:
+        raise InputError(
+            "lookup table needs variant_id and rs_id_dbSNP151_GRCh38p7 columns; found",
+            path=str(path),
+            ids=list(df.columns),
+        )
+    out = pd.DataFrame(
+        {
+            "variant_id": df["variant_id"].astype(str),
+            "rs_id": df[rs_col].astype(str).where(df[rs_col].astype(str) != ".", None),
+        }
+    )
+    if "variant_id_b37" in df:
+        out["variant_id_b37"] = df["variant_id_b37"].astype(str)
+    return out
+
+
+def read_gtex_v6_zscores(path: str | Path, *, z_threshold: float | None = None) -> pd.DataFrame:
+    """Read the GTEx v6 top-eQTL z-score table (``gene_snp`` x 44 tissues) into long pairs.
+
+    Parameters
+    ----------
+    path
+        ``gtex_v6_top_eqtl_zscores_1000x44.tsv.gz``: row key ``ENSG..._chr_pos_ref_alt_b37``.
+    z_threshold
+        Keep only rows with ``|z| >= z_threshold`` (default: keep all).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``tissue``, ``kind`` (``"cis"``), ``variant_id`` (``chr_pos_ref_alt_b37``),
+        ``gene_id`` (unversioned), ``z``, ``p_value`` (two-sided normal, ``2 * norm.sf(|z|)``).
+    """
+    df = _read_any(path, what="GTEx v6 z-score table")
+    if "gene_snp" not in df.columns:
+        raise InputError("expected a gene_snp key column; found", path=str(path), ids=list(df.columns)[:5])
+    parts = df["gene_snp"].astype(str).str.split("_", n=1, expand=True)
+    if parts.shape[1] != 2 or parts[1].isna().any():
+        raise InputError("gene_snp keys must look like ENSG..._chr_pos_ref_alt_b37", path=str(path))
+    long = df.drop(columns="gene_snp").assign(gene_id=parts[0].map(normalize_gene_id), variant_id=parts[1])
+    long = long.melt(id_vars=["gene_id", "variant_id"], var_name="tissue", value_name="z").dropna(
+        subset=["z"]
+    )
+    if z_threshold is not None:
+        long = long[long["z"].abs() >= z_threshold]
+    long["p_value"] = 2.0 * stats.norm.sf(long["z"].abs().to_numpy())
+    long["kind"] = "cis"
+    return long[["tissue", "kind", "variant_id", "gene_id", "z", "p_value"]].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class GtexComparison:
+    """The result of :func:`compare_with_gtex`.
+
+    Parameters
+    ----------
+    summary_df
+        Table ``gtex_comparison``: overlap counts per tissue, kind and level.
+    pairs_df
+        Table ``gtex_pair_status``: our calls with their GTEx status.
+    ks_df
+        Table ``gtex_ks``: two-sample KS tests of p-value distributions.
+    """
+
+    summary_df: pd.DataFrame
+    pairs_df: pd.DataFrame
+    ks_df: pd.DataFrame
+
+    def write(self, out_dir: str | Path) -> None:
+        """Write ``comparison.tsv``, ``pairs.tsv``, ``ks.tsv`` and ``ks.json`` (the run layout's ``gtex/``).
+
+        Parameters
+        ----------
+        out_dir
+            Output folder (created).
+        """
+        out_dir = Path(out_dir)
+        write_table(self.summary_df, out_dir / "comparison.tsv")
+        write_table(self.pairs_df, out_dir / "pairs.tsv")
+        write_table(self.ks_df, out_dir / "ks.tsv")
+        records = self.ks_df.astype(object).where(self.ks_df.notna(), None).to_dict(orient="records")
+        write_json({"test": "scipy.stats.ks_2samp (two-sided)", "tests": records}, out_dir / "ks.json")
+
+
+def _variant_map(
+    snps: pd.Index, lookup_df: pd.DataFrame | None, snp_to_variant: Mapping[str, str] | pd.Series | None
+) -> pd.DataFrame:
+    """Long (snp, variant_id) table for our SNP IDs."""
+    rows = []
+    explicit = dict(snp_to_variant) if snp_to_variant is not None else {}
+    by_rs: dict[str, list[str]] = {}
+    if lookup_df is not None:
+        sub = lookup_df.dropna(subset=["rs_id"])
+        for rs, var in zip(sub["rs_id"], sub["variant_id"], strict=True):
+            by_rs.setdefault(rs, []).append(var)
+    for snp in snps:
+        if snp in explicit:
+            rows.append((snp, str(explicit[snp])))
+        elif _VARIANT.match(snp):
+            rows.append((snp, snp))
+        elif snp in by_rs:
+            rows.extend((snp, v) for v in by_rs[snp])
+    return pd.DataFrame(rows, columns=["snp", "variant_id"]).drop_duplicates(ignore_index=True)
+
+
+def compare_with_gtex(
+    calls_df: pd.DataFrame,
+    gtex_df: pd.DataFrame,
+    *,
+    lookup_df: pd.DataFrame | None = None,
+    snp_to_variant: Mapping[str, str] | pd.Series | None = None,
+    kind: str | None = None,
+    tissue: str | None = None,
+) -> GtexComparison:
+    """Overlap of our eQTL calls with a GTEx list, novel calls, and a KS test of p-values.
+
+    Parameters
+    ----------
+    calls_df
+        Our calls (e.g. the ``eqtl_pairs`` rows at FDR < 0.1): columns ``snp``, ``gene``,
+        ``p_value``, and ``kind`` (``cis``/``trans``) and ``tissue`` unless given as arguments.
+    gtex_df
+        GTEx calls from the readers (columns ``tissue``, ``kind``, ``variant_id``, ``gene_id``,
+        ``p_value``); several readers' outputs may be concatenated.
+    lookup_df
+        GTEx lookup table (:func:`read_gtex_lookup`) to translate rsIDs to variant IDs.
+    snp_to_variant
+        Explicit SNP ID -> GTEx variant ID map (takes precedence over the lookup table). SNP IDs
+        already in ``chr_pos_ref_alt_b38`` form are used as they are.
+    kind
+        Kind of every call, when ``calls_df`` has no ``kind`` column.
+    tissue
+        Tissue of every call, when ``calls_df`` has no ``tissue`` column; use ``"all"`` to pool
+        GTEx tissues. Tissue names match GTEx's after :func:`tissue_key` (``Whole Blood`` =
+        ``Whole_Blood``).
+
+    Returns
+    -------
+    GtexComparison
+        ``summary_df`` (per tissue, kind, level: pair / egene / evariant; shared, novel and
+        unmapped counts), ``pairs_df`` (each call with its GTEx status) and ``ks_df``
+        (``ks_2samp`` of our p-values against the GTEx p-values of the same tissue and kind).
+
+    Raises
+    ------
+    InputError
+        Missing columns, unknown kinds, empty inputs, no SNP mappable to a GTEx variant ID, or a
+        tissue absent from the GTEx list.
+    """
+    calls = calls_df.copy()
+    for col, value in (("kind", kind), ("tissue", tissue)):
+        if col not in calls.columns:
+            if value is None:
+                raise InputError(f"calls need a {col!r} column or {col}=...")
+            calls[col] = value
+    _need(calls, ["snp", "gene", "p_value", "kind", "tissue"], path="calls", what="eQTL calls")
+    _need(gtex_df, ["tissue", "kind", "variant_id", "gene_id", "p_value"], path="gtex", what="GTEx list")
+    if calls.empty:
+        raise InputError("no eQTL calls to compare")
+    if gtex_df.empty:
+        raise InputError("the GTEx list is empty")
+    bad_kind = sorted(set(calls["kind"]) - set(KINDS))
+    if bad_kind:
+        raise InputError(f"call kinds must be {KINDS}", ids=bad_kind)
+    calls["snp"] = calls["snp"].astype(str)
+    calls["gene_key"] = calls["gene"].map(normalize_gene_id)
+    gtex = gtex_df.assign(gene_id=gtex_df["gene_id"].map(normalize_gene_id))
+
+    vmap = _variant_map(pd.Index(calls["snp"].unique()), lookup_df, snp_to_variant)
+    unmapped = sorted(set(calls["snp"]) - set(vmap["snp"]))
+    if len(unmapped) == calls["snp"].nunique():
+        raise InputError(
+            "no SNP of the calls maps to a GTEx variant ID (give the GTEx lookup table or snp_to_variant)",
+            ids=unmapped,
+        )
+    if unmapped:
+        logger.warning(
+            "%d of %d SNPs have no GTEx variant ID (reported as unmapped, not novel): %s",
+            len(unmapped),
+            calls["snp"].nunique(),
+            ", ".join(unmapped[:10]),
+        )
+    gtex_tissues = {tissue_key(t): t for t in gtex["tissue"].unique()}
+    summary, pair_rows, ks_rows = [], [], []
+    for (tis, knd), group in calls.groupby(["tissue", "kind"], sort=True):
+        if str(tis) == "all":
+            ref = gtex[gtex["kind"] == knd]
+        else:
+            if tissue_key(tis) not in gtex_tissues:
+                raise InputError(
+                    f"tissue {tis!r} is not in the GTEx list; GTEx tissues are",
+                    ids=sorted(gtex_tissues.values()),
+                )
+            ref = gtex[(gtex["kind"] == knd) & (gtex["tissue"] == gtex_tissues[tissue_key(tis)])]
+        ref_pairs = ref.groupby(["variant_id", "gene_id"])["p_value"].min()
+        ref_genes, ref_vars = set(ref["gene_id"]), set(ref["variant_id"])
+        g = group.merge(vmap, on="snp", how="left")
+        ref_pairs_df = ref_pairs.rename("gtex_p").reset_index().rename(columns={"gene_id": "gene_key"})
+        pair_p = g.merge(ref_pairs_df, on=["variant_id", "gene_key"], how="left")["gtex_p"].to_numpy(float)
+        g = g.assign(
+            in_pair=~np.isnan(pair_p),
+            gtex_p=pair_p,
+            in_egene=g["gene_key"].isin(ref_genes),
+            in_evar=g["variant_id"].isin(ref_vars),
+        )
+        per_call = (
+            g.groupby(["snp", "gene"], sort=True)
+            .agg(
+                variant_id=("variant_id", lambda s: ",".join(sorted(v for v in s.dropna()))),
+                p_value=("p_value", "min"),
+                in_gtex_pair=("in_pair", "any"),
+                in_gtex_egene=("in_egene", "any"),
+                in_gtex_evariant=("in_evar", "any"),
+                gtex_p_value=("gtex_p", "min"),
+            )
+            .reset_index()
+        )
+        per_call.insert(0, "kind", knd)
+        per_call.insert(0, "tissue", str(tis))
+        pair_rows.append(per_call)
+        mapped = per_call["variant_id"] != ""
+        levels = {
+            "pair": (
+                len(per_call),
+                len(ref_pairs),
+                int(per_call["in_gtex_pair"].sum()),
+                int((~mapped).sum()),
+            ),
+            "egene": (
+                per_call["gene"].nunique(),
+                len(ref_genes),
+                int(per_call.loc[per_call["in_gtex_egene"], "gene"].nunique()),
+                0,
+            ),
+            "evariant": (
+                per_call["snp"].nunique(),
+                len(ref_vars),
+                int(per_call.loc[per_call["in_gtex_evariant"], "snp"].nunique()),
+                int(per_call.loc[~mapped, "snp"].nunique()),
+            ),
+        }
+        for level, (n_ours, n_gtex, n_shared, n_unmapped) in levels.items():
+            n_testable = n_ours - n_unmapped
+            summary.append(
+                {
+                    "tissue": str(tis),
+                    "kind": knd,
+                    "level": level,
+                    "n_ours": n_ours,
+                    "n_gtex": n_gtex,
+                    "n_shared": n_shared,
+                    "n_novel": n_testable - n_shared,
+                    "n_unmapped": n_unmapped,
+                    "fraction_shared": n_shared / n_testable if n_testable else np.nan,
+                }
+            )
+        ours_p, ref_p = group["p_value"].to_numpy(float), ref["p_value"].to_numpy(float)
+        if len(ref_p) == 0:
+            stat, pval = np.nan, np.nan
+        else:
+            res = stats.ks_2samp(ours_p, ref_p)
+            stat, pval = float(res.statistic), float(res.pvalue)
+        ks_rows.append(
+            {
+                "tissue": str(tis),
+                "kind": knd,
+                "n_ours": len(ours_p),
+                "n_gtex": len(ref_p),
+                "statistic": stat,
+                "p_value": pval,
+                "median_ours": float(np.median(ours_p)),
+                "median_gtex": float(np.median(ref_p)) if len(ref_p) else np.nan,
+            }
+        )
+        logger.info(
+            "GTEx %s %s: %d/%d pairs shared, KS D=%.3g p=%.3g",
+            tis,
+            knd,
+            levels["pair"][2],
+            levels["pair"][0],
+            stat,
+            pval,
+        )
+    summary_df = validate_table(pd.DataFrame(summary).astype({"fraction_shared": float}), "gtex_comparison")
+    pairs_df = validate_table(pd.concat(pair_rows, ignore_index=True), "gtex_pair_status")
+    ks_df = validate_table(pd.DataFrame(ks_rows), "gtex_ks")
+    return GtexComparison(summary_df, pairs_df, ks_df)
