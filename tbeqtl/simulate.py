@@ -300,8 +300,11 @@ def _label(array: np.ndarray, index: pd.Index, columns: pd.Index | range, *, nam
 class SimulationTruth:
     """The planted truth of a simulated data set, labelled by IDs.
 
-    Topics are labelled ``0 ... K-1`` (int column labels, axis name ``topic``); ancestral
-    populations ``0 ... Q-1`` (axis name ``population``).
+    Topics are labelled ``0 ... K-1`` (int column labels, axis name ``topic``, as the fitted
+    :class:`~tbeqtl.tblda.TBLDA` tables); ancestral populations ``ancestry_0 ... ancestry_{Q-1}``
+    (axis name ``ancestry``, as :mod:`tbeqtl.tblda.ancestry`), so ``(ancestry_beta_df,
+    ancestry_tau_df)`` can be passed as ``TBLDA.fit(..., ancestry=...)``. Population ``q`` is the
+    centre of ancestry group ``ANCESTRY_LABELS[q]`` (``EUR``, ``AFR``, ``EAS``, ...).
 
     Attributes
     ----------
@@ -552,6 +555,7 @@ def simulate(*, preset: str = "small", seed: int = 0, **overrides: Any) -> Simul
     kept = eqtls_df["snp"].isin(data.snps) & eqtls_df["gene"].isin(data.genes)
     eqtls_df = eqtls_df[kept].reset_index(drop=True)
 
+    anc_columns = [f"ancestry_{q}" for q in range(n_anc)]
     record = {"preset": preset, "seed": int(seed), **params.to_dict(), "n_samples": int(n_samples)}
     truth = SimulationTruth(
         gene_topics_df=_label(psi, genes, topics).loc[data.genes],
@@ -559,8 +563,8 @@ def simulate(*, preset: str = "small", seed: int = 0, **overrides: Any) -> Simul
         individual_topics_df=_label(theta.T, individuals, topics),
         snp_topics_df=_label(lam, snps, topics).loc[data.snps],
         alpha=float(p.alpha),
-        ancestry_beta_df=_label(beta, snps, range(n_anc), name="population").loc[data.snps],
-        ancestry_tau_df=_label(tau.T, individuals, range(n_anc), name="population"),
+        ancestry_beta_df=_label(beta, snps, anc_columns, name="ancestry").loc[data.snps],
+        ancestry_tau_df=_label(tau.T, individuals, anc_columns, name="ancestry"),
         eqtls_df=eqtls_df,
         topic_tissue_s=pd.Series(np.where(topic_tissue >= 0, tissue_names[np.maximum(topic_tissue, 0)], ""),
                                  index=topics, name="tissue", dtype=object),
