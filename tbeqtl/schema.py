@@ -15,7 +15,9 @@ import pandas as pd
 
 from .errors import InputError
 
-__all__ = ["SCHEMA_VERSION", "TABLES", "Column", "TableSchema", "get_schema", "validate_table"]
+__all__ = [
+    "SCHEMA_VERSION", "TABLES", "Column", "TableSchema", "get_schema", "schema_markdown", "validate_table",
+]
 
 SCHEMA_VERSION = "1"
 
@@ -102,6 +104,25 @@ def get_schema(name: str) -> TableSchema:
         return TABLES[name]
     except KeyError:
         raise KeyError(f"unknown table {name!r}; known: {sorted(TABLES)}") from None
+
+
+def schema_markdown() -> str:
+    """Render every registered table as Markdown (the README's output reference).
+
+    Returns
+    -------
+    str
+        One section per table: its files, what a row is, and a column table.
+    """
+    parts = [f"Schema version {SCHEMA_VERSION}.", ""]
+    for schema in TABLES.values():
+        files = ", ".join(f"`{f}`" for f in schema.files) or "(in memory / inside other outputs)"
+        parts += [f"#### `{schema.name}` — {files}", "", schema.description, "",
+                  "| column | type | required | description |", "|---|---|---|---|"]
+        for c in schema.columns:
+            parts.append(f"| `{c.name}` | {c.dtype} | {'yes' if c.required else 'no'} | {c.description} |")
+        parts.append("")
+    return "\n".join(parts)
 
 
 _KIND_CHECK = {
