@@ -416,6 +416,8 @@ def compare_with_gtex(
                     ids=sorted(gtex_tissues.values()),
                 )
             ref = gtex[(gtex["kind"] == knd) & (gtex["tissue"] == gtex_tissues[tissue_key(tis)])]
+        # one row per GTEx pair (e.g. when signif_variant_gene_pairs and egenes tables are both given)
+        ref = ref.sort_values("p_value", kind="stable").drop_duplicates(["variant_id", "gene_id"])
         ref_pairs = ref.groupby(["variant_id", "gene_id"])["p_value"].min()
         ref_genes, ref_vars = set(ref["gene_id"]), set(ref["variant_id"])
         g = group.merge(vmap, on="snp", how="left")
