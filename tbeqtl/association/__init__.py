@@ -1,0 +1,37 @@
+"""Association engine: MatrixEQTL-equivalent eQTL tests, FDR, permutations and p-value histograms.
+
+Public API:
+
+- :func:`map_eqtls`: every SNP x gene test (models ``linear``, ``anova``, ``linear_cross``) with
+  MatrixEQTL's missing-value, covariate, cis/trans and FDR rules, streamed in SNP blocks.
+- :class:`AssociationResult`: ``.cis``/``.trans`` (or ``.all``) tables, ``.n_tests`` per stratum,
+  ``.hist``, ``.write(out_dir)``; :meth:`AssociationResult.concat` and :func:`recompute_fdr`
+  compute FDR over runs on subsets with complete-stratum test counts.
+- :func:`bh_fdr`, :func:`bh_fdr_by_group`, :func:`storey_qvalue`, :func:`estimate_pi0`.
+- :func:`permutation_qq` (the paper's permuted-expression QQ check) and
+  :func:`map_cis_permutations` (FastQTL/tensorQTL cis permutations with the beta approximation).
+- :func:`histogram_edges`, :func:`qq_from_histogram`: the ``pvalue.hist`` product.
+"""
+
+from __future__ import annotations
+
+from .fdr import bh_fdr, bh_fdr_by_group, estimate_pi0, storey_qvalue
+from .histogram import histogram_edges, qq_from_histogram
+from .mapping import map_eqtls
+from .permutation import map_cis_permutations, permutation_qq
+from .result import AssociationResult, gene_type_group, recompute_fdr
+
+__all__ = [
+    "AssociationResult",
+    "bh_fdr",
+    "bh_fdr_by_group",
+    "estimate_pi0",
+    "gene_type_group",
+    "histogram_edges",
+    "map_cis_permutations",
+    "map_eqtls",
+    "permutation_qq",
+    "qq_from_histogram",
+    "recompute_fdr",
+    "storey_qvalue",
+]

@@ -1,0 +1,461 @@
+"""``map_eqtls``: MatrixEQTL-equivalent SNP x gene tests with cis/trans pools, FDR and histograms."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError, format_ids
+from .cistrans import build_cis_index
+from .fdr import DEFAULT_LAMBDAS
+from .histogram import aggregate_bins, counts_to_pbins, histogram_edges, histogram_table, score_edges
+from .inputs import align_samples, numeric_matrix
+from .kernels import PoolAccumulator, resolve_backend, stream_blocks
+from .models import get_model, p_from_stat
+from .residualize import covariate_basis, impute_row_mean, residualize_rows
+from .result import AssociationResult, gene_type_group, recompute_fdr
+
+__all__ = ["map_eqtls"]
+
+logger = logging.getLogger(__name__)
+
+TYPE_GROUPS = ("protein_coding", "lincRNA", "other")
+
+
+def _auto_backend(backend: str) -> tuple[str, str]:
+    # "auto" avoids importing torch unless a GPU driver is present
+    if backend == "auto" and "torch" not in sys.modules and not os.path.exists("/proc/driver/nvidia"):
+        return "numpy", "cpu"
+    return resolve_backend(backend)
+
+
+def _gene_types(gene_types, genes: pd.Index) -> pd.Series | None:
+    if gene_types is None:
+        return None
+    if isinstance(gene_types, pd.DataFrame):
+        if "gene_type" not in gene_types.columns:
+            raise InputError("gene type table needs a 'gene_type' column", ids=list(gene_types.columns))
+        gene_types = gene_types["gene_type"]
+    s = pd.Series(gene_types)
+    s.index = s.index.astype(str)
+    if s.index.has_duplicates:
+        raise InputError("duplicate gene IDs in the gene types", ids=s.index[s.index.duplicated()].unique())
+    s = s.reindex(genes)
+    if s.isna().any():
+        missing = genes[s.isna().to_numpy()]
+        logger.warning(
+            "%d gene(s) have no gene type and are counted as 'other': %s", len(missing), format_ids(missing)
+        )
+        s = s.fillna("other")
+    return s.astype(str)
+
+
+def map_eqtls(
+    genotype_df: pd.DataFrame,
+    expression_df: pd.DataFrame,
+    covariates_df: pd.DataFrame | None = None,
+    *,
+    snp_pos_df: pd.DataFrame | None = None,
+    gene_pos_df: pd.DataFrame | None = None,
+    model: str = "linear",
+    cis_dist: float = 1e6,
+    pv_cis: float = 1e-2,
+    pv_trans: float = 1e-5,
+    gene_types=None,
+    collinear: str = "error",
+    covariate_missing: str = "error",
+    precision: str = "float64",
+    backend: str = "auto",
+    block_size: int | None = None,
+    max_block_bytes: float = 256e6,
+    pvalue_hist=None,
+    min_pvalues: bool = False,
+    qvalue: bool = False,
+    show_progress: bool | None = None,
+) -> AssociationResult:
+    """Test every SNP against every gene as MatrixEQTL 2.3 does (``Matrix_eQTL_main``).
+
+    Genotypes and expression are residualised on the intercept and covariates (QR basis), the
+    partial correlation ``r`` of each pair gives ``t = r sqrt(df / (1 - r^2))`` with
+    ``df = n - 2 - k`` (``k`` linearly independent covariates; ``n - 3 - k`` for anova and
+    linear_cross) and ``p = 2 pt(-|t|, df)``. Pairs are split into a cis and a trans pool by
+    MatrixEQTL's ``cisDist`` rule when both position tables are given and ``pv_cis > 0``; a pair is
+    output when its statistic reaches the critical value of its pool's threshold. The FDR
+    (Benjamini-Hochberg) of each pool uses the number of *all* tests of the pool; with gene types
+    it is also computed per stratum (pool x {protein_coding, lincRNA, other}).
+
+    Missing values follow MatrixEQTL: genotype and expression NaNs are replaced by the row mean
+    (anova: a missing genotype joins the most frequent genotype group). Constant genes, monomorphic
+    SNPs and SNPs collinear with the covariates are zeroed (``t = 0, p = 1, beta = 0``) and still
+    count as tests.
+
+    Parameters
+    ----------
+    genotype_df
+        SNPs x samples dosages (the paper's ``y``, expanded to samples), NaN = missing.
+    expression_df
+        Genes x samples expression (same sample IDs; any column order).
+    covariates_df
+        Covariates x samples (MatrixEQTL orientation), or None. For ``linear_cross`` the last row
+        is the interaction covariate.
+    snp_pos_df
+        Indexed by SNP ID, columns ``chrom`` (or ``chr``) and ``pos``.
+    gene_pos_df
+        Indexed by gene ID, columns ``chrom`` (or ``chr``), ``start``/``end`` (or ``left``/``right``).
+    model
+        ``"linear"`` (additive dosage), ``"anova"`` (3-level factor, F-test) or ``"linear_cross"``
+        (interaction of genotype and the last covariate).
+    cis_dist
+        cis window in bp (MatrixEQTL ``cisDist``), inclusive on both sides.
+    pv_cis, pv_trans
+        Output p-value thresholds (``pvOutputThreshold.cis``, ``pvOutputThreshold``);
+        ``pv_trans <= pv_cis`` is required when both are > 0. ``pv_cis = 0`` or no positions:
+        one pool ``all`` with threshold ``pv_trans``.
+    gene_types
+        Gene -> biotype (Series, mapping or a DataFrame with ``gene_type``): adds ``gene_type`` and
+        ``fdr_by_type`` columns.
+    collinear
+        ``"error"`` (MatrixEQTL: stop on collinear covariates) or ``"drop"`` (drop redundant ones).
+    covariate_missing
+        ``"error"`` (default: NaN in covariates is an error) or ``"mean"`` (MatrixEQTL's row-mean
+        imputation).
+    precision
+        ``"float64"`` (default) or ``"float32"`` (float32 screen, exact float64 output rows).
+    backend
+        ``"auto"`` (torch on a CUDA GPU when present, else numpy), ``"numpy"``, ``"torch"``,
+        ``"torch-cpu"``.
+    block_size
+        SNPs per block (default: from ``max_block_bytes``).
+    max_block_bytes
+        Memory budget of one block's products.
+    pvalue_hist
+        MatrixEQTL's ``pvalue.hist``: None, True (100 bins), a bin count, edges or ``"qqplot"``.
+    min_pvalues
+        Also return the smallest p-value per SNP and per gene in each pool (``min.pv.by.genesnp``).
+    qvalue
+        Add Storey q-values (pi0 estimated from every test of the pool).
+    show_progress
+        Progress bar over blocks (default: automatic).
+
+    Returns
+    -------
+    AssociationResult
+        Kept pairs per pool, test counts, histograms and parameters.
+
+    Examples
+    --------
+    >>> res = map_eqtls(geno_df, expr_df, cov_df, snp_pos_df=snp_pos, gene_pos_df=gene_pos,
+    ...                 pv_cis=1e-2, pv_trans=1e-5)  # doctest: +SKIP
+    >>> res.cis.head()  # doctest: +SKIP
+    """
+    mdl = get_model(model)
+    if precision not in ("float64", "float32"):
+        raise InputError(f"precision must be 'float64' or 'float32', got {precision!r}")
+    if covariate_missing not in ("error", "mean"):
+        raise InputError(f"covariate_missing must be 'error' or 'mean', got {covariate_missing!r}")
+    for name, val in (("pv_cis", pv_cis), ("pv_trans", pv_trans)):
+        if not 0 <= val <= 1:
+            raise InputError(f"{name} must lie in [0, 1], got {val}")
+    split = snp_pos_df is not None and gene_pos_df is not None and pv_cis > 0
+    if split and pv_trans > 0 and pv_trans > pv_cis:
+        raise InputError(f"pv_trans ({pv_trans}) must not exceed pv_cis ({pv_cis}) (MatrixEQTL's rule)")
+    if (snp_pos_df is None) != (gene_pos_df is None):
+        raise InputError("give both snp_pos_df and gene_pos_df for a cis/trans split, or neither")
+
+    geno_df, expr_df, cov_df = align_samples(genotype_df, expression_df, covariates_df)
+    snps = pd.Index(geno_df.index.astype(str))
+    genes = pd.Index(expr_df.index.astype(str))
+    geno = numeric_matrix(geno_df, "genotype")
+    expr = numeric_matrix(expr_df, "expression")
+    n = expr.shape[1]
+
+    cov = None
+    cov_names: list[str] = []
+    if cov_df is not None and cov_df.shape[0]:
+        cov = numeric_matrix(cov_df, "covariate")
+        cov_names = [str(c) for c in cov_df.index]
+        if np.isnan(cov).any():
+            bad = cov_df.index[np.isnan(cov).any(axis=1)]
+            if covariate_missing == "error":
+                raise InputError(
+                    "missing values in covariates (pass covariate_missing='mean' for MatrixEQTL's "
+                    "row-mean imputation)",
+                    ids=bad,
+                )
+            logger.warning("imputing missing covariate values by the row mean in %s", format_ids(bad))
+    cross = None
+    if mdl.name == "linear_cross":
+        if cov is None:
+            raise InputError("model 'linear_cross' needs at least one covariate (the last one interacts)")
+        cross = cov[-1].copy()
+        if np.isnan(cross).any():
+            raise InputError("the interaction covariate (last row) has missing values", ids=[cov_names[-1]])
+    if cov is not None:
+        cov = impute_row_mean(cov)
+    basis = covariate_basis(cov, n, names=cov_names, collinear=collinear)
+    df = mdl.df(n, basis.n_covariates)
+    if df <= 0:
+        raise InputError(
+            f"no residual degrees of freedom: {n} samples, {basis.n_covariates} covariates, "
+            f"model {mdl.name} (df = {df})"
+        )
+    if mdl.name == "anova":
+        values = np.unique(geno[~np.isnan(geno)])
+        if values.size > 3:
+            extra = values[3:]
+            bad = snps[np.isin(geno, extra).any(axis=1)]
+            raise InputError(
+                f"model 'anova' needs at most 3 distinct genotype values, found {values.size} "
+                f"({', '.join(f'{v:g}' for v in values[:6])}); SNPs with values beyond "
+                f"{', '.join(f'{v:g}' for v in values[:3])}",
+                ids=bad,
+            )
+
+    n_geno_na = int(np.isnan(geno).sum())
+    if n_geno_na:
+        logger.info(
+            "%d missing genotype value(s) in %d SNP(s): %s",
+            n_geno_na,
+            int(np.isnan(geno).any(axis=1).sum()),
+            "imputed by the SNP's mean" if mdl.name != "anova" else "put in the most frequent genotype group",
+        )
+    n_expr_na = int(np.isnan(expr).sum())
+    if n_expr_na:
+        logger.info("%d missing expression value(s) imputed by the gene's mean", n_expr_na)
+    expr = impute_row_mean(expr)
+    e_unit, e_norm = residualize_rows(expr, basis.q)
+    n_dead_genes = int((e_norm == 0).sum())
+    if n_dead_genes:
+        logger.warning(
+            "%d gene(s) constant after removing covariates: tested with t = 0, p = 1: %s",
+            n_dead_genes,
+            format_ids(genes[e_norm == 0]),
+        )
+
+    types_s = _gene_types(gene_types, genes)
+    cis_index = None
+    if split:
+        cis_index = build_cis_index(
+            snps, genes, snp_pos_df.rename(index=str), gene_pos_df.rename(index=str), cis_dist=cis_dist
+        )
+
+    p_edges = histogram_edges(pvalue_hist)
+    count_edges = p_edges
+    if qvalue:
+        lam_edges = np.concatenate([[0.0], DEFAULT_LAMBDAS, [1.0]])
+        count_edges = lam_edges if p_edges is None else np.union1d(p_edges, lam_edges)
+    s_edges = None if count_edges is None else score_edges(count_edges, mdl, df=df)
+
+    crit = {"cis": mdl.critical_stat(pv_cis, df=df), "trans": mdl.critical_stat(pv_trans, df=df)}
+    crit["all"] = crit["trans"]
+
+    def score_threshold(c: float) -> float:
+        s = float(mdl.score_from_stat(np.array([c]), df=df)[0])
+        return s * (1 - 1e-9) if s > 0 else s
+
+    trans_name = "trans" if split else "all"
+    trans_pool = PoolAccumulator(
+        trans_name, score_threshold(crit[trans_name]), s_edges, len(snps), len(genes)
+    )
+    if pv_trans == 0:
+        trans_pool.threshold = np.inf
+    cis_pool = (
+        PoolAccumulator("cis", score_threshold(crit["cis"]), s_edges, len(snps), len(genes))
+        if split
+        else None
+    )
+
+    backend_name, device = _auto_backend(backend)
+    n_mats = mdl.n_mats
+    bytes_per_row = len(genes) * ((8 if precision == "float64" else 4) * (n_mats + 1) + 8)
+    if block_size is None:
+        block_size = int(max(16, min(len(snps), max_block_bytes // max(bytes_per_row, 1))))
+    logger.debug(
+        "map_eqtls: %d SNPs x %d genes x %d samples, k=%d, df=%d, block %d, %s %s on %s",
+        len(snps),
+        len(genes),
+        n,
+        basis.n_covariates,
+        df,
+        block_size,
+        precision,
+        backend_name,
+        device,
+    )
+    out = stream_blocks(
+        geno,
+        e_unit,
+        mdl,
+        q=basis.q,
+        df=df,
+        cis_index=cis_index,
+        cis_pool=cis_pool,
+        trans_pool=trans_pool,
+        cross=cross,
+        block_size=block_size,
+        precision=precision,
+        backend=backend_name,
+        device=device,
+        min_pvalues=min_pvalues,
+        show_progress=show_progress,
+    )
+    if out.beta_norm is not None:
+        n_dead = int((out.beta_norm == 0).sum())
+        if n_dead:
+            logger.warning(
+                "%d SNP(s) monomorphic or collinear with covariates: tested with t = 0, p = 1: %s",
+                n_dead,
+                format_ids(snps[out.beta_norm == 0]),
+            )
+
+    # --- test counts per pool and stratum -----------------------------------------------------
+    n_tests: dict[str, int] = {}
+    for name, pool in out.pools.items():
+        n_tests[name] = int(pool.n_tests)
+    if types_s is not None:
+        group_codes = np.array([TYPE_GROUPS.index(gene_type_group(t)) for t in types_s], dtype=np.int64)
+        per_type_genes = np.bincount(group_codes, minlength=3)
+        cis_per_type = np.bincount(group_codes, weights=out.cis_by_gene, minlength=3).astype(np.int64)
+        for i, grp in enumerate(TYPE_GROUPS):
+            if split:
+                n_tests[f"cis:{grp}"] = int(cis_per_type[i])
+                n_tests[f"trans:{grp}"] = int(len(snps) * per_type_genes[i] - cis_per_type[i])
+            else:
+                n_tests[f"all:{grp}"] = int(len(snps) * per_type_genes[i])
+
+    # --- assemble the pools ----------------------------------------------------------------------
+    pairs = {}
+    lambda_counts = {} if qvalue else None
+    hist_counts = {}
+    for name, pool in out.pools.items():
+        table = _pool_table(
+            pool,
+            mdl,
+            df=df,
+            crit=crit[name],
+            snps=snps,
+            genes=genes,
+            e_norm=e_norm,
+            beta_norm=out.beta_norm,
+            types_s=types_s,
+        )
+        if s_edges is not None:
+            fine = counts_to_pbins(pool.hist_counts)
+            if p_edges is not None:
+                hist_counts[name] = aggregate_bins(fine, count_edges, p_edges)
+            if qvalue:
+                lam = aggregate_bins(fine, count_edges, np.concatenate([[0.0], DEFAULT_LAMBDAS, [1.0]]))
+                # p >= lambda_i  ~  bins above lambda_i (bins are (lo, hi])
+                lambda_counts[name] = np.cumsum(lam[::-1])[::-1][1:]
+        pairs[name] = recompute_fdr(
+            table, n_tests, pool=name, lambda_counts=None if lambda_counts is None else lambda_counts[name]
+        )
+    if split and "all" not in hist_counts and hist_counts:
+        hist_counts = {"all": hist_counts["cis"] + hist_counts["trans"], **hist_counts}
+    hist_df = histogram_table(hist_counts, p_edges) if p_edges is not None else None
+    min_df = _min_pvalue_table(out.pools, mdl, df=df, snps=snps, genes=genes) if min_pvalues else None
+
+    params = {
+        "model": mdl.name,
+        "n_snps": len(snps),
+        "n_genes": len(genes),
+        "n_samples": n,
+        "n_covariates": basis.n_covariates,
+        "covariates": list(basis.kept),
+        "dropped_covariates": list(basis.dropped),
+        "df": df,
+        "cis_dist": float(cis_dist),
+        "pv_cis": float(pv_cis),
+        "pv_trans": float(pv_trans),
+        "critical_stat": {k: float(v) for k, v in crit.items()},
+        "split": bool(split),
+        "gene_types": types_s is not None,
+        "precision": precision,
+        "backend": backend_name,
+        "device": device,
+        "block_size": int(block_size),
+        "collinear": collinear,
+        "covariate_missing": covariate_missing,
+        "n_missing_genotypes": n_geno_na,
+        "n_missing_expression": n_expr_na,
+        "n_constant_genes": n_dead_genes,
+        "n_degenerate_snps": None if out.beta_norm is None else int((out.beta_norm == 0).sum()),
+        "n_snps_without_position": None if cis_index is None else cis_index.n_snps_unplaced,
+        "n_genes_without_position": None if cis_index is None else cis_index.n_genes_unplaced,
+        "pvalue_hist": None
+        if pvalue_hist is None
+        else (pvalue_hist if isinstance(pvalue_hist, (str, bool, int)) else list(map(float, pvalue_hist))),
+        "qvalue": bool(qvalue),
+    }
+    return AssociationResult(
+        pairs=pairs,
+        n_tests=n_tests,
+        hist=hist_df,
+        min_pvalues=min_df,
+        params=params,
+        lambda_counts=lambda_counts,
+    )
+
+
+def _pool_table(
+    pool: PoolAccumulator, mdl, *, df: int, crit: float, snps, genes, e_norm, beta_norm, types_s
+) -> pd.DataFrame:
+    if pool.snp:
+        s_idx = np.concatenate(pool.snp)
+        g_idx = np.concatenate(pool.gene)
+        rs = tuple(np.concatenate([r[j] for r in pool.r]) for j in range(mdl.n_mats))
+    else:
+        s_idx = g_idx = np.empty(0, np.int64)
+        rs = tuple(np.empty(0) for _ in range(mdl.n_mats))
+    stat = mdl.stat_from_r(rs, df=df)
+    keep = np.abs(stat) >= crit
+    s_idx, g_idx, stat = s_idx[keep], g_idx[keep], stat[keep]
+    rs = tuple(r[keep] for r in rs)
+    p = p_from_stat(mdl.name, stat, df=df)
+    if mdl.name == "anova":
+        beta = np.full(stat.size, np.nan)
+    else:
+        r = rs[-1]
+        denom = beta_norm[s_idx]
+        beta = np.divide(r * e_norm[g_idx], denom, out=np.zeros_like(r), where=denom > 0)
+    table = pd.DataFrame(
+        {
+            "snp": snps[s_idx].to_numpy(dtype=object),
+            "gene": genes[g_idx].to_numpy(dtype=object),
+            "beta": beta,
+            mdl.stat_name: stat,
+            "p_value": p,
+            "fdr": np.nan,
+        }
+    )
+    if types_s is not None:
+        table["gene_type"] = types_s.to_numpy(dtype=object)[g_idx]
+        table["fdr_by_type"] = np.nan
+    return table
+
+
+def _min_pvalue_table(pools: dict, mdl, *, df: int, snps, genes) -> pd.DataFrame:
+    frames = []
+    for name, pool in pools.items():
+        for kind, best, ids in (("snp", pool.best_snp, snps), ("gene", pool.best_gene, genes)):
+            if mdl.name == "linear":
+                stat = mdl.stat_from_r((best,), df=df)
+            elif mdl.name == "anova":
+                stat = mdl.stat_from_r((np.sqrt(best), np.zeros_like(best)), df=df)
+            else:
+                stat = np.sqrt(best)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "pool": name,
+                        "kind": kind,
+                        "id": ids.to_numpy(dtype=object),
+                        "min_pvalue": p_from_stat(mdl.name, stat, df=df),
+                    }
+                )
+            )
+    return pd.concat(frames, ignore_index=True)
