@@ -321,6 +321,16 @@ def format_number_frame(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, index=df.index)
 
 
+def harmonize_chrom_fast(values: Iterable[object]) -> np.ndarray:
+    """Harmonise chromosome names like :func:`tbeqtl.data.harmonize_chrom`, once per distinct name."""
+    from ..data import harmonize_chrom
+
+    series = pd.Series(values, dtype=object)
+    uniques = pd.unique(series)
+    mapping = dict(zip(uniques, harmonize_chrom(uniques), strict=True))
+    return series.map(mapping).to_numpy(dtype=object)
+
+
 def log_dropped(what: str, ids: Sequence[object], reason: str) -> None:
     """Log how many features were dropped and why."""
     if len(ids):

@@ -29,6 +29,7 @@ from ._common import (
     check_unique,
     count_meta_lines,
     first_line,
+    harmonize_chrom_fast,
     open_output,
     pick_ids,
     read_delimited,
@@ -140,11 +141,15 @@ def _strand(values: pd.Series) -> np.ndarray:
     return np.array([mapping.get(str(v).strip(), ".") for v in values], dtype=object)
 
 
-def _finish(df: pd.DataFrame, path: Path, *, harmonize: bool, what: str = "gene") -> pd.DataFrame:
-    check_unique(df.index, what, path=path)
+def _finish(df: pd.DataFrame, path: Path, *, harmonize: bool, duplicates: str = "error") -> pd.DataFrame:
+    if duplicates == "first" and df.index.has_duplicates:
+        dup = df.index.duplicated()
+        logger.info("kept the first of %d duplicated gene rows in %s", int(dup.sum()), path)
+        df = df[~dup].copy()
+    check_unique(df.index, "gene", path=path)
     if len(df) == 0:
         raise InputError("gene annotation has no genes", path=str(path))
-    df["chrom"] = harmonize_chrom(df["chrom"]).to_numpy()
+    df["chrom"] = harmonize_chrom_fast(df["chrom"])
     bad = df["end"] < df["start"]
     if bad.any():
         raise InputError("gene annotation has end < start for", path=str(path), ids=df.index[bad.to_numpy()])
@@ -158,6 +163,10 @@ def _finish(df: pd.DataFrame, path: Path, *, harmonize: bool, what: str = "gene"
 def _gtf_attribute(attrs: pd.Series, key: str, *, gff3: bool) -> pd.Series:
     pattern = rf"(?:^|;)\s*{re.escape(key)}=([^;]*)" if gff3 else rf'(?:^|;)\s*{re.escape(key)} "?([^";]*)"?'
     return attrs.str.extract(pattern, expand=False)
+
+
+def _fill(values: pd.Series, other: pd.Series) -> pd.Series:
+    return pd.Series(np.where(values.isna(), other, values), index=values.index, dtype=object)
 
 
 def _read_gtf(path: Path, *, harmonize: bool) -> pd.DataFrame:
@@ -204,10 +213,10 @@ def _read_gtf(path: Path, *, harmonize: bool) -> pd.DataFrame:
     gene_type = None
     for key in ("gene_type", "gene_biotype", "biotype"):
         found = _gtf_attribute(attrs, key, gff3=gff3)
-        gene_type = found if gene_type is None else gene_type.fillna(found)
+        gene_type = found if gene_type is None else _fill(gene_type, found)
     name = _gtf_attribute(attrs, "gene_name", gff3=gff3)
     if gff3:
-        name = name.fillna(_gtf_attribute(attrs, "Name", gff3=True))
+        name = _fill(name, _gtf_attribute(attrs, "Name", gff3=True))
     out = pd.DataFrame(
         {
             "gene": gene_id.to_numpy(),
@@ -284,7 +293,9 @@ def _read_bed_annotation(path: Path, *, zero_based: bool, harmonize: bool) -> pd
     return _finish(out, path, harmonize=harmonize)
 
 
-def _read_tsv_annotation(path: Path, *, harmonize: bool, columns: dict[str, str]) -> pd.DataFrame:
+def _read_tsv_annotation(
+    path: Path, *, harmonize: bool, columns: dict[str, str], duplicates: str
+) -> pd.DataFrame:
     df = read_delimited(
         path, what="gene annotation table", dtype=str, keep_default_na=False, na_values=["NA", ""]
     )
@@ -309,7 +320,7 @@ def _read_tsv_annotation(path: Path, *, harmonize: bool, columns: dict[str, str]
     for col in cols:
         if col not in used:
             out[col] = df[col].to_numpy()
-    return _finish(out, path, harmonize=harmonize)
+    return _finish(out, path, harmonize=harmonize, duplicates=duplicates)
 
 
 def read_gene_annotation(
@@ -321,6 +332,7 @@ def read_gene_annotation(
     columns: dict[str, str] | None = None,
     genes: Sequence[str] | None = None,
     strip_versions: bool = False,
+    duplicates: str = "error",
 ) -> pd.DataFrame:
     """Read gene positions and types from GTF/GFF, BED or a TSV table.
 
@@ -351,6 +363,9 @@ def read_gene_annotation(
         Keep only these gene IDs (unknown IDs are ignored with a log message).
     strip_versions
         Remove ``.N`` version suffixes from the gene IDs.
+    duplicates
+        TSV only: ``"error"`` (default) or ``"first"`` to keep the first row of a gene listed
+        several times (e.g. once per Entrez ID in the Ensembl GRCh37 table), with a logged count.
 
     Returns
     -------
@@ -374,12 +389,16 @@ def read_gene_annotation(
             format = "bed"  # noqa: A001
         else:
             format = "tsv"  # noqa: A001
+    if duplicates not in {"error", "first"}:
+        raise InputError(f"duplicates must be 'error' or 'first', not {duplicates!r}")
     if format == "gtf":
         df = _read_gtf(path, harmonize=harmonize_gene_types)
     elif format == "bed":
         df = _read_bed_annotation(path, zero_based=zero_based, harmonize=harmonize_gene_types)
     elif format == "tsv":
-        df = _read_tsv_annotation(path, harmonize=harmonize_gene_types, columns=columns or {})
+        df = _read_tsv_annotation(
+            path, harmonize=harmonize_gene_types, columns=columns or {}, duplicates=duplicates
+        )
     else:
         raise InputError(f"unknown annotation format {format!r} (use auto, gtf, bed or tsv)", path=str(path))
     if strip_versions:
@@ -488,7 +507,7 @@ def read_snp_positions(
         ids = pd.Index(df_raw[sid].astype(str).to_numpy(), name="snp")
         df = pd.DataFrame(
             {
-                "chrom": harmonize_chrom(df_raw[chrom]).to_numpy(),
+                "chrom": harmonize_chrom_fast(df_raw[chrom]),
                 "pos": _as_int(df_raw[pos], "position", ids, path),
             },
             index=ids,

@@ -29,7 +29,16 @@ import pandas as pd
 from ..atomic import atomic_path
 from ..data import harmonize_chrom
 from ..errors import InputError, MissingDependencyError
-from ._common import check_file, check_unique, is_gzip, pick_ids, read_delimited, reader_errors
+from ._common import (
+    check_file,
+    check_unique,
+    first_line,
+    harmonize_chrom_fast,
+    is_gzip,
+    pick_ids,
+    read_delimited,
+    reader_errors,
+)
 
 __all__ = [
     "PlinkGenotypes",
@@ -116,7 +125,14 @@ def read_bim(path: str | Path) -> pd.DataFrame:
         Wrong number of columns, non-integer positions, duplicate SNP IDs.
     """
     path = check_file(path, what="PLINK .bim file")
-    df = read_delimited(path, what="PLINK .bim file", sep=r"\s+", header=None, dtype=str)
+    sep = "\t" if "\t" in first_line(path) else r"\s+"
+    typed = {0: str, 1: str, 2: np.float64, 3: np.int64, 4: str, 5: str}
+    try:
+        df = read_delimited(path, what="PLINK .bim file", sep=sep, header=None, dtype=typed)
+    except InputError:
+        df = None  # diagnose below from the text
+    if df is None or df.shape[1] != 6 or df.isna().any().any():
+        df = read_delimited(path, what="PLINK .bim file", sep=sep, header=None, dtype=str)
     if df.shape[1] != 6:
         raise InputError(
             f"PLINK .bim file must have 6 columns (chrom, id, cm, pos, A1, A2), found {df.shape[1]}",
@@ -144,7 +160,7 @@ def read_bim(path: str | Path) -> pd.DataFrame:
     check_unique(df["snp"], "SNP", path=path)
     out = pd.DataFrame(
         {
-            "chrom": harmonize_chrom(df["chrom"]).to_numpy(),
+            "chrom": harmonize_chrom_fast(df["chrom"]),
             "pos": pos.astype(np.int64).to_numpy(),
             "cm": cm.to_numpy(),
             "ref": df["ref"].to_numpy(),

@@ -1,0 +1,193 @@
+"""tensorQTL / FastQTL expression BED files (``#chr start end phenotype_id`` + samples, gzip).
+
+BED coordinates are 0-based half-open; in memory positions are 1-based, so a row with
+``start = TSS - 1, end = TSS`` gives ``start = end = TSS``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from ..data import harmonize_chrom
+from ..errors import InputError
+from ._common import (
+    check_not_empty,
+    check_unique,
+    drop_uninformative_rows,
+    numeric_frame,
+    open_output,
+    pick_ids,
+    read_delimited,
+)
+
+__all__ = ["ExpressionBed", "read_expression_bed", "write_expression_bed"]
+
+logger = logging.getLogger(__name__)
+
+
+class ExpressionBed(NamedTuple):
+    """Expression values and positions read from a BED file.
+
+    Attributes
+    ----------
+    expression_df : pandas.DataFrame
+        Phenotypes (genes) x samples, float64, NaN missing.
+    gene_pos_df : pandas.DataFrame
+        Indexed like ``expression_df``: ``chrom`` (``chr`` style), ``start``, ``end`` (1-based).
+    """
+
+    expression_df: pd.DataFrame
+    gene_pos_df: pd.DataFrame
+
+
+def read_expression_bed(
+    path: str | Path,
+    *,
+    samples: Sequence[str] | None = None,
+    chrom: str | None = None,
+    drop_uninformative: bool = False,
+) -> ExpressionBed:
+    """Read a tensorQTL-style expression BED file.
+
+    Parameters
+    ----------
+    path
+        ``.bed`` or ``.bed.gz`` with header ``#chr start end phenotype_id <samples...>`` (the
+        fourth column may be named ``gene_id`` or ``pid``).
+    samples
+        Sample columns to keep, in this order; ``None`` keeps all.
+    chrom
+        Keep only this chromosome (any naming style).
+    drop_uninformative
+        Drop all-missing and constant phenotypes (with a logged count).
+
+    Returns
+    -------
+    ExpressionBed
+        ``(expression_df, gene_pos_df)``.
+
+    Raises
+    ------
+    InputError
+        Fewer than 5 columns, non-integer positions, non-numeric values (row and column
+        named), duplicate IDs, empty or corrupt files.
+    """
+    df = read_delimited(path, what="expression BED file", sep="\t", dtype={0: str, 3: str})
+    if df.shape[1] < 5:
+        raise InputError(
+            f"expression BED needs '#chr start end phenotype_id' and samples, found {df.shape[1]} columns",
+            path=str(path),
+        )
+    if not str(df.columns[0]).startswith("#"):
+        logger.info("%s: first header cell is %r, expected '#chr'", path, df.columns[0])
+    id_col = df.columns[3]
+    ids = pd.Index(df[id_col].astype(str).to_numpy(), name="gene")
+    check_unique(ids, "phenotype", path=path)
+    pos = {}
+    for name, col in (("start", df.columns[1]), ("end", df.columns[2])):
+        num = pd.to_numeric(df[col], errors="coerce")
+        bad = num.isna() | (num != num.round())
+        if bad.any():
+            raise InputError(
+                f"expression BED has non-integer {name} positions for",
+                path=str(path),
+                ids=ids[bad.to_numpy()],
+            )
+        pos[name] = num.astype(np.int64).to_numpy()
+    gene_pos_df = pd.DataFrame(
+        {
+            "chrom": harmonize_chrom(df[df.columns[0]]).to_numpy(),
+            "start": pos["start"] + 1,
+            "end": pos["end"],
+        },
+        index=ids,
+    )
+    values = df.iloc[:, 4:].set_axis(ids, axis=0)
+    values.columns = values.columns.astype(str)
+    check_unique(values.columns, "sample", path=path)
+    if chrom is not None:
+        keep = (gene_pos_df["chrom"] == harmonize_chrom([chrom])[0]).to_numpy()
+        values, gene_pos_df = values[keep], gene_pos_df[keep]
+    if samples is not None:
+        values = values[list(pick_ids(values.columns, samples, "sample", path=path))]
+    check_not_empty(values, "expression BED file", path=path)
+    expression_df = numeric_frame(values, what="expression BED file", path=path)
+    expression_df.columns.name = "sample"
+    if drop_uninformative:
+        expression_df = drop_uninformative_rows(expression_df, what="phenotypes")
+        gene_pos_df = gene_pos_df.loc[expression_df.index]
+    return ExpressionBed(expression_df, gene_pos_df)
+
+
+def write_expression_bed(
+    expression_df: pd.DataFrame, gene_pos_df: pd.DataFrame, path: str | Path, *, tss: bool = False
+) -> None:
+    """Write expression as a tensorQTL BED file, sorted by chromosome and start.
+
+    Parameters
+    ----------
+    expression_df
+        Phenotypes x samples values.
+    gene_pos_df
+        Indexed by phenotype ID with ``chrom`` and either ``pos`` (a TSS) or ``start``/``end``
+        (1-based, closed; a ``strand`` column is used with ``tss``).
+    path
+        Destination (``.bed.gz`` for gzip), written atomically.
+    tss
+        Write ``start = TSS - 1, end = TSS`` (tensorQTL's convention) with the TSS taken from
+        ``start`` on ``+`` strands and ``end`` on ``-`` strands.
+
+    Raises
+    ------
+    InputError
+        Phenotypes without a position, duplicate IDs.
+    """
+    check_unique(expression_df.index, "phenotype")
+    check_unique(expression_df.columns, "sample")
+    pos = gene_pos_df.reindex(expression_df.index)
+    if "pos" in pos.columns:
+        ends = pos["pos"]
+        starts = ends - 1
+    elif {"start", "end"} <= set(pos.columns):
+        if tss:
+            plus = pos["strand"].ne("-") if "strand" in pos.columns else pd.Series(True, index=pos.index)
+            ends = pos["start"].where(plus, pos["end"])
+            starts = ends - 1
+        else:
+            starts, ends = pos["start"] - 1, pos["end"]
+    else:
+        raise InputError("gene positions need 'pos' or 'start' and 'end' columns")
+    unknown = pos["chrom"].isna() | starts.isna() | ends.isna()
+    if unknown.any():
+        raise InputError("phenotypes without a position", ids=expression_df.index[unknown.to_numpy()])
+    chrom = harmonize_chrom(pos["chrom"])
+    key = [_chrom_key(c) for c in chrom]
+    head = pd.DataFrame(
+        {
+            "#chr": chrom.to_numpy(),
+            "start": starts.astype(np.int64).to_numpy(),
+            "end": ends.astype(np.int64).to_numpy(),
+            "phenotype_id": expression_df.index.astype(str),
+        }
+    )
+    out = pd.concat(
+        [head, expression_df.reset_index(drop=True).set_axis(expression_df.columns.astype(str), axis=1)],
+        axis=1,
+    )
+    out["_key"] = key
+    out = out.sort_values(["_key", "start", "end"], kind="stable").drop(columns="_key")
+    with open_output(path) as handle:
+        out.to_csv(handle, sep="\t", index=False, na_rep="NA", lineterminator="\n", float_format="%.17g")
+
+
+def _chrom_key(chrom: str) -> tuple[int, str]:
+    bare = chrom.removeprefix("chr")
+    if bare.isdigit():
+        return (int(bare), "")
+    return (100 + {"X": 0, "Y": 1, "M": 2}.get(bare, 3), bare)

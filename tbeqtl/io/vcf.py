@@ -1,0 +1,451 @@
+"""VCF / BCF genotypes as ALT-allele dosages from the ``GT`` or ``DS`` field.
+
+Plain-text VCF (``.vcf``, ``.vcf.gz``, bgzip included) is parsed in chunks with pandas, so
+memory stays bounded by ``chunk_size`` records plus the kept output; BCF is read through
+``pysam`` (installed with pybedtools). Records with several ALT alleles are skipped (logged):
+a single dosage is only defined for bi-allelic sites. Variant IDs ``.`` are replaced by
+``chrom_pos_ref_alt``.
+
+Dosage coding: ``GT`` ``0/0`` -> 0, ``0/1`` -> 1, ``1/1`` -> 2 (phase ignored, haploid calls
+count 0/1), any ``.`` allele -> missing; ``DS`` is the expected ALT count in [0, 2].
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import logging
+import re
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from ..atomic import atomic_path
+from ..data import harmonize_chrom, validate_genotypes
+from ..errors import InputError, MissingDependencyError
+from ._common import check_file, check_unique, count_meta_lines, is_gzip, open_output, pick_ids, reader_errors
+
+__all__ = ["VCFGenotypes", "iter_vcf_blocks", "read_vcf", "write_vcf"]
+
+logger = logging.getLogger(__name__)
+
+FIXED = ["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT"]
+_GT_DOSAGE = {
+    "0/0": 0.0,
+    "0/1": 1.0,
+    "1/0": 1.0,
+    "1/1": 2.0,
+    "0": 0.0,
+    "1": 1.0,
+}
+
+
+class VCFGenotypes(NamedTuple):
+    """Genotypes read from a VCF/BCF file.
+
+    Attributes
+    ----------
+    genotype_df : pandas.DataFrame
+        SNPs x individuals ALT dosages (float64, NaN missing): the paper's ``y``.
+    snp_info_df : pandas.DataFrame
+        Indexed by variant ID: ``chrom`` (``chr`` style), ``pos`` (1-based), ``ref``, ``alt``.
+    """
+
+    genotype_df: pd.DataFrame
+    snp_info_df: pd.DataFrame
+
+
+def _parse_region(region: str | None) -> tuple[str, int, float] | None:
+    if region is None:
+        return None
+    match = re.fullmatch(r"([^:]+)(?::([\d,]+)-([\d,]+))?", region.strip())
+    if not match:
+        raise InputError(f"region must be 'chrom' or 'chrom:start-end', not {region!r}")
+    chrom = harmonize_chrom([match.group(1)])[0]
+    if match.group(2) is None:
+        return chrom, 1, np.inf
+    return chrom, int(match.group(2).replace(",", "")), float(match.group(3).replace(",", ""))
+
+
+def _gt_to_dosage(values: np.ndarray) -> np.ndarray:
+    text = pd.Series(values, dtype=object).str.replace("|", "/", regex=False)
+    dosage = text.map(_GT_DOSAGE)
+    missing = text.str.contains(".", regex=False)
+    unknown = dosage.isna() & ~missing
+    if unknown.any():
+        # any other call (e.g. polyploid): count ALT alleles if all alleles are 0/1
+        for i in np.nonzero(unknown.to_numpy())[0]:
+            alleles = re.split(r"[/|]", str(values[i]))
+            if all(a in {"0", "1"} for a in alleles) and len(alleles) <= 2:
+                dosage.iat[i] = float(sum(a == "1" for a in alleles))
+    return dosage.to_numpy(dtype=np.float64)
+
+
+def _format_field(block: pd.DataFrame, samples: list[str], field: str, path: Path) -> np.ndarray:
+    out = np.full((len(block), len(samples)), np.nan)
+    for fmt, rows in block.groupby("FORMAT", sort=False).indices.items():
+        keys = str(fmt).split(":")
+        if field not in keys:
+            ids = block["ID"].to_numpy()[rows]
+            raise InputError(f"VCF records have no {field} field in FORMAT {fmt!r}", path=str(path), ids=ids)
+        k = keys.index(field)
+        cells = block[samples].to_numpy()[rows].ravel().astype(str)
+        if k > 0 or len(keys) > 1:
+            parts = pd.Series(cells).str.split(":", n=k + 1)
+            cells = parts.str[k].fillna(".").to_numpy().astype(str)
+        if field == "GT":
+            values = _gt_to_dosage(cells)
+            bad = np.isnan(values) & ~pd.Series(cells).str.contains(".", regex=False).to_numpy()
+        else:
+            num = pd.to_numeric(pd.Series(cells).replace(".", np.nan), errors="coerce").to_numpy()
+            bad = np.isnan(num) & (cells != ".")
+            values = num
+        if bad.any():
+            first = int(np.nonzero(bad)[0][0])
+            row, col = divmod(first, len(samples))
+            raise InputError(
+                f"VCF {field} value {cells[first]!r} is not a bi-allelic dosage (variant "
+                f"{block['ID'].to_numpy()[rows][row]}, sample {samples[col]})",
+                path=str(path),
+                ids=[block["ID"].to_numpy()[rows][row]],
+            )
+        out[rows] = values.reshape(len(rows), len(samples))
+    return out
+
+
+def _text_blocks(
+    path: Path, *, field: str, samples: Sequence[str] | None, region: str | None, chunk_size: int
+) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+    skip = count_meta_lines(path)
+    with reader_errors(path, what="VCF file"):
+        opener = gzip.open(path, "rt", encoding="utf-8") if is_gzip(path) else open(path, encoding="utf-8")
+        with opener as handle:
+            for _ in range(skip):
+                handle.readline()
+            header = handle.readline().rstrip("\r\n").split("\t")
+            if header[:8] != FIXED[:8]:
+                raise InputError(
+                    "VCF header line must start with #CHROM POS ID REF ALT QUAL FILTER INFO", path=str(path)
+                )
+            if len(header) < 10 or header[8] != "FORMAT":
+                raise InputError("VCF file has no FORMAT column and no samples", path=str(path))
+            all_samples = header[9:]
+            check_unique(all_samples, "sample", path=path)
+            keep = list(pick_ids(pd.Index(all_samples), samples, "sample", path=path))
+            want = _parse_region(region)
+            reader = pd.read_csv(
+                handle,
+                sep="\t",
+                header=None,
+                names=header,
+                dtype=str,
+                chunksize=chunk_size,
+                quoting=csv.QUOTE_NONE,
+                keep_default_na=False,
+                na_filter=False,
+                usecols=[*FIXED, *keep],
+            )
+            n_multi = 0
+            line0 = skip + 2
+            for block in reader:
+                last = block[keep[-1]] if keep else block["FORMAT"]
+                short = last.isna() | last.eq("")
+                if short.any():
+                    raise InputError(
+                        "VCF data lines have fewer fields than the header",
+                        path=str(path),
+                        ids=np.nonzero(short.to_numpy())[0][:10] + line0,
+                    )
+                line0 += len(block)
+                block = block.assign(**{"#CHROM": harmonize_chrom(block["#CHROM"]).to_numpy()})
+                if want is not None:
+                    pos = pd.to_numeric(block["POS"], errors="coerce")
+                    block = block[(block["#CHROM"] == want[0]) & (pos >= want[1]) & (pos <= want[2])]
+                multi = block["ALT"].str.contains(",", regex=False)
+                n_multi += int(multi.sum())
+                block = block[~multi]
+                if len(block) == 0:
+                    continue
+                yield _finish_block(block, keep, field, path)
+            if n_multi:
+                logger.info("skipped %d multi-allelic VCF records in %s", n_multi, path)
+
+
+def _finish_block(
+    block: pd.DataFrame, keep: list[str], field: str, path: Path
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    ids = block["ID"].to_numpy().astype(object)
+    unnamed = (ids == ".") | (ids == "")
+    if unnamed.any():
+        ids[unnamed] = (
+            block["#CHROM"] + "_" + block["POS"] + "_" + block["REF"] + "_" + block["ALT"]
+        ).to_numpy()[unnamed]
+    block = block.assign(ID=ids)
+    pos = pd.to_numeric(block["POS"], errors="coerce")
+    if pos.isna().any():
+        raise InputError("VCF records with a non-integer POS", path=str(path), ids=ids[pos.isna().to_numpy()])
+    values = _format_field(block, keep, field, path)
+    index = pd.Index(ids, name="snp")
+    geno = pd.DataFrame(values, index=index, columns=pd.Index(keep, name="individual"))
+    info = pd.DataFrame(
+        {
+            "chrom": block["#CHROM"].to_numpy(),
+            "pos": pos.astype(np.int64).to_numpy(),
+            "ref": block["REF"].to_numpy(),
+            "alt": block["ALT"].to_numpy(),
+        },
+        index=index,
+    )
+    return geno, info
+
+
+def _bcf_blocks(
+    path: Path, *, field: str, samples: Sequence[str] | None, region: str | None, chunk_size: int
+) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+    try:
+        import pysam
+    except ImportError as exc:  # pragma: no cover - pysam comes with pybedtools
+        raise MissingDependencyError("reading BCF needs pysam: pip install pysam") from exc
+    with reader_errors(path, what="BCF file"):
+        vf = pysam.VariantFile(str(path))
+    with vf:
+        all_samples = list(vf.header.samples)
+        if not all_samples:
+            raise InputError("BCF file has no samples", path=str(path))
+        check_unique(all_samples, "sample", path=path)
+        keep = list(pick_ids(pd.Index(all_samples), samples, "sample", path=path))
+        if field not in vf.header.formats:
+            raise InputError(f"BCF header defines no {field} FORMAT field", path=str(path))
+        want = _parse_region(region)
+        rows, infos, n_multi = [], [], 0
+        with reader_errors(path, what="BCF file"):
+            for rec in vf:
+                chrom = harmonize_chrom([rec.chrom])[0]
+                if want is not None and not (chrom == want[0] and want[1] <= rec.pos <= want[2]):
+                    continue
+                if rec.alts is None or len(rec.alts) != 1:
+                    n_multi += rec.alts is not None
+                    continue
+                vid = rec.id or f"{chrom}_{rec.pos}_{rec.ref}_{rec.alts[0]}"
+                row = np.full(len(keep), np.nan)
+                for j, sample in enumerate(keep):
+                    value = rec.samples[sample].get(field)
+                    if field == "GT":
+                        if value is not None and None not in value and len(value):
+                            if any(a not in (0, 1) for a in value):
+                                raise InputError(
+                                    f"BCF GT {value} is not bi-allelic (sample {sample})",
+                                    path=str(path),
+                                    ids=[vid],
+                                )
+                            row[j] = float(sum(value))
+                    elif value is not None:
+                        row[j] = float(value[0] if isinstance(value, tuple) else value)
+                rows.append(row)
+                infos.append((vid, chrom, rec.pos, rec.ref, rec.alts[0]))
+                if len(rows) == chunk_size:
+                    yield _bcf_frames(rows, infos, keep)
+                    rows, infos = [], []
+        if rows:
+            yield _bcf_frames(rows, infos, keep)
+        if n_multi:
+            logger.info("skipped %d multi-allelic BCF records in %s", n_multi, path)
+
+
+def _bcf_frames(
+    rows: list[np.ndarray], infos: list[tuple], keep: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    index = pd.Index([i[0] for i in infos], name="snp")
+    geno = pd.DataFrame(np.vstack(rows), index=index, columns=pd.Index(keep, name="individual"))
+    info = pd.DataFrame(
+        {
+            "chrom": [i[1] for i in infos],
+            "pos": np.array([i[2] for i in infos], dtype=np.int64),
+            "ref": [i[3] for i in infos],
+            "alt": [i[4] for i in infos],
+        },
+        index=index,
+    )
+    return geno, info
+
+
+def iter_vcf_blocks(
+    path: str | Path,
+    *,
+    field: str = "GT",
+    samples: Sequence[str] | None = None,
+    region: str | None = None,
+    chunk_size: int = 10_000,
+) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+    """Stream a VCF/BCF file as blocks of dosages (memory bounded by ``chunk_size``).
+
+    Parameters
+    ----------
+    path
+        ``.vcf``, ``.vcf.gz`` or ``.bcf``.
+    field
+        ``"GT"`` (hard calls) or ``"DS"`` (imputed dosage).
+    samples
+        Samples to keep, in this order; ``None`` keeps all.
+    region
+        ``"chr1"`` or ``"chr1:1000-2000"`` (1-based, inclusive; any chromosome naming).
+    chunk_size
+        Records per block.
+
+    Yields
+    ------
+    tuple of pandas.DataFrame
+        ``(genotype_df, snp_info_df)`` per block (dosages not yet range-checked).
+    """
+    if field not in {"GT", "DS"}:
+        raise InputError(f"field must be 'GT' or 'DS', not {field!r}")
+    if chunk_size < 1:
+        raise InputError(f"chunk_size must be positive, got {chunk_size}")
+    path = check_file(path, what="VCF/BCF file")
+    with open(path, "rb") as handle:
+        head = handle.read(3)
+    if path.name.lower().endswith(".bcf") or (head[:2] == b"\x1f\x8b" and _is_bcf(path)):
+        yield from _bcf_blocks(path, field=field, samples=samples, region=region, chunk_size=chunk_size)
+    else:
+        yield from _text_blocks(path, field=field, samples=samples, region=region, chunk_size=chunk_size)
+
+
+def _is_bcf(path: Path) -> bool:
+    with reader_errors(path, what="VCF/BCF file"), gzip.open(path, "rb") as handle:
+        return handle.read(3) == b"BCF"
+
+
+def read_vcf(
+    path: str | Path,
+    *,
+    field: str = "GT",
+    samples: Sequence[str] | None = None,
+    region: str | None = None,
+    snps: Sequence[str] | None = None,
+    chunk_size: int = 10_000,
+) -> VCFGenotypes:
+    """Read VCF/BCF genotypes as ALT-allele dosages (the paper's ``y``, SNPs x individuals).
+
+    Parameters
+    ----------
+    path
+        ``.vcf``, ``.vcf.gz`` (gzip or bgzip) or ``.bcf``.
+    field
+        ``"GT"`` (hard calls -> 0/1/2) or ``"DS"`` (expected ALT count).
+    samples
+        Samples to keep (in this order); ``None`` keeps all.
+    region
+        Only records in ``"chrom"`` or ``"chrom:start-end"`` (streamed, no index needed).
+    snps
+        Only these variant IDs (in this order); unknown IDs raise.
+    chunk_size
+        Records parsed at a time.
+
+    Returns
+    -------
+    VCFGenotypes
+        ``(genotype_df, snp_info_df)``.
+
+    Raises
+    ------
+    InputError
+        Bad header, missing FORMAT field, non bi-allelic calls, dosages outside [0, 2],
+        duplicate variant IDs, no records, corrupt files.
+    """
+    wanted = None if snps is None else set(map(str, snps))
+    genos, infos = [], []
+    for geno, info in iter_vcf_blocks(
+        path, field=field, samples=samples, region=region, chunk_size=chunk_size
+    ):
+        if wanted is not None:
+            mask = geno.index.isin(wanted)
+            geno, info = geno[mask], info[mask]
+        genos.append(geno)
+        infos.append(info)
+    if not genos:
+        raise InputError(
+            "VCF/BCF file has no bi-allelic records" + (f" in region {region}" if region else ""),
+            path=str(path),
+        )
+    genotype_df = pd.concat(genos)
+    snp_info_df = pd.concat(infos)
+    check_unique(genotype_df.index, "variant", path=path)
+    if snps is not None:
+        order = pick_ids(genotype_df.index, snps, "variant", path=path)
+        genotype_df, snp_info_df = genotype_df.loc[order], snp_info_df.loc[order]
+    genotype_df = validate_genotypes(genotype_df, path=str(path))
+    genotype_df.index.name, genotype_df.columns.name = "snp", "individual"
+    snp_info_df.index.name = "snp"
+    return VCFGenotypes(genotype_df, snp_info_df)
+
+
+def write_vcf(genotype_df: pd.DataFrame, path: str | Path, *, snp_info_df: pd.DataFrame) -> None:
+    """Write dosages as a VCF 4.2 with ``GT`` (hard calls) and ``DS`` FORMAT fields.
+
+    Parameters
+    ----------
+    genotype_df
+        SNPs x individuals ALT dosages in [0, 2] (NaN missing). ``GT`` is the rounded dosage
+        (unphased), ``DS`` the value to 6 significant digits.
+    path
+        Destination (``.vcf``, or ``.vcf.gz`` compressed with bgzip through pysam so that
+        htslib tools can index it), written atomically.
+    snp_info_df
+        Indexed by SNP ID with ``chrom``, ``pos``, ``ref``, ``alt``.
+    """
+    genotype_df = validate_genotypes(genotype_df)
+    lacking = [c for c in ("chrom", "pos", "ref", "alt") if c not in snp_info_df.columns]
+    if lacking:
+        raise InputError("SNP table for the VCF lacks columns", ids=lacking)
+    info = snp_info_df.reindex(genotype_df.index)
+    if info[["chrom", "pos", "ref", "alt"]].isna().any().any():
+        raise InputError("SNPs without position or alleles", ids=info.index[info.isna().any(axis=1)])
+    values = genotype_df.to_numpy()
+    path = Path(path)
+    if path.suffix == ".gz":
+        try:
+            import pysam
+        except ImportError:  # pragma: no cover - plain gzip is still readable by tbeqtl and pandas
+            pysam = None
+        if pysam is not None:
+            with tempfile.TemporaryDirectory(prefix="tbeqtl-vcf-") as tmp:
+                plain = Path(tmp) / "out.vcf"
+                _write_vcf_text(values, genotype_df, info, plain)
+                with atomic_path(path) as out:
+                    pysam.tabix_compress(str(plain), str(out), force=True)
+            return
+    _write_vcf_text(values, genotype_df, info, path)
+
+
+def _write_vcf_text(values: np.ndarray, genotype_df: pd.DataFrame, info: pd.DataFrame, path: Path) -> None:
+    calls = np.array(["0/0", "0/1", "1/1"], dtype=object)
+    with open_output(path) as handle:
+        handle.write("##fileformat=VCFv4.2\n")
+        for chrom in pd.unique(info["chrom"]):
+            handle.write(f"##contig=<ID={chrom}>\n")
+        handle.write('##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n')
+        handle.write('##FORMAT=<ID=DS,Number=A,Type=Float,Description="ALT dosage">\n')
+        handle.write("\t".join([*FIXED, *map(str, genotype_df.columns)]) + "\n")
+        for i, snp in enumerate(genotype_df.index):
+            row = values[i]
+            missing = np.isnan(row)
+            gt = np.where(missing, "./.", calls[np.where(missing, 0, np.rint(row)).astype(int)])
+            ds = np.where(
+                missing, ".", np.array([f"{v:.6g}" for v in np.where(missing, 0, row)], dtype=object)
+            )
+            fields = [
+                str(info.at[snp, "chrom"]),
+                str(int(info.at[snp, "pos"])),
+                str(snp),
+                str(info.at[snp, "ref"]),
+                str(info.at[snp, "alt"]),
+                ".",
+                "PASS",
+                ".",
+                "GT:DS",
+            ]
+            handle.write("\t".join(fields + [f"{g}:{d}" for g, d in zip(gt, ds, strict=True)]) + "\n")
