@@ -78,7 +78,7 @@ def score_edges(p_edges: np.ndarray, model: Model, *, df: int) -> np.ndarray:
     numpy.ndarray
         ``score(critical_stat(p))`` for ``p`` in ``p_edges[::-1]``.
     """
-    stat = np.array([model.critical_stat(p, df=df) for p in p_edges[::-1]])
+    stat = model.critical_stats(p_edges[::-1], df=df)
     return np.asarray(model.score_from_stat(stat, df=df), dtype=float)
 
 

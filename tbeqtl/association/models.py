@@ -194,6 +194,30 @@ class Model:
             return float(stats.f.isf(p_threshold, 2, df))
         return float(stats.t.isf(p_threshold / 2, df))
 
+    def critical_stats(self, p_thresholds, *, df: int) -> np.ndarray:
+        """Vectorised :meth:`critical_stat`.
+
+        Parameters
+        ----------
+        p_thresholds
+            p-value thresholds.
+        df
+            Degrees of freedom.
+
+        Returns
+        -------
+        numpy.ndarray
+            The critical statistics (0 for p >= 1, inf for p <= 0).
+        """
+        p = np.asarray(p_thresholds, dtype=float)
+        inner = np.clip(p, XMIN, 1.0)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if self.name == "anova":
+                out = stats.f.isf(inner, 2, df)
+            else:
+                out = stats.t.isf(inner / 2, df)
+        return np.where(p >= 1, 0.0, np.where(p <= 0, np.inf, out))
+
     def stat_from_r(self, rs: tuple[np.ndarray, ...], *, df: int) -> np.ndarray:
         """Signed t (linear, cross) or F (anova) from exact float64 correlations.
 
