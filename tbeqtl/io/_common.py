@@ -170,10 +170,12 @@ def read_delimited(
     with reader_errors(path, what=what):
         if sep is None:
             sep = sniff_sep(first_line(path))
+        if kwargs.get("header", "infer") in (0, "infer") and not kwargs.get("skiprows") and sep != r"\s+":
+            names = [c.strip().strip('"') for c in first_line(path).split(sep)]
+            check_unique([n for n in names if n], "column (header)", path=path)
         compression = "gzip" if is_gzip(path) else None
         kwargs.setdefault("low_memory", False)
-        if sep == r"\s+":
-            kwargs.pop("low_memory")
+        kwargs.setdefault("float_precision", "round_trip")
         return pd.read_csv(path, sep=sep, compression=compression, **kwargs)
 
 

@@ -120,8 +120,7 @@ def read_counts(
     if genes is not None:
         df = df.loc[pick_ids(df.index, genes, "gene", path=path)]
     counts = validate_counts(df, non_integer=non_integer, path=str(path))
-    counts.index.name = "gene"
-    return counts
+    return counts.rename_axis(index="gene", columns="sample")
 
 
 def write_counts(counts_df: pd.DataFrame, path: str | Path) -> None:

@@ -132,6 +132,14 @@ def read_covariates(
         if len(missing):
             raise InputError("covariate table lacks samples", path=str(path), ids=missing)
         df = df[samples]
+    if drop_constant:
+        constant = (df.nunique(axis=1, dropna=False) <= 1).to_numpy()
+        if constant.any():
+            logger.info("dropped %d constant covariates: %s", int(constant.sum()),
+                        format_ids(df.index[constant]))
+            df = df.loc[~constant]
+        if df.shape[0] == 0:
+            raise InputError("every covariate is constant across the samples", path=str(path))
     if encode_categorical:
         df = _encode(df, Path(path))
     out = numeric_frame(df, what="covariate table", path=path)
@@ -143,13 +151,6 @@ def read_covariates(
             path=str(path),
             ids=out.columns[nan.loc[cov].to_numpy()],
         )
-    if drop_constant:
-        constant = out.nunique(axis=1) <= 1
-        if constant.any():
-            logger.info(
-                "dropped %d constant covariates: %s", int(constant.sum()), format_ids(out.index[constant])
-            )
-            out = out.loc[~constant]
     out.index.name = "covariate"
     out.columns.name = "sample"
     return out

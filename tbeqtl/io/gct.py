@@ -136,8 +136,8 @@ def read_gct(
     check_not_empty(df, "GCT matrix", path=path)
     values = numeric_frame(df, what="GCT matrix", path=path)
     if counts:
-        return validate_counts(values, non_integer=non_integer, path=str(path))
-    return values
+        values = validate_counts(values, non_integer=non_integer, path=str(path))
+    return values.rename_axis(index="gene", columns="sample")
 
 
 def read_gct_descriptions(path: str | Path) -> pd.Series:
