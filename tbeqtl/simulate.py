@@ -32,7 +32,12 @@ with those three settings the data are exactly draws of equations 1-9):
 - sex (individual level, GTEx ``SEX`` coding 1 = male, 2 = female) and expression
   ``platform`` (sample level, 0/1) effects on a fraction of genes; ``pcr`` (individual level,
   0/1) is a null covariate;
-- optional missing genotypes (``missing_rate``).
+- optional missing genotypes (``missing_rate``);
+- optional biological noise (``expression_noise_sd``, default 0): an independent
+  ``N(0, sd^2)`` log-rate multiplier per sample and gene, which makes counts overdispersed
+  relative to the multinomial and planted eQTLs harder to detect. Without it, effects of the
+  default sizes are estimated almost exactly (the multinomial noise at hundreds of reads per
+  gene is small), so power comparisons should set it (e.g. 0.3-0.5) or shrink the effects.
 
 Always present: several tissues with GTEx ``SMTSD`` names and different sizes (at most one
 sample per tissue per individual, so individuals have 1 to ``T`` samples), GTEx-style IDs,
@@ -133,6 +138,9 @@ class SimulationParams:
         Fraction of ``lincRNA`` genes.
     missing_rate
         Probability of a missing genotype call.
+    expression_noise_sd
+        Standard deviation of an independent normal log-rate multiplier per sample and gene
+        (biological overdispersion); 0 keeps the multinomial of equation 4.
     cells_per_donor
         Single-cell variant when set: mean cells per donor.
     """
@@ -173,6 +181,7 @@ class SimulationParams:
     platform_effect: tuple[float, float] = (0.2, 0.6)
     lincrna_fraction: float = 0.25
     missing_rate: float = 0.0
+    expression_noise_sd: float = 0.0
     cells_per_donor: float | None = None
 
     @property
@@ -245,6 +254,8 @@ def _check_params(p: SimulationParams) -> None:
         raise InputError("need at least one gene and one SNP per chromosome")
     if not 0.0 < p.fst < 1.0:
         raise InputError(f"fst must be in (0, 1), got {p.fst}")
+    if p.expression_noise_sd < 0:
+        raise InputError(f"expression_noise_sd must be >= 0, got {p.expression_noise_sd}")
     if not 0.0 <= p.missing_rate < 1.0:
         raise InputError(f"missing_rate must be in [0, 1), got {p.missing_rate}")
     if p.ancestry_group_weights is not None and len(p.ancestry_group_weights) != p.n_ancestry:
@@ -396,7 +407,7 @@ class Simulation:
 
 
 _STREAMS = ("genome", "ids", "design", "ancestry", "gene_topics", "sample_topics", "snp_topics",
-            "genotypes", "missing", "eqtls", "covariates", "library", "counts")
+            "genotypes", "missing", "eqtls", "covariates", "library", "counts", "noise")
 
 
 def simulate(*, preset: str = "small", seed: int = 0, **overrides: Any) -> Simulation:
@@ -508,12 +519,14 @@ def simulate(*, preset: str = "small", seed: int = 0, **overrides: Any) -> Simul
 
     # --- counts (equations 3-4, with multiplicative extras) -----------------------------------
     log_mult = None
-    if cis or trans or p.covariate_effects:
+    if cis or trans or p.covariate_effects or p.expression_noise_sd > 0:
         planted = [*cis, *((j, g, e) for j, g, e, _ in trans)]
         log_mult = eqtl_log_multiplier(y_complete, ind_idx, n_genes=n_genes, eqtls=planted)
         female = (sex == 2).astype(float)
         log_mult += np.outer((female - female.mean())[ind_idx], sex_eff)
         log_mult += np.outer(platform - platform.mean(), plat_eff)
+        if p.expression_noise_sd > 0:
+            log_mult += rng["noise"].normal(0.0, p.expression_noise_sd, size=log_mult.shape)
     median = p.library_size_median
     if median is None:
         median = (5.0 if p.single_cell else 500.0) * n_genes

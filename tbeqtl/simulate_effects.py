@@ -57,11 +57,10 @@ def snp_topic_scores(lam: np.ndarray, coded_maf: np.ndarray) -> np.ndarray:
 
 
 def gene_topic_scores(psi: np.ndarray) -> np.ndarray:
-    """Per-topic gene scores: mean over other topics of ``|psi_kg - psi_k'g|``, zero where depleted.
+    """Per-topic gene scores: mean over the other topics of ``|psi_kg - psi_k'g|``.
 
-    The unsigned part is what the 2-Wasserstein ranking of issue 4 reduces to on point
-    masses; genes whose weight in topic ``k`` is below their mean over topics score zero so that
-    planted targets are genes the topic *uses*.
+    This is what the 2-Wasserstein gene ranking (issue 4) reduces to when the posterior
+    marginals are near point masses.
 
     Parameters
     ----------
@@ -76,8 +75,7 @@ def gene_topic_scores(psi: np.ndarray) -> np.ndarray:
     n_topics = psi.shape[1]
     if n_topics == 1:
         return psi.copy()
-    diff = np.abs(psi[:, :, None] - psi[:, None, :]).sum(axis=2) / (n_topics - 1)
-    return np.where(psi > psi.mean(axis=1, keepdims=True), diff, 0.0)
+    return np.abs(psi[:, :, None] - psi[:, None, :]).sum(axis=2) / (n_topics - 1)
 
 
 def choose_cis_eqtls(
@@ -157,8 +155,9 @@ def choose_trans_eqtls(
 
     Topics are visited in turn (``k = 0, 1, ..., K-1, 0, ...``). For topic ``k`` the SNP is drawn
     from the ``top_fraction`` of SNPs with the highest :func:`snp_topic_scores` (MAF >= ``min_maf``)
-    and the gene from the ``top_fraction`` of genes with the highest :func:`gene_topic_scores`,
-    on a different chromosome than the SNP. So factor-restricted mapping (issue 5) tests these
+    and the gene from the ``top_fraction`` of genes with the highest :func:`gene_topic_scores`
+    whose weight in topic ``k`` is above their mean over topics (genes the topic uses, not
+    depleted ones), on a different chromosome than the SNP. So factor-restricted mapping (issue 5) tests these
     pairs when the fit recovers the topic.
 
     Parameters
@@ -200,6 +199,7 @@ def choose_trans_eqtls(
     n_genes = psi.shape[0]
     snp_scores = snp_topic_scores(lam, coded_maf)
     gene_scores = gene_topic_scores(psi)
+    psi_mean = psi.mean(axis=1)
     n_top_snps = max(1, int(np.ceil(top_fraction * n_snps)))
     n_top_genes = max(1, int(np.ceil(top_fraction * n_genes)))
     out: list[tuple[int, int, float, int]] = []
@@ -209,7 +209,7 @@ def choose_trans_eqtls(
         top_snps = np.argsort(-snp_scores[:, k], kind="stable")[:n_top_snps]
         top_genes = np.argsort(-gene_scores[:, k], kind="stable")[:n_top_genes]
         snp_cand = [j for j in top_snps if maf[j] >= min_maf and j not in used_snps]
-        gene_cand = [g for g in top_genes if g not in used_genes and gene_scores[g, k] > 0]
+        gene_cand = [g for g in top_genes if g not in used_genes and psi[g, k] > psi_mean[g]]
         gene_cand_chrom = gene_chrom[np.asarray(gene_cand, dtype=np.int64)]
         pair = None
         for j in rng.permutation(np.asarray(snp_cand, dtype=np.int64)):

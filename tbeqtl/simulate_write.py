@@ -93,6 +93,16 @@ def _float_text(values: np.ndarray) -> list[str]:
     return [repr(float(v)) for v in values]
 
 
+def _exact_floats(df: pd.DataFrame) -> pd.DataFrame:
+    """Format float columns as shortest round-trip text (``repr``), so TSVs reload bit-exactly."""
+    out = df.copy()
+    for column in out.columns:
+        if pd.api.types.is_float_dtype(out[column]):
+            values = out[column].to_numpy()
+            out[column] = np.array(["NA" if np.isnan(v) else repr(float(v)) for v in values], dtype=object)
+    return out
+
+
 def _write_ancestry_text(values: np.ndarray, path: Path, *, style: str) -> None:
     with atomic_write(path) as handle:
         for i, row in enumerate(values):
@@ -185,8 +195,8 @@ def write_truth(truth: SimulationTruth, out_dir: str | Path, *, sim: Simulation 
         "covariate_effects.tsv": truth.covariate_effects_df,
     }
     for name, df in tables.items():
-        write_table(df, out / name, index=True)
-    write_table(truth.eqtls_df, out / "eqtls.tsv")
+        write_table(_exact_floats(df), out / name, index=True)
+    write_table(_exact_floats(truth.eqtls_df), out / "eqtls.tsv")
     write_table(truth.topic_tissue_s.rename_axis("topic").reset_index(), out / "topic_tissue.tsv")
     write_table(truth.library_size_s.rename_axis("sample").reset_index(), out / "library_sizes.tsv")
     n_anc = truth.ancestry_beta_df.shape[1]
@@ -201,8 +211,11 @@ def write_truth(truth: SimulationTruth, out_dir: str | Path, *, sim: Simulation 
     if sim is not None:
         for tissue, df in gtex_pairs(sim).items():
             path = out / "gtex" / f"{gtex_tissue_file_name(tissue)}.v8.signif_variant_gene_pairs.txt.gz"
-            with atomic_write(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
-                gz.write(df.to_csv(sep="\t", index=False, na_rep="NA").encode())
+            text = df.to_csv(sep="\t", index=False, na_rep="NA").encode()
+            # no file name and mtime 0 in the gzip header: byte-identical reruns
+            with atomic_write(path, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb",
+                                                                  mtime=0) as gz:
+                gz.write(text)
     write_json({"alpha": truth.alpha, **truth.params}, out / "params.json")
     return out
 
