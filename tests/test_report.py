@@ -26,128 +26,161 @@ from tbeqtl.cli import main
 from tbeqtl.layout import RunLayout
 from tbeqtl.report import build_report, load_run
 from tbeqtl.report.load import SECTIONS
+from tbeqtl.schema import validate_table
+from tbeqtl.simulate import simulate
 
-TISSUES = ("Whole Blood", "Thyroid", "Muscle - Skeletal")
 PAIRS = (("chr1", "chr1"), ("chr1", "chr2"), ("chr2", "chr2"))
-K = 6
 ALL_FIGURES = {
     "fig1_sample_topics", "elbo", "fig3_loading_correlation", "fig2_snp_classes", "fig2_genomic_bins",
     "fig4_permutation_qq", "fig4_eqtl_counts", "pvalue_histograms", "fig5_locus_heatmap",
 }
+LOCUS_TISSUE = "Whole Blood"
 
 
 def _mlog10_sorted(p):
     return np.sort(-np.log10(p))[::-1]
 
 
+def _write(df: pd.DataFrame, schema: str, path: Path) -> None:
+    """Write a table after checking it against the registered schema (keeps the fixture honest)."""
+    write_table(validate_table(df, schema), path)
+
+
 def write_run_folder(root: Path, rng: np.random.Generator) -> RunLayout:
-    """Write a complete synthetic run folder: 3 pairs, 3 tissues, every stage done."""
+    """Write a complete synthetic run folder: the tiny simulation as input, 3 pairs, every stage done.
+
+    Tables follow tbeqtl.schema (validated on writing) and the fit outputs of tbeqtl.tblda.io.
+    """
     layout = RunLayout(root)
-    n_ind, per_ind = 30, 3
-    samples = [f"S{i:03d}-{j}" for i in range(n_ind) for j in range(per_ind)]
-    individuals = [s.split("-")[0] for s in samples]
-    tissue_of = {s: TISSUES[j] for s, j in zip(samples, [int(s[-1]) for s in samples], strict=True)}
-    genes = {c: [f"G{c}_{g:03d}" for g in range(40)] for c in ("chr1", "chr2")}
-    snps = {c: [f"rs{c[-1]}{s:04d}" for s in range(80)] for c in ("chr1", "chr2")}
-    gene_type = {g: ("protein_coding" if i % 3 else "lincRNA") for c in genes for i, g in enumerate(genes[c])}
-    write_json({"config": {"mapping": {"fdr": 0.1, "cis_dist": 1e6}, "fit": {"n_topics": K, "max_steps": 300},
-                           "data": {"path": "sim/", "tissue_column": "tissue"}},
+    sim = simulate(preset="tiny", seed=1)
+    sim.write(layout.simulation)
+    data = sim.data
+    samples = list(data.samples)
+    tissue_of = data.sample_info_df["tissue"].astype(str)
+    tissues = sorted(tissue_of.unique())
+    k = len(sim.truth.topic_tissue_s)
+    by_ind = pd.Series(samples, index=data.sample_map_s.reindex(samples).to_numpy())
+    held = set()
+    for _, group in by_ind.groupby(level=0):
+        if len(group) >= 3:
+            held.update(sorted(group)[:2])
+    genes = {c: list(data.gene_info_df.index[data.gene_info_df["chrom"] == c]) for c in ("chr1", "chr2")}
+    snps = {c: list(data.snp_info_df.index[data.snp_info_df["chrom"] == c]) for c in ("chr1", "chr2")}
+    gene_type = data.gene_info_df["gene_type"].astype(str)
+    write_json({"config": {"data": {"path": "", "tissue_column": "tissue"},
+                           "fit": {"n_topics": k, "max_steps": 300},
+                           "mapping": {"fdr": 0.1, "cis_dist": 1e6}},
                 "versions": {"tbeqtl": "0.1.0", "torch": "2.13.0", "pyro": "1.9.1"},
                 "checksums": {"counts.gct.gz": "abc123"}}, layout.run_json)
-    layout.config.write_text('[mapping]\nfdr = 0.1\n', encoding="utf-8")
+    layout.config.write_text("[mapping]\nfdr = 0.1\n", encoding="utf-8")
+    fit_samples = [s for s in samples if s not in held]
     for gene_chrom, snp_chrom in PAIRS:
         pair = layout.pair(gene_chrom, snp_chrom)
         write_json({"fit": "done", "rank": "done", "factors": "done", "eqtl": "done"}, pair.status)
-        write_table(pd.DataFrame({"sample": samples, "individual": individuals,
-                                  "held_out": [s.endswith(("-0", "-1")) for s in samples],
-                                  "tissue": [tissue_of[s] for s in samples]}), pair.holdout)
-        # Topics 0-2 are tissue topics, 3-5 shared.
-        conc = np.full((len(samples), K), 0.3)
-        for i, s in enumerate(samples):
-            conc[i, TISSUES.index(tissue_of[s])] = 4.0
-        phi = np.vstack([rng.dirichlet(c) for c in conc])
-        cols = [str(k) for k in range(K)]
-        write_table(pd.DataFrame(phi, index=pd.Index(samples, name="sample"), columns=cols),
+        individuals = data.sample_map_s.reindex(samples).to_numpy()
+        _write(pd.DataFrame({"sample": samples, "individual": individuals,
+                             "held_out": [s in held for s in samples]}), "holdout", pair.holdout)
+        phi = sim.truth.sample_topics_df.loc[fit_samples].to_numpy()
+        phi = phi * rng.uniform(0.8, 1.2, size=phi.shape)
+        phi /= phi.sum(axis=1, keepdims=True)
+        cols = [str(j) for j in range(k)]
+        write_table(pd.DataFrame(phi, index=pd.Index(fit_samples, name="sample"), columns=cols),
                     pair.fit / "sample_topics.tsv", index=True)
-        write_table(pd.DataFrame(rng.dirichlet(np.ones(len(genes[gene_chrom])), size=K).T,
+        write_table(pd.DataFrame(rng.dirichlet(np.ones(len(genes[gene_chrom])), size=k).T,
                                  index=pd.Index(genes[gene_chrom], name="gene"), columns=cols),
                     pair.fit / "gene_topics.tsv", index=True)
-        write_table(pd.DataFrame(rng.beta(1, 1, size=(len(snps[snp_chrom]), K)),
+        write_table(pd.DataFrame(rng.beta(1, 1, size=(len(snps[snp_chrom]), k)),
                                  index=pd.Index(snps[snp_chrom], name="snp"), columns=cols),
                     pair.fit / "snp_topics.tsv", index=True)
         steps = np.arange(1, 301)
         elbo = -1e5 * (1 + 2 * np.exp(-steps / 40)) + rng.normal(0, 30, size=len(steps))
-        write_table(pd.DataFrame({"step": steps, "elbo": elbo}), pair.fit / "elbo.tsv")
-        write_json({"params": {"tol": 1e-4, "window": 50}, "n_iter": 300, "stop_reason": "max_steps"},
-                   pair.fit / "run.json")
-        scores = pd.DataFrame([(k, t, float(phi[[tissue_of[s] == t for s in samples], k].sum()))
-                               for k in range(K) for t in TISSUES], columns=["topic", "tissue", "score"])
-        scores["associated"] = scores["score"] > 15
-        write_table(scores, pair.factors / "tissue_association.tsv")
-        for tissue in TISSUES:
+        stat = np.full(len(steps), np.nan)
+        for s in range(100, 301, 25):
+            x, y = elbo[s - 50:s].mean(), elbo[s - 100:s - 50].mean()
+            stat[s - 1] = abs(y - x) / abs(y)
+        write_table(pd.DataFrame({"step": steps, "elbo": elbo, "statistic": stat}), pair.fit / "elbo.tsv")
+        write_json({"tool": "tbeqtl fit", "n_steps": 300, "stop_reason": "max_steps",
+                    "params": {"tol": 1e-4, "window": 50}}, pair.fit / "run.json")
+        rows = []
+        for j in range(k):
+            for tissue in tissues:
+                in_t = [tissue_of[s] == tissue for s in fit_samples]
+                ip = float(phi[in_t, j].sum())
+                norm = float(phi[in_t, j].mean() / phi[[not v for v in in_t], j].mean())
+                rows.append((j, tissue, int(sum(in_t)), ip, norm, norm > 2))
+        columns = ["topic", "tissue", "n_samples", "inner_product", "normalized_score", "associated"]
+        _write(pd.DataFrame(rows, columns=columns), "tissue_factors", pair.factors / "tissue_association.tsv")
+        for tissue in tissues:
             folder = pair.eqtl("all", tissue)
-            held = [s for s in samples if tissue_of[s] == tissue]
-            rows = {"cis": [], "trans": []}
+            tests = {}
             for kind, n in (("cis", 60), ("trans", 120)):
                 g = rng.choice(genes[gene_chrom], size=n)
                 v = rng.choice(snps[snp_chrom], size=n)
                 p = np.concatenate([rng.uniform(1e-9, 1e-4, size=n // 6), rng.uniform(0, 1, size=n - n // 6)])
-                if kind == "trans" and (gene_chrom, snp_chrom) == ("chr1", "chr2") and tissue == "Thyroid":
+                if kind == "trans" and (gene_chrom, snp_chrom) == ("chr1", "chr2") and tissue == LOCUS_TISSUE:
                     g[:8] = genes[gene_chrom][:8]
                     v[:8] = snps[snp_chrom][5]
-                rows[kind] = pd.DataFrame({"snp": v, "gene": g, "beta": rng.normal(0, 0.5, size=n),
-                                           "t_stat": rng.normal(0, 3, size=n), "p_value": p})
-                df = rows[kind].sort_values("p_value").reset_index(drop=True)
-                df["fdr"] = np.minimum(1, df["p_value"] * n / np.arange(1, n + 1))
+                df = pd.DataFrame({"snp": v, "gene": g, "beta": rng.normal(0, 0.5, size=n),
+                                   "t_stat": rng.normal(0, 3, size=n), "p_value": p})
+                df = df.drop_duplicates(["snp", "gene"]).sort_values("p_value").reset_index(drop=True)
+                df["fdr"] = np.minimum(1, df["p_value"] * n / np.arange(1, len(df) + 1))
                 df["gene_type"] = df["gene"].map(gene_type)
                 df["fdr_by_type"] = df["fdr"]
-                write_table(df, folder / f"{kind}.tsv")
-            qq = []
-            for kind, n in (("cis", 60), ("trans", 120)):
-                obs = _mlog10_sorted(rows[kind]["p_value"].to_numpy())
-                perm = _mlog10_sorted(rng.uniform(0, 1, size=n))
-                qq.append(pd.DataFrame({"kind": kind, "permuted": perm, "observed": obs}))
-            write_table(pd.concat(qq, ignore_index=True), folder / "qq.tsv")
+                tests[kind] = df
+                _write(df, "eqtl_pairs", folder / f"{kind}.tsv")
+            qq = [pd.DataFrame({"class": kind, "rank": np.arange(1, len(tests[kind]) + 1),
+                                "observed": _mlog10_sorted(tests[kind]["p_value"].to_numpy()),
+                                "permuted": _mlog10_sorted(rng.uniform(0, 1, size=len(tests[kind])))})
+                  for kind in ("cis", "trans")]
+            _write(pd.concat(qq, ignore_index=True), "pipeline_qq", folder / "qq.tsv")
             edges = np.linspace(0, 1, 21)
-            hist = [pd.DataFrame({"kind": kind, "bin_start": edges[:-1], "bin_end": edges[1:],
-                                  "count": np.histogram(rows[kind]["p_value"], bins=edges)[0]})
+            hist = [pd.DataFrame({"class": kind, "bin_lo": edges[:-1], "bin_hi": edges[1:],
+                                  "count": np.histogram(tests[kind]["p_value"], bins=edges)[0]})
                     for kind in ("cis", "trans")]
-            write_table(pd.concat(hist, ignore_index=True), folder / "hist.tsv")
-            write_json({"tissue": tissue, "n_tests": {"cis": 60, "trans": 120}}, folder / "run.json")
-            write_table(pd.DataFrame(rng.normal(size=(len(genes[gene_chrom]), len(held))),
-                                     index=pd.Index(genes[gene_chrom], name="gene"), columns=held),
-                        folder / "expression.tsv", index=True)
-            write_table(pd.DataFrame(rng.integers(0, 3, size=(len(snps[snp_chrom]), len(held))).astype(float),
-                                     index=pd.Index(snps[snp_chrom], name="snp"), columns=held),
-                        folder / "genotypes.tsv", index=True)
-    go = pd.DataFrame({"set": ["Whole Blood"] * 5 + ["Thyroid"] * 5,
+            _write(pd.concat(hist, ignore_index=True), "pipeline_hist", folder / "hist.tsv")
+            write_json({"tissue": tissue, "n_tests": {"cis": 60, "trans": 120}, "call_column": "fdr_by_type"},
+                       folder / "run.json")
+    go = pd.DataFrame({"set": ["Whole Blood"] * 5 + ["Muscle - Skeletal"] * 5,
                        "term": [f"GO:{i:07d}" for i in range(10)],
                        "overlap": rng.integers(3, 20, size=10), "set_size": rng.integers(20, 200, size=10),
                        "odds_ratio": rng.uniform(1, 5, size=10), "p_value": np.geomspace(1e-8, 0.5, 10),
                        "fdr": np.minimum(1, np.geomspace(1e-7, 1, 10)),
                        "description": [f"process {i}" for i in range(10)]})
-    write_table(go, layout.enrichment / "go.tsv")
+    _write(go, "go_enrichment", layout.enrichment / "go.tsv")
     annots = ["TFBS_ENCODE", "SuperEnhancer_Hnisz", "H3K27ac_Hnisz", "H3K4me1_Trynka", "DGF_ENCODE",
               "Enhancer_Hoffman", "Coding_UCSC", "Promoter_UCSC"]
-    snp_annot = pd.DataFrame([(s, a, rng.uniform(0.5, 4), p, min(1.0, p * 8))
-                              for s in ("union", *TISSUES)
-                              for a, p in zip(annots, rng.uniform(0, 0.3, 8) ** 3, strict=True)],
-                             columns=["set", "annotation", "odds_ratio", "p_value", "fdr"])
-    write_table(snp_annot, layout.enrichment / "snp_annot.tsv")
-    bins = []
-    for chrom, length in (("chr1", 5_000_000), ("chr2", 4_000_000)):
+    rows = []
+    for s in ("union", *tissues):
+        for a, p in zip(annots, rng.uniform(0, 0.3, 8) ** 3, strict=True):
+            rows.append((s, a, 10, 100, 40, 1000, rng.uniform(0.5, 4), p, min(1.0, p * 8)))
+    _write(pd.DataFrame(rows, columns=["set", "annotation", "overlap", "class_size", "n_set", "n_background",
+                                       "odds_ratio", "p_value", "fdr"]),
+           "snp_annotation_enrichment", layout.enrichment / "snp_annot.tsv")
+    bins, offset = [], 0
+    for order, (chrom, length) in enumerate((("chr1", 5_000_000), ("chr2", 4_000_000)), start=1):
         starts = np.arange(0, length - 250_000, 100_000)
-        for tissue in TISSUES:
-            bins.append(pd.DataFrame({"set": tissue, "chrom": chrom, "start": starts, "end": starts + 250_000,
-                                      "p_value": rng.uniform(0, 1, size=len(starts)) ** 2}))
-    bins_df = pd.concat(bins, ignore_index=True)
-    bins_df["fdr"] = np.minimum(1, bins_df["p_value"] * 3)
-    write_table(bins_df, layout.enrichment / "bins.tsv")
-    write_table(pd.DataFrame({"tissue": list(TISSUES), "n_tfs": [12, 8, 5], "recovered": [10, 3, 2]}),
-                layout.enrichment / "tf_recovery.tsv")
-    write_table(pd.DataFrame({"kind": ["cis", "trans"], "n_calls": [300, 40], "n_in_gtex": [120, 3],
-                              "n_novel": [180, 37]}), layout.gtex / "comparison.tsv")
-    write_json({"statistic": 0.11, "p_value": 0.003}, layout.gtex / "ks.json")
+        for tissue in tissues:
+            p = rng.uniform(0, 1, size=len(starts)) ** 2
+            bins.append(pd.DataFrame({
+                "set": tissue, "bin": [f"{chrom}:{s}-{s + 250_000}" for s in starts], "chrom": chrom,
+                "start": starts, "end": starts + 250_000, "chrom_order": order,
+                "cumulative_position": offset + starts + 125_000.0, "overlap": 1, "bin_size": 5, "n_set": 20,
+                "n_background": 150, "odds_ratio": 1.5, "p_value": p, "fdr": np.minimum(1, p * 3),
+                "neg_log10_p": -np.log10(p)}))
+        offset += length
+    _write(pd.concat(bins, ignore_index=True), "genomic_bin_enrichment", layout.enrichment / "bins.tsv")
+    _write(pd.DataFrame({"set_tissue": tissues, "tf_tissue": tissues, "own_tissue": True,
+                         "n_tfs": [12, 8, 5, 3], "n_found": [10, 3, 2, 0],
+                         "fraction": [10 / 12, 3 / 8, 0.4, 0.0],
+                         "label": ["10/12", "3/8", "2/5", "0/3"], "genes": ["TF1,TF2", "TF3", "", ""]}),
+           "tf_recovery", layout.enrichment / "tf_recovery.tsv")
+    _write(pd.DataFrame({"tissue": "all", "kind": ["cis", "trans"], "level": "pair", "n_ours": [300, 40],
+                         "n_gtex": [1000, 50], "n_shared": [120, 3], "n_novel": [170, 37],
+                         "n_unmapped": [10, 0], "fraction_shared": [120 / 290, 3 / 40]}),
+           "gtex_comparison", layout.gtex / "comparison.tsv")
+    _write(pd.DataFrame({"tissue": "all", "kind": ["cis", "trans"], "n_ours": [300, 40], "n_gtex": [1000, 50],
+                         "statistic": [0.11, 0.3], "p_value": [0.003, 0.01], "median_ours": [1e-5, 1e-7],
+                         "median_gtex": [1e-6, 1e-9]}), "gtex_ks", layout.gtex / "ks.tsv")
     return layout
 
 
@@ -186,7 +219,8 @@ def test_full_run_has_every_figure_and_section(full_report):
     assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html
     assert "Section absent" not in html
     # Tables carry the values of the run: the planted locus is the top trans locus of Fig 5.
-    assert "rs20005" in html
+    data = load_run(full_report["root"])
+    assert data.extras["locus"]["snp"] in html
     assert full_report["pdf"].read_bytes().startswith(b"%PDF")
 
 
@@ -201,8 +235,14 @@ def test_summary_counts_match_the_tables(full_report):
         assert totals.loc[kind, "eqtls"] == len(part)
         assert totals.loc[kind, "egenes"] == part["gene"].nunique()
         assert totals.loc[kind, "evariants"] == part["snp"].nunique()
-    assert data.extras["locus"]["snp"] == "rs20005"
-    assert data.extras["locus"]["tissue"] == "Thyroid"
+    locus = data.extras["locus"]
+    assert (locus["pair"], locus["tissue"], len(locus["genes"])) == ("chr1__chr2", LOCUS_TISSUE, 8)
+    assert locus["snp"] in set(data.tables["eqtls"]["snp"])
+    # Fig 5 input: the held-out samples of the tissue, one per individual, inverse-normal expression
+    expr = data.tables["locus_expression"]
+    assert list(expr.index) == locus["genes"]
+    assert np.allclose(expr.mean(axis=1), 0, atol=1e-9)
+    assert set(data.tables["locus_genotype"]["dosage"].unique()) <= {0.0, 1.0, 2.0}
     counts = data.tables["counts"]
     assert counts["n_eqtls"].sum() == len(sig[sig["factor_set"] == "all"])
 

@@ -185,8 +185,25 @@ def _why(status: _Status, stage: str, what: str, root: Path) -> str:
 
 
 # --------------------------------------------------------------------------- fits
-def _sample_tissues(layout: RunLayout, pairs: list[PairLayout], tissue_column: str) -> pd.Series:
-    """Sample -> tissue, from the pairs' holdout tables or the demo simulation's attributes."""
+def _data_dirs(layout: RunLayout, config: dict[str, Any]) -> list[Path]:
+    """List candidate input data folders.
+
+    The config's ``data.path`` (absolute, or relative to the run folder or the working directory)
+    and the demo's ``simulation/`` folder.
+    """
+    out = []
+    section = config.get("data")
+    data_path = str(section.get("path", "")) if isinstance(section, dict) else ""
+    if data_path:
+        path = Path(data_path)
+        out += [path] if path.is_absolute() else [layout.root / path, Path.cwd() / path]
+    out += [layout.simulation, layout.simulation / "data"]
+    return [p for p in out if p.is_dir()]
+
+
+def _sample_tissues(layout: RunLayout, pairs: list[PairLayout], tissue_column: str,
+                    data_dirs: list[Path]) -> pd.Series:
+    """Sample -> tissue, from the pairs' holdout tables or the input sample attributes."""
     for pair in pairs:
         if pair.holdout.is_file():
             df = _read_tsv(pair.holdout)
@@ -194,8 +211,7 @@ def _sample_tissues(layout: RunLayout, pairs: list[PairLayout], tissue_column: s
             if col is not None and "sample" in df.columns:
                 return pd.Series(df[col].astype(str).to_numpy(), index=df["sample"].astype(str),
                                  name="tissue")
-    for path in (layout.simulation / "sample_attributes.tsv",
-                 layout.simulation / "data" / "sample_attributes.tsv"):
+    for path in (d / "sample_attributes.tsv" for d in data_dirs):
         if path.is_file():
             df = _read_tsv(path)
             sample_col = _first(df.columns, "SAMPID", "sample")
@@ -211,7 +227,7 @@ def _topic_tissue(path: Path) -> pd.Series:
     df = _read_tsv(path)
     topic = _first(df.columns, "topic", "factor")
     tissue = _first(df.columns, "tissue")
-    score = _first(df.columns, "score", "inner_product")
+    score = _first(df.columns, "normalized_score", "score", "inner_product")
     assoc = _first(df.columns, "associated", "is_associated")
     if topic is None or tissue is None or score is None:
         raise InputError("tissue association table lacks topic/tissue/score columns", path=str(path),
@@ -235,15 +251,15 @@ def _topic_label(column: object) -> object:
 
 
 def _load_topics(data: ReportData, layout: RunLayout, pairs: list[PairLayout], status: _Status,
-                 tissue_column: str) -> None:
+                 tissue_column: str, data_dirs: list[Path]) -> None:
     candidates = [p for p in pairs if (p.fit / "sample_topics.tsv").is_file()]
     if not candidates:
         data.mark_absent("topics", _why(status, "fit", "fit/sample_topics.tsv of any pair", layout.root))
         return
-    sample_tissue_s = _sample_tissues(layout, pairs, tissue_column)
+    sample_tissue_s = _sample_tissues(layout, pairs, tissue_column, data_dirs)
     if sample_tissue_s.empty:
-        data.mark_absent("topics", "no sample tissue table (holdout.tsv with a tissue column, or "
-                         "simulation/sample_attributes.tsv) in the run folder")
+        data.mark_absent("topics", "no sample tissues: neither holdout.tsv has a tissue column nor is the "
+                         "input sample_attributes.tsv (config data.path, or simulation/) readable")
         return
     with_assoc = [p for p in candidates if (p.factors / "tissue_association.tsv").is_file()]
     pair = (with_assoc or candidates)[0]
@@ -389,9 +405,9 @@ def _tissue_name(folder: Path, safe: str) -> str:
 
 def _qq_table(path: Path, run: str) -> pd.DataFrame:
     df = _read_tsv(path)
-    obs = _first(df.columns, "observed", "true", "true_mlog10p", "observed_mlog10p", "mlog10p_true")
-    perm = _first(df.columns, "permuted", "perm", "permuted_mlog10p", "mlog10p_permuted")
-    kind = _first(df.columns, "kind", "class", "type")
+    obs = _first(df.columns, "observed", "observed_log10p", "true")
+    perm = _first(df.columns, "permuted", "permuted_log10p", "perm")
+    kind = _first(df.columns, "class", "kind", "pool")
     if obs is None or perm is None:
         raise InputError("QQ table lacks observed/permuted columns", path=str(path), ids=list(df.columns))
     out = pd.DataFrame({
@@ -400,7 +416,7 @@ def _qq_table(path: Path, run: str) -> pd.DataFrame:
         "permuted": df[perm].to_numpy(float),
         "observed": df[obs].to_numpy(float),
     })
-    beyond = _first(df.columns, "beyond", "beyond_max", "exceeds")
+    beyond = _first(df.columns, "beyond_permuted", "beyond")
     if beyond is not None:
         out["beyond"] = df[beyond].astype(str).str.lower().isin(["true", "1", "1.0"]).to_numpy()
     else:
@@ -411,10 +427,10 @@ def _qq_table(path: Path, run: str) -> pd.DataFrame:
 
 def _hist_table(path: Path) -> pd.DataFrame:
     df = _read_tsv(path)
-    start = _first(df.columns, "bin_start", "lower", "left", "bin_left")
-    end = _first(df.columns, "bin_end", "upper", "right", "bin_right")
-    count = _first(df.columns, "count", "n", "counts")
-    kind = _first(df.columns, "kind", "class", "type")
+    start = _first(df.columns, "bin_lo", "bin_start")
+    end = _first(df.columns, "bin_hi", "bin_end")
+    count = _first(df.columns, "count")
+    kind = _first(df.columns, "class", "kind", "pool")
     if start is None or end is None or count is None:
         raise InputError("p-value histogram table lacks bin/count columns", path=str(path),
                          ids=list(df.columns))
@@ -424,6 +440,21 @@ def _hist_table(path: Path) -> pd.DataFrame:
         "bin_end": df[end].to_numpy(float),
         "count": df[count].to_numpy(float),
     })
+
+
+def _call_column(folder: Path, df: pd.DataFrame) -> str:
+    """Return the FDR column eQTLs are called on.
+
+    run.json's ``call_column``, else ``fdr_by_type`` when present (the paper's BH per gene
+    type), else ``fdr``.
+    """
+    if (folder / "run.json").is_file():
+        column = _read_json(folder / "run.json").get("call_column")
+        if isinstance(column, str) and column in df.columns:
+            return column
+    if "fdr_by_type" in df.columns and df["fdr_by_type"].notna().any():
+        return "fdr_by_type"
+    return "fdr"
 
 
 def _load_eqtls(data: ReportData, layout: RunLayout, pairs: list[PairLayout], status: _Status) -> None:
@@ -439,6 +470,7 @@ def _load_eqtls(data: ReportData, layout: RunLayout, pairs: list[PairLayout], st
                     path = folder / f"{kind}{suffix}"
                     if path.is_file():
                         df = _read_tsv(path)
+                        df["significant"] = df[_call_column(folder, df)].to_numpy(float) < data.fdr
                         df.insert(0, "kind", kind)
                         df.insert(0, "tissue", tissue)
                         df.insert(0, "factor_set", factor_set)
@@ -460,10 +492,7 @@ def _load_eqtls(data: ReportData, layout: RunLayout, pairs: list[PairLayout], st
         if "gene_type" not in eqtl_df.columns:
             eqtl_df["gene_type"] = "all genes"
         eqtl_df["gene_type"] = eqtl_df["gene_type"].fillna("unknown").astype(str)
-        fdr_col = "fdr_by_type" if "fdr_by_type" in eqtl_df.columns and eqtl_df["fdr_by_type"].notna().any() \
-            else "fdr"
-        data.extras["fdr_column"] = fdr_col
-        eqtl_df["significant"] = eqtl_df[fdr_col].to_numpy(float) < data.fdr
+        data.extras["fdr_column"] = "fdr_by_type" if "fdr_by_type" in eqtl_df.columns else "fdr"
         data.tables["eqtls"] = eqtl_df
         _summaries(data, eqtl_df)
     if qq_parts:
@@ -519,33 +548,54 @@ def _summaries(data: ReportData, eqtl_df: pd.DataFrame) -> None:
                                 "tissue": best["tissue"], "snp": best["snp"], "genes": genes}
 
 
-def _load_locus(data: ReportData, layout: RunLayout) -> None:
-    """Quantile-normalised held-out expression and the SNP's dosages for Fig 5, when written."""
+def _locus_from_inputs(data: ReportData, layout: RunLayout, data_dirs: list[Path], locus: dict[str, Any]
+                       ) -> tuple[pd.DataFrame, pd.Series] | None:
+    """Rebuild the association input of Fig 5 from the run's input data set (no model involved).
+
+    The held-out samples of the locus' tissue (``holdout.tsv``), one per individual (the first by
+    sample ID, as the pipeline's mapping does), expression as counts per million then the
+    rank-based inverse normal transform across those samples
+    (:func:`tbeqtl.pipeline.covariates.inverse_normal_transform`, the mapping's own transform),
+    and the SNP's dosages.
+    """
+    pair = PairLayout(layout.root / "pairs" / locus["pair"])
+    if not data_dirs or not pair.holdout.is_file():
+        return None
+    from ..io import read_dataset
+    from ..pipeline.covariates import counts_per_million, inverse_normal_transform
+
+    dataset = read_dataset(data_dirs[0])
+    design = _read_tsv(pair.holdout)
+    held = design.loc[design["held_out"].astype(str).str.lower().isin(["true", "1"]), "sample"].astype(str)
+    tissue_s = dataset.sample_info_df.get("tissue")
+    if tissue_s is None:
+        return None
+    samples = sorted(s for s in held if s in tissue_s.index and str(tissue_s[s]) == locus["tissue"])
+    individuals = dataset.sample_map_s.reindex(samples)
+    keep = pd.Series(samples, index=individuals.to_numpy()).groupby(level=0).first().sort_values()
+    samples = list(keep.to_numpy())
+    genes = [g for g in locus["genes"] if g in dataset.counts_df.index]
+    if not samples or not genes or locus["snp"] not in dataset.genotype_df.index:
+        return None
+    expr_df = inverse_normal_transform(counts_per_million(dataset.counts_df[samples])).loc[genes]
+    dosage = dataset.genotype_df.loc[locus["snp"], list(keep.index)]
+    genotype_s = pd.Series(dosage.to_numpy(float), index=samples, name="dosage")
+    return expr_df, genotype_s
+
+
+def _load_locus(data: ReportData, layout: RunLayout, data_dirs: list[Path]) -> None:
+    """Quantile-normalised held-out expression and the SNP's dosages for Fig 5."""
     locus = data.extras.get("locus")
     if not locus:
         return
-    pair = PairLayout(layout.root / "pairs" / locus["pair"])
-    folder = pair.eqtl(locus["factor_set"], locus["tissue"])
-    expr_path = next((folder / n for n in ("expression.tsv", "expression.parquet") if (folder / n).is_file()),
-                     None)
-    geno_path = next((folder / n for n in ("genotypes.tsv", "genotypes.parquet") if (folder / n).is_file()),
-                     None)
-    if expr_path is None or geno_path is None:
-        data.mark_absent("locus", f"the mapping folder {folder.relative_to(layout.root)} has no "
-                         "expression.tsv / genotypes.tsv (the association inputs) to draw the heatmap from")
+    rebuilt = _locus_from_inputs(data, layout, data_dirs, locus)
+    if rebuilt is None:
+        data.mark_absent("locus", "the association inputs of the locus are not available: no readable input "
+                         "data set (config data.path, or simulation/) with the pair's holdout.tsv, the locus "
+                         f"SNP {locus['snp']} and its trans-eGenes")
         return
-    expr_df = _read_tsv(expr_path, index_col=0)
-    expr_df.index = expr_df.index.astype(str)
-    geno_df = _read_tsv(geno_path, index_col=0)
-    geno_df.index = geno_df.index.astype(str)
-    genes = [g for g in locus["genes"] if g in expr_df.index]
-    if not genes or locus["snp"] not in geno_df.index:
-        data.mark_absent("locus", f"the association inputs in {folder.relative_to(layout.root)} lack the "
-                         f"locus SNP {locus['snp']} or its trans-eGenes")
-        return
-    data.tables["locus_expression"] = expr_df.loc[genes]
-    data.tables["locus_genotype"] = geno_df.loc[[locus["snp"]], expr_df.columns].T.rename(
-        columns={locus["snp"]: "dosage"})
+    data.tables["locus_expression"], genotype_s = rebuilt
+    data.tables["locus_genotype"] = genotype_s.to_frame()
 
 
 # --------------------------------------------------------------------------- enrichment, GTEx
@@ -589,7 +639,9 @@ def _load_enrichment(data: ReportData, layout: RunLayout, status: _Status) -> No
     comparison = layout.gtex / "comparison.tsv"
     if comparison.is_file():
         data.tables["gtex"] = _read_tsv(comparison)
-        if (layout.gtex / "ks.json").is_file():
+        if (layout.gtex / "ks.tsv").is_file():
+            data.tables["gtex_ks"] = _read_tsv(layout.gtex / "ks.tsv")
+        elif (layout.gtex / "ks.json").is_file():
             data.extras["ks"] = _read_json(layout.gtex / "ks.json")
     else:
         data.mark_absent("gtex", _why(status, "gtex", "gtex/comparison.tsv", layout.root))
@@ -646,16 +698,18 @@ def load_run(run_dir: str | Path) -> ReportData:
     data.fdr = float(fdr) if isinstance(fdr, (int, float)) and not math.isnan(fdr) else DEFAULT_FDR
     tissue_column = str((config.get("data") or {}).get("tissue_column", "tissue")) \
         if isinstance(config.get("data"), dict) else "tissue"
+    data_dirs = _data_dirs(layout, config)
     status = _Status(layout, data.run_info)
     data.status_df = status.df
     pairs = layout.pairs()
     if not pairs:
         logger.warning("no pairs/ folders in %s", layout.root)
-    _guard(data, ("topics",), _load_topics, data, layout, pairs, status, tissue_column)
+    _guard(data, ("topics",), _load_topics, data, layout, pairs, status, tissue_column,
+           data_dirs)
     _guard(data, ("convergence",), _load_elbo, data, layout, pairs, status)
     _guard(data, ("robust",), _load_robust, data, layout, pairs, status)
     _guard(data, ("counts", "summary", "top_eqtls", "locus", "qq", "hist"), _load_eqtls, data, layout, pairs,
            status)
-    _guard(data, ("locus",), _load_locus, data, layout)
+    _guard(data, ("locus",), _load_locus, data, layout, data_dirs)
     _guard(data, ("go", "snp_enrichment", "bins", "tf", "gtex"), _load_enrichment, data, layout, status)
     return data

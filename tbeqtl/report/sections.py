@@ -366,7 +366,11 @@ def build_sections(data: ReportData) -> list[Section]:
     if not s.absent:
         s.tables.append(format_table(t["gtex"], key="gtex_comparison",
                                      caption="Overlap of the eQTL calls with the GTEx list."))
-        if data.extras.get("ks"):
+        if "gtex_ks" in t:
+            s.tables.append(format_table(t["gtex_ks"], key="gtex_ks",
+                                         caption="Two-sample Kolmogorov-Smirnov test of our p-values against "
+                                         "the GTEx p-values, per kind and tissue."))
+        elif data.extras.get("ks"):
             rows: list[tuple[str, str]] = []
             _flatten("", data.extras["ks"], rows)
             s.tables.append(format_table(pd.DataFrame(rows, columns=["statistic", "value"]), key="gtex_ks",

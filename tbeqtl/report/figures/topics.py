@@ -160,9 +160,9 @@ def loading_correlation_figure(
     panels = [(k, v) for k, v in corr_by_kind.items() if len(v)]
     tissues = sorted({t for t in loading_tissue_s.fillna("").astype(str) if t})
     tissue_colours = category_colours(tissues)
-    fig = new_figure(width=5.2 * max(len(panels), 1) + 1.2, height=5.4)
+    fig = new_figure(width=5.2 * max(len(panels), 1) + 1.0, height=6.0)
     outer = fig.add_gridspec(1, max(len(panels), 1) + 1,
-                             width_ratios=[1] * max(len(panels), 1) + [0.22])
+                             width_ratios=[1] * max(len(panels), 1) + [0.05])
     image = None
     for i, (name, corr_df) in enumerate(panels):
         order = _cluster_order(corr_df)
@@ -184,16 +184,13 @@ def loading_correlation_figure(
         ax_left = fig.add_subplot(inner[1, 0], sharey=ax)
         ax_left.imshow(rgb[:, None, :], aspect="auto", interpolation="nearest")
         ax_left.set_axis_off()
-    side = outer[0, -1].subgridspec(2, 1, height_ratios=[1, 1], hspace=0.15)
     if image is not None:
-        cax = fig.add_subplot(side[0])
+        cax = fig.add_subplot(outer[0, -1])
         fig.colorbar(image, cax=cax, label="correlation")
-    ax_leg = fig.add_subplot(side[1])
-    ax_leg.set_axis_off()
     handles = [Patch(color=tissue_colours[t], label=t) for t in tissues]
     handles.append(Patch(facecolor="#FFFFFF", edgecolor="#999999", label="no tissue"))
-    ax_leg.legend(handles=handles, loc="upper left", fontsize=7, frameon=False, title="strongest tissue",
-                  title_fontsize=8, borderaxespad=0)
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), fontsize=7,
+               frameon=False, title="strongest tissue association", title_fontsize=8)
     return fig
 
 
