@@ -76,6 +76,18 @@ def _check_unique(index: pd.Index, what: str, path: str | None = None) -> None:
         raise InputError(f"duplicate {what} IDs", path=path, ids=dups)
 
 
+def _non_numeric_columns(df: pd.DataFrame) -> list:
+    """Columns holding a cell that is not a number (object columns of numbers are fine)."""
+    bad = []
+    for column in df.columns:
+        values = df[column]
+        if not pd.api.types.is_numeric_dtype(values):
+            converted = pd.to_numeric(values, errors="coerce")
+            if (converted.isna() & values.notna()).any():
+                bad.append(column)
+    return bad
+
+
 def validate_counts(
     counts_df: pd.DataFrame, *, non_integer: str = "error", path: str | None = None
 ) -> pd.DataFrame:
@@ -108,7 +120,7 @@ def validate_counts(
     try:
         values = counts_df.to_numpy(dtype=float)
     except (TypeError, ValueError):
-        bad = [c for c in counts_df.columns if not pd.api.types.is_numeric_dtype(counts_df[c])]
+        bad = _non_numeric_columns(counts_df)
         raise InputError("count matrix has non-numeric values in samples", path=path, ids=bad) from None
     if np.isnan(values).any():
         rows, _ = np.nonzero(np.isnan(values))
@@ -160,7 +172,7 @@ def validate_genotypes(genotype_df: pd.DataFrame, *, path: str | None = None) ->
     try:
         values = genotype_df.to_numpy(dtype=float)
     except (TypeError, ValueError):
-        bad = [c for c in genotype_df.columns if not pd.api.types.is_numeric_dtype(genotype_df[c])]
+        bad = _non_numeric_columns(genotype_df)
         raise InputError("genotype matrix has non-numeric dosages in individuals", path=path,
                          ids=bad) from None
     with np.errstate(invalid="ignore"):
@@ -280,7 +292,11 @@ class EQTLData:
         if sample_map is None:
             sample_map_s = pd.Series(counts_df.columns, index=counts_df.columns)
         else:
-            sample_map_s = pd.Series(sample_map).astype(str)
+            sample_map_s = pd.Series(sample_map)
+            if sample_map_s.isna().any():
+                raise InputError("sample map has no individual for samples",
+                                 ids=sample_map_s.index[sample_map_s.isna().to_numpy()])
+            sample_map_s = sample_map_s.astype(str)
             sample_map_s.index = sample_map_s.index.astype(str)
         sample_map_s.name = "individual"
         sample_map_s.index.name = "sample"

@@ -61,3 +61,12 @@ def test_fractional_dosages_skip_plink_but_round_trip(tmp_path):
 def test_read_dataset_missing_folder(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         read_dataset(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("genotypes", ["auto", "plink"])
+def test_simulated_dataset_round_trip(tmp_path, genotypes):
+    simulate = pytest.importorskip("tbeqtl.simulate").simulate
+    data = simulate(preset="tiny", seed=5, missing_rate=0.05).data
+    assert np.isnan(data.genotype_df.to_numpy()).any()
+    write_dataset(data, tmp_path)
+    assert_dataset_equal(data, read_dataset(tmp_path, genotypes=genotypes))
