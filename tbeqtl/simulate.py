@@ -53,7 +53,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
 import time
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -596,3 +598,17 @@ def _default_group_weights(n_ancestry: int) -> np.ndarray:
         return np.array([0.6, 0.3, 0.1])
     w = 0.5 ** np.arange(n_ancestry)
     return w / w.sum()
+
+
+class _CallableModule(types.ModuleType):
+    """Make ``tbeqtl.simulate(...)`` work after ``import tbeqtl.simulate``.
+
+    Importing the submodule rebinds the package attribute ``tbeqtl.simulate`` from the
+    function to this module; calling the module then calls :func:`simulate`.
+    """
+
+    def __call__(self, **kwargs: Any) -> Simulation:
+        return simulate(**kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -23,6 +23,8 @@ Layout of ``write_simulation(sim, out_dir)``::
     truth/gtex/<Tissue>.v8.signif_variant_gene_pairs.txt.gz
                                       the planted cis-eQTLs in GTEx v8 format, with statistics
                                       observed in that tissue (see :func:`gtex_pairs`)
+    cells.h5ad                        single-cell variant only: AnnData, cells x genes counts (sparse),
+                                      .obs ``donor``, ``cell_type``, ``platform``; .var gene annotation
     simulation.json                   written last: preset, seed, tbeqtl version, file list
 
 Rows of the ancestry text files follow the SNP / individual order of the genotype files
@@ -48,14 +50,14 @@ import pandas as pd
 from scipy import stats
 
 from . import __version__
-from .atomic import atomic_write, write_json, write_table
+from .atomic import atomic_path, atomic_write, write_json, write_table
 from .errors import InputError
 
 if TYPE_CHECKING:
     from .simulate import Simulation, SimulationTruth
 
-__all__ = ["GTEX_PAIR_COLUMNS", "MANIFEST", "gtex_pairs", "gtex_tissue_file_name", "write_simulation",
-           "write_truth"]
+__all__ = ["GTEX_PAIR_COLUMNS", "MANIFEST", "gtex_pairs", "gtex_tissue_file_name", "write_cells_h5ad",
+           "write_simulation", "write_truth"]
 
 logger = logging.getLogger(__name__)
 
@@ -220,6 +222,42 @@ def write_truth(truth: SimulationTruth, out_dir: str | Path, *, sim: Simulation 
     return out
 
 
+def write_cells_h5ad(sim: Simulation, path: str | Path) -> Path:
+    """Write the counts as an AnnData ``.h5ad`` file (cells x genes), as single-cell data come.
+
+    ``.X`` holds the raw counts as a sparse CSR int64 matrix; ``.obs`` (indexed by cell ID) has
+    ``donor`` (the individual, for :func:`tbeqtl.io.read_h5ad` ``donor_column="donor"``) and
+    the other sample attributes (``cell_type``, ``platform``); ``.var`` is the gene annotation.
+
+    Parameters
+    ----------
+    sim
+        The simulation.
+    path
+        Destination file (written atomically).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    import anndata
+    from scipy import sparse
+
+    data = sim.data
+    obs = data.sample_info_df.drop(columns=["tissue"], errors="ignore").copy()
+    obs.insert(0, "donor", data.sample_map_s.reindex(data.samples).to_numpy())
+    obs.index = pd.Index(data.samples.astype(str), name=None)
+    var = data.gene_info_df.copy()
+    var.index = pd.Index(data.genes.astype(str), name=None)
+    matrix = sparse.csr_matrix(data.counts_df.to_numpy().T.astype(np.int64))
+    adata = anndata.AnnData(X=matrix, obs=obs, var=var)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        adata.write_h5ad(tmp)
+    return path
+
+
 def _existing_entries(out: Path) -> list[str]:
     if not out.exists():
         return []
@@ -261,6 +299,8 @@ def write_simulation(sim: Simulation, out_dir: str | Path, *, overwrite: bool = 
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         write_dataset(sim.data, tmp)
+        if sim.truth.params.get("cells_per_donor") is not None:
+            write_cells_h5ad(sim, tmp / "cells.h5ad")
         write_truth(sim.truth, tmp / "truth", sim=sim)
         files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
         write_json({"preset": sim.truth.params.get("preset"), "seed": sim.truth.params.get("seed"),

@@ -14,7 +14,7 @@ from scipy import stats
 import tbeqtl.simulate_write as simulate_write
 from tbeqtl.cli import main
 from tbeqtl.errors import InputError
-from tbeqtl.io import read_dataset, read_plink
+from tbeqtl.io import read_dataset, read_h5ad, read_plink
 from tbeqtl.simulate import Simulation, simulate
 from tbeqtl.tblda.ancestry import (
     read_admixture_p,
@@ -184,3 +184,22 @@ def test_example_data_regenerates_identically(tmp_path):
         assert (EXAMPLE / name).read_bytes() == (out / name).read_bytes(), name
     _assert_same_data(read_dataset(EXAMPLE), read_dataset(out))
     _assert_same_data(read_dataset(EXAMPLE), simulate(preset="tiny", seed=0).data)
+
+
+def test_single_cell_variant_writes_h5ad(tmp_path):
+    sim = simulate(preset="single_cell", seed=2, n_individuals=8, cells_per_donor=30, n_genes=60, n_snps=120)
+    out = tmp_path / "sc"
+    sim.write(out)
+    cells = read_h5ad(out / "cells.h5ad", donor_column="donor")
+    pd.testing.assert_frame_equal(cells.counts_df, sim.data.counts_df, check_dtype=False)
+    assert (cells.sample_map_s == sim.data.sample_map_s).all()
+    assert (cells.cell_info_df["cell_type"] == sim.data.sample_info_df["cell_type"]).all()
+    _assert_same_data(sim.data, read_dataset(out))
+
+
+def test_package_attribute_is_callable():
+    import tbeqtl
+    import tbeqtl.simulate  # rebinds the package attribute to the submodule
+
+    sim = tbeqtl.simulate(preset="tiny", seed=0)
+    assert sim.data.counts_df.shape == (60, 72)
