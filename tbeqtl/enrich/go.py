@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from ..errors import InputError
 from ..schema import validate_table
@@ -47,10 +48,17 @@ ON_UNKNOWN = ("keep", "drop", "error")
 class GeneSetLibrary:
     """A library of named gene sets (e.g. GO BP terms), in one identifier type.
 
+    Stored as a sparse gene x term incidence matrix; build it with :meth:`from_dict` or
+    :func:`read_gmt`.
+
     Parameters
     ----------
-    members_df
-        Unique (``term``, ``gene``) pairs; genes normalised (Ensembl versions stripped).
+    genes
+        Library gene IDs, normalised (Ensembl versions stripped); the matrix rows.
+    terms
+        Term names, sorted; the matrix columns.
+    matrix
+        ``scipy.sparse.csr_matrix`` (genes x terms), 1 where the gene is annotated to the term.
     descriptions_s
         Term -> description (e.g. the GO term name).
     id_type
@@ -59,7 +67,9 @@ class GeneSetLibrary:
         Where the library came from (file name or ``"dict"``).
     """
 
-    members_df: pd.DataFrame
+    genes: pd.Index
+    terms: pd.Index
+    matrix: sparse.csr_matrix
     descriptions_s: pd.Series
     id_type: str
     source: str = "dict"
@@ -90,27 +100,52 @@ class GeneSetLibrary:
         """
         if not sets:
             raise InputError("the gene-set library is empty")
-        terms, genes = [], []
+        terms = pd.Index(sorted({str(t) for t in sets}))
+        term_pos = {t: i for i, t in enumerate(terms)}
+        vocab: dict[str, int] = {}
+        gene_codes: list[int] = []
+        term_codes: list[int] = []
         for term, members in sets.items():
             if isinstance(members, str):
                 raise InputError(f"gene set {term!r} must be a collection of gene IDs, not a string")
-            for gene in members:
-                terms.append(str(term))
-                genes.append(normalize_gene_id(gene))
-        members_df = pd.DataFrame({"term": terms, "gene": genes}).drop_duplicates(ignore_index=True)
-        if members_df.empty:
+            codes = [vocab.setdefault(str(g), len(vocab)) for g in members]
+            gene_codes.extend(codes)
+            term_codes.extend([term_pos[str(term)]] * len(codes))
+        if not gene_codes:
             raise InputError("every gene set of the library is empty")
-        sample = members_df["gene"].drop_duplicates().head(2000)
+        raw = list(vocab)
+        normalised = [normalize_gene_id(g) for g in raw]
+        genes, remap = np.unique(np.asarray(normalised, dtype=object), return_inverse=True)
+        rows = remap.reshape(-1)[np.asarray(gene_codes, dtype=np.int64)]
+        matrix = sparse.csr_matrix(
+            (np.ones(len(rows), dtype=np.int32), (rows, np.asarray(term_codes, dtype=np.int64))),
+            shape=(len(genes), len(terms)),
+        )
+        matrix.sum_duplicates()
+        matrix.data[:] = 1
+        sample = genes[:: max(1, len(genes) // 2000)]
         id_type = pd.Series([gene_id_type(g) for g in sample]).value_counts().idxmax()
-        desc = {str(t): str(t) for t in sets}
+        desc = {t: t for t in terms}
         if descriptions:
-            desc.update({str(k): str(v) for k, v in descriptions.items()})
-        return cls(members_df, pd.Series(desc, name="description"), id_type, source)
+            desc.update({str(k): str(v) for k, v in descriptions.items() if str(k) in term_pos})
+        return cls(pd.Index(genes), terms, matrix, pd.Series(desc, name="description"), id_type, source)
 
-    @property
-    def terms(self) -> pd.Index:
-        """Term names, sorted."""
-        return pd.Index(sorted(self.descriptions_s.index))
+    def members(self, term: str) -> list[str]:
+        """Genes annotated to one term.
+
+        Parameters
+        ----------
+        term
+            The term name (e.g. ``"GO:0006096"``).
+
+        Returns
+        -------
+        list of str
+            Its genes, sorted.
+        """
+        j = self.terms.get_loc(term)
+        col = self.matrix[:, j].tocoo()
+        return sorted(self.genes[col.row])
 
 
 def read_gmt(path: str | Path) -> GeneSetLibrary:
@@ -278,31 +313,45 @@ def go_enrichment(
         check_subset(ids, bg, what=f"gene set {name!r}")
 
     long_df, kept, map_df = _resolve_ids(bg, library, gene_table, on_unknown)
-    # background gene x term incidence, through the identifiers shared with the library
-    pairs = long_df.merge(library.members_df, left_on="lib_gene", right_on="gene")[["input", "term"]]
-    pairs = pairs.drop_duplicates(ignore_index=True)
+    # background gene x term incidence A = M G, through the identifiers shared with the library:
+    # M maps background genes to library genes, G is the library's gene x term incidence
+    lib_genes, terms, lib_matrix = library.genes, library.terms, library.matrix
+    kept_pos = pd.Series(np.arange(len(kept)), index=kept)
+    lib_codes = lib_genes.get_indexer(long_df["lib_gene"])
+    ok = lib_codes >= 0
+    rows = kept_pos.reindex(long_df["input"].to_numpy()[ok]).to_numpy()
+    to_lib = sparse.csr_matrix(
+        (np.ones(int(ok.sum()), dtype=np.int32), (rows, lib_codes[ok])), shape=(len(kept), len(lib_genes))
+    )
+    incidence = (to_lib @ lib_matrix).tocsr()
+    incidence.data[:] = 1  # a gene counts once per term, whichever of its library IDs is annotated
     if annotated_only:
-        kept = kept.intersection(pd.Index(pairs["input"].unique()))
-    term_sizes = pairs.groupby("term").size()
-    tested = term_sizes[(term_sizes >= min_size) & ((term_sizes <= max_size) if max_size else True)]
-    tested = tested.sort_index()
+        annotated = np.flatnonzero(incidence.getnnz(axis=1) > 0)
+        kept, incidence = kept[annotated], incidence[annotated]
+        kept_pos = pd.Series(np.arange(len(kept)), index=kept)
+    term_sizes = np.asarray(incidence.sum(axis=0)).ravel()
+    keep_terms = term_sizes >= min_size
+    if max_size is not None:
+        keep_terms &= term_sizes <= max_size
+    cols = np.flatnonzero(keep_terms)
+    tested_terms, tested_sizes = terms[cols], term_sizes[cols].astype(np.int64)
+    incidence = incidence[:, cols].tocsr()
     logger.info(
         "%d of %d terms have >= %d genes in the %d-gene background; tested",
-        len(tested),
-        len(library.descriptions_s),
+        len(cols),
+        len(terms),
         min_size,
         len(kept),
     )
-    pairs = pairs[pairs["term"].isin(tested.index)]
+    descriptions = library.descriptions_s.reindex(tested_terms).fillna("").to_numpy()
 
     frames, attrs = [], {"ids": {}, "n_set": {}, "n_background": int(len(kept))}
-    n_annot = pairs["input"].nunique()
     attrs["ids"] = {
         "n_background_input": int(len(bg)),
         "n_background_used": int(len(kept)),
         "n_unknown": int((map_df["status"] == "unknown").sum()),
         "unknown_examples": [str(g) for g in map_df.index[map_df["status"] == "unknown"][:20]],
-        "n_with_tested_annotation": int(n_annot),
+        "n_with_tested_annotation": int((incidence.getnnz(axis=1) > 0).sum()),
         "on_unknown": on_unknown,
     }
     for name, ids in set_ids.items():
@@ -313,23 +362,25 @@ def go_enrichment(
                 ids=ids,
             )
         attrs["n_set"][name] = int(len(ids_used))
-        in_set = pairs[pairs["input"].isin(ids_used)]
-        overlap = in_set.groupby("term").size().reindex(tested.index, fill_value=0)
-        genes_s = in_set.groupby("term")["input"].agg(lambda s: ",".join(sorted(s)))
-        orr, p = fisher_enrichment(
-            overlap.to_numpy(), tested.to_numpy(), len(ids_used), background_size=len(kept)
-        )
+        set_rows = kept_pos[ids_used].to_numpy()
+        sub = incidence[set_rows].tocsc()
+        overlap = np.diff(sub.indptr).astype(np.int64)
+        genes_col = np.full(len(cols), "", dtype=object)
+        set_names = np.asarray(ids_used, dtype=object)
+        for j in np.flatnonzero(overlap):
+            genes_col[j] = ",".join(sorted(set_names[sub.indices[sub.indptr[j] : sub.indptr[j + 1]]]))
+        orr, p = fisher_enrichment(overlap, tested_sizes, len(ids_used), background_size=len(kept))
         df = pd.DataFrame(
             {
                 "set": name,
-                "term": tested.index.astype(str),
-                "overlap": overlap.to_numpy(np.int64),
-                "set_size": tested.to_numpy(np.int64),
+                "term": tested_terms.astype(str),
+                "overlap": overlap,
+                "set_size": tested_sizes,
                 "odds_ratio": orr,
                 "p_value": p,
                 "fdr": bh_fdr(p),
-                "description": library.descriptions_s.reindex(tested.index).fillna("").to_numpy(),
-                "genes": genes_s.reindex(tested.index).fillna("").to_numpy(),
+                "description": descriptions,
+                "genes": genes_col,
             }
         )
         n_sig = int((df["fdr"] < 0.1).sum())
@@ -337,7 +388,7 @@ def go_enrichment(
             "set %r: %d genes, %d terms tested, %d at BH FDR < 0.1", name, len(ids_used), len(df), n_sig
         )
         if check_gseapy:
-            _check_with_gseapy(df, ids_used, kept, pairs)
+            _check_with_gseapy(df, ids_used, kept, incidence.tocsc(), tested_terms)
         # ties (e.g. p-values that underflow to 0) are broken by the larger odds ratio, then the term
         frames.append(
             df.sort_values(
@@ -355,11 +406,17 @@ def go_enrichment(
     return out
 
 
-def _check_with_gseapy(df: pd.DataFrame, ids_used: pd.Index, kept: pd.Index, pairs: pd.DataFrame) -> None:
+def _check_with_gseapy(
+    df: pd.DataFrame, ids_used: pd.Index, kept: pd.Index, incidence: sparse.csc_matrix, terms: pd.Index
+) -> None:
     """Run gseapy's offline enrichment on the same tables and compare p-values."""
     import gseapy
 
-    sets = pairs.groupby("term")["input"].agg(list).to_dict()
+    names = np.asarray(kept, dtype=object)
+    sets = {
+        str(t): list(names[incidence.indices[incidence.indptr[j] : incidence.indptr[j + 1]]])
+        for j, t in enumerate(terms)
+    }
     if not sets:
         return
     enr = gseapy.enrich(
