@@ -71,48 +71,50 @@ def _parse_region(region: str | None) -> tuple[str, int, float] | None:
     return chrom, int(match.group(2).replace(",", "")), float(match.group(3).replace(",", ""))
 
 
-def _gt_to_dosage(values: np.ndarray) -> np.ndarray:
-    text = pd.Series(values, dtype=object).str.replace("|", "/", regex=False)
-    dosage = text.map(_GT_DOSAGE)
-    missing = text.str.contains(".", regex=False)
-    unknown = dosage.isna() & ~missing
-    if unknown.any():
-        # any other call (e.g. polyploid): count ALT alleles if all alleles are 0/1
-        for i in np.nonzero(unknown.to_numpy())[0]:
-            alleles = re.split(r"[/|]", str(values[i]))
-            if all(a in {"0", "1"} for a in alleles) and len(alleles) <= 2:
-                dosage.iat[i] = float(sum(a == "1" for a in alleles))
-    return dosage.to_numpy(dtype=np.float64)
+def _parse_call(cell: str, k: int, field: str) -> float | None:
+    """Dosage of one sample cell (``None`` when it is not a valid bi-allelic value)."""
+    parts = cell.split(":")
+    value = parts[k] if k < len(parts) else "."
+    if field == "GT":
+        alleles = re.split(r"[/|]", value)
+        if any(a == "." for a in alleles):
+            return np.nan
+        if len(alleles) > 2 or any(a not in {"0", "1"} for a in alleles):
+            return None
+        return float(sum(a == "1" for a in alleles))
+    if value in {".", ""}:
+        return np.nan
+    try:
+        return float(value)
+    except ValueError:
+        return None
 
 
 def _format_field(block: pd.DataFrame, samples: list[str], field: str, path: Path) -> np.ndarray:
     out = np.full((len(block), len(samples)), np.nan)
+    ids_all = block["ID"].to_numpy()
     for fmt, rows in block.groupby("FORMAT", sort=False).indices.items():
         keys = str(fmt).split(":")
         if field not in keys:
-            ids = block["ID"].to_numpy()[rows]
-            raise InputError(f"VCF records have no {field} field in FORMAT {fmt!r}", path=str(path), ids=ids)
+            raise InputError(
+                f"VCF records have no {field} field in FORMAT {fmt!r}", path=str(path), ids=ids_all[rows]
+            )
         k = keys.index(field)
-        cells = block[samples].to_numpy()[rows].ravel().astype(str)
-        if k > 0 or len(keys) > 1:
-            parts = pd.Series(cells).str.split(":", n=k + 1)
-            cells = parts.str[k].fillna(".").to_numpy().astype(str)
-        if field == "GT":
-            values = _gt_to_dosage(cells)
-            bad = np.isnan(values) & ~pd.Series(cells).str.contains(".", regex=False).to_numpy()
-        else:
-            num = pd.to_numeric(pd.Series(cells).replace(".", np.nan), errors="coerce").to_numpy()
-            bad = np.isnan(num) & (cells != ".")
-            values = num
-        if bad.any():
-            first = int(np.nonzero(bad)[0][0])
+        cells = block[samples].to_numpy()[rows].ravel()
+        # few distinct cell strings: parse each once (fast for millions of calls)
+        codes, uniques = pd.factorize(cells)
+        parsed = [_parse_call(str(u), k, field) for u in uniques]
+        bad = [i for i, v in enumerate(parsed) if v is None]
+        if bad:
+            first = int(np.nonzero(codes == bad[0])[0][0])
             row, col = divmod(first, len(samples))
             raise InputError(
-                f"VCF {field} value {cells[first]!r} is not a bi-allelic dosage (variant "
-                f"{block['ID'].to_numpy()[rows][row]}, sample {samples[col]})",
+                f"VCF {field} value {uniques[bad[0]]!r} is not a bi-allelic dosage (variant "
+                f"{ids_all[rows][row]}, sample {samples[col]})",
                 path=str(path),
-                ids=[block["ID"].to_numpy()[rows][row]],
+                ids=[ids_all[rows][row]],
             )
+        values = np.asarray(parsed, dtype=np.float64)[codes]
         out[rows] = values.reshape(len(rows), len(samples))
     return out
 
@@ -422,7 +424,30 @@ def write_vcf(genotype_df: pd.DataFrame, path: str | Path, *, snp_info_df: pd.Da
 
 
 def _write_vcf_text(values: np.ndarray, genotype_df: pd.DataFrame, info: pd.DataFrame, path: Path) -> None:
-    calls = np.array(["0/0", "0/1", "1/1"], dtype=object)
+    missing = np.isnan(values)
+    filled = np.where(missing, 0.0, values)
+    gt = np.array(["0/0", "0/1", "1/1"], dtype=object)[np.rint(filled).astype(int)]
+    gt[missing] = "./."
+    ds = (
+        pd.DataFrame(filled).map(lambda v: f"{v:.6g}").to_numpy(dtype=object)
+        if not np.all(np.isin(filled, (0.0, 1.0, 2.0)))
+        else np.array(["0", "1", "2"], dtype=object)[filled.astype(int)]
+    )
+    ds[missing] = "."
+    cells = gt + ":" + ds
+    fixed = pd.DataFrame(
+        {
+            "#CHROM": info["chrom"].astype(str).to_numpy(),
+            "POS": info["pos"].astype(np.int64).astype(str).to_numpy(),
+            "ID": genotype_df.index.astype(str),
+            "REF": info["ref"].astype(str).to_numpy(),
+            "ALT": info["alt"].astype(str).to_numpy(),
+            "QUAL": ".",
+            "FILTER": "PASS",
+            "INFO": ".",
+            "FORMAT": "GT:DS",
+        }
+    ).to_numpy(dtype=object)
     with open_output(path) as handle:
         handle.write("##fileformat=VCFv4.2\n")
         for chrom in pd.unique(info["chrom"]):
@@ -430,22 +455,5 @@ def _write_vcf_text(values: np.ndarray, genotype_df: pd.DataFrame, info: pd.Data
         handle.write('##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n')
         handle.write('##FORMAT=<ID=DS,Number=A,Type=Float,Description="ALT dosage">\n')
         handle.write("\t".join([*FIXED, *map(str, genotype_df.columns)]) + "\n")
-        for i, snp in enumerate(genotype_df.index):
-            row = values[i]
-            missing = np.isnan(row)
-            gt = np.where(missing, "./.", calls[np.where(missing, 0, np.rint(row)).astype(int)])
-            ds = np.where(
-                missing, ".", np.array([f"{v:.6g}" for v in np.where(missing, 0, row)], dtype=object)
-            )
-            fields = [
-                str(info.at[snp, "chrom"]),
-                str(int(info.at[snp, "pos"])),
-                str(snp),
-                str(info.at[snp, "ref"]),
-                str(info.at[snp, "alt"]),
-                ".",
-                "PASS",
-                ".",
-                "GT:DS",
-            ]
-            handle.write("\t".join(fields + [f"{g}:{d}" for g, d in zip(gt, ds, strict=True)]) + "\n")
+        for i in range(len(fixed)):
+            handle.write("\t".join([*fixed[i], *cells[i]]) + "\n")
