@@ -53,10 +53,13 @@ def harmonize_chrom(values: Iterable[object], *, style: str = "chr") -> pd.Index
     Returns
     -------
     pandas.Index
-        The harmonised names (strings).
+        The harmonised names (strings; missing values stay NaN).
     """
     out = []
     for value in values:
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            out.append(np.nan)  # unknown chromosome stays missing
+            continue
         text = str(value).strip()
         low = text.lower()
         bare = text[3:] if low.startswith("chr") else text

@@ -161,6 +161,7 @@ def test_harmonize_chrom_styles():
         "chr7",
     ]
     assert list(harmonize_chrom(["chr1", "chrM", "X"], style="bare")) == ["1", "MT", "X"]
+    assert harmonize_chrom([np.nan, None, "2"]).isna().tolist() == [True, True, False]  # unknown: missing
 
 
 def test_repr_summarises():

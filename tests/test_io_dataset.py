@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from test_io_support import assert_dataset_equal, make_data
 
+from tbeqtl.data import EQTLData
 from tbeqtl.errors import InputError
 from tbeqtl.io import DATASET_FILES, read_dataset, read_plink, write_dataset
 
@@ -70,3 +71,26 @@ def test_simulated_dataset_round_trip(tmp_path, genotypes):
     assert np.isnan(data.genotype_df.to_numpy()).any()
     write_dataset(data, tmp_path)
     assert_dataset_equal(data, read_dataset(tmp_path, genotypes=genotypes))
+
+
+def test_partially_annotated_round_trip(tmp_path):
+    data = make_data()
+    genes = data.gene_info_df.copy()
+    genes.iloc[3] = np.nan  # a gene without annotation
+    snps = data.snp_info_df.copy()
+    snps.iloc[4] = np.nan  # a SNP without position or alleles
+    data = data.replace(gene_info_df=genes, snp_info_df=snps)
+    write_dataset(data, tmp_path)
+    for genotypes in ("auto", "plink"):
+        assert_dataset_equal(data, read_dataset(tmp_path, genotypes=genotypes))
+
+
+def test_dataset_without_annotation_or_attributes(tmp_path):
+    data = make_data()
+    bare = EQTLData.from_frames(data.counts_df, data.genotype_df, data.sample_map_s)
+    write_dataset(bare, tmp_path)
+    assert not (tmp_path / "genes.bed").exists()
+    back = read_dataset(tmp_path, genotypes="plink")
+    assert_dataset_equal(bare, back)
+    (tmp_path / "sample_map.tsv").unlink()  # GTEx-style IDs: the donor rule rebuilds the map
+    assert read_dataset(tmp_path).equals(bare)

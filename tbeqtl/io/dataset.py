@@ -113,14 +113,22 @@ def write_dataset(data: EQTLData, out_dir: str | Path) -> Path:
     return out
 
 
-def _snp_info_from_bim(bim_df: pd.DataFrame) -> pd.DataFrame:
+def _snp_info_from_bim(bim_df: pd.DataFrame) -> pd.DataFrame | None:
+    """Return the SNP table of a ``.bim``; placeholders for unknown values (chrom/pos/allele 0) become NaN."""
     info = bim_df.copy()
     if (info["cm"] == 0).all():
         info = info.drop(columns=["cm"])
-    if info["alt"].eq("0").all() and info["ref"].eq("0").all():
-        info = info.drop(columns=["alt", "ref"])
-    if info["chrom"].eq("chr0").all() and info["pos"].eq(0).all():
-        return pd.DataFrame(index=info.index)
+    unplaced = (info["chrom"] == "chr0") & (info["pos"] == 0)
+    if unplaced.all():
+        return None
+    if unplaced.any():
+        info["pos"] = info["pos"].astype(float)
+        info.loc[unplaced, ["chrom", "pos"]] = np.nan
+    for allele in ("ref", "alt"):
+        if info[allele].eq("0").all():
+            info = info.drop(columns=[allele])
+        else:
+            info[allele] = info[allele].where(info[allele] != "0")
     return info
 
 
@@ -219,6 +227,10 @@ def read_dataset(
     ):
         gene_info_df = gene_info_df.drop(columns=["gene_type"])
 
+    if sample_info_df is not None and len(sample_info_df.columns) == 0:
+        sample_info_df = None
+    if individual_info_df is not None and len(individual_info_df.columns) == 0:
+        individual_info_df = None
     if individual_info_df is not None:
         individual_info_df = (
             individual_info_df.reindex(genotype_df.columns)
