@@ -49,7 +49,7 @@ def numeric_matrix(df: pd.DataFrame, what: str, *, allow_nan: bool = True) -> np
 def align_samples(
     genotype_df: pd.DataFrame, expression_df: pd.DataFrame, covariates_df: pd.DataFrame | None
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
-    """Put genotype and covariate columns in the expression's sample order; all must hold the same samples.
+    """Put every table's columns in one canonical sample order (sorted IDs); all must hold the same samples.
 
     Parameters
     ----------
@@ -75,7 +75,8 @@ def align_samples(
             raise InputError(
                 f"duplicate sample IDs in the {what} table", ids=df.columns[df.columns.duplicated()].unique()
             )
-    samples = pd.Index(expression_df.columns.astype(str))
+    # canonical order (sorted IDs): results do not depend on the input column order
+    samples = pd.Index(sorted(expression_df.columns.astype(str)))
     if samples.size < 3:
         raise InputError(f"need at least 3 samples, got {samples.size}")
     out = []

@@ -225,12 +225,10 @@ def fit_beta_approximation(r2_perm, df: int) -> tuple[float, float, float]:
         a, b = np.exp(log_ab)
         return -((a - 1) * log_p + (b - 1) * log_q - n * special.betaln(a, b))
 
-    res = optimize.minimize(
-        nll,
-        np.log([max(a0, 1e-3), max(b0, 1e-3)]),
-        method="Nelder-Mead",
-        options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 2000},
-    )
+    x0 = np.log([max(a0, 1e-3), max(b0, 1e-3)])
+    simplex = np.vstack([x0, x0 + [0.1, 0.0], x0 + [0.0, 0.1]])
+    options = {"initial_simplex": simplex, "xatol": 1e-9, "fatol": 1e-12, "maxiter": 4000}
+    res = optimize.minimize(nll, x0, method="Nelder-Mead", options=options)
     a, b = np.exp(res.x)
     return true_df, float(a), float(b)
 

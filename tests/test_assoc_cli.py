@@ -1,0 +1,215 @@
+"""``tbeqtl map`` end to end: MatrixEQTL text inputs, PLINK + GCT inputs, outputs and run.json."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tbeqtl.cli import main
+
+
+@pytest.fixture
+def me_inputs(shared_data):
+    base = shared_data / "matrixeqtl_sample"
+    if not base.is_dir():
+        pytest.skip("matrixeqtl_sample not present")
+    return base
+
+
+def _args(base, out, *extra):
+    d = base / "input"
+    return [
+        "map",
+        "--snps",
+        str(d / "SNP.txt"),
+        "--expression",
+        str(d / "GE.txt"),
+        "--covariates",
+        str(d / "Covariates.txt"),
+        "--snp-pos",
+        str(d / "snpsloc.txt"),
+        "--gene-pos",
+        str(d / "geneloc.txt"),
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def test_map_on_matrixeqtl_files_matches_matrixeqtl(me_inputs, tmp_path):
+    out = tmp_path / "run"
+    assert main(_args(me_inputs, out, "--pv-cis", "1", "--pv-trans", "1", "--pvalue-hist", "100")) == 0
+    for part in ("cis", "trans"):
+        ours = pd.read_csv(out / f"{part}.tsv", sep="\t")
+        assert list(ours.columns) == ["snp", "gene", "beta", "t_stat", "p_value", "fdr"]
+        gold = pd.read_csv(me_inputs / "out" / f"linear_cis.{part}.tsv", sep="\t")
+        merged = gold.merge(ours, left_on=["SNP", "gene"], right_on=["snp", "gene"])
+        assert len(merged) == len(gold) == len(ours)
+        for g, o in (("beta_x", "beta_y"), ("t-stat", "t_stat"), ("p-value", "p_value"), ("FDR", "fdr")):
+            np.testing.assert_allclose(merged[o], merged[g], rtol=1e-6)
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["n_tests"] == {"cis": 100, "trans": 50}
+    assert meta["params"]["df"] == 12 and meta["params"]["model"] == "linear"
+    assert len(meta["input_sha256"]) == 5 and all(len(v) == 64 for v in meta["input_sha256"].values())
+    assert {"tbeqtl", "numpy", "scipy", "pandas", "python"} <= set(meta["versions"])
+    hist = pd.read_csv(out / "hist.tsv", sep="\t")
+    assert hist.groupby("pool")["count"].sum().to_dict() == {"all": 150, "cis": 100, "trans": 50}
+    assert (out / "tbeqtl.log").exists()
+
+
+def test_map_anova_parquet_and_gene_types(me_inputs, tmp_path):
+    types = tmp_path / "types.tsv"
+    genes = [f"Gene_{i:02d}" for i in range(1, 11)]
+    pd.DataFrame({"gene": genes, "gene_type": ["protein_coding", "lincRNA"] * 5}).to_csv(
+        types, sep="\t", index=False
+    )
+    out = tmp_path / "anova"
+    args = _args(
+        me_inputs, out, "--model", "anova", "--pv-cis", "1", "--pv-trans", "1", "--gene-types", str(types)
+    )
+    assert main(args) == 0
+    tsv = pd.read_csv(out / "cis.tsv", sep="\t", keep_default_na=False)
+    assert list(tsv.columns) == [
+        "snp",
+        "gene",
+        "beta",
+        "f_stat",
+        "p_value",
+        "fdr",
+        "gene_type",
+        "fdr_by_type",
+    ]
+    assert (tsv["beta"] == "").all()  # empty for anova
+    out_pq = tmp_path / "anova_pq"
+    assert (
+        main(
+            [
+                *_args(
+                    me_inputs,
+                    out_pq,
+                    "--model",
+                    "anova",
+                    "--pv-cis",
+                    "1",
+                    "--pv-trans",
+                    "1",
+                    "--gene-types",
+                    str(types),
+                ),
+                "--format",
+                "parquet",
+            ]
+        )
+        == 0
+    )
+    pq = pd.read_parquet(out_pq / "cis.parquet")
+    np.testing.assert_allclose(pq["f_stat"], tsv["f_stat"].astype(float))
+    gold = pd.read_csv(me_inputs / "out" / "anova_cis.cis.tsv", sep="\t")
+    merged = gold.merge(pq, left_on=["SNP", "gene"], right_on=["snp", "gene"])
+    np.testing.assert_allclose(merged["f_stat"], merged["F-test"], rtol=1e-6)
+    meta = json.loads((out_pq / "run.json").read_text())
+    assert meta["n_tests"]["cis:protein_coding"] + meta["n_tests"]["cis:lincRNA"] == 100
+
+
+def test_map_without_positions_writes_one_pool(me_inputs, tmp_path):
+    d = me_inputs / "input"
+    out = tmp_path / "all"
+    assert (
+        main(
+            [
+                "map",
+                "--snps",
+                str(d / "SNP.txt"),
+                "--expression",
+                str(d / "GE.txt"),
+                "--out",
+                str(out),
+                "--pv-trans",
+                "0.05",
+            ]
+        )
+        == 0
+    )
+    assert (out / "all.tsv").exists() and not (out / "cis.tsv").exists()
+    assert json.loads((out / "run.json").read_text())["n_tests"] == {"all": 150}
+
+
+def test_map_bad_input_is_a_one_line_error(me_inputs, tmp_path, capsys):
+    bad = tmp_path / "cov.txt"
+    text = (me_inputs / "input" / "Covariates.txt").read_text().replace("\t36\t", "\tNA\t", 1)
+    bad.write_text(text)
+    args = _args(me_inputs, tmp_path / "bad")
+    args[args.index("--covariates") + 1] = str(bad)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "missing values" in err and "Sam_01" in err
+    assert not (tmp_path / "bad" / "cis.tsv").exists()
+
+
+def test_map_on_plink_and_gct(tmp_path, rng):
+    tio = pytest.importorskip("tbeqtl.io")
+    n, n_snps, n_genes = 40, 30, 12
+    ids = [f"IND{i:02d}" for i in range(n)]
+    geno = pd.DataFrame(
+        rng.binomial(2, 0.4, (n_snps, n)).astype(float), columns=ids, index=[f"rs{i}" for i in range(n_snps)]
+    )
+    geno.iloc[4, 7] = np.nan
+    snp_info = pd.DataFrame(
+        {"chrom": "chr1", "pos": np.arange(n_snps) * 20_000 + 100, "ref": "A", "alt": "G"}, index=geno.index
+    )
+    expr = pd.DataFrame(
+        rng.normal(size=(n_genes, n)), columns=ids, index=[f"ENSG{i:04d}" for i in range(n_genes)]
+    )
+    expr.iloc[0] += geno.iloc[2].fillna(1).to_numpy()
+    gene_pos = pd.DataFrame(
+        {
+            "chrom": "chr1",
+            "start": np.arange(n_genes) * 50_000 + 1,
+            "end": np.arange(n_genes) * 50_000 + 2000,
+            "strand": "+",
+            "gene_type": "protein_coding",
+        },
+        index=expr.index,
+    )
+    tio.write_plink(geno, tmp_path / "geno", snp_info_df=snp_info)
+    tio.write_gct(expr, tmp_path / "expr.gct.gz")
+    tio.write_gene_bed(gene_pos, tmp_path / "genes.bed")
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "map",
+                "--snps",
+                str(tmp_path / "geno.bed"),
+                "--expression",
+                str(tmp_path / "expr.gct.gz"),
+                "--gene-pos",
+                str(tmp_path / "genes.bed"),
+                "--pv-cis",
+                "1",
+                "--pv-trans",
+                "1",
+                "--cis-dist",
+                "30000",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    cis = pd.read_csv(out / "cis.tsv", sep="\t")
+    trans = pd.read_csv(out / "trans.tsv", sep="\t")
+    assert len(cis) + len(trans) == n_snps * n_genes
+    from tbeqtl.association import map_eqtls
+
+    ref = map_eqtls(
+        geno, expr, snp_pos_df=snp_info, gene_pos_df=gene_pos, cis_dist=30_000, pv_cis=1, pv_trans=1
+    )
+    merged = ref.cis.merge(cis, on=["snp", "gene"])
+    assert len(merged) == len(ref.cis) == len(cis)
+    np.testing.assert_allclose(merged["t_stat_y"], merged["t_stat_x"], rtol=1e-6)
+    meta = json.loads((out / "run.json").read_text())
+    assert len(meta["input_sha256"]) == 5  # .bed, .bim, .fam, expression, gene positions
