@@ -249,11 +249,7 @@ def annotations_from_bed(
     InputError
         Bad BED rows, or SNP positions outside the chromosomes of ``genome``.
     """
-    pos_df = (
-        positions_df
-        if list(positions_df.columns[:2]) == ["chrom", "pos"]
-        else snp_positions_frame(positions_df)
-    )
+    pos_df = snp_positions_frame(positions_df)
     if not beds:
         raise InputError("no BED annotation files given")
     if genome is not None:
