@@ -332,3 +332,26 @@ def test_snp_positions_from_bim_pvar_and_tables(tmp_path, data):
     (tmp_path / "g.pvar").write_text(pvar)
     from_pvar = read_snp_positions(tmp_path / "g.pvar")
     pd.testing.assert_frame_equal(from_pvar, data.snp_info_df, check_names=False, check_dtype=False)
+
+
+def test_dosage_blocks_stream_and_check(tmp_path, data):
+    from tbeqtl.errors import InputError
+    from tbeqtl.io import iter_dosage_tsv_blocks
+
+    write_dosage_tsv(data.genotype_df, tmp_path / "g.tsv.gz")
+    order = list(data.individuals[::-1])
+    blocks = list(iter_dosage_tsv_blocks(tmp_path / "g.tsv.gz", block_size=4, individuals=order))
+    assert [len(b) for b in blocks] == [4, 4, 4, 3]
+    pd.testing.assert_frame_equal(pd.concat(blocks), data.genotype_df[order])
+    text = (tmp_path / "g.tsv.gz").read_bytes()
+    lines = gzip.decompress(text).decode().splitlines()
+    (tmp_path / "dup.tsv").write_text("\n".join([*lines, lines[1]]) + "\n")
+    with pytest.raises(InputError, match="duplicate SNP IDs: rs1000"):
+        list(iter_dosage_tsv_blocks(tmp_path / "dup.tsv", block_size=4))
+
+
+def test_bim_dot_ids_are_named(tmp_path):
+    from tbeqtl.io import read_bim
+
+    (tmp_path / "x.bim").write_text("18\t.\t0\t100\tG\tT\n18\trs2\t0\t200\tA\tC\n18\t.\t0\t300\tC\tA\n")
+    assert list(read_bim(tmp_path / "x.bim").index) == ["chr18_100_T_G", "rs2", "chr18_300_A_C"]

@@ -24,7 +24,7 @@ from .annotation import (
 from .counts import read_counts, write_counts
 from .covariates import read_covariates
 from .dataset import DATASET_FILES, read_dataset, write_dataset
-from .dosage import read_dosage_tsv, write_dosage_tsv
+from .dosage import iter_dosage_tsv_blocks, read_dosage_tsv, write_dosage_tsv
 from .expression_bed import ExpressionBed, read_expression_bed, write_expression_bed
 from .gct import read_gct, read_gct_descriptions, write_gct
 from .gtex import (
@@ -55,6 +55,7 @@ __all__ = [
     "VCFGenotypes",
     "gtex_donor_ids",
     "harmonize_gene_types",
+    "iter_dosage_tsv_blocks",
     "iter_plink_blocks",
     "iter_vcf_blocks",
     "read_bim",

@@ -7,7 +7,7 @@ number of counted (ALT) alleles, 0/1/2 or fractional in [0, 2]: the paper's ``y`
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -15,17 +15,22 @@ import pandas as pd
 from ..data import validate_genotypes
 from ..errors import InputError
 from ._common import (
+    check_file,
     check_not_empty,
     check_unique,
     drop_uninformative_rows,
+    first_line,
     format_number_frame,
+    is_gzip,
     numeric_frame,
     open_output,
     pick_ids,
     read_delimited,
+    reader_errors,
+    sniff_sep,
 )
 
-__all__ = ["read_dosage_tsv", "write_dosage_tsv"]
+__all__ = ["iter_dosage_tsv_blocks", "read_dosage_tsv", "write_dosage_tsv"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +101,80 @@ def read_dosage_tsv(
     df.index.name = "snp"
     df.columns.name = "individual"
     return df
+
+
+def iter_dosage_tsv_blocks(
+    path: str | Path,
+    *,
+    block_size: int = 10_000,
+    id_column: str | int = 0,
+    info_columns: Sequence[str] = (),
+    na_values: Sequence[str] = ("NA",),
+    individuals: Sequence[str] | None = None,
+) -> Iterator[pd.DataFrame]:
+    """Stream a dosage table in blocks of SNPs (memory bounded by ``block_size`` rows).
+
+    Parameters
+    ----------
+    path
+        The dosage table (see :func:`read_dosage_tsv`).
+    block_size
+        SNPs per block.
+    id_column, info_columns, na_values
+        As in :func:`read_dosage_tsv`.
+    individuals
+        Individual columns to keep, in this order; ``None`` keeps all.
+
+    Yields
+    ------
+    pandas.DataFrame
+        SNPs x individuals float64 dosages (checked to lie in [0, 2]), NaN for missing.
+    """
+    if block_size < 1:
+        raise InputError(f"block_size must be positive, got {block_size}")
+    path = check_file(path, what="dosage table")
+    with reader_errors(path, what="dosage table"):
+        header = first_line(path)
+        sep = sniff_sep(header)
+        columns = [c.strip().strip('"') for c in header.split(sep)] if sep != r"\s+" else header.split()
+        check_unique(columns, "column (header)", path=path)
+        id_name = columns[id_column] if isinstance(id_column, int) else id_column
+        if id_name not in columns:
+            raise InputError(f"dosage table has no column {id_name!r}", path=str(path))
+        missing = [c for c in info_columns if c not in columns]
+        if missing:
+            raise InputError(f"dosage table has no columns {missing}", path=str(path))
+        samples = [c for c in columns if c != id_name and c not in set(info_columns)]
+        keep = list(pick_ids(pd.Index(samples), individuals, "individual", path=path))
+        reader = pd.read_csv(
+            path,
+            sep=sep,
+            compression="gzip" if is_gzip(path) else None,
+            index_col=id_name,
+            usecols=[id_name, *keep],
+            dtype={id_name: str},
+            keep_default_na=False,
+            na_values=list(na_values),
+            chunksize=block_size,
+            float_precision="round_trip",
+        )
+        seen, seen_ids = 0, set()
+        with reader:
+            for block in reader:
+                block.index = block.index.astype(str)
+                check_unique(block.index, "SNP", path=path)
+                repeated = [i for i in block.index if i in seen_ids]
+                if repeated:
+                    raise InputError("duplicate SNP IDs", path=str(path), ids=repeated)
+                seen_ids.update(block.index)
+                values = validate_genotypes(
+                    numeric_frame(block[keep], what="dosage table", path=path), path=str(path)
+                )
+                values.index.name, values.columns.name = "snp", "individual"
+                seen += len(values)
+                yield values
+        if seen == 0:
+            raise InputError("dosage table has a header but no rows", path=str(path))
 
 
 def write_dosage_tsv(genotype_df: pd.DataFrame, path: str | Path) -> None:

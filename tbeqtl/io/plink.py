@@ -123,6 +123,10 @@ def read_bim(path: str | Path) -> pd.DataFrame:
     ------
     InputError
         Wrong number of columns, non-integer positions, duplicate SNP IDs.
+
+    Notes
+    -----
+    SNPs whose ID is ``.`` (or ``0``) are named ``chrom_pos_ref_alt`` (e.g. ``chr18_10644_T_G``).
     """
     path = check_file(path, what="PLINK .bim file")
     sep = "\t" if "\t" in first_line(path) else r"\s+"
@@ -157,6 +161,19 @@ def read_bim(path: str | Path) -> pd.DataFrame:
         raise InputError(
             "PLINK .bim file has non-numeric genetic positions in lines", path=str(path), ids=rows + 1
         )
+    unnamed = df["snp"].isin([".", "0"]).to_numpy()
+    if unnamed.any():
+        built = (
+            harmonize_chrom_fast(df["chrom"])
+            + "_"
+            + df["pos"].astype(str)
+            + "_"
+            + df["ref"]
+            + "_"
+            + df["alt"]
+        )
+        df.loc[unnamed, "snp"] = built[unnamed]
+        logger.info("named %d SNPs with ID '.' as chrom_pos_ref_alt in %s", int(unnamed.sum()), path)
     check_unique(df["snp"], "SNP", path=path)
     out = pd.DataFrame(
         {
