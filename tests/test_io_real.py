@@ -121,6 +121,8 @@ def test_airway_counts_and_h5ad(shared_data, tmp_path):
     counts = read_counts(shared_data / "bulk_counts/airway/counts.tsv.gz")
     assert counts.shape == (64102, 8)
     assert counts.loc["ENSG00000000003", "SRR1039508"] == 679
+    two = read_counts(shared_data / "bulk_counts/airway/counts.tsv.gz", samples=["SRR1039512", "SRR1039508"])
+    pd.testing.assert_frame_equal(two, counts[["SRR1039512", "SRR1039508"]])
     samples = pd.read_csv(shared_data / "bulk_counts/airway/samples.tsv", sep="\t", index_col=0)
     sub = counts.iloc[:500]
     obs = samples.loc[sub.columns, ["cell", "dex"]].astype(str)

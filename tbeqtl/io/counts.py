@@ -19,11 +19,13 @@ from ._common import (
     check_file,
     check_not_empty,
     check_unique,
+    first_line,
     numeric_frame,
     open_output,
     pick_ids,
     read_delimited,
     reader_errors,
+    sniff_sep,
 )
 
 __all__ = ["read_counts", "write_counts"]
@@ -82,9 +84,23 @@ def read_counts(
             col = df.columns[id_column] if isinstance(id_column, int) else id_column
             df = df.set_index(col)
     else:
+        usecols = None
+        if samples is not None and not transpose:
+            # parse only the requested sample columns (the full GTEx matrix has ~17,000)
+            with reader_errors(path, what="count matrix"):
+                header = first_line(path)
+            sep = sniff_sep(header)
+            names = [c.strip().strip('"') for c in (header.split() if sep == r"\s+" else header.split(sep))]
+            id_name = names[id_column] if isinstance(id_column, int) else id_column
+            pick_ids(pd.Index(names), samples, "sample", path=path)
+            usecols = list(
+                dict.fromkeys([id_name, *drop_columns, *([sum_by] if sum_by else []), *map(str, samples)])
+            )
+            id_column = id_name
         df = read_delimited(
             path,
             what="count matrix",
+            usecols=usecols,
             index_col=id_column,
             dtype=None if transpose else {id_column: str} if isinstance(id_column, str) else None,
         )
