@@ -121,14 +121,14 @@ def open_text(path: str | Path) -> IO[str]:
 
 def first_line(path: str | Path) -> str:
     """Return the first line of a (possibly gzipped) text file, without the newline."""
-    with open_text(path) as handle:
+    with reader_errors(path), open_text(path) as handle:
         return handle.readline().rstrip("\r\n")
 
 
 def count_meta_lines(path: str | Path, *, prefix: str = "##") -> int:
     """Count the leading meta lines (``##...`` in VCF/pvar files) of a text file."""
     count = 0
-    with open_text(path) as handle:
+    with reader_errors(path), open_text(path) as handle:
         for line in handle:
             if not line.startswith(prefix):
                 break
