@@ -317,11 +317,11 @@ def test_convergence_statistic_matches_the_fit_rule(rng):
 
 
 def test_cli_report(tmp_path, capsys):
-    layout = write_run_folder(tmp_path / "run", np.random.default_rng(9))
-    for pair in layout.pairs()[1:]:
-        shutil.rmtree(pair.root)
-    assert main(["report", str(layout.root), "--out", str(tmp_path / "rep")]) == 0
+    run = tmp_path / "run"
+    write_json({"config": {"mapping": {"fdr": 0.05}}}, RunLayout(run).run_json)
+    assert main(["report", str(run), "--out", str(tmp_path / "rep")]) == 0
     assert (tmp_path / "rep" / "report.html").is_file() and (tmp_path / "rep" / "report.pdf").is_file()
+    assert (tmp_path / "rep" / "tbeqtl.log").is_file()
     assert "report.html" in capsys.readouterr().out
     assert main(["report", str(tmp_path / "nowhere")]) == 2
 

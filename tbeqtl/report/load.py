@@ -42,22 +42,22 @@ __all__ = ["SECTIONS", "ReportData", "load_run"]
 
 logger = logging.getLogger(__name__)
 
-#: Report sections: key -> (title, pipeline stage whose output it shows).
-SECTIONS: dict[str, tuple[str, str]] = {
-    "topics": ("Sample-topic proportions (Fig 1)", "factors"),
-    "convergence": ("ELBO trace and convergence", "fit"),
-    "robust": ("Loading correlations across runs (Fig 3)", "robust"),
-    "snp_enrichment": ("SNP-class enrichment (Fig 2, left)", "enrichment"),
-    "bins": ("Genomic-bin localisation (Fig 2, right)", "enrichment"),
-    "qq": ("True vs permuted p-values (Fig 4, top)", "eqtl"),
-    "counts": ("eQTL counts by tissue and gene type (Fig 4, bottom)", "eqtl"),
-    "locus": ("trans-eGenes of one locus (Fig 5)", "eqtl"),
-    "hist": ("p-value histograms", "eqtl"),
-    "summary": ("Summary counts", "eqtl"),
-    "top_eqtls": ("Top eQTLs", "eqtl"),
-    "go": ("Enriched GO terms", "enrichment"),
-    "tf": ("Tissue-specific transcription factors", "enrichment"),
-    "gtex": ("Comparison with GTEx", "gtex"),
+#: Report sections after the run overview: key -> title.
+SECTIONS: dict[str, str] = {
+    "topics": "Sample-topic proportions (Fig 1)",
+    "convergence": "ELBO trace and convergence",
+    "robust": "Loading correlations across runs (Fig 3)",
+    "snp_enrichment": "SNP-class enrichment (Fig 2, left)",
+    "bins": "Genomic-bin localisation (Fig 2, right)",
+    "go": "Enriched GO terms",
+    "tf": "Tissue-specific transcription factors",
+    "summary": "Summary counts",
+    "qq": "True vs permuted p-values (Fig 4, top)",
+    "counts": "eQTL counts by tissue and gene type (Fig 4, bottom)",
+    "hist": "p-value histograms",
+    "top_eqtls": "Top eQTLs",
+    "locus": "trans-eGenes of one locus (Fig 5)",
+    "gtex": "Comparison with GTEx",
 }
 
 #: FDR level at which an eQTL is counted when the run's config does not say.
@@ -147,22 +147,41 @@ class _Status:
                     status = {"status.json": f"failed: unreadable ({exc})"}
                 for stage, value in status.items():
                     rows.append((pair.name, str(stage), _status_text(value)))
-        run_status = run_info.get("status") or run_info.get("stages") or {}
-        if isinstance(run_status, dict):
-            for stage, value in run_status.items():
-                if isinstance(value, (str, dict)):
-                    rows.append(("(run)", str(stage), _status_text(value)))
+        for path in (layout.enrichment / "status.json", layout.gtex / "status.json"):
+            if path.is_file():
+                try:
+                    for stage, value in _read_json(path).items():
+                        rows.append(("(run)", str(stage), _status_text(value)))
+                except (OSError, ValueError) as exc:
+                    rows.append(("(run)", path.parent.name, f"failed: unreadable status.json ({exc})"))
         self.df = pd.DataFrame(rows, columns=["pair", "stage", "status"])
 
-    def failure(self, stage: str, *, pair: str | None = None) -> str | None:
-        """Return the first failure message of a stage (optionally of one pair), or None."""
+    def failure(self, stage: str) -> str | None:
+        """Explain why a stage has no output: its own failure, or its pairs' failures.
+
+        Parameters
+        ----------
+        stage
+            Stage name as in ``status.json`` (``fit``, ``factors``, ``eqtl``, ``go``, ...).
+
+        Returns
+        -------
+        str or None
+            ``"stage 'eqtl' failed: <error> in pair chr1__chr2"``-style text, or None when
+            nothing failed or was skipped.
+        """
         df = self.df
-        if pair is not None:
-            df = df[df["pair"] == pair]
-        hit = df[df["stage"].str.lower().str.startswith(stage.lower())
-                 & df["status"].str.lower().str.startswith("failed")]
+        bad = df["status"].str.lower().str.startswith(("failed", "skipped"))
+        hit = df[(df["stage"].str.lower() == stage.lower()) & bad]
         if not len(hit):
-            return None
+            # the pair failed or was skipped before this stage finished
+            done = set(df.loc[(df["stage"] == stage) & (df["status"] == "done"), "pair"])
+            hit = df[(df["stage"] == "pair") & bad & ~df["pair"].isin(done)]
+            if not len(hit):
+                return None
+            row = hit.iloc[0]
+            more = f" (and {len(hit) - 1} more pairs)" if len(hit) > 1 else ""
+            return f"pair {row['pair']} {row['status']}{more}, before stage '{stage}' finished"
         row = hit.iloc[0]
         where = "" if row["pair"] == "(run)" else f" in pair {row['pair']}"
         more = f" (and {len(hit) - 1} more)" if len(hit) > 1 else ""
@@ -608,7 +627,7 @@ def _load_enrichment(data: ReportData, layout: RunLayout, status: _Status) -> No
             df = df.sort_values(["fdr", "p_value"] if "p_value" in df.columns else ["fdr"], kind="stable")
         data.tables["go"] = df.reset_index(drop=True)
     else:
-        data.mark_absent("go", _why(status, "enrich", "enrichment/go.tsv", layout.root))
+        data.mark_absent("go", _why(status, "go", "enrichment/go.tsv", layout.root))
     annot = root / "snp_annot.tsv"
     if annot.is_file():
         df = _read_tsv(annot)
@@ -621,7 +640,7 @@ def _load_enrichment(data: ReportData, layout: RunLayout, status: _Status) -> No
         df = df.sort_values(["fdr", "p_value", "set", "annotation"])
         data.tables["snp_annot"] = df.reset_index(drop=True)
     else:
-        data.mark_absent("snp_enrichment", _why(status, "enrich", "enrichment/snp_annot.tsv", layout.root))
+        data.mark_absent("snp_enrichment", _why(status, "snp_annot", "enrichment/snp_annot.tsv", layout.root))
     bins = root / "bins.tsv"
     if bins.is_file():
         df = _read_tsv(bins)
@@ -630,12 +649,12 @@ def _load_enrichment(data: ReportData, layout: RunLayout, status: _Status) -> No
             ("end", ("end", "bin_end")), ("set", ("set", "snp_set", "tissue")))) if c is not None}
         data.tables["bins"] = df.rename(columns=rename)
     else:
-        data.mark_absent("bins", _why(status, "enrich", "enrichment/bins.tsv", layout.root))
+        data.mark_absent("bins", _why(status, "bins", "enrichment/bins.tsv", layout.root))
     tf = root / "tf_recovery.tsv"
     if tf.is_file():
         data.tables["tf"] = _read_tsv(tf)
     else:
-        data.mark_absent("tf", _why(status, "enrich", "enrichment/tf_recovery.tsv", layout.root))
+        data.mark_absent("tf", _why(status, "tf_recovery", "enrichment/tf_recovery.tsv", layout.root))
     comparison = layout.gtex / "comparison.tsv"
     if comparison.is_file():
         data.tables["gtex"] = _read_tsv(comparison)

@@ -221,7 +221,7 @@ def _run_section(data: ReportData) -> Section:
                        "the others are listed.")
             wide = bad
         section.tables.append(format_table(wide, key="status", caption=caption, max_rows=200))
-    absent = [(SECTIONS[k][0], v) for k, v in data.absent.items() if k in SECTIONS]
+    absent = [(SECTIONS[k], v) for k, v in data.absent.items() if k in SECTIONS]
     if absent:
         section.tables.append(format_table(pd.DataFrame(absent, columns=["section", "why it is absent"]),
                                            key="absent", caption="Sections that could not be drawn.",
@@ -230,7 +230,7 @@ def _run_section(data: ReportData) -> Section:
 
 
 def _shown(data: ReportData, key: str) -> Section:
-    title = SECTIONS[key][0]
+    title = SECTIONS[key]
     return Section(key, title, absent=data.absent.get(key, ""))
 
 
