@@ -19,15 +19,32 @@ from .fisher import bh_fdr, fisher_enrichment, odds_ratio
 from .gene_ids import GeneIdTable, map_gene_ids, normalize_gene_id, read_gene_list
 from .genome import CHROM_SIZES, check_build, read_genome_file
 from .go import GeneSetLibrary, go_enrichment, read_gmt
-from .snp_annotation import annotations_from_bed, read_snp_annotations, snp_annotation_enrichment
+from .gtex import (
+    GtexComparison,
+    compare_with_gtex,
+    read_gtex_egenes,
+    read_gtex_lookup,
+    read_gtex_pairs,
+    read_gtex_trans,
+    read_gtex_v6_zscores,
+)
+from .snp_annotation import (
+    annotations_from_bed,
+    read_snp_annotations,
+    snp_annotation_enrichment,
+    snp_positions_frame,
+)
+from .tf import read_tf_table, tf_recovery
 
 __all__ = [
     "CHROM_SIZES",
     "GeneIdTable",
     "GeneSetLibrary",
+    "GtexComparison",
     "annotations_from_bed",
     "bh_fdr",
     "check_build",
+    "compare_with_gtex",
     "fisher_enrichment",
     "genomic_bin_enrichment",
     "go_enrichment",
@@ -38,6 +55,14 @@ __all__ = [
     "read_gene_list",
     "read_genome_file",
     "read_gmt",
+    "read_gtex_egenes",
+    "read_gtex_lookup",
+    "read_gtex_pairs",
+    "read_gtex_trans",
+    "read_gtex_v6_zscores",
     "read_snp_annotations",
+    "read_tf_table",
     "snp_annotation_enrichment",
+    "snp_positions_frame",
+    "tf_recovery",
 ]
