@@ -286,6 +286,50 @@ def test_missing_and_failed_stages_are_reported(tmp_path):
     assert set(info["figures"]) == {"fig1_sample_topics", "elbo", "fig3_loading_correlation"}
 
 
+def test_failed_pair_and_skipped_stage_reasons(tmp_path):
+    layout = write_run_folder(tmp_path / "run", np.random.default_rng(4))
+    for pair in layout.pairs():
+        shutil.rmtree(pair.fit)
+        shutil.rmtree(pair.root / "eqtl")
+        write_json({"holdout": "done", "pair": "failed: RuntimeError: SVI diverged (NaN loss)"}, pair.status)
+    (layout.enrichment / "tf_recovery.tsv").unlink()
+    write_json({"go": "done", "tf_recovery": "skipped: no tissue-specific TF list"},
+               layout.enrichment / "status.json")
+    data = load_run(layout.root)
+    for key in ("topics", "convergence", "qq", "summary"):
+        assert "failed: RuntimeError: SVI diverged (NaN loss)" in data.absent[key], key
+        assert "(and 2 more pairs)" in data.absent[key]
+    assert data.absent["tf"] == "stage 'tf_recovery' skipped: no tissue-specific TF list"
+    status = data.status_df
+    assert set(status["pair"]) == {"chr1__chr1", "chr1__chr2", "chr2__chr2", "(run)"}
+
+
+def test_relabel_genes_keeps_the_simulation_consistent():
+    from tbeqtl.report.demo import relabel_genes
+
+    sim = simulate(preset="tiny", seed=2)
+    table = pd.DataFrame({"symbol": [f"SYM{i}" for i in range(300)],
+                          "ncbi_gene_type": ["protein-coding"] * 200 + ["ncRNA"] * 100,
+                          "ensembl_ids": [f"ENSG{i:011d}" + (",ENSG99" if i % 7 == 0 else "")
+                                          for i in range(300)]})
+    new = relabel_genes(sim, table, seed=5)
+    again = relabel_genes(sim, table, seed=5)
+    assert list(new.data.genes) == list(again.data.genes)
+    old_info, new_info = sim.data.gene_info_df, new.data.gene_info_df
+    assert len(set(new.data.genes)) == len(old_info)
+    assert all(g.startswith("ENSG") and g.endswith(".1") for g in new.data.genes)
+    mapping = dict(zip(old_info.index, new_info.index, strict=True))
+    # gene types keep their pool: protein_coding genes got protein-coding IDs
+    pc = {f"ENSG{i:011d}.1" for i in range(200)}
+    assert all((mapping[g] in pc) == (old_info.loc[g, "gene_type"] == "protein_coding")
+               for g in old_info.index)
+    # counts and truth follow the same mapping
+    assert np.array_equal(new.data.counts_df.loc[[mapping[g] for g in old_info.index]].to_numpy(),
+                          sim.data.counts_df.loc[old_info.index].to_numpy())
+    assert list(new.truth.eqtls_df["gene"]) == [mapping[g] for g in sim.truth.eqtls_df["gene"]]
+    assert list(new.truth.gene_topics_df.index) == [mapping[g] for g in sim.truth.gene_topics_df.index]
+
+
 def test_empty_folder_gives_a_report_of_absences(tmp_path):
     (tmp_path / "run").mkdir()
     html_path, pdf_path = build_report(tmp_path / "run", out_dir=tmp_path / "out")
