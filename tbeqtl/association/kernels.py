@@ -73,34 +73,58 @@ def resolve_backend(backend: str = "auto") -> tuple[str, str]:
 
 
 class _NumpyOps:
+    #: elements per chunk of the elementwise pass (fits in cache)
+    chunk_elements = 1 << 17
+
     def __init__(self, dtype):
         self.dtype = dtype
+        self._buffers: dict = {}
 
     def put(self, a):
         return np.ascontiguousarray(a, dtype=self.dtype)
 
-    def gemm(self, a, b):
-        return a @ b.T
+    def gemm(self, a, b, *, slot: int = 0):
+        # reuse one output buffer per slot: no fresh pages (and page faults) for every block
+        buf = self._buffers.get(slot)
+        if buf is None or buf.shape[0] < a.shape[0] or buf.shape[1] != b.shape[0]:
+            buf = np.empty((a.shape[0], b.shape[0]), dtype=self.dtype)
+            self._buffers[slot] = buf
+        out = buf[: a.shape[0]]
+        np.matmul(a, b.T, out=out)
+        return out
 
-    def nonzero_ge(self, score, thr):
-        flat = np.flatnonzero(score.ravel() >= thr)
-        return np.divmod(flat, score.shape[1])
+    def scan(self, mats, model, *, df, threshold, inflate=0.0, edges=None, extremes=False):
+        n_rows, n_cols = mats[0].shape
+        step = max(1, self.chunk_elements // max(n_cols, 1))
+        rows, cols = [], []
+        counts = None if edges is None else np.zeros(edges.size + 1, dtype=np.int64)
+        rowmax = np.zeros(n_rows) if extremes else None
+        colmax = np.zeros(n_cols) if extremes else None
+        for a in range(0, n_rows, step):
+            chunk = [m[a : a + step] for m in mats]
+            score = model.score(chunk, df=df, inflate=inflate)
+            flat = np.flatnonzero(score.ravel() >= threshold)
+            if flat.size:
+                r, c = np.divmod(flat, n_cols)
+                rows.append(r + a)
+                cols.append(c)
+            if counts is not None or extremes:
+                exact = model.score(chunk, df=df) if inflate else score
+                if counts is not None:
+                    idx = np.searchsorted(edges, exact.ravel(), side="right")
+                    counts += np.bincount(idx, minlength=edges.size + 1)
+                if extremes:
+                    rowmax[a : a + step] = exact.max(axis=1)
+                    np.maximum(colmax, exact.max(axis=0), out=colmax)
+        rows = np.concatenate(rows) if rows else np.empty(0, np.int64)
+        cols = np.concatenate(cols) if cols else np.empty(0, np.int64)
+        return rows, cols, counts, rowmax, colmax
 
     def take(self, m, rows, cols):
         return np.asarray(m[rows, cols], dtype=np.float64)
 
     def zero(self, m, rows, cols):
         m[rows, cols] = 0
-
-    def counts(self, score, edges):
-        idx = np.searchsorted(edges, score.ravel(), side="right")
-        return np.bincount(idx, minlength=edges.size + 1)
-
-    def rowmax(self, score):
-        return np.asarray(score.max(axis=1), dtype=np.float64)
-
-    def colmax(self, score):
-        return np.asarray(score.max(axis=0), dtype=np.float64)
 
     def errstate(self):
         return np.errstate(divide="ignore", invalid="ignore", over="ignore")
@@ -117,32 +141,33 @@ class _TorchOps:
     def put(self, a):
         return self.torch.as_tensor(np.ascontiguousarray(a), dtype=self.dtype, device=self.device)
 
-    def gemm(self, a, b):
+    def gemm(self, a, b, *, slot: int = 0):
         return a @ b.T
-
-    def nonzero_ge(self, score, thr):
-        idx = self.torch.nonzero(score >= thr).cpu().numpy()
-        return idx[:, 0], idx[:, 1]
 
     def _idx(self, a):
         return self.torch.as_tensor(a, dtype=self.torch.int64, device=self.device)
+
+    def scan(self, mats, model, *, df, threshold, inflate=0.0, edges=None, extremes=False):
+        torch = self.torch
+        score = model.score(mats, df=df, inflate=inflate)
+        idx = torch.nonzero(score >= threshold).cpu().numpy()
+        counts = rowmax = colmax = None
+        if edges is not None or extremes:
+            exact = model.score(mats, df=df) if inflate else score
+            if edges is not None:
+                e = torch.as_tensor(edges, dtype=exact.dtype, device=self.device)
+                bins = torch.bucketize(exact.reshape(-1), e, right=True)
+                counts = torch.bincount(bins, minlength=edges.size + 1).cpu().numpy()
+            if extremes:
+                rowmax = exact.amax(dim=1).double().cpu().numpy()
+                colmax = exact.amax(dim=0).double().cpu().numpy()
+        return idx[:, 0], idx[:, 1], counts, rowmax, colmax
 
     def take(self, m, rows, cols):
         return m[self._idx(rows), self._idx(cols)].double().cpu().numpy()
 
     def zero(self, m, rows, cols):
         m[self._idx(rows), self._idx(cols)] = 0
-
-    def counts(self, score, edges):
-        e = self.torch.as_tensor(edges, dtype=score.dtype, device=self.device)
-        idx = self.torch.bucketize(score.reshape(-1), e, right=True)
-        return self.torch.bincount(idx, minlength=edges.size + 1).cpu().numpy()
-
-    def rowmax(self, score):
-        return score.amax(dim=1).double().cpu().numpy()
-
-    def colmax(self, score):
-        return score.amax(dim=0).double().cpu().numpy()
 
     def errstate(self):
         return np.errstate(divide="ignore", invalid="ignore", over="ignore")
@@ -214,6 +239,7 @@ def stream_blocks(
     expression_unit: np.ndarray,
     model: Model,
     *,
+    sample_index: np.ndarray | None = None,
     q: np.ndarray,
     df: int,
     cis_index=None,
@@ -232,7 +258,9 @@ def stream_blocks(
     Parameters
     ----------
     genotypes
-        S x n raw dosages (NaN = missing), in the sample order of ``expression_unit``.
+        S x n raw dosages (NaN = missing); not modified.
+    sample_index
+        Column indices putting ``genotypes`` in the sample order of ``expression_unit`` (None: already).
     expression_unit
         G x n unit residual expression ``E~`` (float64).
     model
@@ -281,10 +309,11 @@ def stream_blocks(
         starts, desc=f"{model.name} tests", total=n_blocks, enabled=show_progress if n_blocks > 1 else False
     ):
         stop = min(start + block_size, n_snps)
-        block = model.prepare(genotypes[start:stop], q, cross=cross)
+        raw = genotypes[start:stop] if sample_index is None else genotypes[start:stop][:, sample_index]
+        block = model.prepare(raw, q, cross=cross)
         if beta_norm is not None:
             beta_norm[start:stop] = block.beta_norm
-        mats = [ops.gemm(ops.put(m), e_dev) for m in block.mats]
+        mats = [ops.gemm(ops.put(m), e_dev, slot=j) for j, m in enumerate(block.mats)]
         with ops.errstate():
             if cis_index is not None:
                 c_snp, c_gene = cis_index.pairs(start, stop)
@@ -307,36 +336,35 @@ def stream_blocks(
                         ops.zero(m, local, c_gene)
             # trans (or all) pool: the whole block with cis entries zeroed
             trans_pool.n_tests += (stop - start) * n_genes - n_cis
-            if f32:
-                score = model.score(mats, df=df, inflate=delta)
-                rows, cols = ops.nonzero_ge(score, trans_pool.threshold)
-                if rows.size:
+            want_hist = trans_pool.hist_edges is not None
+            rows, cols, counts, rowmax, colmax = ops.scan(
+                mats,
+                model,
+                df=df,
+                threshold=trans_pool.threshold,
+                inflate=delta,
+                edges=trans_pool.hist_edges if want_hist else None,
+                extremes=min_pvalues,
+            )
+            if rows.size and n_cis and (f32 or trans_pool.threshold <= 0):
+                # cis entries are zeroed: they can only pass a threshold <= 0 (or <= delta in float32)
+                ok = ~_is_cis(rows + start, cols, c_snp, c_gene, n_genes)
+                rows, cols = rows[ok], cols[ok]
+            if rows.size:
+                if f32:  # exact float64 recomputation of the screened candidates
                     r_exact = _exact_r(block.mats, expression_unit, rows, cols)
                     ok = np.asarray(model.score(r_exact, df=df)) >= trans_pool.threshold
-                    if n_cis:  # cis entries were zeroed in the float32 products only
-                        ok &= ~_is_cis(rows + start, cols, c_snp, c_gene, n_genes)
                     _keep(trans_pool, rows[ok] + start, cols[ok], tuple(r[ok] for r in r_exact))
-                if trans_pool.hist_counts is not None or min_pvalues:
-                    score = model.score(mats, df=df)
-            else:
-                score = model.score(mats, df=df)
-                rows, cols = ops.nonzero_ge(score, trans_pool.threshold)
-                if rows.size and n_cis and trans_pool.threshold <= 0:
-                    ok = ~_is_cis(rows + start, cols, c_snp, c_gene, n_genes)
-                    rows, cols = rows[ok], cols[ok]
-                if rows.size:
+                else:
                     _keep(trans_pool, rows + start, cols, tuple(ops.take(m, rows, cols) for m in mats))
-            if trans_pool.hist_counts is not None:
-                counts = ops.counts(score, trans_pool.hist_edges)
+            if counts is not None:
                 # the zeroed cis entries fell in the bin of score 0: remove them
                 counts[np.searchsorted(trans_pool.hist_edges, 0.0, side="right")] -= n_cis
                 trans_pool.hist_counts += counts
             if min_pvalues:
-                np.maximum(
-                    trans_pool.best_snp[start:stop], ops.rowmax(score), out=trans_pool.best_snp[start:stop]
-                )
-                np.maximum(trans_pool.best_gene, ops.colmax(score), out=trans_pool.best_gene)
-        del mats, score
+                np.maximum(trans_pool.best_snp[start:stop], rowmax, out=trans_pool.best_snp[start:stop])
+                np.maximum(trans_pool.best_gene, colmax, out=trans_pool.best_gene)
+        del mats
     pools = {trans_pool.name: trans_pool}
     if cis_pool is not None:
         pools = {cis_pool.name: cis_pool, trans_pool.name: trans_pool}

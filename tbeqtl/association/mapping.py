@@ -13,7 +13,7 @@ from ..errors import InputError, format_ids
 from .cistrans import build_cis_index
 from .fdr import DEFAULT_LAMBDAS
 from .histogram import aggregate_bins, counts_to_pbins, histogram_edges, histogram_table, score_edges
-from .inputs import align_samples, numeric_matrix
+from .inputs import check_samples, genotype_view, numeric_matrix, reorder
 from .kernels import PoolAccumulator, resolve_backend, stream_blocks
 from .models import get_model, p_from_stat
 from .residualize import covariate_basis, impute_row_mean, residualize_rows
@@ -166,10 +166,12 @@ def map_eqtls(
     if (snp_pos_df is None) != (gene_pos_df is None):
         raise InputError("give both snp_pos_df and gene_pos_df for a cis/trans split, or neither")
 
-    geno_df, expr_df, cov_df = align_samples(genotype_df, expression_df, covariates_df)
-    snps = pd.Index(geno_df.index.astype(str))
+    samples = check_samples(genotype_df, expression_df, covariates_df)
+    expr_df = reorder(expression_df, samples)
+    cov_df = reorder(covariates_df, samples)
+    snps = pd.Index(genotype_df.index.astype(str))
     genes = pd.Index(expr_df.index.astype(str))
-    geno = numeric_matrix(geno_df, "genotype")
+    geno, sample_idx = genotype_view(genotype_df, samples)
     expr = numeric_matrix(expr_df, "expression")
     n = expr.shape[1]
 
@@ -203,24 +205,12 @@ def map_eqtls(
             f"no residual degrees of freedom: {n} samples, {basis.n_covariates} covariates, "
             f"model {mdl.name} (df = {df})"
         )
-    if mdl.name == "anova":
-        values = np.unique(geno[~np.isnan(geno)])
-        if values.size > 3:
-            extra = values[3:]
-            bad = snps[np.isin(geno, extra).any(axis=1)]
-            raise InputError(
-                f"model 'anova' needs at most 3 distinct genotype values, found {values.size} "
-                f"({', '.join(f'{v:g}' for v in values[:6])}); SNPs with values beyond "
-                f"{', '.join(f'{v:g}' for v in values[:3])}",
-                ids=bad,
-            )
-
-    n_geno_na = int(np.isnan(geno).sum())
+    n_geno_na, n_geno_na_rows = _scan_genotypes(geno, snps, anova=mdl.name == "anova")
     if n_geno_na:
         logger.info(
             "%d missing genotype value(s) in %d SNP(s): %s",
             n_geno_na,
-            int(np.isnan(geno).any(axis=1).sum()),
+            n_geno_na_rows,
             "imputed by the SNP's mean" if mdl.name != "anova" else "put in the most frequent genotype group",
         )
     n_expr_na = int(np.isnan(expr).sum())
@@ -290,6 +280,7 @@ def map_eqtls(
         geno,
         e_unit,
         mdl,
+        sample_index=sample_idx,
         q=basis.q,
         df=df,
         cis_index=cis_index,
@@ -399,6 +390,35 @@ def map_eqtls(
         params=params,
         lambda_counts=lambda_counts,
     )
+
+
+def _scan_genotypes(geno: np.ndarray, snps: pd.Index, *, anova: bool, chunk: int = 8192) -> tuple[int, int]:
+    """Check genotypes chunk by chunk (no full copy): infinite values, anova categories; count NaNs."""
+    n_na = n_na_rows = 0
+    values: set = set()
+    for start in range(0, geno.shape[0], chunk):
+        block = np.asarray(geno[start : start + chunk], dtype=np.float64)
+        bad = np.isinf(block)
+        if bad.any():
+            raise InputError(
+                "infinite values in genotype rows", ids=snps[start + np.flatnonzero(bad.any(axis=1))]
+            )
+        nan = np.isnan(block)
+        n_na += int(nan.sum())
+        n_na_rows += int(nan.any(axis=1).sum())
+        if anova:
+            values.update(np.unique(block[~nan]).tolist())
+            if len(values) > 3:
+                cats = sorted(values)
+                extra = cats[3:]
+                rows = snps[start + np.flatnonzero(np.isin(block, extra).any(axis=1))]
+                raise InputError(
+                    f"model 'anova' needs at most 3 distinct genotype values, found {len(cats)}+ "
+                    f"({', '.join(f'{v:g}' for v in cats[:6])}); SNPs with values beyond "
+                    f"{', '.join(f'{v:g}' for v in cats[:3])}",
+                    ids=rows,
+                )
+    return n_na, n_na_rows
 
 
 def _pool_table(
