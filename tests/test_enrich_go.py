@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import logging
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,15 @@ from tbeqtl.cli import main
 from tbeqtl.enrich import GeneIdTable, go_enrichment, read_gmt
 from tbeqtl.enrich.gene_ids import normalize_gene_id
 from tbeqtl.errors import InputError
+
+
+@pytest.fixture
+def tbeqtl_log(caplog):
+    """caplog that also sees records after the CLI made the ``tbeqtl`` logger non-propagating."""
+    logger = logging.getLogger("tbeqtl")
+    logger.addHandler(caplog.handler)
+    yield caplog
+    logger.removeHandler(caplog.handler)
 
 LIB = {
     "T1": ["g1", "g2", "g3", "g4"],
@@ -152,11 +162,11 @@ def test_versioned_ensembl_ids_are_matched_without_version():
     assert res.loc["TA", "genes"] == "ENSG00000000001,ENSG00000000002"
 
 
-def test_symbols_are_mapped_through_the_gene_table_and_unknowns_reported(caplog):
+def test_symbols_are_mapped_through_the_gene_table_and_unknowns_reported(tbeqtl_log):
     bg = ["AAA", "BBB", "CCC", "DDD", "NOPE1", "NOPE2"]
-    with caplog.at_level("WARNING", logger="tbeqtl.enrich.go"):
+    with tbeqtl_log.at_level("WARNING", logger="tbeqtl.enrich.go"):
         res = go_enrichment(["AAA", "BBB", "CCC"], bg, ENS_LIB, gene_table=GENE_TABLE)
-    assert "2 of 6 background gene IDs are unknown" in caplog.text
+    assert "2 of 6 background gene IDs are unknown" in tbeqtl_log.text
     assert res.attrs["ids"]["n_unknown"] == 2
     assert res.attrs["ids"]["unknown_examples"] == ["NOPE1", "NOPE2"]
     assert res.attrs["n_background"] == 6  # kept as genes without annotation (default policy)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import logging
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,15 @@ from statsmodels.stats.multitest import multipletests
 from tbeqtl.cli import main
 from tbeqtl.enrich import annotations_from_bed, read_snp_annotations, snp_annotation_enrichment
 from tbeqtl.errors import InputError, MissingDependencyError
+
+
+@pytest.fixture
+def tbeqtl_log(caplog):
+    """caplog that also sees records after the CLI made the ``tbeqtl`` logger non-propagating."""
+    logger = logging.getLogger("tbeqtl")
+    logger.addHandler(caplog.handler)
+    yield caplog
+    logger.removeHandler(caplog.handler)
 
 ANNOT_TEXT = (
     "CHR\tBP\tSNP\tCM\tbase\tCoding_UCSC\tTFBS_ENCODE\tGERP.NS\tMAFbin1\n"
@@ -120,12 +130,12 @@ def test_planted_class_fdr_many_repeats():
     assert any_null <= 0.1 * n_rep
 
 
-def test_unknown_snps_are_reported_and_dropped_or_raise(rng, caplog):
+def test_unknown_snps_are_reported_and_dropped_or_raise(rng, tbeqtl_log):
     annot = _random_annotations(rng, n_snps=300)
     bg = list(annot.index) + ["rsX1", "rsX2", "rsX3"]
-    with caplog.at_level("WARNING", logger="tbeqtl.enrich.snp_annotation"):
+    with tbeqtl_log.at_level("WARNING", logger="tbeqtl.enrich.snp_annotation"):
         res = snp_annotation_enrichment(["rs1", "rs2", "rsX1"], bg, annot)
-    assert "3 of 303 background SNPs are not in the annotation table" in caplog.text
+    assert "3 of 303 background SNPs are not in the annotation table" in tbeqtl_log.text
     assert res.attrs["ids"]["n_unknown"] == 3
     assert res.attrs["ids"]["n_unknown_in_set"] == 1
     assert (res["n_background"] == 300).all() and (res["n_set"] == 2).all()
