@@ -32,6 +32,10 @@ with those three settings the data are exactly draws of equations 1-9):
 - sex (individual level, GTEx ``SEX`` coding 1 = male, 2 = female) and expression
   ``platform`` (sample level, 0/1) effects on a fraction of genes; ``pcr`` (individual level,
   0/1) is a null covariate;
+- per-sample cell-type enrichment scores (``n_cell_type_topics`` of the shared topics are
+  "cell types"; ``sample_info_df["xcell_<name>"] = phi_lk * exp(N(0, noise^2))``, as
+  xCell-style scores that track the topic within every tissue; recorded in
+  ``truth.cell_type_topic_s``);
 - optional missing genotypes (``missing_rate``);
 - optional biological noise (``expression_noise_sd``, default 0): an independent
   ``N(0, sd^2)`` log-rate multiplier per sample and gene, which makes counts overdispersed
@@ -84,6 +88,10 @@ from .simulate_genome import (
 __all__ = ["PRESETS", "Simulation", "SimulationParams", "SimulationTruth", "simulate"]
 
 logger = logging.getLogger(__name__)
+
+#: Cell types whose per-sample enrichment scores track shared topics (GTEx xCell names).
+CELL_TYPE_SCORE_NAMES = ("Fibroblasts", "Adipocytes", "Neutrophils", "Keratinocytes", "Myocytes",
+                         "Epithelial_cells", "Endothelial_cells", "Macrophages")
 
 #: Ancestry group labels (group ``q`` is centred on population ``q``).
 ANCESTRY_LABELS = ("EUR", "AFR", "EAS", "AMR", "SAS")
@@ -138,6 +146,9 @@ class SimulationParams:
         Fraction of genes affected by each covariate and the range of ``|effect|``.
     lincrna_fraction
         Fraction of ``lincRNA`` genes.
+    n_cell_type_topics, cell_type_score_noise
+        Number of shared topics that get a per-sample cell-type enrichment score, and the
+        standard deviation of the score's log-normal noise.
     missing_rate
         Probability of a missing genotype call.
     expression_noise_sd
@@ -182,6 +193,8 @@ class SimulationParams:
     sex_effect: tuple[float, float] = (0.3, 1.0)
     platform_effect: tuple[float, float] = (0.2, 0.6)
     lincrna_fraction: float = 0.25
+    n_cell_type_topics: int = 2
+    cell_type_score_noise: float = 0.5
     missing_rate: float = 0.0
     expression_noise_sd: float = 0.0
     cells_per_donor: float | None = None
@@ -205,7 +218,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The TBLDA test size: a pure draw of equations 1-9 (symmetric sigma, no extras).
     "small": dict(n_genes=200, n_individuals=100, n_samples=300, n_snps=500, n_topics=10, n_ancestry=3,
                   n_tissues=5, n_tissue_topics=0, n_chromosomes=2, n_cis=0, n_trans=0,
-                  covariate_effects=False),
+                  covariate_effects=False, n_cell_type_topics=0),
     # The whole pipeline in a few minutes on 2 cores: 3 chromosomes, 6 tissues.
     "demo": dict(n_genes=600, n_individuals=150, n_samples=600, n_snps=1500, n_topics=12, n_ancestry=3,
                  n_tissues=6, n_tissue_topics=1, n_chromosomes=3, n_cis=60, n_trans=30),
@@ -216,6 +229,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Single cell: many cells per donor, cell types as "tissues".
     "single_cell": dict(n_genes=300, n_individuals=20, n_snps=600, n_topics=8, n_ancestry=2, n_tissues=4,
                         n_tissue_topics=1, n_chromosomes=2, n_cis=10, n_trans=5, cells_per_donor=100.0,
+                        n_cell_type_topics=0,
                         library_size_sd=0.5, trans_effect=(0.4, 0.8)),
 }
 
@@ -256,6 +270,10 @@ def _check_params(p: SimulationParams) -> None:
         raise InputError("need at least one gene and one SNP per chromosome")
     if not 0.0 < p.fst < 1.0:
         raise InputError(f"fst must be in (0, 1), got {p.fst}")
+    n_shared = p.n_topics - p.n_tissues * p.n_tissue_topics
+    if not 0 <= p.n_cell_type_topics <= min(n_shared, len(CELL_TYPE_SCORE_NAMES)):
+        raise InputError(f"n_cell_type_topics must be between 0 and the number of shared topics "
+                         f"({min(n_shared, len(CELL_TYPE_SCORE_NAMES))}), got {p.n_cell_type_topics}")
     if p.expression_noise_sd < 0:
         raise InputError(f"expression_noise_sd must be >= 0, got {p.expression_noise_sd}")
     if not 0.0 <= p.missing_rate < 1.0:
@@ -343,6 +361,8 @@ class SimulationTruth:
         Topic -> tissue name of tissue-specific topics, ``""`` for shared topics.
     library_size_s : pandas.Series
         Sample -> ``C_l``.
+    cell_type_topic_s : pandas.Series
+        Cell type -> the shared topic its score ``sample_info_df["xcell_<cell type>"]`` tracks.
     covariate_effects_df : pandas.DataFrame
         Genes x (``sex``, ``platform``) log fold changes (``sex``: female vs male;
         ``platform``: 1 vs 0); all zero when covariate effects are off.
@@ -360,6 +380,7 @@ class SimulationTruth:
     eqtls_df: pd.DataFrame
     topic_tissue_s: pd.Series
     library_size_s: pd.Series
+    cell_type_topic_s: pd.Series
     covariate_effects_df: pd.DataFrame
     params: dict = field(default_factory=dict)
 
@@ -409,7 +430,7 @@ class Simulation:
 
 
 _STREAMS = ("genome", "ids", "design", "ancestry", "gene_topics", "sample_topics", "snp_topics",
-            "genotypes", "missing", "eqtls", "covariates", "library", "counts", "noise")
+            "genotypes", "missing", "eqtls", "covariates", "library", "counts", "noise", "cell_types")
 
 
 def simulate(*, preset: str = "small", seed: int = 0, **overrides: Any) -> Simulation:
@@ -543,6 +564,13 @@ def simulate(*, preset: str = "small", seed: int = 0, **overrides: Any) -> Simul
     sample_info_df = pd.DataFrame({"tissue": tissue_names[tis_idx], "platform": platform}, index=samples)
     if p.single_cell:
         sample_info_df["cell_type"] = sample_info_df["tissue"]
+    shared_topics = np.flatnonzero(topic_tissue < 0)
+    cell_types = pd.Index(CELL_TYPE_SCORE_NAMES[:p.n_cell_type_topics], name="cell_type")
+    cell_type_topic_s = pd.Series(shared_topics[:p.n_cell_type_topics], index=cell_types, name="topic",
+                                  dtype=np.int64)
+    for name, k in cell_type_topic_s.items():
+        noise = rng["cell_types"].normal(0.0, p.cell_type_score_noise, size=n_samples)
+        sample_info_df[f"xcell_{name}"] = phi[:, k] * np.exp(noise)
     labels = np.array([ANCESTRY_LABELS[q] if q < len(ANCESTRY_LABELS) else f"POP{q + 1}"
                        for q in range(n_anc)], dtype=object)
     individual_info_df = pd.DataFrame({"sex": sex.astype(np.int64), "pcr": pcr, "ancestry": labels[group]},
@@ -584,6 +612,7 @@ def simulate(*, preset: str = "small", seed: int = 0, **overrides: Any) -> Simul
         topic_tissue_s=pd.Series(np.where(topic_tissue >= 0, tissue_names[np.maximum(topic_tissue, 0)], ""),
                                  index=topics, name="tissue", dtype=object),
         library_size_s=pd.Series(lib, index=samples, name="library_size"),
+        cell_type_topic_s=cell_type_topic_s,
         covariate_effects_df=pd.DataFrame({"sex": sex_eff, "platform": plat_eff},
                                           index=genes).loc[data.genes],
         params=record,

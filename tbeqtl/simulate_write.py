@@ -15,6 +15,8 @@ Layout of ``write_simulation(sim, out_dir)``::
     truth/eqtls.tsv                   planted eQTLs: snp, gene, kind, effect, topic, distance
     truth/topic_tissue.tsv            topic, tissue ("" for shared topics)
     truth/library_sizes.tsv           sample, library_size (C_l)
+    truth/cell_type_topics.tsv        cell_type, topic: the shared topic that each per-sample
+                                      score ``xcell_<cell type>`` tracks
     truth/covariate_effects.tsv       gene, sex, platform (log fold changes)
     truth/terastructure/beta.txt      terastructure style: ``index<TAB>b_1 ... b_Q<TAB>``, SNP order
     truth/terastructure/theta.txt     terastructure style: ``index<TAB>t_1 ... t_Q<TAB>``, individual order
@@ -242,6 +244,7 @@ def write_truth(truth: SimulationTruth, out_dir: str | Path, *, sim: Simulation 
     write_table(_exact_floats(truth.eqtls_df), out / "eqtls.tsv")
     write_table(truth.topic_tissue_s.rename_axis("topic").reset_index(), out / "topic_tissue.tsv")
     write_table(truth.library_size_s.rename_axis("sample").reset_index(), out / "library_sizes.tsv")
+    write_table(truth.cell_type_topic_s.rename_axis("cell_type").reset_index(), out / "cell_type_topics.tsv")
     n_anc = truth.ancestry_beta_df.shape[1]
     _write_ancestry_text(truth.ancestry_beta_df.to_numpy(), out / "terastructure" / "beta.txt",
                          style="terastructure")

@@ -316,6 +316,19 @@ def test_ancestry_groups_follow_admixture(demo):
     assert np.median(r_shared) < 0.15
 
 
+def test_cell_type_scores_track_their_topic_within_every_tissue(demo):
+    t, info = demo.truth, demo.data.sample_info_df
+    assert list(t.cell_type_topic_s.index) == ["Fibroblasts", "Adipocytes"]
+    assert (t.topic_tissue_s[t.cell_type_topic_s.to_numpy()] == "").all()  # shared topics
+    phi = t.sample_topics_df
+    for name, k in t.cell_type_topic_s.items():
+        for _, group in info.groupby("tissue"):
+            tau_own = stats.kendalltau(group[f"xcell_{name}"], phi.loc[group.index, k]).statistic
+            other = next(j for j in phi.columns if j != k and t.topic_tissue_s[j] == "")
+            tau_other = stats.kendalltau(group[f"xcell_{name}"], phi.loc[group.index, other]).statistic
+            assert tau_own > 0.5 and abs(tau_other) < 0.3
+
+
 def test_overdispersion_noise_is_opt_in():
     base = simulate(preset="tiny", seed=5)
     noisy = simulate(preset="tiny", seed=5, expression_noise_sd=0.5)

@@ -62,6 +62,8 @@ def test_truth_tables_round_trip(written):
     pd.testing.assert_frame_equal(eq, t.eqtls_df, check_dtype=False)
     tt = pd.read_csv(out / "truth" / "topic_tissue.tsv", sep="\t", keep_default_na=False)
     assert list(tt["tissue"]) == list(t.topic_tissue_s)
+    cell = pd.read_csv(out / "truth" / "cell_type_topics.tsv", sep="\t", index_col=0)["topic"]
+    assert cell.to_dict() == t.cell_type_topic_s.to_dict()
     lib = pd.read_csv(out / "truth" / "library_sizes.tsv", sep="\t", index_col=0)["library_size"]
     assert (lib == t.library_size_s).all()
     params = json.loads((out / "truth" / "params.json").read_text())
