@@ -298,8 +298,8 @@ def estimate_ancestry(
     genotype_df: pd.DataFrame,
     *,
     n_ancestry: int,
-    max_iter: int = 500,
-    tol: float = 1e-7,
+    max_iter: int = 300,
+    tol: float = 1e-6,
     seed: int | np.random.Generator | None = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Estimate ``beta`` and ``tau`` from the genotypes by EM for the admixture likelihood.

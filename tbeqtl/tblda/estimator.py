@@ -247,10 +247,10 @@ class TBLDA:
             beta_df, tau_df = estimate_ancestry(data.genotype_df, n_ancestry=int(self.n_ancestry),
                                                 seed=self.random_state)
         else:
-            try:
-                beta_df, tau_df = ancestry
-            except (TypeError, ValueError):
-                raise InputError("ancestry must be a (beta_df, tau_df) pair of DataFrames") from None
+            if not (isinstance(ancestry, (tuple, list)) and len(ancestry) == 2
+                    and all(isinstance(part, pd.DataFrame) for part in ancestry)):
+                raise InputError("ancestry must be a (beta_df, tau_df) pair of DataFrames")
+            beta_df, tau_df = ancestry
             beta_df, tau_df = check_ancestry(beta_df, tau_df, data.genotype_df)
         ancestry_np = np.clip(ancestry_term(beta_df, tau_df), 1e-6, 1 - 1e-6)
         genotypes = data.genotype_df.to_numpy(dtype=np.float64)

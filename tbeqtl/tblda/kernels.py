@@ -92,7 +92,7 @@ class _GenotypeLogLik(torch.autograd.Function):
             grad_alpha = (torch.dot(flat, ancestry_t.reshape(-1)) - torch.dot(flat, shared_t.reshape(-1)))
             grad_alpha = (grad_alpha * grad_out).reshape(alpha_t.shape)
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
-            grad_shared = dlog_t.mul_((1.0 - alpha_t) * grad_out)
+            grad_shared = dlog_t * ((1.0 - alpha_t) * grad_out)
             if ctx.needs_input_grad[0]:
                 grad_lambda = grad_shared @ theta_t.T
             if ctx.needs_input_grad[1]:

@@ -1,0 +1,219 @@
+"""Benchmark: tbeqtl's TBLDA fit vs a literal re-implementation of the published recipe.
+
+The *baseline* follows the published fitting recipe literally, as described in
+../shared/docs/tblda-reference-notes.md (written here from that description; no code of
+the GPL reference repository is used): Pyro ``Trace_ELBO`` with validation on, the
+``Multinomial`` and ``Binomial`` distributions with their normalising constants, a dense
+L x N sample -> individual matrix for theta, the ancestry term ``A`` in float64 (so the
+whole S x N genotype likelihood runs in float64), ``poutine.scale(1e-6)``, Adam lr 0.05,
+one particle, all-ones init, and the published stopping rule.
+
+tbeqtl's fit is :class:`tbeqtl.tblda.TBLDA` with its defaults. Both run in this process on
+the same simulated data (``tbeqtl.simulate.simulate``, a pure draw of the TBLDA model).
+
+Sizes
+    ``small``: G=200, L=300 from N=100, S=500, K=10, Q=3 (the recovery-test size).
+    ``chr12``: G=1,124 genes x L=5,781 samples, S=9,819 SNPs x N=831 individuals, K=50.
+
+Measured
+    per-step wall time (median over the timed steps after warm-up) of each, and the
+    ratio; peak RSS after tbeqtl's fit (tbeqtl runs first, so this is its peak) and after
+    the baseline; with ``--converge`` also steps, seconds and matched recovery at
+    convergence (time to convergence and the ratio; both stop by their own rule).
+
+Usage::
+
+    nice -n 10 python benchmarks/bench_tblda.py --size small --steps 200
+    nice -n 10 python benchmarks/bench_tblda.py --size small --converge
+    nice -n 10 python benchmarks/bench_tblda.py --size chr12 --steps 10 --baseline-steps 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+
+import numpy as np
+import pyro
+import pyro.distributions as dist
+import pyro.poutine as poutine
+import torch
+from pyro.distributions import constraints
+from scipy.optimize import linear_sum_assignment
+
+from tbeqtl.simulate import simulate
+from tbeqtl.tblda import TBLDA
+from tbeqtl.tblda.convergence import ConvergenceRule
+
+SIZES = {
+    "small": dict(preset="small"),
+    "chr12": dict(preset="chromosome", n_genes=1124, n_samples=5781, n_snps=9819, n_individuals=831,
+                  n_topics=50),
+}
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --------------------------------------------------------------------------- baseline
+def literal_model(x, y, w_dense, ancestry64, k):
+    n_samples, n_genes = x.shape
+    n_snps = y.shape[0]
+    with poutine.scale(scale=1e-6):
+        with pyro.plate("k_b", k):
+            psi = pyro.sample("lambda_g", dist.Dirichlet(torch.ones(n_genes)))
+        with pyro.plate("snps", n_snps, dim=-2), pyro.plate("k_s", k, dim=-1):
+            lam = pyro.sample("lambda_s", dist.Beta(torch.ones(1), torch.ones(1)))
+        with pyro.plate("samples", n_samples):
+            phi = pyro.sample("phi", dist.Dirichlet(torch.ones(k)))
+            pyro.sample("x", dist.Multinomial(probs=phi @ psi, validate_args=False), obs=x)
+        alpha = pyro.sample("alpha", dist.Uniform(0.05, 0.85))
+        theta = (phi.T @ w_dense) / w_dense.sum(0)
+        rho = alpha * ancestry64 + (1 - alpha) * (lam @ theta)
+        with pyro.plate("snps_y", n_snps, dim=-2):
+            pyro.sample("y", dist.Binomial(2, rho).to_event(0), obs=y)
+
+
+def literal_guide(x, y, w_dense, ancestry64, k):
+    n_samples, n_genes = x.shape
+    n_snps = y.shape[0]
+    with poutine.scale(scale=1e-6):
+        xi = pyro.param("xi", torch.ones(k, n_genes), constraint=constraints.positive)
+        sigma = pyro.param("sigma", torch.ones(n_samples, k), constraint=constraints.positive)
+        zeta = pyro.param("zeta", torch.ones(n_snps, k), constraint=constraints.positive)
+        gamma = pyro.param("gamma", torch.ones(n_snps, k), constraint=constraints.positive)
+        alpha_p = pyro.param("alpha_p", torch.tensor([0.1]), constraint=constraints.interval(0.05, 0.85))
+        with pyro.plate("k_b", k):
+            pyro.sample("lambda_g", dist.Dirichlet(xi))
+        with pyro.plate("snps", n_snps, dim=-2), pyro.plate("k_s", k, dim=-1):
+            pyro.sample("lambda_s", dist.Beta(zeta, gamma))
+        with pyro.plate("samples", n_samples):
+            pyro.sample("phi", dist.Dirichlet(sigma))
+        pyro.sample("alpha", dist.Delta(alpha_p[0]))
+
+
+def run_literal(sim, k, *, max_steps, converge, seed=21):
+    data = sim.data
+    x = torch.tensor(data.counts_df.to_numpy(dtype=np.float32).T.copy())
+    y = torch.tensor(data.genotype_df.to_numpy(dtype=np.float64))
+    w_dense = torch.zeros(len(data.samples), len(data.individuals))
+    w_dense[torch.arange(len(data.samples)), torch.tensor(data.sample_individual_index)] = 1.0
+    beta = sim.truth.ancestry_beta_df.loc[data.snps].to_numpy(dtype=np.float64)
+    tau = sim.truth.ancestry_tau_df.loc[data.individuals].to_numpy(dtype=np.float64)
+    ancestry64 = torch.tensor(beta @ tau.T)
+    pyro.clear_param_store()
+    pyro.set_rng_seed(seed)
+    pyro.enable_validation(True)
+    svi = pyro.infer.SVI(literal_model, literal_guide, pyro.optim.Adam({"lr": 0.05}), pyro.infer.Trace_ELBO())
+    rule = ConvergenceRule(rule="compat")
+    losses, stamps = [], [time.perf_counter()]
+    start = time.perf_counter()
+    for step in range(1, max_steps + 1):
+        losses.append(svi.step(x, y, w_dense, ancestry64, k) / 1e-6)
+        stamps.append(time.perf_counter())
+        if converge and rule.should_check(step) and rule.converged(rule.statistic(np.asarray(losses))):
+            break
+    seconds = time.perf_counter() - start
+    store = pyro.get_param_store()
+    xi = store["xi"].detach().double().numpy()
+    sigma = store["sigma"].detach().double().numpy()
+    zeta, gamma = store["zeta"].detach().double().numpy(), store["gamma"].detach().double().numpy()
+    pyro.enable_validation(False)
+    return dict(step_times=np.diff(stamps), seconds=seconds, steps=len(losses),
+                gene=(xi / xi.sum(1, keepdims=True)).T, sample=sigma / sigma.sum(1, keepdims=True),
+                snp=zeta / (zeta + gamma), alpha=float(store["alpha_p"].detach()))
+
+
+def run_tbeqtl(sim, k, *, max_steps, converge, seed=21):
+    stamps = [time.perf_counter()]
+    model = TBLDA(k, max_steps=max_steps, random_state=seed, progress=False,
+                  min_steps=5000 if converge else max_steps + 1)
+    start = time.perf_counter()
+    model.fit(sim.data, ancestry=(sim.truth.ancestry_beta_df, sim.truth.ancestry_tau_df),
+              callback=lambda step, loss: stamps.append(time.perf_counter()))
+    seconds = time.perf_counter() - start
+    return dict(step_times=np.diff(stamps[1:]), seconds=seconds, steps=model.n_iter_,
+                gene=model.gene_topics_.to_numpy(), sample=model.sample_topics_.to_numpy(),
+                snp=model.snp_topics_.to_numpy(), alpha=model.alpha_, stop=model.stop_reason_)
+
+
+def recovery(result, sim):
+    truth = sim.truth
+    data = sim.data
+
+    def match(est, true):
+        kk = est.shape[1]
+        corr = np.corrcoef(est.T, true.T)[:kk, kk:]
+        rows, cols = linear_sum_assignment(-corr)
+        return corr[rows, cols], cols
+
+    r_gene, perm = match(result["gene"], truth.gene_topics_df.loc[data.genes].to_numpy())
+    r_sample, _ = match(result["sample"], truth.sample_topics_df.loc[data.samples].to_numpy())
+    true_lam = truth.snp_topics_df.loc[data.snps].to_numpy()
+    r_snp = [np.corrcoef(result["snp"][:, i], true_lam[:, perm[i]])[0, 1] for i in range(len(perm))]
+    return dict(gene_min=float(r_gene.min()), sample_min=float(r_sample.min()),
+                snp_mean=float(np.mean(r_snp)),
+                alpha=result["alpha"], alpha_true=truth.alpha)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=sorted(SIZES), default="small")
+    parser.add_argument("--steps", type=int, default=200, help="timed tbeqtl steps (per-step timing)")
+    parser.add_argument("--baseline-steps", type=int, default=None,
+                        help="timed baseline steps (default --steps)")
+    parser.add_argument("--converge", action="store_true", help="run both to convergence (small size only)")
+    parser.add_argument("--max-steps", type=int, default=65100, help="step cap with --converge")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=1, help="simulation seed")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sim = simulate(**SIZES[args.size], n_cis=0, n_trans=0, covariate_effects=False, seed=args.seed)
+    k = sim.truth.gene_topics_df.shape[1]
+    data = sim.data
+    print(f"size {args.size}: G={len(data.genes)} L={len(data.samples)} S={len(data.snps)} "
+          f"N={len(data.individuals)} K={k}; torch threads {torch.get_num_threads()}", flush=True)
+    rss0 = peak_rss_mb()
+    steps = args.max_steps if args.converge else args.steps
+    ours = run_tbeqtl(sim, k, max_steps=steps, converge=args.converge)
+    rss_ours = peak_rss_mb()
+    base_steps = args.max_steps if args.converge else (args.baseline_steps or args.steps)
+    base = run_literal(sim, k, max_steps=base_steps, converge=args.converge)
+    rss_base = peak_rss_mb()
+    warm = 2 if len(base["step_times"]) > 4 else 1
+    t_ours = statistics.median(ours["step_times"][warm:])
+    t_base = statistics.median(base["step_times"][warm:])
+    out = {"size": args.size, "threads": torch.get_num_threads(),
+           "per_step_seconds": {"tbeqtl": t_ours, "published_recipe": t_base, "ratio": t_base / t_ours},
+           "peak_rss_mb": {"before": rss0, "after_tbeqtl": rss_ours, "after_baseline": rss_base}}
+    print(f"per-step   tbeqtl {t_ours * 1e3:9.2f} ms   published recipe {t_base * 1e3:9.2f} ms   "
+          f"ratio {t_base / t_ours:6.1f}x", flush=True)
+    print(f"peak RSS   before fits {rss0:8.0f} MB   after tbeqtl {rss_ours:8.0f} MB   "
+          f"after baseline {rss_base:8.0f} MB")
+    if args.converge:
+        rec_ours, rec_base = recovery(ours, sim), recovery(base, sim)
+        out["convergence"] = {
+            "tbeqtl": {"steps": ours["steps"], "seconds": ours["seconds"], "stop": ours["stop"], **rec_ours},
+            "published_recipe": {"steps": base["steps"], "seconds": base["seconds"], **rec_base},
+            "ratio_seconds": base["seconds"] / ours["seconds"]}
+        for name, res, rec in (("tbeqtl", ours, rec_ours), ("published", base, rec_base)):
+            print(f"converged  {name:10s} {res['steps']:6d} steps {res['seconds']:9.1f} s   "
+                  f"min r psi {rec['gene_min']:.4f}  min r phi {rec['sample_min']:.4f}  "
+                  f"mean r lambda {rec['snp_mean']:.3f}  alpha {rec['alpha']:.3f} (true {rec['alpha_true']})")
+        print(f"time to convergence ratio {base['seconds'] / ours['seconds']:6.1f}x")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(out, handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
