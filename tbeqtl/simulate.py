@@ -33,7 +33,7 @@ with those three settings the data are exactly draws of equations 1-9):
   ``platform`` (sample level, 0/1) effects on a fraction of genes; ``pcr`` (individual level,
   0/1) is a null covariate;
 - per-sample cell-type enrichment scores (``n_cell_type_topics`` of the shared topics are
-  "cell types"; ``sample_info_df["xcell_<name>"] = phi_lk * exp(N(0, noise^2))``, as
+  "cell types"; ``sample_info_df["celltype_<name>"] = phi_lk * exp(N(0, noise^2))``, as
   xCell-style scores that track the topic within every tissue; recorded in
   ``truth.cell_type_topic_s``);
 - optional missing genotypes (``missing_rate``);
@@ -362,7 +362,7 @@ class SimulationTruth:
     library_size_s : pandas.Series
         Sample -> ``C_l``.
     cell_type_topic_s : pandas.Series
-        Cell type -> the shared topic its score ``sample_info_df["xcell_<cell type>"]`` tracks.
+        Cell type -> the shared topic its score ``sample_info_df["celltype_<cell type>"]`` tracks.
     covariate_effects_df : pandas.DataFrame
         Genes x (``sex``, ``platform``) log fold changes (``sex``: female vs male;
         ``platform``: 1 vs 0); all zero when covariate effects are off.
@@ -570,7 +570,7 @@ def simulate(*, preset: str = "small", seed: int = 0, **overrides: Any) -> Simul
                                   dtype=np.int64)
     for name, k in cell_type_topic_s.items():
         noise = rng["cell_types"].normal(0.0, p.cell_type_score_noise, size=n_samples)
-        sample_info_df[f"xcell_{name}"] = phi[:, k] * np.exp(noise)
+        sample_info_df[f"celltype_{name}"] = phi[:, k] * np.exp(noise)
     labels = np.array([ANCESTRY_LABELS[q] if q < len(ANCESTRY_LABELS) else f"POP{q + 1}"
                        for q in range(n_anc)], dtype=object)
     individual_info_df = pd.DataFrame({"sex": sex.astype(np.int64), "pcr": pcr, "ancestry": labels[group]},

@@ -16,7 +16,7 @@ Layout of ``write_simulation(sim, out_dir)``::
     truth/topic_tissue.tsv            topic, tissue ("" for shared topics)
     truth/library_sizes.tsv           sample, library_size (C_l)
     truth/cell_type_topics.tsv        cell_type, topic: the shared topic that each per-sample
-                                      score ``xcell_<cell type>`` tracks
+                                      score ``celltype_<cell type>`` tracks
     truth/covariate_effects.tsv       gene, sex, platform (log fold changes)
     truth/terastructure/beta.txt      terastructure style: ``index<TAB>b_1 ... b_Q<TAB>``, SNP order
     truth/terastructure/theta.txt     terastructure style: ``index<TAB>t_1 ... t_Q<TAB>``, individual order

@@ -323,9 +323,9 @@ def test_cell_type_scores_track_their_topic_within_every_tissue(demo):
     phi = t.sample_topics_df
     for name, k in t.cell_type_topic_s.items():
         for _, group in info.groupby("tissue"):
-            tau_own = stats.kendalltau(group[f"xcell_{name}"], phi.loc[group.index, k]).statistic
+            tau_own = stats.kendalltau(group[f"celltype_{name}"], phi.loc[group.index, k]).statistic
             other = next(j for j in phi.columns if j != k and t.topic_tissue_s[j] == "")
-            tau_other = stats.kendalltau(group[f"xcell_{name}"], phi.loc[group.index, other]).statistic
+            tau_other = stats.kendalltau(group[f"celltype_{name}"], phi.loc[group.index, other]).statistic
             assert tau_own > 0.5 and abs(tau_other) < 0.3
 
 
