@@ -1,4 +1,4 @@
-"""Trans-mapping benchmark: tbeqtl (float64 exact, float32 screen) vs tensorQTL's CPU map_trans, same data, same run.
+"""Trans-mapping benchmark: tbeqtl float64 and float32 vs tensorQTL CPU map_trans on the same data.
 
 Generates S SNPs x G genes x n samples with k covariates (default 20,000 x 5,000 x 500, 10), keeps pairs with
 p <= 1e-5, and prints tests/second for each method, the ratios, the machine's GEMM ceiling measured in this
@@ -34,9 +34,11 @@ def make_data(n_snps, n_genes, n_samples, n_cov, seed):
     hits = rng.choice(n_snps, 200, replace=False)
     for j, s in enumerate(hits):
         expr[j % n_genes] += 0.4 * (geno[s] - geno[s].mean())
-    return (pd.DataFrame(geno, index=[f"rs{i}" for i in range(n_snps)], columns=samples),
-            pd.DataFrame(expr, index=[f"G{i}" for i in range(n_genes)], columns=samples),
-            pd.DataFrame(cov, index=[f"c{i}" for i in range(n_cov)], columns=samples))
+    return (
+        pd.DataFrame(geno, index=[f"rs{i}" for i in range(n_snps)], columns=samples),
+        pd.DataFrame(expr, index=[f"G{i}" for i in range(n_genes)], columns=samples),
+        pd.DataFrame(cov, index=[f"c{i}" for i in range(n_cov)], columns=samples),
+    )
 
 
 def gemm_rate(dtype, n, *, m=4000, g=5000, repeats=3, backend="numpy"):
@@ -82,8 +84,10 @@ def main(argv=None):
     geno, expr, cov = make_data(args.snps, args.genes, args.samples, args.covariates, args.seed)
     n_tests = args.snps * args.genes
     n = args.samples
-    print(f"case: {args.snps} SNPs x {args.genes} genes x {n} samples, {args.covariates} covariates, "
-          f"p <= {args.pval:g}: {n_tests:.3g} tests")
+    print(
+        f"case: {args.snps} SNPs x {args.genes} genes x {n} samples, {args.covariates} covariates, "
+        f"p <= {args.pval:g}: {n_tests:.3g} tests"
+    )
     rates = {
         "float64 numpy": gemm_rate(np.float64, n),
         "float32 numpy": gemm_rate(np.float32, n),
@@ -100,9 +104,14 @@ def main(argv=None):
     ceil32 = max(v for k, v in rates.items() if k.startswith("float32")) / (2 * n)
 
     results = {}
-    for label, kw in (("tbeqtl float64", {"precision": "float64"}), ("tbeqtl float32", {"precision": "float32"})):
-        res, sec, peak = timed(label, lambda kw=kw: map_eqtls(geno, expr, cov, pv_cis=0, pv_trans=args.pval,
-                                                                show_progress=False, **kw))
+    for label, kw in (
+        ("tbeqtl float64", {"precision": "float64"}),
+        ("tbeqtl float32", {"precision": "float32"}),
+    ):
+        res, sec, peak = timed(
+            label,
+            lambda kw=kw: map_eqtls(geno, expr, cov, pv_cis=0, pv_trans=args.pval, show_progress=False, **kw),
+        )
         results[label] = (sec, peak, len(res.all))
     ref_pairs = set(zip(res.all["snp"], res.all["gene"], strict=True))
 
@@ -116,30 +125,47 @@ def main(argv=None):
             cov_t = cov.T  # tensorQTL: samples x covariates
 
             def run_tq():
-                return tq_trans.map_trans(geno, expr, cov_t, return_sparse=True, pval_threshold=args.pval,
-                                          maf_threshold=0, batch_size=20_000, verbose=False)
+                return tq_trans.map_trans(
+                    geno,
+                    expr,
+                    cov_t,
+                    return_sparse=True,
+                    pval_threshold=args.pval,
+                    maf_threshold=0,
+                    batch_size=20_000,
+                    verbose=False,
+                )
 
             tq, sec, peak = timed("tensorQTL", run_tq)
             results["tensorQTL map_trans (float32, CPU)"] = (sec, peak, len(tq))
             tq_pairs = set(zip(tq["variant_id"], tq["phenotype_id"], strict=True))
-            tq_note = (f"pairs: tbeqtl {len(ref_pairs)}, tensorQTL {len(tq_pairs)}, "
-                       f"shared {len(ref_pairs & tq_pairs)} (tensorQTL's float32 p-values differ near the threshold)")
+            tq_note = (
+                f"pairs: tbeqtl {len(ref_pairs)}, tensorQTL {len(tq_pairs)}, "
+                f"shared {len(ref_pairs & tq_pairs)} (tensorQTL's float32 p-values differ near the threshold)"
+            )
         except ImportError as exc:
             tq_note = f"tensorQTL not importable ({exc}); comparison skipped"
     print("\nmethod                               seconds   tests/s    peak traced MB  rows")
     for label, (sec, peak, rows) in results.items():
         print(f"  {label:34s} {sec:7.2f}  {n_tests / sec:9.3g}  {peak / 2**20:12.0f}  {rows}")
-    print(f"process peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB "
-          "(includes the inputs and both libraries)")
+    print(
+        f"process peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB "
+        "(includes the inputs and both libraries)"
+    )
     r64 = n_tests / results["tbeqtl float64"][0]
     r32 = n_tests / results["tbeqtl float32"][0]
-    print(f"\nfloat64: {r64 / ceil64:.0%} of the float64 GEMM ceiling; float32: {r32 / ceil32:.0%} of the float32 "
-          "ceiling")
+    print(
+        f"\nfloat64: {r64 / ceil64:.0%} of the float64 GEMM ceiling; "
+        f"float32: {r32 / ceil32:.0%} of the float32 "
+        "ceiling"
+    )
     tq_key = "tensorQTL map_trans (float32, CPU)"
     if tq_key in results:
         rtq = n_tests / results[tq_key][0]
-        print(f"ratios vs tensorQTL CPU: float32 {r32 / rtq:.2f}x (target >= 1.5), "
-              f"float64 {r64 / rtq:.2f}x (target >= 1.0)")
+        print(
+            f"ratios vs tensorQTL CPU: float32 {r32 / rtq:.2f}x (target >= 1.5), "
+            f"float64 {r64 / rtq:.2f}x (target >= 1.0)"
+        )
     if tq_note:
         print(tq_note)
     return 0

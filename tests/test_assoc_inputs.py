@@ -12,6 +12,12 @@ from tbeqtl.association import map_eqtls
 from tbeqtl.errors import InputError
 
 
+@pytest.fixture(autouse=True)
+def _propagate_logs(monkeypatch):
+    # the CLI (tests run earlier in the same process) stops the tbeqtl logger from propagating
+    monkeypatch.setattr(logging.getLogger("tbeqtl"), "propagate", True)
+
+
 @pytest.fixture
 def data(rng):
     n = 30

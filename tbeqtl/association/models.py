@@ -144,7 +144,9 @@ class Model:
             return a * a + b * b
         rs2 = a * a
         ri2 = b * b
-        return ri2 * df / (1.0 - rs2 - ri2)
+        rest = 1.0 - rs2 - ri2
+        rest = abs(rest) * (rest > 0)  # +0 when r_s^2 + r_i^2 >= 1: t^2 = +inf (numpy and torch alike)
+        return ri2 * df / rest
 
     def score_from_stat(self, stat: np.ndarray, *, df: int) -> np.ndarray:
         """Score value of statistic values (for thresholds and histogram edges).

@@ -94,6 +94,19 @@ class QQResult:
     n_beyond: dict
     n_tests: dict
 
+    def write(self, path) -> None:
+        """Write :attr:`table` (schema ``permutation_qq``) atomically as TSV, e.g. ``<eqtl dir>/qq.tsv``.
+
+        Parameters
+        ----------
+        path
+            Destination file.
+        """
+        from ..atomic import write_table
+        from ..schema import validate_table
+
+        write_table(validate_table(self.table, "permutation_qq"), path)
+
 
 def permutation_qq(
     genotype_df: pd.DataFrame,
