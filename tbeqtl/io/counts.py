@@ -26,6 +26,7 @@ from ._common import (
     read_delimited,
     reader_errors,
     sniff_sep,
+    write_matrix_text,
 )
 
 __all__ = ["read_counts", "write_counts"]
@@ -160,4 +161,4 @@ def write_counts(counts_df: pd.DataFrame, path: str | Path) -> None:
             out.reset_index().to_parquet(tmp, index=False)
         return
     with open_output(path) as handle:
-        out.to_csv(handle, sep="\t", na_rep="NA", lineterminator="\n")
+        write_matrix_text(handle, out, index_label="gene_id")

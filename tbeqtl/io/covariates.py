@@ -135,8 +135,9 @@ def read_covariates(
     if drop_constant:
         constant = (df.nunique(axis=1, dropna=False) <= 1).to_numpy()
         if constant.any():
-            logger.info("dropped %d constant covariates: %s", int(constant.sum()),
-                        format_ids(df.index[constant]))
+            logger.info(
+                "dropped %d constant covariates: %s", int(constant.sum()), format_ids(df.index[constant])
+            )
             df = df.loc[~constant]
         if df.shape[0] == 0:
             raise InputError("every covariate is constant across the samples", path=str(path))

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..data import validate_genotypes
@@ -20,7 +21,6 @@ from ._common import (
     check_unique,
     drop_uninformative_rows,
     first_line,
-    format_number_frame,
     is_gzip,
     numeric_frame,
     open_output,
@@ -28,6 +28,7 @@ from ._common import (
     read_delimited,
     reader_errors,
     sniff_sep,
+    write_matrix_text,
 )
 
 __all__ = ["iter_dosage_tsv_blocks", "read_dosage_tsv", "write_dosage_tsv"]
@@ -194,8 +195,5 @@ def write_dosage_tsv(genotype_df: pd.DataFrame, path: str | Path) -> None:
     check_unique(genotype_df.columns, "individual")
     if genotype_df.shape[0] == 0 or genotype_df.shape[1] == 0:
         raise InputError(f"refusing to write an empty dosage table ({genotype_df.shape})", path=str(path))
-    out = format_number_frame(genotype_df.astype(float))
-    out.index = pd.Index(genotype_df.index.astype(str), name="snp_id")
-    out.columns = genotype_df.columns.astype(str)
     with open_output(path) as handle:
-        out.to_csv(handle, sep="\t", na_rep="NA", lineterminator="\n")
+        write_matrix_text(handle, genotype_df.astype(np.float64), index_label="snp_id")

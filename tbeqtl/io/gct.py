@@ -30,6 +30,7 @@ from ._common import (
     pick_ids,
     read_delimited,
     reader_errors,
+    write_matrix_text,
 )
 
 __all__ = ["read_gct", "read_gct_descriptions", "write_gct"]
@@ -177,11 +178,9 @@ def write_gct(df: pd.DataFrame, path: str | Path, *, description: pd.Series | No
     if description is not None:
         given = description.reindex(df.index)
         names = given.where(given.notna() & (given.astype(str) != ""), names).astype(str)
-    out = df.copy()
-    out.insert(0, "Description", names.to_numpy())
-    out.index = out.index.astype(str)
-    out.index.name = "Name"
     with open_output(path) as handle:
         handle.write("#1.2\n")
         handle.write(f"{df.shape[0]}\t{df.shape[1]}\n")
-        out.to_csv(handle, sep="\t", na_rep="NA", lineterminator="\n")
+        write_matrix_text(
+            handle, df, index_label="Name", lead=pd.DataFrame({"Description": names.to_numpy()})
+        )

@@ -20,11 +20,11 @@ from ..errors import InputError
 from ._common import (
     check_not_empty,
     check_unique,
-    format_number_frame,
     numeric_frame,
     open_output,
     pick_ids,
     read_delimited,
+    write_matrix_text,
 )
 from .annotation import read_gene_annotation, read_snp_positions
 
@@ -107,11 +107,8 @@ def write_matrixeqtl_matrix(df: pd.DataFrame, path: str | Path, *, id_header: st
     """
     check_unique(df.index, "row")
     check_unique(df.columns, "sample")
-    out = format_number_frame(df.astype(float))
-    out.index = pd.Index(df.index.astype(str), name=id_header)
-    out.columns = df.columns.astype(str)
     with open_output(path) as handle:
-        out.to_csv(handle, sep="\t", na_rep="NA", lineterminator="\n", float_format="%.17g")
+        write_matrix_text(handle, df.astype(np.float64), index_label=id_header)
 
 
 def read_matrixeqtl_snpsloc(path: str | Path) -> pd.DataFrame:
