@@ -421,8 +421,8 @@ _register(TableSchema(
     columns=(
         Column("input", "str", "identifier as given (Ensembl version stripped)"),
         Column("id_type", "str", "'ensembl', 'entrez' or 'symbol'"),
-        Column("status", "str", "'direct' (same type as the gene sets), 'mapped' or 'unknown' (not in the "
-               "gene table)"),
+        Column("status", "str", "'direct' (same type as the gene sets), 'mapped', 'unmapped' (in the gene "
+               "table but without an ID of the gene sets' type) or 'unknown' (not in the gene table)"),
         Column("mapped", "str", "gene-set identifiers it stands for, comma-separated"),
         Column("in_set", "bool", "whether it is in the tested set (else background only)"),
     ),

@@ -24,6 +24,7 @@ def tbeqtl_log(caplog):
     yield caplog
     logger.removeHandler(caplog.handler)
 
+
 LIB = {
     "T1": ["g1", "g2", "g3", "g4"],
     "T2": ["g5", "g6", "g7"],
@@ -308,3 +309,23 @@ def test_real_go_known_term_is_top_and_random_set_is_null(go_ensembl, gencode_ba
     rng = np.random.default_rng(7)
     null = go_enrichment(list(rng.choice(bg, size=300, replace=False)), bg, go_ensembl)
     assert not (null["fdr"] < 0.1).any()
+
+
+def test_real_go_symbols_mapped_through_gene_info(go_ensembl, shared_data):
+    """A known term's genes given as symbols, the background as symbols, the GMT in Ensembl IDs."""
+    table = GeneIdTable.read(shared_data / "go_human" / "gene_info.tsv.gz")
+    info = table.table_df.dropna(subset=["ensembl", "symbol"])
+    term = "GO:0006096"  # glycolytic process
+    members = set(go_ensembl.members(term))
+    rng = np.random.default_rng(11)
+    coding = pd.read_csv(
+        shared_data / "go_human" / "gene_info.tsv.gz", sep="\t", usecols=["symbol", "ncbi_gene_type"]
+    )
+    symbols = sorted(set(coding.loc[coding["ncbi_gene_type"] == "protein-coding", "symbol"]))
+    term_symbols = sorted(set(info.loc[info["ensembl"].isin(members), "symbol"]) & set(symbols))
+    background = sorted(
+        set(rng.choice(symbols, size=6000, replace=False)) | set(term_symbols) | {"NOT_A_GENE"}
+    )
+    res = go_enrichment(term_symbols, background, go_ensembl, gene_table=table)
+    assert res.iloc[0]["term"] == term
+    assert res.attrs["ids"]["n_unknown"] == 1 and res.attrs["ids"]["unknown_examples"] == ["NOT_A_GENE"]

@@ -268,8 +268,9 @@ def map_gene_ids(ids: Iterable[str], target: str, *, gene_table: GeneIdTable | N
     -------
     pandas.DataFrame
         Indexed by input ID: ``id_type``, ``status`` (``"direct"``: same type as the gene sets;
-        ``"mapped"``: translated; ``"unknown"``: not in the gene table) and ``mapped`` (tuple of
-        target IDs; empty when unknown).
+        ``"mapped"``: translated; ``"unmapped"``: in the gene table but without an identifier of
+        the target type, so without annotation; ``"unknown"``: not in the gene table) and
+        ``mapped`` (tuple of target IDs; empty when not translated).
 
     Raises
     ------
@@ -288,6 +289,7 @@ def map_gene_ids(ids: Iterable[str], target: str, *, gene_table: GeneIdTable | N
         )
     maps = {t: gene_table.mapping(t, target) for t in need} if gene_table is not None else {}
     known_target = gene_table.known(target) if gene_table is not None else None
+    known_source = {t: gene_table.known(t) for t in need} if gene_table is not None else {}
     status, mapped = [], []
     for gene, kind in zip(ids, types, strict=True):
         if kind == target:
@@ -296,7 +298,11 @@ def map_gene_ids(ids: Iterable[str], target: str, *, gene_table: GeneIdTable | N
             mapped.append((gene,))
             continue
         targets = maps[kind].get(gene) or maps[kind].get(gene.upper()) or set()
-        status.append("mapped" if targets else "unknown")
+        if targets:
+            status.append("mapped")
+        else:
+            known = known_source[kind]
+            status.append("unmapped" if gene in known or gene.upper() in known else "unknown")
         mapped.append(tuple(sorted(targets)))
     return pd.DataFrame(
         {"id_type": types, "status": status, "mapped": mapped}, index=pd.Index(ids, name="input")

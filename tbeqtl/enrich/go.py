@@ -350,6 +350,7 @@ def go_enrichment(
         "n_background_input": int(len(bg)),
         "n_background_used": int(len(kept)),
         "n_unknown": int((map_df["status"] == "unknown").sum()),
+        "n_unmapped": int((map_df["status"] == "unmapped").sum()),
         "unknown_examples": [str(g) for g in map_df.index[map_df["status"] == "unknown"][:20]],
         "n_with_tested_annotation": int((incidence.getnnz(axis=1) > 0).sum()),
         "on_unknown": on_unknown,
