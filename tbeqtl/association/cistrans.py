@@ -108,9 +108,9 @@ class CisIndex:
 def build_cis_index(
     snps: pd.Index,
     genes: pd.Index,
+    *,
     snp_pos_df: pd.DataFrame,
     gene_pos_df: pd.DataFrame,
-    *,
     cis_dist: float = 1e6,
 ) -> CisIndex:
     """Index SNP and gene positions for the cis rule.

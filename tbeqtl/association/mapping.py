@@ -230,7 +230,11 @@ def map_eqtls(
     cis_index = None
     if split:
         cis_index = build_cis_index(
-            snps, genes, snp_pos_df.rename(index=str), gene_pos_df.rename(index=str), cis_dist=cis_dist
+            snps,
+            genes,
+            snp_pos_df=snp_pos_df.rename(index=str),
+            gene_pos_df=gene_pos_df.rename(index=str),
+            cis_dist=cis_dist,
         )
 
     p_edges = histogram_edges(pvalue_hist)

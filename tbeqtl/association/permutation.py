@@ -309,7 +309,11 @@ def map_cis_permutations(
         raise InputError(f"too few residual degrees of freedom ({df}) for cis permutations")
     x_unit, x_norm = residualize_rows(geno.copy(), basis.q)
     cis_index = build_cis_index(
-        snps, genes, snp_pos_df.rename(index=str), gene_pos_df.rename(index=str), cis_dist=cis_dist
+        snps,
+        genes,
+        snp_pos_df=snp_pos_df.rename(index=str),
+        gene_pos_df=gene_pos_df.rename(index=str),
+        cis_dist=cis_dist,
     )
     c_snp, c_gene = cis_index.pairs(0, len(snps))
     order = np.lexsort((snps.to_numpy()[c_snp], c_gene))
