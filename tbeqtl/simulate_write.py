@@ -25,6 +25,8 @@ Layout of ``write_simulation(sim, out_dir)``::
     truth/gtex/<Tissue>.v8.signif_variant_gene_pairs.txt.gz
                                       the planted cis-eQTLs in GTEx v8 format, with statistics
                                       observed in that tissue (see :func:`gtex_pairs`)
+    truth/gtex/trans_eqtls.txt.gz     the planted trans-eQTLs, GTEx-style trans table (tissue_id,
+                                      variant_id, gene_id, maf, pval, slope, slope_se)
     cells.h5ad                        single-cell variant only: AnnData, cells x genes counts (sparse),
                                       .obs ``donor``, ``cell_type``, ``platform``; .var gene annotation
     simulation.json                   written last: preset, seed, tbeqtl version, file list
@@ -58,8 +60,8 @@ from .errors import InputError
 if TYPE_CHECKING:
     from .simulate import Simulation, SimulationTruth
 
-__all__ = ["GTEX_PAIR_COLUMNS", "MANIFEST", "gtex_pairs", "gtex_tissue_file_name", "write_cells_h5ad",
-           "write_simulation", "write_truth"]
+__all__ = ["GTEX_PAIR_COLUMNS", "MANIFEST", "gtex_pairs", "gtex_tissue_file_name", "gtex_trans_pairs",
+           "planted_pair_statistics", "write_cells_h5ad", "write_simulation", "write_truth"]
 
 logger = logging.getLogger(__name__)
 
@@ -128,13 +130,70 @@ def _ols(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     return float(slope), float(se), float(pval)
 
 
+def planted_pair_statistics(sim: Simulation, *, kind: str, min_samples: int = 10) -> pd.DataFrame:
+    """Compute the observed association statistics of the planted eQTLs of one kind, per tissue.
+
+    For each tissue, counts are summed per individual (the identity for bulk data, where an
+    individual has at most one sample per tissue; a pseudo-bulk for cells), normalised to
+    ``log(CPM + 1)``, and each planted pair is tested by OLS of expression on the dosage over
+    the tissue's individuals with a called genotype.
+
+    Parameters
+    ----------
+    sim
+        The simulation.
+    kind
+        ``"cis"`` or ``"trans"``.
+    min_samples
+        Tissues with fewer individuals are skipped.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``tissue``, ``variant_id``, ``gene_id``, ``tss_distance`` (NaN for trans),
+        ``ma_samples``, ``ma_count``, ``maf``, ``pval_nominal``, ``slope``, ``slope_se``.
+    """
+    data, eq = sim.data, sim.truth.eqtls_df
+    pairs = eq[eq["kind"] == kind]
+    columns = ["tissue", *GTEX_PAIR_COLUMNS]
+    if pairs.empty or "tissue" not in data.sample_info_df.columns:
+        return pd.DataFrame(columns=columns)
+    counts = data.counts_df.to_numpy()
+    lib = counts.sum(axis=0).astype(float)
+    genes = pd.Index(pairs["gene"].unique())
+    sub = counts[data.genes.get_indexer(genes)].astype(float)
+    tissue = data.sample_info_df["tissue"].reindex(data.samples).to_numpy()
+    donor = data.sample_map_s.reindex(data.samples).to_numpy()
+    rows = []
+    for name in pd.unique(tissue):
+        cols = np.flatnonzero(tissue == name)
+        donors, code = np.unique(donor[cols], return_inverse=True)
+        if len(donors) < min_samples:
+            continue
+        pseudo = np.zeros((len(genes), len(donors)))
+        np.add.at(pseudo.T, code, sub[:, cols].T)
+        pseudo_lib = np.bincount(code, weights=lib[cols], minlength=len(donors))
+        expr = np.log(pseudo / np.maximum(pseudo_lib, 1.0)[None, :] * 1e6 + 1.0)
+        dosages = data.genotype_df.loc[pairs["snp"], donors].to_numpy(dtype=float)
+        for i, (snp, gene, distance) in enumerate(zip(pairs["snp"], pairs["gene"], pairs["distance"],
+                                                      strict=True)):
+            ok = ~np.isnan(dosages[i])
+            x, y = dosages[i][ok], expr[genes.get_loc(gene)][ok]
+            if ok.sum() < 3 or np.ptp(x) == 0:
+                continue
+            slope, slope_se, pval = _ols(x, y)
+            alt_freq = x.mean() / 2.0
+            minor = 2.0 - x if alt_freq > 0.5 else x
+            rows.append((str(name), snp, gene, distance, int((minor > 0).sum()), int(minor.sum()),
+                         float(min(alt_freq, 1.0 - alt_freq)), pval, slope, slope_se))
+    return pd.DataFrame(rows, columns=columns)
+
+
 def gtex_pairs(sim: Simulation, *, min_samples: int = 10) -> dict[str, pd.DataFrame]:
     """Tabulate the planted cis-eQTLs in GTEx v8 ``signif_variant_gene_pairs`` format, one table per tissue.
 
-    For each tissue, counts are summed per individual (the identity for bulk data, a
-    pseudo-bulk for cells), normalised to ``log(CPM + 1)``, and each planted cis pair is tested
-    by OLS of expression on dosage over the tissue's individuals with a called genotype:
-    ``slope``, ``slope_se`` and the two-sided t-test ``pval_nominal``. Rows are the planted
+    Statistics are those of :func:`planted_pair_statistics` (``slope``, ``slope_se`` and the
+    two-sided t-test ``pval_nominal`` of log-CPM on dosage in that tissue). Rows are the planted
     truth, not thresholded; GTEx's permutation columns (``pval_nominal_threshold``,
     ``min_pval_nominal``, ``pval_beta``) are not produced.
 
@@ -151,64 +210,42 @@ def gtex_pairs(sim: Simulation, *, min_samples: int = 10) -> dict[str, pd.DataFr
         Tissue name -> table with columns ``variant_id``, ``gene_id``, ``tss_distance``,
         ``ma_samples``, ``ma_count``, ``maf``, ``pval_nominal``, ``slope``, ``slope_se``.
     """
-    data, eq = sim.data, sim.truth.eqtls_df
-    cis = eq[eq["kind"] == "cis"]
-    out: dict[str, pd.DataFrame] = {}
-    if cis.empty or "tissue" not in data.sample_info_df.columns:
-        return out
-    counts = data.counts_df.to_numpy()
-    lib = counts.sum(axis=0).astype(float)
-    genes = pd.Index(cis["gene"].unique())
-    gene_rows = data.genes.get_indexer(genes)
-    sub = counts[gene_rows].astype(float)
-    tissue = data.sample_info_df["tissue"].reindex(data.samples).to_numpy()
-    donor = data.sample_map_s.reindex(data.samples).to_numpy()
-    for name in pd.unique(tissue):
-        cols = np.flatnonzero(tissue == name)
-        donors, code = np.unique(donor[cols], return_inverse=True)
-        if len(donors) < min_samples:
-            continue
-        pseudo = np.zeros((len(genes), len(donors)))
-        np.add.at(pseudo.T, code, sub[:, cols].T)
-        pseudo_lib = np.bincount(code, weights=lib[cols], minlength=len(donors))
-        expr = np.log(pseudo / np.maximum(pseudo_lib, 1.0)[None, :] * 1e6 + 1.0)
-        dosages = data.genotype_df.loc[cis["snp"], donors].to_numpy(dtype=float)
-        rows = []
-        for i, (snp, gene, distance) in enumerate(zip(cis["snp"], cis["gene"], cis["distance"], strict=True)):
-            ok = ~np.isnan(dosages[i])
-            x, y = dosages[i][ok], expr[genes.get_loc(gene)][ok]
-            if ok.sum() < 3 or np.ptp(x) == 0:
-                continue
-            slope, slope_se, pval = _ols(x, y)
-            alt_freq = x.mean() / 2.0
-            minor = 2.0 - x if alt_freq > 0.5 else x
-            rows.append((snp, gene, int(distance), int((minor > 0).sum()), int(minor.sum()),
-                         float(min(alt_freq, 1.0 - alt_freq)), pval, slope, slope_se))
-        out[str(name)] = pd.DataFrame(rows, columns=GTEX_PAIR_COLUMNS)
-    return out
-    tissue_s = data.sample_info_df["tissue"]
-    for tissue in pd.unique(tissue_s.to_numpy()):
-        samples = tissue_s.index[tissue_s.to_numpy() == tissue]
-        donors = data.sample_map_s.loc[samples].to_numpy()
-        pseudo = data.counts_df[samples].T.groupby(donors, sort=False).sum().T
-        if pseudo.shape[1] < min_samples:
-            continue
-        lib = np.maximum(pseudo.sum(axis=0).to_numpy(dtype=float), 1.0)
-        expr = np.log(pseudo.loc[cis["gene"].unique()] / lib[None, :] * 1e6 + 1.0)
-        rows = []
-        for snp, gene, distance in zip(cis["snp"], cis["gene"], cis["distance"], strict=True):
-            dosage = data.genotype_df.loc[snp, expr.columns].to_numpy(dtype=float)
-            ok = ~np.isnan(dosage)
-            x, y = dosage[ok], expr.loc[gene].to_numpy(dtype=float)[ok]
-            if ok.sum() < 3 or np.ptp(x) == 0:
-                continue
-            slope, slope_se, pval = _ols(x, y)
-            alt_freq = x.mean() / 2.0
-            minor = 2.0 - x if alt_freq > 0.5 else x
-            rows.append((snp, gene, int(distance), int((minor > 0).sum()), int(minor.sum()),
-                         float(min(alt_freq, 1.0 - alt_freq)), pval, slope, slope_se))
-        out[str(tissue)] = pd.DataFrame(rows, columns=GTEX_PAIR_COLUMNS)
-    return out
+    stats_df = planted_pair_statistics(sim, kind="cis", min_samples=min_samples)
+    stats_df["tss_distance"] = stats_df["tss_distance"].astype(np.int64)
+    return {str(tissue): group.drop(columns="tissue").reset_index(drop=True)
+            for tissue, group in stats_df.groupby("tissue", sort=False)}
+
+
+def gtex_trans_pairs(sim: Simulation, *, min_samples: int = 10) -> pd.DataFrame:
+    """Tabulate the planted trans-eQTLs as a GTEx-style trans table (all tissues in one table).
+
+    Parameters
+    ----------
+    sim
+        The simulation.
+    min_samples
+        Tissues with fewer individuals are skipped.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``tissue_id`` (GTEx file-name form, e.g. ``Whole_Blood``), ``variant_id``,
+        ``gene_id``, ``maf``, ``pval``, ``slope``, ``slope_se``; statistics as in
+        :func:`planted_pair_statistics`.
+    """
+    df = planted_pair_statistics(sim, kind="trans", min_samples=min_samples)
+    return pd.DataFrame({
+        "tissue_id": [gtex_tissue_file_name(t) for t in df["tissue"]],
+        "variant_id": df["variant_id"], "gene_id": df["gene_id"], "maf": df["maf"],
+        "pval": df["pval_nominal"], "slope": df["slope"], "slope_se": df["slope_se"],
+    })
+
+
+def _write_gzip_tsv(df: pd.DataFrame, path: Path) -> None:
+    text = df.to_csv(sep="\t", index=False, na_rep="NA").encode()
+    # no file name and mtime 0 in the gzip header: byte-identical reruns
+    with atomic_write(path, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz:
+        gz.write(text)
 
 
 def write_truth(truth: SimulationTruth, out_dir: str | Path, *, sim: Simulation | None = None) -> Path:
@@ -256,12 +293,11 @@ def write_truth(truth: SimulationTruth, out_dir: str | Path, *, sim: Simulation 
                          style="admixture")
     if sim is not None:
         for tissue, df in gtex_pairs(sim).items():
-            path = out / "gtex" / f"{gtex_tissue_file_name(tissue)}.v8.signif_variant_gene_pairs.txt.gz"
-            text = df.to_csv(sep="\t", index=False, na_rep="NA").encode()
-            # no file name and mtime 0 in the gzip header: byte-identical reruns
-            with atomic_write(path, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb",
-                                                                  mtime=0) as gz:
-                gz.write(text)
+            name = f"{gtex_tissue_file_name(tissue)}.v8.signif_variant_gene_pairs.txt.gz"
+            _write_gzip_tsv(df, out / "gtex" / name)
+        trans = gtex_trans_pairs(sim)
+        if len(trans):
+            _write_gzip_tsv(trans, out / "gtex" / "trans_eqtls.txt.gz")
     write_json({"alpha": truth.alpha, **truth.params}, out / "params.json")
     return out
 

@@ -117,6 +117,21 @@ def test_gtex_pairs_files(written):
     assert row["pval_nominal"] == pytest.approx(ref.pvalue, rel=1e-9)
     planted = cis.set_index("snp").loc[row["variant_id"]]
     assert row["tss_distance"] == planted["distance"]
+    # the trans table: every planted trans pair in every tissue, statistics as for cis
+    with gzip.open(out / "truth" / "gtex" / "trans_eqtls.txt.gz", "rt") as fh:
+        trans = pd.read_csv(fh, sep="\t")
+    assert list(trans.columns) == ["tissue_id", "variant_id", "gene_id", "maf", "pval", "slope", "slope_se"]
+    planted_trans = eq[eq["kind"] == "trans"]
+    blood = trans[trans["tissue_id"] == "Whole_Blood"]
+    assert sorted(blood["variant_id"]) == sorted(planted_trans["snp"])
+    row = blood.iloc[0]
+    expr = np.log(counts.loc[row["gene_id"]] / counts.sum(axis=0) * 1e6 + 1).to_numpy()
+    dosage = data.genotype_df.loc[row["variant_id"], data.sample_map_s[samples]].to_numpy()
+    ok = ~np.isnan(dosage)
+    ref = stats.linregress(dosage[ok], expr[ok])
+    assert row["slope"] == pytest.approx(ref.slope, rel=1e-9)
+    assert row["slope_se"] == pytest.approx(ref.stderr, rel=1e-9)
+    assert row["pval"] == pytest.approx(ref.pvalue, rel=1e-9)
 
 
 def test_non_empty_folder_needs_overwrite(tmp_path, written):
