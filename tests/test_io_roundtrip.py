@@ -208,6 +208,10 @@ def test_expression_bed_round_trip_and_sorting(tmp_path, data):
     pos = data.gene_info_df[["chrom", "start", "end", "strand"]]
     write_expression_bed(expr, pos, tmp_path / "e.bed.gz", tss=True)
     bed = read_expression_bed(tmp_path / "e.bed.gz")
+    pysam = pytest.importorskip("pysam")
+    with pysam.TabixFile(str(tmp_path / "e.bed.gz")) as tabix:  # bgzip + .tbi, as FastQTL needs
+        on_chr2 = [row.split("\t")[3] for row in tabix.fetch("chr2")]
+    assert sorted(on_chr2) == sorted(pos.index[pos["chrom"] == "chr2"])
     tss = pos["start"].where(pos["strand"] == "+", pos["end"])
     assert (bed.gene_pos_df["start"] == tss.reindex(bed.gene_pos_df.index)).all()
     pd.testing.assert_frame_equal(

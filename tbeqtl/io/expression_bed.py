@@ -7,6 +7,8 @@ BED coordinates are 0-based half-open; in memory positions are 1-based, so a row
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -14,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from ..atomic import atomic_path
 from ..data import harmonize_chrom
 from ..errors import InputError
 from ._common import (
@@ -126,7 +129,12 @@ def read_expression_bed(
 
 
 def write_expression_bed(
-    expression_df: pd.DataFrame, gene_pos_df: pd.DataFrame, path: str | Path, *, tss: bool = False
+    expression_df: pd.DataFrame,
+    gene_pos_df: pd.DataFrame,
+    path: str | Path,
+    *,
+    tss: bool = False,
+    tabix: bool = True,
 ) -> None:
     """Write expression as a tensorQTL BED file, sorted by chromosome and start.
 
@@ -138,10 +146,13 @@ def write_expression_bed(
         Indexed by phenotype ID with ``chrom`` and either ``pos`` (a TSS) or ``start``/``end``
         (1-based, closed; a ``strand`` column is used with ``tss``).
     path
-        Destination (``.bed.gz`` for gzip), written atomically.
+        Destination, written atomically. A ``.bed.gz`` is compressed with bgzip and indexed
+        (``.bed.gz.tbi``) through pysam when ``tabix`` is true, as FastQTL requires.
     tss
         Write ``start = TSS - 1, end = TSS`` (tensorQTL's convention) with the TSS taken from
         ``start`` on ``+`` strands and ``end`` on ``-`` strands.
+    tabix
+        For ``.gz`` output: bgzip and tabix-index when pysam is installed (plain gzip otherwise).
 
     Raises
     ------
@@ -182,8 +193,28 @@ def write_expression_bed(
     )
     out["_key"] = key
     out = out.sort_values(["_key", "start", "end"], kind="stable").drop(columns="_key")
-    with open_output(path) as handle:
-        out.to_csv(handle, sep="\t", index=False, na_rep="NA", lineterminator="\n", float_format="%.17g")
+    path = Path(path)
+    pysam = _pysam() if tabix and path.suffix == ".gz" else None
+    if pysam is None:
+        with open_output(path) as handle:
+            out.to_csv(handle, sep="\t", index=False, na_rep="NA", lineterminator="\n", float_format="%.17g")
+        return
+    with tempfile.TemporaryDirectory(prefix="tbeqtl-bed-") as tmp:
+        plain = Path(tmp) / "expression.bed"
+        out.to_csv(plain, sep="\t", index=False, na_rep="NA", lineterminator="\n", float_format="%.17g")
+        compressed = pysam.tabix_index(str(plain), preset="bed", force=True, keep_original=False)
+        with atomic_path(f"{path}.tbi") as tbi_tmp, atomic_path(path) as bed_tmp:
+            shutil.move(compressed, bed_tmp)
+            shutil.move(f"{compressed}.tbi", tbi_tmp)
+
+
+def _pysam():
+    try:
+        import pysam
+    except ImportError:  # pragma: no cover - pysam comes with pybedtools
+        logger.info("pysam is not installed: writing plain gzip without a tabix index")
+        return None
+    return pysam
 
 
 def _chrom_key(chrom: str) -> tuple[int, str]:
