@@ -231,12 +231,6 @@ def read_dataset(
         sample_info_df = None
     if individual_info_df is not None and len(individual_info_df.columns) == 0:
         individual_info_df = None
-    if individual_info_df is not None:
-        individual_info_df = (
-            individual_info_df.reindex(genotype_df.columns)
-            if set(genotype_df.columns) <= set(individual_info_df.index)
-            else individual_info_df
-        )
     return EQTLData.from_frames(
         counts_df,
         genotype_df,
