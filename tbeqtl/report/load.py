@@ -422,15 +422,15 @@ def _tissue_name(folder: Path, safe: str) -> str:
     return safe
 
 
-def _qq_table(path: Path, run: str) -> pd.DataFrame:
-    df = _read_tsv(path)
+def _qq_table(df: pd.DataFrame, run: str | pd.Series, source: str) -> pd.DataFrame:
+    """Normalise a permutation QQ table (schema pipeline_qq or permutation_qq) to the figure's columns."""
     obs = _first(df.columns, "observed", "observed_log10p", "true")
     perm = _first(df.columns, "permuted", "permuted_log10p", "perm")
     kind = _first(df.columns, "class", "kind", "pool")
     if obs is None or perm is None:
-        raise InputError("QQ table lacks observed/permuted columns", path=str(path), ids=list(df.columns))
+        raise InputError("QQ table lacks observed/permuted columns", path=source, ids=list(df.columns))
     out = pd.DataFrame({
-        "run": run,
+        "run": run if isinstance(run, str) else run.to_numpy(),
         "kind": df[kind].astype(str).to_numpy() if kind is not None else "all",
         "permuted": df[perm].to_numpy(float),
         "observed": df[obs].to_numpy(float),
@@ -439,13 +439,16 @@ def _qq_table(path: Path, run: str) -> pd.DataFrame:
     if beyond is not None:
         out["beyond"] = df[beyond].astype(str).str.lower().isin(["true", "1", "1.0"]).to_numpy()
     else:
-        max_perm = out.groupby("kind")["permuted"].transform("max")
+        # the paper's highlight: true -log10 p above the run's largest permuted -log10 p
+        max_perm = out.groupby(["run", "kind"])["permuted"].transform("max")
         out["beyond"] = out["observed"] > max_perm
     return out
 
 
 def _hist_table(path: Path) -> pd.DataFrame:
     df = _read_tsv(path)
+    if df.empty:
+        return pd.DataFrame(columns=["kind", "bin_start", "bin_end", "count"])
     start = _first(df.columns, "bin_lo", "bin_start")
     end = _first(df.columns, "bin_hi", "bin_end")
     count = _first(df.columns, "count")
@@ -477,33 +480,52 @@ def _call_column(folder: Path, df: pd.DataFrame) -> str:
 
 
 def _load_eqtls(data: ReportData, layout: RunLayout, pairs: list[PairLayout], status: _Status) -> None:
+    """Gather eQTLs, QQ points and p-value histograms.
+
+    From the pipeline's gathered summary/ tables when present, else from every mapping folder's
+    cis.tsv / trans.tsv / qq.tsv; hist.tsv always comes from the folders.
+    """
+    summary_eqtls, summary_qq = layout.summary / "eqtls.parquet", layout.summary / "qq.parquet"
     pair_parts, qq_parts, hist_parts = [], [], []
     any_dir = False
     for pair in pairs:
         for factor_set, safe, folder in _eqtl_dirs(pair):
             any_dir = True
-            tissue = _tissue_name(folder, safe)
-            run = f"{pair.name}/{factor_set}/{tissue}"
-            for kind in ("cis", "trans"):
-                for suffix in (".tsv", ".parquet"):
-                    path = folder / f"{kind}{suffix}"
-                    if path.is_file():
-                        df = _read_tsv(path)
-                        df["significant"] = df[_call_column(folder, df)].to_numpy(float) < data.fdr
-                        df.insert(0, "kind", kind)
-                        df.insert(0, "tissue", tissue)
-                        df.insert(0, "factor_set", factor_set)
-                        df.insert(0, "pair", pair.name)
-                        pair_parts.append(df)
-                        break
-            if (folder / "qq.tsv").is_file():
-                qq_parts.append(_qq_table(folder / "qq.tsv", run))
             if (folder / "hist.tsv").is_file():
                 hist_parts.append(_hist_table(folder / "hist.tsv"))
+            if summary_eqtls.is_file() and summary_qq.is_file():
+                continue
+            tissue = _tissue_name(folder, safe)
+            for kind in ("cis", "trans"):
+                paths = [folder / f"{kind}{s}" for s in (".tsv", ".parquet")]
+                path = next((q for q in paths if q.is_file()), None)
+                df = _read_tsv(path) if path is not None else pd.DataFrame()
+                if df.empty:
+                    continue
+                df["significant"] = df[_call_column(folder, df)].to_numpy(float) < data.fdr
+                df.insert(0, "kind", kind)
+                df.insert(0, "tissue", tissue)
+                df.insert(0, "factor_set", factor_set)
+                df.insert(0, "pair", pair.name)
+                pair_parts.append(df)
+            if (folder / "qq.tsv").is_file():
+                qq_parts.append(_qq_table(_read_tsv(folder / "qq.tsv"), f"{pair.name}/{factor_set}/{tissue}",
+                                          str(folder / "qq.tsv")))
+    if summary_eqtls.is_file() and summary_qq.is_file():
+        calls = _read_tsv(summary_eqtls).rename(columns={"class": "kind"})
+        pair_parts = [calls.assign(significant=True)] if len(calls) else []
+        data.extras["eqtl_source"] = "summary/eqtls.parquet (called eQTLs)"
+        qq = _read_tsv(summary_qq)
+        if len(qq):
+            run = qq["pair"].astype(str) + "/" + qq["factor_set"].astype(str) + "/" + qq["tissue"].astype(str)
+            qq_parts = [_qq_table(qq, run, str(summary_qq))]
+    else:
+        data.extras["eqtl_source"] = "the mapping folders' cis.tsv / trans.tsv"
     reason = _why(status, "eqtl", "pairs/*/eqtl/<factor_set>/<tissue>/ results", layout.root)
     if not pair_parts:
         for section in ("counts", "summary", "top_eqtls", "locus"):
-            data.mark_absent(section, reason)
+            data.mark_absent(section, reason if not any_dir else
+                             f"no eQTL at FDR < {data.fdr:g} in any mapping")
     else:
         eqtl_df = pd.concat(pair_parts, ignore_index=True)
         eqtl_df["snp"] = eqtl_df["snp"].astype(str)
@@ -513,11 +535,12 @@ def _load_eqtls(data: ReportData, layout: RunLayout, pairs: list[PairLayout], st
         eqtl_df["gene_type"] = eqtl_df["gene_type"].fillna("unknown").astype(str)
         data.extras["fdr_column"] = "fdr_by_type" if "fdr_by_type" in eqtl_df.columns else "fdr"
         data.tables["eqtls"] = eqtl_df
-        _summaries(data, eqtl_df)
+        _summaries(data, eqtl_df, layout.summary / "eqtl_counts.tsv")
     if qq_parts:
         data.tables["qq"] = pd.concat(qq_parts, ignore_index=True)
     else:
-        data.mark_absent("qq", reason if not any_dir else "no qq.tsv (permutation check) in any eQTL folder")
+        data.mark_absent("qq", reason if not any_dir else "no permutation QQ table (qq.tsv) with points")
+    hist_parts = [h for h in hist_parts if len(h)]
     if hist_parts:
         hist = pd.concat(hist_parts, ignore_index=True)
         data.tables["hist"] = hist.groupby(["kind", "bin_start", "bin_end"], as_index=False)["count"].sum()
@@ -525,22 +548,52 @@ def _load_eqtls(data: ReportData, layout: RunLayout, pairs: list[PairLayout], st
         data.mark_absent("hist", reason if not any_dir else "no hist.tsv in any eQTL folder")
 
 
-def _summaries(data: ReportData, eqtl_df: pd.DataFrame) -> None:
+def _pipeline_counts(data: ReportData, path: Path) -> None:
+    """Summary and Fig 4 counts from the pipeline's ``summary/eqtl_counts.tsv`` (schema eqtl_counts)."""
+    df = _read_tsv(path).rename(columns={"class": "kind"})
+    order = {fs: i for i, fs in enumerate((*FACTOR_SETS, "exhaustive"))}
+    df = df.sort_values(["factor_set", "kind", "tissue", "gene_type"],
+                        key=lambda s: s.map(order).fillna(99) if s.name == "factor_set" else s)
+    data.tables["summary"] = df.reset_index(drop=True)
+    sets = [fs for fs in (*FACTOR_SETS, "exhaustive") if fs in set(df["factor_set"])]
+    counts_set = sets[0] if sets else None
+    part = df[(df["factor_set"] == counts_set) & (df["tissue"] != "all") & (df["gene_type"] != "all")]
+    part = part[["tissue", "kind", "gene_type", "n_eqtls"]].reset_index(drop=True)
+    if part.empty or not part["n_eqtls"].sum():
+        data.mark_absent("counts", f"no eQTL at FDR < {data.fdr:g} in factor set '{counts_set}' "
+                         "(summary/eqtl_counts.tsv)")
+    else:
+        data.tables["counts"] = part
+        data.extras["counts_factor_set"] = counts_set
+    data.extras["summary_source"] = "summary/eqtl_counts.tsv"
+
+
+def _summaries(data: ReportData, eqtl_df: pd.DataFrame, counts_path: Path) -> None:
     sig = eqtl_df[eqtl_df["significant"]]
-    keys = ["factor_set", "tissue", "kind", "gene_type"]
-    summary = (sig.groupby(keys).agg(eqtls=("snp", "size"), egenes=("gene", "nunique"),
-                                     evariants=("snp", "nunique")).reset_index())
-    totals = (sig.groupby(["factor_set", "kind"]).agg(eqtls=("snp", "size"), egenes=("gene", "nunique"),
-                                                       evariants=("snp", "nunique")).reset_index())
-    totals["tissue"] = "(all tissues)"
-    totals["gene_type"] = "(all)"
-    summary = pd.concat([summary, totals[summary.columns]], ignore_index=True)
+    if counts_path.is_file():
+        _pipeline_counts(data, counts_path)
+    else:
+        _own_counts(data, sig)
+    _top_and_locus(data, eqtl_df, sig)
+
+
+def _own_counts(data: ReportData, sig: pd.DataFrame) -> None:
+    """Summary and Fig 4 counts computed from the mapping folders' called rows."""
+    parts = []
+    for tissue_all in (False, True):
+        for type_all in (False, True):
+            frame = sig.assign(**({"tissue": "all"} if tissue_all else {}),
+                               **({"gene_type": "all"} if type_all else {}))
+            parts.append(frame.groupby(["factor_set", "tissue", "kind", "gene_type"])
+                         .agg(n_eqtls=("snp", "size"), n_egenes=("gene", "nunique"),
+                              n_evariants=("snp", "nunique")).reset_index())
+    summary = pd.concat(parts, ignore_index=True)
     order = {fs: i for i, fs in enumerate(FACTOR_SETS)}
     summary = summary.sort_values(["factor_set", "kind", "tissue", "gene_type"],
                                   key=lambda s: s.map(order).fillna(99) if s.name == "factor_set" else s)
     data.tables["summary"] = summary.reset_index(drop=True)
-    counts_set = next((fs for fs in FACTOR_SETS if fs in set(eqtl_df["factor_set"])),
-                      sorted(eqtl_df["factor_set"].unique())[0])
+    counts_set = next((fs for fs in FACTOR_SETS if fs in set(sig["factor_set"])),
+                      sorted(sig["factor_set"].unique())[0] if len(sig) else "all")
     counts = (sig[sig["factor_set"] == counts_set].groupby(["tissue", "kind", "gene_type"]).size()
               .rename("n_eqtls").reset_index())
     if counts.empty:
@@ -548,12 +601,22 @@ def _summaries(data: ReportData, eqtl_df: pd.DataFrame) -> None:
     else:
         data.tables["counts"] = counts
         data.extras["counts_factor_set"] = counts_set
-    cols = [c for c in ("pair", "factor_set", "tissue", "kind", "snp", "gene", "gene_type", "beta", "t_stat",
-                        "f_stat", "p_value", "fdr", "fdr_by_type") if c in eqtl_df.columns]
-    top = eqtl_df.sort_values(["p_value", "pair", "factor_set", "tissue", "snp", "gene"], kind="stable")
+    data.extras["summary_source"] = "the mapping folders' cis.tsv / trans.tsv"
+
+
+def _top_and_locus(data: ReportData, eqtl_df: pd.DataFrame, sig: pd.DataFrame) -> None:
+    """Pick the top eQTLs and the locus of Fig 5 (most trans-eGenes in one run)."""
+    cols = [c for c in ("pair", "factor_set", "tissue", "kind", "snp", "gene", "gene_type", "beta",
+                        "p_value", "fdr", "fdr_by_type") if c in eqtl_df.columns]
+    # Factor-restricted sets first; the exhaustive mapping is only the power comparison.
+    restricted = eqtl_df[eqtl_df["factor_set"] != "exhaustive"]
+    source = restricted if len(restricted) else eqtl_df
+    top = source.sort_values(["p_value", "pair", "factor_set", "tissue", "snp", "gene"], kind="stable")
     data.tables["top_eqtls"] = top[cols].head(50).reset_index(drop=True)
     # Fig 5: the SNP with the most trans-eGenes in one (pair, factor set, tissue) run.
     trans = sig[sig["kind"] == "trans"]
+    if (trans["factor_set"] != "exhaustive").any():
+        trans = trans[trans["factor_set"] != "exhaustive"]
     if trans.empty:
         data.mark_absent("locus", f"no trans-eQTL at FDR < {data.fdr:g}")
     else:

@@ -12,6 +12,7 @@ import io
 import logging
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -194,25 +195,46 @@ def _flatten(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
         out.append((prefix, str(value)))
 
 
+def _joined(value: Any) -> str:
+    rows: list[tuple[str, str]] = []
+    _flatten("", value, rows)
+    return "; ".join(f"{k}={v}" for k, v in rows)
+
+
 def _run_section(data: ReportData) -> Section:
     section = Section("run", "Run parameters and versions")
+    info = dict(data.run_info)
     rows: list[tuple[str, str]] = [("run folder", str(data.run_dir)),
                                    ("report built by", f"tbeqtl {__version__}")]
-    info = dict(data.run_info)
-    for key in ("config", "versions", "provenance", "inputs", "checksums", "seed"):
+    config = info.pop("config", None)
+    if isinstance(config, dict):
+        rows += [(f"config [{name}]", _joined(values)) for name, values in config.items()]
+    for key in ("versions", "holdout", "tissues_mapped", "tissues_skipped", "ancestry", "seconds", "tool",
+                "tbeqtl_version"):
         if key in info:
-            _flatten(key, info.pop(key), rows)
+            value = info.pop(key)
+            rows.append((key, _joined(value) if isinstance(value, dict) else
+                         (", ".join(map(str, value)) if isinstance(value, list) else str(value))))
+    checksums = info.pop("input_checksums", None) or info.pop("checksums", None)
+    if isinstance(checksums, dict) and checksums:
+        rows.append(("input checksums",
+                     "; ".join(f"{Path(k).name}={str(v)[:12]}" for k, v in checksums.items())))
+    summary = info.pop("summary", None)
+    if isinstance(summary, dict) and summary:
+        rows.append(("pipeline summary", _joined(summary)))
     for key, value in info.items():
         if key not in ("status", "stages", "pairs"):
-            _flatten(key, value, rows)
+            rows.append((key, _joined(value) if isinstance(value, dict) else str(value)))
     if not data.run_info:
         section.notes.append("run.json is missing: the parameters of this run are unknown.")
     section.tables.append(format_table(pd.DataFrame(rows, columns=["parameter", "value"]), key="parameters",
-                                       caption="Run configuration, package versions and input checksums.",
-                                       max_rows=400))
+                                       caption="Run configuration, package versions, held-out design and "
+                                       "input checksums (first 12 characters).", max_rows=400))
     status = data.status_df
     if len(status):
+        status = status.assign(stage=status["stage"].replace({"pair": "whole pair"}))
         wide = status.pivot_table(index="pair", columns="stage", values="status", aggfunc="first").fillna("")
+        wide.columns.name = None
         wide = wide.reset_index()
         bad = wide[wide.drop(columns="pair").apply(lambda r: any(v and v != "done" for v in r), axis=1)]
         caption = "Stage status of every chromosome pair (done / failed: error)."
@@ -315,10 +337,28 @@ def build_sections(data: ReportData) -> list[Section]:
 
     s = _shown(data, "summary")
     if not s.absent:
-        s.tables.append(format_table(t["summary"], key="summary_counts",
-                                     caption=f"eQTLs, unique eGenes and eVariants at FDR < {data.fdr:g} "
-                                     f"(column {data.extras.get('fdr_column', 'fdr')}) by factor set, "
-                                     "tissue, cis/trans and gene type.", max_rows=400))
+        summary = t["summary"]
+        source = data.extras.get("summary_source", "")
+        by_tissue = summary[summary["gene_type"] == "all"]
+        wide = by_tissue.pivot_table(index=["factor_set", "tissue"], columns="kind",
+                                     values=["n_eqtls", "n_egenes", "n_evariants"], aggfunc="sum",
+                                     fill_value=0)
+        wide.columns = [f"{kind} {what[2:]}" for what, kind in wide.columns]
+        order = [f"{k} {w}" for k in ("cis", "trans") for w in ("eqtls", "egenes", "evariants")]
+        wide = wide[[c for c in order if c in wide.columns]].reset_index()
+        fs_order = {fs: i for i, fs in enumerate(("all", "tissue", "general", "exhaustive"))}
+        wide = wide.sort_values(["factor_set", "tissue"], key=lambda c: c.map(fs_order).fillna(9)
+                                if c.name == "factor_set" else c.map(lambda v: (v == "all", v)))
+        s.tables.append(format_table(wide.reset_index(drop=True), key="summary_by_tissue",
+                                     caption=f"eQTLs, unique eGenes and eVariants at FDR < {data.fdr:g} by "
+                                     "factor set and tissue (tissue 'all': every tissue together); source: "
+                                     f"{source}.",
+                                     max_rows=200))
+        by_type = summary[(summary["tissue"] == "all")].drop(columns="tissue")
+        s.tables.append(format_table(by_type.reset_index(drop=True), key="summary_by_gene_type",
+                                     caption="The same over all tissues, by cis/trans and gene type (FDR "
+                                     f"column {data.extras.get('fdr_column', 'fdr')}; n_tests: the FDR "
+                                     "denominators).", max_rows=200))
     out.append(s)
 
     s = _shown(data, "qq")
@@ -347,7 +387,8 @@ def build_sections(data: ReportData) -> list[Section]:
     s = _shown(data, "top_eqtls")
     if not s.absent:
         s.tables.append(format_table(t["top_eqtls"], key="top_eqtls",
-                                     caption="The 50 eQTLs with the smallest p-values across runs."))
+                                     caption="The 50 eQTLs with the smallest p-values in the factor-"
+                                     f"restricted mappings ({data.extras.get('eqtl_source', '')})."))
     out.append(s)
 
     s = _shown(data, "locus")

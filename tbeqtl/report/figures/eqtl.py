@@ -87,7 +87,8 @@ def eqtl_count_figure(counts_df: pd.DataFrame, *, fdr: float = 0.1) -> Figure:
             vals = table[gt].to_numpy(dtype=float)
             ax.bar(x, vals, bottom=bottom, color=colours[gt], width=0.75, label=gt)
             bottom += vals
-        ax.set_ylabel(f"{kind}-eQTLs (FDR < {fdr:g})")
+        ax.set_ylabel(f"{kind}-eQTLs")
+        ax.set_title(f"{kind}-eQTLs at FDR < {fdr:g}", fontsize=9)
     axes[1].set_xticks(x)
     axes[1].set_xticklabels(tissues, rotation=45, ha="right", fontsize=8)
     axes[0].legend(handles=[Patch(color=colours[g], label=g) for g in gene_types], fontsize=7,

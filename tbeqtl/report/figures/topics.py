@@ -234,11 +234,18 @@ def elbo_figure(elbo_df: pd.DataFrame, convergence_df: pd.DataFrame, *, tol: flo
     ax_elbo.set_xlabel("SVI step")
     ax_elbo.set_ylabel("ELBO")
     ax_elbo.set_title("ELBO trace")
-    ax_conv.set_yscale("log")
+    has_stat = bool(len(convergence_df)) and bool((convergence_df["statistic"] > 0).any())
+    if has_stat:
+        ax_conv.set_yscale("log")
+    else:
+        ax_conv.text(0.5, 0.5, "not computed yet:\nfewer steps than two\naveraging windows", ha="center",
+                     va="center", transform=ax_conv.transAxes, fontsize=9, color="#555555")
+        ax_conv.set_ylim(0, 1)
+        ax_conv.set_yticks([])
     ax_conv.set_xlabel("SVI step")
     ax_conv.set_ylabel("|(y − x) / y|")
     ax_conv.set_title("convergence statistic")
-    if tol is not None:
+    if tol is not None and has_stat:
         ax_conv.axhline(tol, color="black", linestyle="--", linewidth=0.8, label=f"tolerance {tol:g}")
         ax_conv.legend(fontsize=7, frameon=False)
     if len(runs) <= 14:
