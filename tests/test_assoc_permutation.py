@@ -8,7 +8,7 @@ import pytest
 from scipy import special, stats
 
 from tbeqtl.association import map_cis_permutations, map_eqtls, permutation_qq
-from tbeqtl.association.permutation import canonical_permutations, fit_beta_approximation
+from tbeqtl.association.permutation import beta_mle, canonical_permutations, fit_beta_approximation
 from tbeqtl.schema import validate_table
 
 
@@ -127,3 +127,18 @@ def test_cis_permutation_pvalues_are_uniform_under_the_null(rng):
     )
     assert stats.kstest(table["p_beta"], "uniform").pvalue > 1e-3
     assert stats.kstest(table["p_perm"], "uniform").pvalue > 1e-3
+
+
+def test_beta_mle_matches_scipy_fit(rng):
+    p = rng.beta(1.3, 22.0, 3000)
+    a, b = beta_mle(p)
+    a_ref, b_ref, _, _ = stats.beta.fit(p, floc=0, fscale=1)
+    np.testing.assert_allclose([a, b], [a_ref, b_ref], rtol=1e-6)
+
+
+def test_qq_result_writes_its_table(rng, tmp_path):
+    geno, expr, cov, *_ = _data(rng, n_snps=20, n_genes=5)
+    qq = permutation_qq(geno, expr, cov, seed=1)
+    qq.write(tmp_path / "qq.tsv")
+    back = pd.read_csv(tmp_path / "qq.tsv", sep="\t")
+    assert list(back.columns) == list(qq.table.columns) and len(back) == 100
