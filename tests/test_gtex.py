@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -195,6 +196,8 @@ def test_cli_compare_gtex(tmp_path):
     assert rc == 0
     summary = pd.read_csv(out / "comparison.tsv", sep="\t").set_index(["kind", "level"])
     assert summary.loc[("cis", "pair"), "n_shared"] == 3
-    assert (out / "ks.json").is_file() and (out / "pairs.tsv").is_file() and (out / "ks.tsv").is_file()
+    assert (out / "pairs.tsv").is_file() and (out / "ks.tsv").is_file()
+    ks = json.loads((out / "ks.json").read_text())
+    assert ks["results"]["Whole_Blood/cis"]["n_ours"] == 6
     rc = main(["compare-gtex", "--calls", str(FIXTURE / "our_calls.tsv"), "--out", str(tmp_path / "x")])
     assert rc == 2  # no GTEx list given

@@ -293,6 +293,9 @@ class GtexComparison:
     def write(self, out_dir: str | Path) -> None:
         """Write ``comparison.tsv``, ``pairs.tsv``, ``ks.tsv`` and ``ks.json`` (the run layout's ``gtex/``).
 
+        ``ks.json`` holds ``{"test": ..., "results": {"<tissue>/<kind>": {n_ours, n_gtex, statistic,
+        p_value, median_ours, median_gtex}}}``.
+
         Parameters
         ----------
         out_dir
@@ -302,8 +305,14 @@ class GtexComparison:
         write_table(self.summary_df, out_dir / "comparison.tsv")
         write_table(self.pairs_df, out_dir / "pairs.tsv")
         write_table(self.ks_df, out_dir / "ks.tsv")
-        records = self.ks_df.astype(object).where(self.ks_df.notna(), None).to_dict(orient="records")
-        write_json({"test": "scipy.stats.ks_2samp (two-sided)", "tests": records}, out_dir / "ks.json")
+        results = {
+            f"{row['tissue']}/{row['kind']}": {
+                k: (None if pd.isna(row[k]) else row[k])
+                for k in ("n_ours", "n_gtex", "statistic", "p_value", "median_ours", "median_gtex")
+            }
+            for _, row in self.ks_df.iterrows()
+        }
+        write_json({"test": "scipy.stats.ks_2samp (two-sided)", "results": results}, out_dir / "ks.json")
 
 
 def _variant_map(
