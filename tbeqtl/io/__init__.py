@@ -17,7 +17,6 @@ from __future__ import annotations
 from .annotation import (
     harmonize_gene_types,
     read_gene_annotation,
-    read_snp_positions,
     strip_version,
     write_gene_bed,
 )
@@ -45,6 +44,7 @@ from .matrixeqtl import (
 )
 from .plink import PlinkGenotypes, iter_plink_blocks, read_bim, read_fam, read_plink, write_plink
 from .sample_map import read_sample_map, write_sample_map
+from .snp_positions import read_snp_positions
 from .vcf import VCFGenotypes, iter_vcf_blocks, read_vcf, write_vcf
 
 __all__ = [

@@ -429,3 +429,41 @@ def drop_uninformative_rows(df: pd.DataFrame, *, what: str) -> pd.DataFrame:
             format_ids(df.index[all_missing | constant]),
         )
     return df.loc[~(all_missing | constant)]
+
+
+def pick_column(
+    columns: Sequence[str],
+    names: Sequence[str],
+    *,
+    given: str | None,
+    what: str,
+    path: Path,
+    required: bool = True,
+) -> str | None:
+    """Return the column named ``given``, else the first column whose lower-case name is in ``names``."""
+    if given is not None:
+        if given not in columns:
+            raise InputError(
+                f"no column {given!r} for the {what} (columns: {', '.join(columns)})", path=str(path)
+            )
+        return given
+    lower = {str(c).lower(): c for c in columns}
+    for name in names:
+        if name in lower:
+            return lower[name]
+    if required:
+        raise InputError(
+            f"cannot find the {what} column (tried {', '.join(names)}; columns: "
+            f"{', '.join(map(str, columns))})",
+            path=str(path),
+        )
+    return None
+
+
+def integer_column(values: pd.Series, *, what: str, ids: pd.Index, path: Path) -> np.ndarray:
+    """Return a column as int64, naming the IDs of non-integer cells."""
+    num = pd.to_numeric(values, errors="coerce")
+    bad = num.isna() | (num != num.round())
+    if bad.any():
+        raise InputError(f"non-integer {what} for", path=str(path), ids=ids[bad.to_numpy()])
+    return num.astype(np.int64).to_numpy()

@@ -1,4 +1,4 @@
-"""Gene annotation (GTF/GFF, BED, TSV) and SNP positions.
+"""Gene annotation from GTF/GFF, BED or TSV files.
 
 Coordinates in memory are **1-based and closed** (GTF/GENCODE convention): BED files
 (0-based, half-open) get ``start + 1`` on reading and ``start - 1`` on writing. Chromosome
@@ -27,11 +27,11 @@ from ..errors import InputError
 from ._common import (
     check_file,
     check_unique,
-    count_meta_lines,
     first_line,
     harmonize_chrom_fast,
+    integer_column,
     open_output,
-    pick_ids,
+    pick_column,
     read_delimited,
 )
 
@@ -39,7 +39,6 @@ __all__ = [
     "LNCRNA_LEGACY_TYPES",
     "harmonize_gene_types",
     "read_gene_annotation",
-    "read_snp_positions",
     "strip_version",
     "write_gene_bed",
 ]
@@ -71,10 +70,6 @@ _STRAND = ("strand",)
 _TYPE = ("gene_type", "gene_biotype", "biotype", "type")
 _NAME = ("gene_name", "external_gene_name", "symbol", "gene_symbol")
 
-_SNP_ID = ("snp", "snpid", "snp_id", "id", "rsid", "variant_id", "sid", "marker", "snpname")
-_SNP_CHROM = ("chrom", "chr", "chromosome", "#chrom", "#chr", "chromosome_name")
-_SNP_POS = ("pos", "position", "bp", "bp_position", "start", "base_pair_location")
-
 
 def strip_version(ids: Iterable[object]) -> pd.Index:
     """Remove the ``.N`` version suffix of Ensembl/GENCODE IDs (``ENSG...13`` -> ``ENSG...``).
@@ -98,42 +93,6 @@ def harmonize_gene_types(types: Iterable[object]) -> pd.Index:
         Gene types in the GENCODE >= 31 naming; missing values stay missing.
     """
     return pd.Index([("lncRNA" if t in LNCRNA_LEGACY_TYPES else t) for t in types], dtype=object)
-
-
-def _pick(
-    columns: Sequence[str],
-    names: Sequence[str],
-    given: str | None,
-    what: str,
-    path: Path,
-    *,
-    required: bool = True,
-) -> str | None:
-    if given is not None:
-        if given not in columns:
-            raise InputError(
-                f"no column {given!r} for the {what} (columns: {', '.join(columns)})", path=str(path)
-            )
-        return given
-    lower = {str(c).lower(): c for c in columns}
-    for name in names:
-        if name in lower:
-            return lower[name]
-    if required:
-        raise InputError(
-            f"cannot find the {what} column (tried {', '.join(names)}; columns: "
-            f"{', '.join(map(str, columns))})",
-            path=str(path),
-        )
-    return None
-
-
-def _as_int(values: pd.Series, what: str, ids: pd.Index, path: Path) -> np.ndarray:
-    num = pd.to_numeric(values, errors="coerce")
-    bad = num.isna() | (num != num.round())
-    if bad.any():
-        raise InputError(f"non-integer {what} for", path=str(path), ids=ids[bad.to_numpy()])
-    return num.astype(np.int64).to_numpy()
 
 
 def _strand(values: pd.Series) -> np.ndarray:
@@ -282,8 +241,8 @@ def _read_bed_annotation(path: Path, *, zero_based: bool, harmonize: bool) -> pd
     ids = df.index
     out = pd.DataFrame(index=ids)
     out["chrom"] = df["chrom"].to_numpy()
-    out["start"] = _as_int(df["start"], "start", ids, path) + (1 if zero_based else 0)
-    out["end"] = _as_int(df["end"], "end", ids, path)
+    out["start"] = integer_column(df["start"], what="start", ids=ids, path=path) + (1 if zero_based else 0)
+    out["end"] = integer_column(df["end"], what="end", ids=ids, path=path)
     out["strand"] = _strand(df["strand"]) if "strand" in df.columns else "."
     if "score" in df.columns and not df["score"].isin(["0", ".", np.nan]).all():
         out["score"] = df["score"].to_numpy()
@@ -300,18 +259,22 @@ def _read_tsv_annotation(
         path, what="gene annotation table", dtype=str, keep_default_na=False, na_values=["NA", ""]
     )
     cols = [str(c) for c in df.columns]
-    gid = _pick(cols, _GENE_ID, columns.get("gene_id"), "gene ID", path)
-    chrom = _pick(cols, _CHROM, columns.get("chrom"), "chromosome", path)
-    start = _pick(cols, _START, columns.get("start"), "start", path)
-    end = _pick(cols, _END, columns.get("end"), "end", path, required=False) or start
-    strand = _pick(cols, _STRAND, columns.get("strand"), "strand", path, required=False)
-    gtype = _pick(cols, _TYPE, columns.get("gene_type"), "gene type", path, required=False)
-    name = _pick(cols, _NAME, columns.get("gene_name"), "gene name", path, required=False)
+    gid = pick_column(cols, _GENE_ID, given=columns.get("gene_id"), what="gene ID", path=path)
+    chrom = pick_column(cols, _CHROM, given=columns.get("chrom"), what="chromosome", path=path)
+    start = pick_column(cols, _START, given=columns.get("start"), what="start", path=path)
+    end = pick_column(cols, _END, given=columns.get("end"), what="end", path=path, required=False) or start
+    strand = pick_column(cols, _STRAND, given=columns.get("strand"), what="strand", path=path, required=False)
+    gtype = pick_column(
+        cols, _TYPE, given=columns.get("gene_type"), what="gene type", path=path, required=False
+    )
+    name = pick_column(
+        cols, _NAME, given=columns.get("gene_name"), what="gene name", path=path, required=False
+    )
     ids = pd.Index(df[gid].astype(str).to_numpy())
     out = pd.DataFrame(index=ids)
     out["chrom"] = df[chrom].to_numpy()
-    out["start"] = _as_int(df[start], "start", ids, path)
-    out["end"] = _as_int(df[end], "end", ids, path)
+    out["start"] = integer_column(df[start], what="start", ids=ids, path=path)
+    out["end"] = integer_column(df[end], what="end", ids=ids, path=path)
     out["strand"] = _strand(df[strand]) if strand else "."
     out["gene_type"] = df[gtype].to_numpy() if gtype else np.nan
     if name:
@@ -451,72 +414,3 @@ def write_gene_bed(gene_info_df: pd.DataFrame, path: str | Path) -> None:
             out[str(col)] = df[col].to_numpy()
     with open_output(path) as handle:
         out.to_csv(handle, sep="\t", index=False, na_rep="NA", lineterminator="\n")
-
-
-def read_snp_positions(
-    path: str | Path,
-    *,
-    id_column: str | None = None,
-    chrom_column: str | None = None,
-    pos_column: str | None = None,
-    snps: Sequence[str] | None = None,
-) -> pd.DataFrame:
-    """Read SNP positions from a ``.bim``, ``.pvar``, VCF-like or delimited table.
-
-    Parameters
-    ----------
-    path
-        A PLINK ``.bim`` (no header), a ``.pvar``/``#CHROM POS ID`` header table, a MatrixEQTL
-        ``snpsloc`` file (``snpid chr pos``), or any table whose SNP ID, chromosome and position
-        columns are recognised by name (``snp``/``snpid``/``id``/``rsid``/``variant_id``,
-        ``chr``/``chrom``, ``pos``/``bp``/``position``/``start``).
-    id_column, chrom_column, pos_column
-        Explicit column names.
-    snps
-        Keep only these SNP IDs (in this order); unknown IDs raise.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Indexed by SNP ID (``snp``): ``chrom`` (``chr`` style), ``pos`` (int64, 1-based), plus
-        ``ref``/``alt`` when the file has them.
-    """
-    path = check_file(path, what="SNP position file")
-    name = path.name.lower().removesuffix(".gz")
-    if name.endswith(".bim"):
-        from .plink import read_bim
-
-        df = read_bim(path).drop(columns=["cm"])
-    else:
-        header = first_line(path)
-        skip = 0
-        if header.startswith("##"):
-            skip = count_meta_lines(path)
-        df_raw = read_delimited(
-            path,
-            what="SNP position file",
-            dtype=str,
-            skiprows=skip,
-            keep_default_na=False,
-            na_values=["NA", ""],
-        )
-        cols = [str(c) for c in df_raw.columns]
-        sid = _pick(cols, _SNP_ID, id_column, "SNP ID", path)
-        chrom = _pick(cols, _SNP_CHROM, chrom_column, "chromosome", path)
-        pos = _pick(cols, _SNP_POS, pos_column, "position", path)
-        ids = pd.Index(df_raw[sid].astype(str).to_numpy(), name="snp")
-        df = pd.DataFrame(
-            {
-                "chrom": harmonize_chrom_fast(df_raw[chrom]),
-                "pos": _as_int(df_raw[pos], "position", ids, path),
-            },
-            index=ids,
-        )
-        for allele in ("ref", "alt"):
-            col = _pick(cols, (allele,), None, allele, path, required=False)
-            if col:
-                df[allele] = df_raw[col].to_numpy()
-        check_unique(df.index, "SNP", path=path)
-    if snps is not None:
-        df = df.loc[pick_ids(df.index, snps, "SNP", path=path)]
-    return df

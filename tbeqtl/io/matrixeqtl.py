@@ -26,7 +26,8 @@ from ._common import (
     read_delimited,
     write_matrix_text,
 )
-from .annotation import read_gene_annotation, read_snp_positions
+from .annotation import read_gene_annotation
+from .snp_positions import read_snp_positions
 
 __all__ = [
     "read_matrixeqtl_geneloc",
