@@ -24,6 +24,7 @@ def tbeqtl_log(caplog):
     yield caplog
     logger.removeHandler(caplog.handler)
 
+
 ANNOT_TEXT = (
     "CHR\tBP\tSNP\tCM\tbase\tCoding_UCSC\tTFBS_ENCODE\tGERP.NS\tMAFbin1\n"
     "1\t100\trs1\t0\t1\t1\t0\t2.5\t1\n"
@@ -260,3 +261,15 @@ def test_cli_snp_annot(tmp_path):
     assert df.set_index("annotation").loc["Coding_UCSC", "overlap"] == 2
     assert df.set_index("annotation").loc["enh", "overlap"] == 1
     assert (df["set"] == "blood").all()
+
+
+def test_integer_zero_one_columns_are_classes_and_others_are_rejected():
+    annot = pd.DataFrame(
+        {"chrom": "chr1", "pos": [1, 2, 3, 4], "A": [1, 0, 1, 0], "score": [0.5, 1, 2, 0]},
+        index=["s1", "s2", "s3", "s4"],
+    )
+    res = snp_annotation_enrichment(["s1", "s3"], list(annot.index), annot)
+    assert res["annotation"].tolist() == ["A"]
+    assert res["overlap"].iloc[0] == 2
+    with pytest.raises(InputError, match="boolean or 0/1.*score"):
+        snp_annotation_enrichment(["s1"], list(annot.index), annot, classes=["A", "score"])

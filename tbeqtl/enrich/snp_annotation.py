@@ -272,6 +272,12 @@ def annotations_from_bed(
     return out
 
 
+def _is_binary(values: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(values):
+        return True
+    return bool(pd.api.types.is_numeric_dtype(values) and values.notna().all() and values.isin([0, 1]).all())
+
+
 def snp_annotation_enrichment(
     snps: Collection[str] | Mapping[str, Collection[str]],
     background: Collection[str],
@@ -290,10 +296,10 @@ def snp_annotation_enrichment(
     background
         The background SNP IDs (every SNP the analysis saw); must contain every set.
     annotations_df
-        SNP-indexed boolean annotation columns (from :func:`read_snp_annotations` or
+        SNP-indexed boolean (or 0/1) annotation columns (from :func:`read_snp_annotations` or
         :func:`annotations_from_bed`); ``chrom``/``pos`` columns are ignored.
     classes
-        Annotation columns to test (default: every boolean column).
+        Annotation columns to test (default: every boolean or 0/1 column).
     on_unknown
         Background SNPs absent from the annotation table cannot be classed: ``"drop"`` (default;
         they are removed from the set and background, and their counts are logged and kept in
@@ -323,12 +329,17 @@ def snp_annotation_enrichment(
             ids=annotations_df.index[annotations_df.index.duplicated()].unique(),
         )
     if classes is None:
-        classes = [c for c in annotations_df.columns if pd.api.types.is_bool_dtype(annotations_df[c])]
+        classes = [
+            c for c in annotations_df.columns if c not in ("chrom", "pos") and _is_binary(annotations_df[c])
+        ]
     missing = [c for c in classes if c not in annotations_df.columns]
     if missing:
         raise InputError("annotation classes not in the annotation table", ids=missing)
     if not classes:
-        raise InputError("no boolean annotation column to test")
+        raise InputError("no binary (boolean or 0/1) annotation column to test")
+    not_binary = [c for c in classes if not _is_binary(annotations_df[c])]
+    if not_binary:
+        raise InputError("annotation classes must be boolean or 0/1", ids=not_binary)
     sets = named_sets(snps)
     bg = as_id_index(background, what="background SNP set")
     set_ids = {k: as_id_index(v, what=f"SNP set {k!r}") for k, v in sets.items()}
