@@ -213,3 +213,65 @@ def test_map_on_plink_and_gct(tmp_path, rng):
     np.testing.assert_allclose(merged["t_stat_y"], merged["t_stat_x"], rtol=1e-6)
     meta = json.loads((out / "run.json").read_text())
     assert len(meta["input_sha256"]) == 5  # .bed, .bim, .fam, expression, gene positions
+
+
+def test_map_on_expression_bed_with_covariates(tmp_path, rng):
+    tio = pytest.importorskip("tbeqtl.io")
+    n, n_snps, n_genes = 30, 20, 8
+    ids = [f"IND{i:02d}" for i in range(n)]
+    geno = pd.DataFrame(
+        rng.binomial(2, 0.4, (n_snps, n)).astype(float), columns=ids, index=[f"rs{i}" for i in range(n_snps)]
+    )
+    snp_pos = pd.DataFrame({"chrom": "chr2", "pos": np.arange(n_snps) * 40_000 + 100}, index=geno.index)
+    expr = pd.DataFrame(
+        rng.normal(size=(n_genes, n)), columns=ids, index=[f"ENSG{i:04d}" for i in range(n_genes)]
+    )
+    gene_pos = pd.DataFrame(
+        {
+            "chrom": "chr2",
+            "start": np.arange(n_genes) * 90_000 + 1,
+            "end": np.arange(n_genes) * 90_000 + 3000,
+        },
+        index=expr.index,
+    )
+    cov = pd.DataFrame(rng.normal(size=(n, 2)), index=ids, columns=["pc1", "pc2"])  # samples x covariates
+    tio.write_matrixeqtl_matrix(geno, tmp_path / "snps.txt", id_header="snpid")
+    tio.write_matrixeqtl_snpsloc(snp_pos, tmp_path / "snpsloc.txt")
+    tio.write_expression_bed(expr, gene_pos, tmp_path / "expr.bed.gz")
+    cov.to_csv(tmp_path / "cov.tsv", sep="\t", index_label="sample")
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "map",
+                "--snps",
+                str(tmp_path / "snps.txt"),
+                "--expression",
+                str(tmp_path / "expr.bed.gz"),
+                "--covariates",
+                str(tmp_path / "cov.tsv"),
+                "--snp-pos",
+                str(tmp_path / "snpsloc.txt"),
+                "--pv-cis",
+                "1",
+                "--pv-trans",
+                "1",
+                "--cis-dist",
+                "50000",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    from tbeqtl.association import map_eqtls
+
+    ref = map_eqtls(
+        geno, expr, cov.T, snp_pos_df=snp_pos, gene_pos_df=gene_pos, cis_dist=50_000, pv_cis=1, pv_trans=1
+    )
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["n_tests"] == ref.n_tests and meta["params"]["n_covariates"] == 2
+    cis = pd.read_csv(out / "cis.tsv", sep="\t")
+    merged = ref.cis.merge(cis, on=["snp", "gene"])
+    assert len(merged) == len(cis) == len(ref.cis) > 0
+    np.testing.assert_allclose(merged["p_value_y"], merged["p_value_x"], rtol=1e-6)

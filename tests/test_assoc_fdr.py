@@ -192,3 +192,35 @@ def test_per_type_strata_counts_and_fdr(rng):
         )
     again = recompute_fdr(res.pairs["cis"].sample(frac=1, random_state=1), res.n_tests, pool="cis")
     pd.testing.assert_frame_equal(again, res.pairs["cis"])
+
+
+def test_map_qvalues_equal_storey_on_all_pvalues(rng):
+    geno, expr, snp_pos, gene_pos, types = _subset_data(rng, n_snps=200)
+    res = map_eqtls(
+        geno,
+        expr,
+        snp_pos_df=snp_pos,
+        gene_pos_df=gene_pos,
+        cis_dist=2e5,
+        pv_cis=1.0,
+        pv_trans=1.0,
+        qvalue=True,
+    )
+    for pool in ("cis", "trans"):
+        table = res.pairs[pool]
+        np.testing.assert_allclose(table["q_value"], storey_qvalue(table["p_value"].to_numpy()), rtol=1e-9)
+    thresholded = map_eqtls(
+        geno,
+        expr,
+        snp_pos_df=snp_pos,
+        gene_pos_df=gene_pos,
+        cis_dist=2e5,
+        pv_cis=0.05,
+        pv_trans=0.01,
+        qvalue=True,
+    )
+    full = res.pairs["trans"].set_index(["snp", "gene"])
+    part = thresholded.pairs["trans"].set_index(["snp", "gene"])
+    pi0 = estimate_pi0(res.pairs["trans"]["p_value"].to_numpy())
+    np.testing.assert_allclose(part["q_value"], pi0 * part["fdr"], rtol=1e-9)
+    assert (part["q_value"] >= full.loc[part.index, "q_value"] * (1 - 1e-12)).all()
