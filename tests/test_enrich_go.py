@@ -329,3 +329,19 @@ def test_real_go_symbols_mapped_through_gene_info(go_ensembl, shared_data):
     res = go_enrichment(term_symbols, background, go_ensembl, gene_table=table)
     assert res.iloc[0]["term"] == term
     assert res.attrs["ids"]["n_unknown"] == 1 and res.attrs["ids"]["unknown_examples"] == ["NOT_A_GENE"]
+
+
+def test_restrict_to_biological_process_terms(tmp_path):
+    (tmp_path / "terms.tsv").write_text("go_id\tontology\tterm\nT1\tBP\tone\nT2\tMF\ttwo\nT4\tBP\tfour\n")
+    from tbeqtl.enrich.go import GeneSetLibrary, read_go_terms
+
+    library = GeneSetLibrary.from_dict(LIB).restrict(read_go_terms(tmp_path / "terms.tsv"))
+    assert list(library.terms) == ["T1", "T4"]
+    res = go_enrichment(["g1", "g2"], BG, library)
+    assert set(res["term"]) == {"T1", "T4"}
+    full = go_enrichment(["g1", "g2"], BG, LIB).set_index("term")
+    # p-values do not depend on the tested family; the BH family is the restricted one
+    np.testing.assert_allclose(res.set_index("term")["p_value"], full.loc[["T1", "T4"], "p_value"])
+    assert len(full) == 3 and len(res) == 2
+    with pytest.raises(InputError, match="none of the library's terms"):
+        library.restrict(["T9"])

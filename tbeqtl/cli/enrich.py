@@ -64,6 +64,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="gene table to map IDs of another type than the GMT's (e.g. go_human/gene_info.tsv.gz)",
     )
     go.add_argument(
+        "--go-terms",
+        metavar="FILE",
+        default=None,
+        help="GO term table (go_id, ontology, term; e.g. go_human/go_terms.tsv.gz): test its BP terms only",
+    )
+    go.add_argument(
         "--min-size", type=int, default=3, help="test terms with >= this many background genes (3)"
     )
     go.add_argument("--max-size", type=int, default=None, help="skip terms with more background genes")
@@ -178,6 +184,10 @@ def _run_go(args: argparse.Namespace) -> int:
     genes = read_gene_list(args.genes)
     background = read_gene_list(args.background)
     library = read_gmt(args.gene_sets)
+    if args.go_terms:
+        from ..enrich.go import read_go_terms
+
+        library = library.restrict(read_go_terms(args.go_terms, ontology="BP"))
     table = GeneIdTable.read(args.gene_table) if args.gene_table else None
     res = go_enrichment(
         genes,

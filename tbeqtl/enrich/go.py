@@ -37,7 +37,7 @@ from .feature_sets import as_id_index, check_subset, named_sets
 from .fisher import bh_fdr, fisher_enrichment
 from .gene_ids import GeneIdTable, gene_id_type, map_gene_ids, normalize_gene_id
 
-__all__ = ["GeneSetLibrary", "go_enrichment", "read_gmt"]
+__all__ = ["GeneSetLibrary", "go_enrichment", "read_gmt", "read_go_terms"]
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +130,37 @@ class GeneSetLibrary:
             desc.update({str(k): str(v) for k, v in descriptions.items() if str(k) in term_pos})
         return cls(pd.Index(genes), terms, matrix, pd.Series(desc, name="description"), id_type, source)
 
+    def restrict(self, terms: Collection[str]) -> GeneSetLibrary:
+        """Limit the library to some terms (e.g. the biological-process terms of a GO release).
+
+        Parameters
+        ----------
+        terms
+            Terms to keep; terms absent from the library are ignored.
+
+        Returns
+        -------
+        GeneSetLibrary
+            A new library.
+
+        Raises
+        ------
+        InputError
+            If no term of the library is kept.
+        """
+        keep = self.terms.intersection(pd.Index([str(t) for t in terms])).sort_values()
+        if len(keep) == 0:
+            raise InputError("none of the library's terms is kept", ids=list(terms)[:10])
+        cols = self.terms.get_indexer(keep)
+        return GeneSetLibrary(
+            self.genes,
+            keep,
+            self.matrix[:, cols].tocsr(),
+            self.descriptions_s.reindex(keep),
+            self.id_type,
+            self.source,
+        )
+
     def members(self, term: str) -> list[str]:
         """Genes annotated to one term.
 
@@ -190,6 +221,32 @@ def read_gmt(path: str | Path) -> GeneSetLibrary:
     if not sets:
         raise InputError("GMT file holds no gene sets", path=str(path))
     return GeneSetLibrary.from_dict(sets, descriptions=descriptions, source=path.name)
+
+
+def read_go_terms(path: str | Path, *, ontology: str = "BP") -> pd.Index:
+    """GO term IDs of one ontology from a GO term table (``go_human/go_terms.tsv.gz``: go_id, ontology, term).
+
+    Parameters
+    ----------
+    path
+        The table.
+    ontology
+        ``"BP"`` (biological process, the paper's choice), ``"MF"`` or ``"CC"``.
+
+    Returns
+    -------
+    pandas.Index
+        The term IDs, sorted.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("GO term table not found", path=str(path))
+    df = pd.read_csv(path, sep="\t", dtype=str)
+    if not {"go_id", "ontology"} <= set(df.columns):
+        raise InputError(
+            "GO term table needs go_id and ontology columns; found", path=str(path), ids=list(df.columns)
+        )
+    return pd.Index(sorted(df.loc[df["ontology"] == ontology, "go_id"]))
 
 
 def _as_library(gene_sets: GeneSetLibrary | Mapping[str, Collection[str]] | str | Path) -> GeneSetLibrary:
