@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tbeqtl.errors import InputError
 from tbeqtl.io import (
     gtex_donor_ids,
     iter_plink_blocks,
@@ -257,3 +258,32 @@ def test_geuvadis_chr18_full_plink_stream(shared_data):
         assert (info["chrom"] == "chr18").all()
     assert n_snps == 367_759
     assert n_missing == 39_596  # README: 39,596 missing calls
+
+
+def test_tsi85_and_gtex_brain_counts_with_sample_covariates(shared_data):
+    folder = shared_data / "bulk_counts"
+    tsi = read_counts(folder / "geuvadis_tsi85/counts.tsv.gz")
+    assert tsi.shape == (10101, 85) and tsi.columns[0] == "NA20502"
+    sexes = read_covariates(
+        folder / "geuvadis_tsi85/samples.tsv", samples=list(tsi.columns), encode_categorical=True
+    )
+    assert list(sexes.index) == ["sex_Male"]  # Female is the reference level
+    assert int(sexes.loc["sex_Male"].sum()) == 44  # README: 41 female, 44 male
+    brain = read_counts(folder / "gtex_brain_acc_fc/counts.tsv.gz")
+    assert brain.shape == (21363, 40)
+    covs = read_covariates(
+        folder / "gtex_brain_acc_fc/samples.tsv", samples=list(brain.columns), encode_categorical=True
+    )  # samples x covariates on disk
+    assert list(covs.columns) == list(brain.columns)
+    assert "class_FC" in covs.index and covs.loc["class_FC"].sum() == 20
+    assert set(np.unique(covs.to_numpy())) <= {0.0, 1.0, 2.0, 3.0, 4.0}
+
+
+def test_polyfun_snp_positions(shared_data):
+    path = shared_data / "gtex_eqtl_and_snp_annotations/polyfun_example_annotations_hg19.tsv.gz"
+    with pytest.raises(InputError, match="duplicate SNP IDs: rs28643457"):  # one rsID, two ALT alleles
+        read_snp_positions(path)
+    pos = read_snp_positions(path, duplicates="first")
+    assert len(pos) == 182_454 - 4
+    assert pos.loc["rs201321709"].tolist() == ["chr1", 751580]
+    assert pos.loc["rs28643457"].tolist() == ["chr4", 77246896]

@@ -5,11 +5,13 @@ Positions are 1-based; chromosome names are harmonised to the ``chr1`` style.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from ..errors import InputError
 from ._common import (
     check_file,
     check_unique,
@@ -24,6 +26,8 @@ from ._common import (
 
 __all__ = ["read_snp_positions"]
 
+logger = logging.getLogger(__name__)
+
 _SNP_ID = ("snp", "snpid", "snp_id", "id", "rsid", "variant_id", "sid", "marker", "snpname")
 _SNP_CHROM = ("chrom", "chr", "chromosome", "#chrom", "#chr", "chromosome_name")
 _SNP_POS = ("pos", "position", "bp", "bp_position", "start", "base_pair_location")
@@ -36,6 +40,7 @@ def read_snp_positions(
     chrom_column: str | None = None,
     pos_column: str | None = None,
     snps: Sequence[str] | None = None,
+    duplicates: str = "error",
 ) -> pd.DataFrame:
     """Read SNP positions from a ``.bim``, ``.pvar``, VCF-like or delimited table.
 
@@ -50,6 +55,9 @@ def read_snp_positions(
         Explicit column names.
     snps
         Keep only these SNP IDs (in this order); unknown IDs raise.
+    duplicates
+        ``"error"`` (default) or ``"first"``: keep the first row of an ID listed several times
+        (e.g. one rsID for two ALT alleles of a multi-allelic site), with a logged count.
 
     Returns
     -------
@@ -92,7 +100,13 @@ def read_snp_positions(
             col = pick_column(cols, (allele,), given=None, what=allele, path=path, required=False)
             if col:
                 df[allele] = df_raw[col].to_numpy()
-        check_unique(df.index, "SNP", path=path)
+    if duplicates not in {"error", "first"}:
+        raise InputError(f"duplicates must be 'error' or 'first', not {duplicates!r}")
+    if duplicates == "first" and df.index.has_duplicates:
+        dup = df.index.duplicated()
+        logger.info("kept the first of %d duplicated SNP rows in %s", int(dup.sum()), path)
+        df = df[~dup]
+    check_unique(df.index, "SNP", path=path)
     if snps is not None:
         df = df.loc[pick_ids(df.index, snps, "SNP", path=path)]
     return df
