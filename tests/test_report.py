@@ -229,12 +229,16 @@ def test_summary_counts_match_the_tables(full_report):
     eqtls = data.tables["eqtls"]
     sig = eqtls[eqtls["fdr_by_type"] < 0.1]
     summary = data.tables["summary"]
-    totals = summary[summary["tissue"] == "(all tissues)"].set_index("kind")
+    totals = summary[(summary["tissue"] == "all") & (summary["gene_type"] == "all")].set_index("kind")
     for kind in ("cis", "trans"):
         part = sig[sig["kind"] == kind]
-        assert totals.loc[kind, "eqtls"] == len(part)
-        assert totals.loc[kind, "egenes"] == part["gene"].nunique()
-        assert totals.loc[kind, "evariants"] == part["snp"].nunique()
+        assert totals.loc[kind, "n_eqtls"] == len(part)
+        assert totals.loc[kind, "n_egenes"] == part["gene"].nunique()
+        assert totals.loc[kind, "n_evariants"] == part["snp"].nunique()
+    by_tissue = summary[(summary["tissue"] != "all") & (summary["gene_type"] == "all")]
+    assert by_tissue.groupby("kind")["n_eqtls"].sum().to_dict() == sig.groupby("kind").size().to_dict()
+    # Fig 3: SNP loadings correlated after regressing out the coded MAF of the input genotypes
+    assert any("residuals after coded MAF" in k for k in data.extras["robust"])
     locus = data.extras["locus"]
     assert (locus["pair"], locus["tissue"], len(locus["genes"])) == ("chr1__chr2", LOCUS_TISSUE, 8)
     assert locus["snp"] in set(data.tables["eqtls"]["snp"])

@@ -345,23 +345,38 @@ def _load_elbo(data: ReportData, layout: RunLayout, pairs: list[PairLayout], sta
     data.extras["tol"] = None if tol is None else float(tol)
 
 
-def _load_robust(data: ReportData, layout: RunLayout, pairs: list[PairLayout], status: _Status) -> None:
-    """Read loading correlations across runs.
+class _Inputs:
+    """The run's input data set, read once on first use (Fig 3 MAF residuals, Fig 5 expression)."""
 
-    The pipeline's robust/ matrices when written, else Pearson r of the fits' loadings between
-    runs that share a chromosome (the chromosome with the most runs).
+    def __init__(self, data_dirs: list[Path]):
+        self.data_dirs = data_dirs
+        self._dataset: Any = None
+        self.error = ""
+
+    @property
+    def dataset(self) -> Any:
+        """The :class:`~tbeqtl.data.EQTLData`, or None when no input folder is readable."""
+        if self._dataset is None and self.data_dirs and not self.error:
+            from ..io import read_dataset
+
+            try:
+                self._dataset = read_dataset(self.data_dirs[0])
+            except (InputError, OSError, ValueError) as exc:
+                self.error = str(exc)
+                logger.warning("input data set %s unreadable: %s", self.data_dirs[0], exc)
+        return self._dataset
+
+
+def _load_robust(data: ReportData, layout: RunLayout, pairs: list[PairLayout], status: _Status,
+                 inputs: _Inputs) -> None:
+    """Correlate the loadings of runs that share a chromosome (paper Fig 3).
+
+    For the chromosome with the most runs: Pearson r between the expected gene loadings E[psi]
+    of runs sharing the gene chromosome, and between the SNP loadings E[lambda] of runs sharing
+    the SNP chromosome after regressing out the coded MAF
+    (:func:`tbeqtl.pipeline.robust.maf_residuals`, the robust-component step's own residuals;
+    raw E[lambda] when the input genotypes are not readable, which the title says).
     """
-    corr: dict[str, pd.DataFrame] = {}
-    for name, title in (("snp", "SNP loadings"), ("gene", "gene loadings E[ψ]")):
-        for fname in (f"{name}_loading_correlation.tsv", f"{name}_correlation.tsv"):
-            path = layout.robust / fname
-            if path.is_file():
-                df = _read_tsv(path, index_col=0)
-                df.index = df.index.astype(str)
-                df.columns = df.columns.astype(str)
-                corr[title] = df
-                break
-    labels_s = pd.Series(dtype=object)
     tissue_rows = {}
     for pair in pairs:
         path = pair.factors / "tissue_association.tsv"
@@ -369,31 +384,41 @@ def _load_robust(data: ReportData, layout: RunLayout, pairs: list[PairLayout], s
             for topic, tissue in _topic_tissue(path).items():
                 tissue_rows[f"{pair.name}:{topic}"] = tissue
     labels_s = pd.Series(tissue_rows, dtype=object)
+    corr: dict[str, pd.DataFrame] = {}
+    for fname, side, kind in (("snp_topics.tsv", 1, "snp"), ("gene_topics.tsv", 0, "gene")):
+        by_chrom: dict[str, list[PairLayout]] = {}
+        for pair in pairs:
+            if (pair.fit / fname).is_file():
+                by_chrom.setdefault(pair.name.split("__")[side], []).append(pair)
+        if not by_chrom:
+            continue
+        chrom, group = max(sorted(by_chrom.items()), key=lambda kv: len(kv[1]))
+        frames = []
+        residualised = kind == "snp" and inputs.dataset is not None
+        for pair in group:
+            df = _read_tsv(pair.fit / fname, index_col=0)
+            df.index = df.index.astype(str)
+            if residualised:
+                from ..pipeline.robust import maf_residuals
+
+                df = maf_residuals(df, inputs.dataset.genotype_df)
+            df.columns = [f"{pair.name}:{_topic_label(c)}" for c in df.columns]
+            frames.append(df)
+        joined = pd.concat(frames, axis=1, join="inner")
+        if joined.shape[1] < 2 or len(joined) < 3:
+            continue
+        if kind == "snp":
+            title = "SNP loadings, E[λ] residuals after coded MAF" if residualised else "SNP loadings E[λ]"
+        else:
+            title = "gene loadings E[ψ]"
+        corr[f"{title}; runs sharing {chrom}"] = joined.corr(method="pearson")
     if not corr:
-        for fname, side, title in (("snp_topics.tsv", 1, "SNP loadings E[λ]"),
-                                   ("gene_topics.tsv", 0, "gene loadings E[ψ]")):
-            by_chrom: dict[str, list[PairLayout]] = {}
-            for pair in pairs:
-                if (pair.fit / fname).is_file():
-                    by_chrom.setdefault(pair.name.split("__")[side], []).append(pair)
-            if not by_chrom:
-                continue
-            chrom, group = max(sorted(by_chrom.items()), key=lambda kv: len(kv[1]))
-            frames = []
-            for pair in group:
-                df = _read_tsv(pair.fit / fname, index_col=0)
-                df.index = df.index.astype(str)
-                df.columns = [f"{pair.name}:{_topic_label(c)}" for c in df.columns]
-                frames.append(df)
-            joined = pd.concat(frames, axis=1, join="inner")
-            if joined.shape[1] >= 2 and len(joined) >= 3:
-                corr[f"{title}, runs sharing {chrom}"] = joined.corr(method="pearson")
-    if not corr:
-        data.mark_absent("robust", _why(status, "fit", "robust/ correlations or fit loadings", layout.root))
+        data.mark_absent("robust", _why(status, "fit", "fit loadings (gene_topics.tsv / snp_topics.tsv)",
+                                        layout.root))
         return
     data.extras["robust"] = corr
     data.tables["loading_tissue"] = labels_s.rename("tissue").to_frame()
-    if len(pairs) < 2 and not any((layout.robust / f).exists() for f in ("snp_loading_correlation.tsv",)):
+    if len(pairs) < 2:
         data.extras["robust_note"] = "only one run: correlations are between topics of the same run"
 
 
@@ -630,7 +655,7 @@ def _top_and_locus(data: ReportData, eqtl_df: pd.DataFrame, sig: pd.DataFrame) -
                                 "tissue": best["tissue"], "snp": best["snp"], "genes": genes}
 
 
-def _locus_from_inputs(data: ReportData, layout: RunLayout, data_dirs: list[Path], locus: dict[str, Any]
+def _locus_from_inputs(layout: RunLayout, inputs: _Inputs, locus: dict[str, Any]
                        ) -> tuple[pd.DataFrame, pd.Series] | None:
     """Rebuild the association input of Fig 5 from the run's input data set (no model involved).
 
@@ -641,12 +666,11 @@ def _locus_from_inputs(data: ReportData, layout: RunLayout, data_dirs: list[Path
     and the SNP's dosages.
     """
     pair = PairLayout(layout.root / "pairs" / locus["pair"])
-    if not data_dirs or not pair.holdout.is_file():
+    dataset = inputs.dataset
+    if dataset is None or not pair.holdout.is_file():
         return None
-    from ..io import read_dataset
     from ..pipeline.covariates import counts_per_million, inverse_normal_transform
 
-    dataset = read_dataset(data_dirs[0])
     design = _read_tsv(pair.holdout)
     held = design.loc[design["held_out"].astype(str).str.lower().isin(["true", "1"]), "sample"].astype(str)
     tissue_s = dataset.sample_info_df.get("tissue")
@@ -665,12 +689,12 @@ def _locus_from_inputs(data: ReportData, layout: RunLayout, data_dirs: list[Path
     return expr_df, genotype_s
 
 
-def _load_locus(data: ReportData, layout: RunLayout, data_dirs: list[Path]) -> None:
+def _load_locus(data: ReportData, layout: RunLayout, inputs: _Inputs) -> None:
     """Quantile-normalised held-out expression and the SNP's dosages for Fig 5."""
     locus = data.extras.get("locus")
     if not locus:
         return
-    rebuilt = _locus_from_inputs(data, layout, data_dirs, locus)
+    rebuilt = _locus_from_inputs(layout, inputs, locus)
     if rebuilt is None:
         data.mark_absent("locus", "the association inputs of the locus are not available: no readable input "
                          "data set (config data.path, or simulation/) with the pair's holdout.tsv, the locus "
@@ -789,9 +813,10 @@ def load_run(run_dir: str | Path) -> ReportData:
     _guard(data, ("topics",), _load_topics, data, layout, pairs, status, tissue_column,
            data_dirs)
     _guard(data, ("convergence",), _load_elbo, data, layout, pairs, status)
-    _guard(data, ("robust",), _load_robust, data, layout, pairs, status)
+    inputs = _Inputs(data_dirs)
+    _guard(data, ("robust",), _load_robust, data, layout, pairs, status, inputs)
     _guard(data, ("counts", "summary", "top_eqtls", "locus", "qq", "hist"), _load_eqtls, data, layout, pairs,
            status)
-    _guard(data, ("locus",), _load_locus, data, layout, data_dirs)
+    _guard(data, ("locus",), _load_locus, data, layout, inputs)
     _guard(data, ("go", "snp_enrichment", "bins", "tf", "gtex"), _load_enrichment, data, layout, status)
     return data
