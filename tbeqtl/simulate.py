@@ -331,12 +331,6 @@ def resolve_params(preset: str = "small", **overrides: Any) -> SimulationParams:
     return params
 
 
-def _label(array: np.ndarray, index: pd.Index, columns: pd.Index | range, *, name: str | None = None
-           ) -> pd.DataFrame:
-    df = pd.DataFrame(array, index=index, columns=pd.Index(list(columns), name=name))
-    return df
-
-
 @dataclass(frozen=True)
 class SimulationTruth:
     """The planted truth of a simulated data set, labelled by IDs.
@@ -479,115 +473,185 @@ def simulate(*, preset: str = "small", seed: int = 0, **overrides: Any) -> Simul
     started = time.perf_counter()
     children = np.random.SeedSequence(int(seed)).spawn(len(_STREAMS))
     rng = {name: np.random.default_rng(child) for name, child in zip(_STREAMS, children, strict=True)}
-    p = params
-    n_genes, n_snps, n_ind, n_topics, n_anc = p.n_genes, p.n_snps, p.n_individuals, p.n_topics, p.n_ancestry
+    layout = _draw_layout(params, rng)
+    model = _draw_model(params, rng, layout)
+    covariates = _draw_covariates(params, rng, layout)
+    cis, trans = _choose_eqtls(params, rng, layout, model)
+    counts, library_sizes = _draw_expression(params, rng, layout, model, covariates, cis=cis, trans=trans)
+    sim = _assemble(params, rng, layout, model, covariates, counts=counts, library_sizes=library_sizes,
+                    cis=cis, trans=trans, record={"preset": preset, "seed": int(seed)})
+    logger.info("simulated %s (preset %s, seed %d) in %.2f s", repr(sim.data).splitlines()[0], preset, seed,
+                time.perf_counter() - started)
+    return sim
 
-    # --- layout: genes, SNPs, individuals, samples, tissues -------------------------------------
-    gene_info_df = draw_gene_info(rng["genome"], n_genes, n_chromosomes=p.n_chromosomes,
+
+@dataclass(frozen=True)
+class _Layout:
+    """Features, individuals, samples and tissues of one draw (arrays in draw order)."""
+
+    gene_info_df: pd.DataFrame
+    snp_info_df: pd.DataFrame
+    individual_index: np.ndarray  # individual of each sample
+    tissue_index: np.ndarray  # tissue of each sample
+    tissue_names: np.ndarray
+    individuals: pd.Index
+    samples: pd.Index
+
+
+@dataclass(frozen=True)
+class _Model:
+    """The TBLDA draws (paper symbols)."""
+
+    beta: np.ndarray  # S x Q
+    tau: np.ndarray  # Q x N
+    group: np.ndarray  # ancestry group of each individual
+    psi: np.ndarray  # G x K
+    topic_tissue: np.ndarray  # tissue index of each topic, -1 shared
+    phi: np.ndarray  # L x K
+    theta: np.ndarray  # K x N
+    lam: np.ndarray  # S x K
+    y_complete: np.ndarray  # S x N dosages before masking
+    y: np.ndarray  # S x N dosages with NaN for missing
+
+
+@dataclass(frozen=True)
+class _Covariates:
+    sex: np.ndarray  # per individual, 1 male / 2 female
+    pcr: np.ndarray  # per individual, 0/1, no effect
+    platform: np.ndarray  # per sample, 0/1
+    sex_effect: np.ndarray  # per gene
+    platform_effect: np.ndarray  # per gene
+
+
+def _draw_layout(p: SimulationParams, rng: dict[str, np.random.Generator]) -> _Layout:
+    gene_info_df = draw_gene_info(rng["genome"], p.n_genes, n_chromosomes=p.n_chromosomes,
                                   lincrna_fraction=p.lincrna_fraction)
-    snp_info_df = draw_snp_info(rng["genome"], n_snps, n_chromosomes=p.n_chromosomes)
+    snp_info_df = draw_snp_info(rng["genome"], p.n_snps, n_chromosomes=p.n_chromosomes)
     if p.single_cell:
         ind_idx, tis_idx = draw.draw_single_cell_design(
-            rng["design"], n_individuals=n_ind, cells_per_donor=p.cells_per_donor, n_cell_types=p.n_tissues)
+            rng["design"], n_individuals=p.n_individuals, cells_per_donor=p.cells_per_donor,
+            n_cell_types=p.n_tissues)
         tissue_names = np.array(CELL_TYPE_NAMES[:p.n_tissues], dtype=object)
     else:
-        ind_idx, tis_idx = draw.draw_bulk_design(rng["design"], n_individuals=n_ind, n_samples=p.n_samples,
-                                                  n_tissues=p.n_tissues)
+        ind_idx, tis_idx = draw.draw_bulk_design(rng["design"], n_individuals=p.n_individuals,
+                                                  n_samples=p.n_samples, n_tissues=p.n_tissues)
         tissue_names = np.array(TISSUE_NAMES[:p.n_tissues], dtype=object)
-    n_samples = ind_idx.size
-    individuals = pd.Index(draw_individual_ids(rng["ids"], n_ind, single_cell=p.single_cell),
+    individuals = pd.Index(draw_individual_ids(rng["ids"], p.n_individuals, single_cell=p.single_cell),
                            name="individual")
     samples = pd.Index(draw_sample_ids(rng["ids"], list(individuals[ind_idx]), tis_idx,
                                        single_cell=p.single_cell), name="sample")
-    topics = pd.RangeIndex(n_topics, name="topic")
+    return _Layout(gene_info_df, snp_info_df, ind_idx, tis_idx, tissue_names, individuals, samples)
 
-    # --- ancestry (private genotype subspace) ---------------------------------------------------
+
+def _draw_model(p: SimulationParams, rng: dict[str, np.random.Generator], layout: _Layout) -> _Model:
+    """Equations 1, 2 and 5-9 (the private ancestry subspace, the topics and the genotypes)."""
     weights = (np.asarray(p.ancestry_group_weights, dtype=float) if p.ancestry_group_weights is not None
-               else _default_group_weights(n_anc))
+               else _default_group_weights(p.n_ancestry))
     beta, tau, group = draw.draw_ancestry(
-        rng["ancestry"], n_snps=n_snps, n_individuals=n_ind, n_ancestry=n_anc, fst=p.fst,
+        rng["ancestry"], n_snps=p.n_snps, n_individuals=p.n_individuals, n_ancestry=p.n_ancestry, fst=p.fst,
         maf_range=p.maf_range, group_weights=weights / weights.sum(),
         admixture_concentration=p.admixture_concentration, own_fraction=p.own_ancestry_fraction)
-
-    # --- topics (equations 1, 2, 5, 6) ------------------------------------------------------------
-    psi = draw.draw_gene_topics(rng["gene_topics"], n_genes, n_topics, xi=p.gene_concentration)
+    psi = draw.draw_gene_topics(rng["gene_topics"], p.n_genes, p.n_topics, xi=p.gene_concentration)
     conc, topic_tissue = draw.tissue_concentrations(
-        p.n_tissues, n_topics, n_tissue_topics=p.n_tissue_topics, sigma=p.sigma, tissue_sigma=p.tissue_sigma,
-        off_tissue_sigma=p.off_tissue_sigma)
-    phi = draw.draw_sample_topics(rng["sample_topics"], conc[tis_idx])
-    theta = draw.individual_topics(phi, ind_idx, n_ind)
-    lam = draw.draw_snp_topics(rng["snp_topics"], n_snps, n_topics, zeta=p.zeta, gamma=p.gamma)
-
-    # --- genotypes (equations 8-9) ----------------------------------------------------------------
+        p.n_tissues, p.n_topics, n_tissue_topics=p.n_tissue_topics, sigma=p.sigma,
+        tissue_sigma=p.tissue_sigma, off_tissue_sigma=p.off_tissue_sigma)
+    phi = draw.draw_sample_topics(rng["sample_topics"], conc[layout.tissue_index])
+    theta = draw.individual_topics(phi, layout.individual_index, p.n_individuals)
+    lam = draw.draw_snp_topics(rng["snp_topics"], p.n_snps, p.n_topics, zeta=p.zeta, gamma=p.gamma)
     rho = draw.genotype_probabilities(p.alpha, beta=beta, tau=tau, lam=lam, theta=theta)
     y_complete = draw.draw_genotypes(rng["genotypes"], rho)
     y = draw.mask_genotypes(rng["missing"], y_complete, missing_rate=p.missing_rate)
+    return _Model(beta, tau, group, psi, topic_tissue, phi, theta, lam, y_complete, y)
 
-    # --- covariates ---------------------------------------------------------------------------
+
+def _draw_covariates(p: SimulationParams, rng: dict[str, np.random.Generator],
+                     layout: _Layout) -> _Covariates:
     crng = rng["covariates"]
-    sex = np.where(crng.random(n_ind) < 0.66, 1, 2)  # GTEx SEX: 1 male, 2 female
-    pcr = (crng.random(n_ind) < 0.3).astype(np.int64)
-    platform = (crng.random(n_samples) < 0.3).astype(np.int64)
+    # GTEx SEX coding: 1 male, 2 female
+    sex = np.where(crng.random(p.n_individuals) < 0.66, 1, 2).astype(np.int64)
+    pcr = (crng.random(p.n_individuals) < 0.3).astype(np.int64)
+    platform = (crng.random(layout.samples.size) < 0.3).astype(np.int64)
     if p.covariate_effects:
-        sex_eff = draw_covariate_effects(crng, n_genes, fraction=p.covariate_gene_fraction,
+        sex_eff = draw_covariate_effects(crng, p.n_genes, fraction=p.covariate_gene_fraction,
                                          effect_range=p.sex_effect)
-        plat_eff = draw_covariate_effects(crng, n_genes, fraction=p.covariate_gene_fraction,
+        plat_eff = draw_covariate_effects(crng, p.n_genes, fraction=p.covariate_gene_fraction,
                                           effect_range=p.platform_effect)
     else:
-        sex_eff = np.zeros(n_genes)
-        plat_eff = np.zeros(n_genes)
+        sex_eff = np.zeros(p.n_genes)
+        plat_eff = np.zeros(p.n_genes)
+    return _Covariates(sex, pcr, platform, sex_eff, plat_eff)
 
-    # --- planted eQTLs --------------------------------------------------------------------------
-    coded_maf = y_complete.mean(axis=1) / 2.0
+
+def _choose_eqtls(p: SimulationParams, rng: dict[str, np.random.Generator], layout: _Layout, model: _Model
+                  ) -> tuple[list[tuple[int, int, float]], list[tuple[int, int, float, int]]]:
+    coded_maf = model.y_complete.mean(axis=1) / 2.0
     maf = np.minimum(coded_maf, 1.0 - coded_maf)
     used_genes: set[int] = set()
-    cis = choose_cis_eqtls(rng["eqtls"], p.n_cis, gene_info_df=gene_info_df, snp_info_df=snp_info_df, maf=maf,
-                           window=p.cis_window, effect_range=p.cis_effect, min_maf=p.eqtl_min_maf,
-                           used_genes=used_genes)
+    cis = choose_cis_eqtls(rng["eqtls"], p.n_cis, gene_info_df=layout.gene_info_df,
+                           snp_info_df=layout.snp_info_df, maf=maf, window=p.cis_window,
+                           effect_range=p.cis_effect, min_maf=p.eqtl_min_maf, used_genes=used_genes)
     trans = choose_trans_eqtls(
-        rng["eqtls"], p.n_trans, psi=psi, lam=lam, coded_maf=coded_maf, maf=maf,
-        gene_chrom=gene_info_df["chrom"].to_numpy(), snp_chrom=snp_info_df["chrom"].to_numpy(),
+        rng["eqtls"], p.n_trans, psi=model.psi, lam=model.lam, coded_maf=coded_maf, maf=maf,
+        gene_chrom=layout.gene_info_df["chrom"].to_numpy(), snp_chrom=layout.snp_info_df["chrom"].to_numpy(),
         top_fraction=p.trans_top_fraction, effect_range=p.trans_effect, min_maf=p.eqtl_min_maf,
         used_genes=used_genes, used_snps={j for j, _, _ in cis})
+    return cis, trans
 
-    # --- counts (equations 3-4, with multiplicative extras) -----------------------------------
+
+def _draw_expression(
+    p: SimulationParams, rng: dict[str, np.random.Generator], layout: _Layout, model: _Model,
+    covariates: _Covariates, *, cis: list, trans: list,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Equations 3-4 with the multiplicative extras; returns (G x L counts, library sizes)."""
+    ind_idx = layout.individual_index
     log_mult = None
     if cis or trans or p.covariate_effects or p.expression_noise_sd > 0:
         planted = [*cis, *((j, g, e) for j, g, e, _ in trans)]
-        log_mult = eqtl_log_multiplier(y_complete, ind_idx, n_genes=n_genes, eqtls=planted)
-        female = (sex == 2).astype(float)
-        log_mult += np.outer((female - female.mean())[ind_idx], sex_eff)
-        log_mult += np.outer(platform - platform.mean(), plat_eff)
+        log_mult = eqtl_log_multiplier(model.y_complete, ind_idx, n_genes=p.n_genes, eqtls=planted)
+        female = (covariates.sex == 2).astype(float)
+        log_mult += np.outer((female - female.mean())[ind_idx], covariates.sex_effect)
+        platform = covariates.platform
+        log_mult += np.outer(platform - platform.mean(), covariates.platform_effect)
         if p.expression_noise_sd > 0:
             log_mult += rng["noise"].normal(0.0, p.expression_noise_sd, size=log_mult.shape)
     median = p.library_size_median
     if median is None:
-        median = (5.0 if p.single_cell else 500.0) * n_genes
-    lib = draw.draw_library_sizes(rng["library"], n_samples, median=median, sd=p.library_size_sd)
-    counts = draw.draw_counts(rng["counts"], psi, phi, library_sizes=lib, log_multiplier=log_mult)
+        median = (5.0 if p.single_cell else 500.0) * p.n_genes
+    lib = draw.draw_library_sizes(rng["library"], layout.samples.size, median=median, sd=p.library_size_sd)
+    counts = draw.draw_counts(rng["counts"], model.psi, model.phi, library_sizes=lib, log_multiplier=log_mult)
+    return counts, lib
 
-    # --- label and assemble -------------------------------------------------------------------
-    genes, snps = gene_info_df.index, snp_info_df.index
+
+def _assemble(
+    p: SimulationParams, rng: dict[str, np.random.Generator], layout: _Layout, model: _Model,
+    covariates: _Covariates, *, counts: np.ndarray, library_sizes: np.ndarray, cis: list, trans: list,
+    record: dict[str, Any],
+) -> Simulation:
+    """Label everything by ID, build the EQTLData and the truth tables."""
+    genes, snps = layout.gene_info_df.index, layout.snp_info_df.index
+    individuals, samples = layout.individuals, layout.samples
+    topics = pd.RangeIndex(p.n_topics, name="topic")
     counts_df = pd.DataFrame(counts, index=genes, columns=samples)
-    genotype_df = pd.DataFrame(y, index=snps, columns=individuals)
-    sample_map_s = pd.Series(individuals[ind_idx], index=samples, name="individual")
-    sample_info_df = pd.DataFrame({"tissue": tissue_names[tis_idx], "platform": platform}, index=samples)
+    genotype_df = pd.DataFrame(model.y, index=snps, columns=individuals)
+    sample_map_s = pd.Series(individuals[layout.individual_index], index=samples, name="individual")
+    sample_info_df = pd.DataFrame({"tissue": layout.tissue_names[layout.tissue_index],
+                                   "platform": covariates.platform}, index=samples)
     if p.single_cell:
         sample_info_df["cell_type"] = sample_info_df["tissue"]
-    shared_topics = np.flatnonzero(topic_tissue < 0)
+    shared_topics = np.flatnonzero(model.topic_tissue < 0)
     cell_types = pd.Index(CELL_TYPE_SCORE_NAMES[:p.n_cell_type_topics], name="cell_type")
     cell_type_topic_s = pd.Series(shared_topics[:p.n_cell_type_topics], index=cell_types, name="topic",
                                   dtype=np.int64)
     for name, k in cell_type_topic_s.items():
-        noise = rng["cell_types"].normal(0.0, p.cell_type_score_noise, size=n_samples)
-        sample_info_df[f"celltype_{name}"] = phi[:, k] * np.exp(noise)
+        noise = rng["cell_types"].normal(0.0, p.cell_type_score_noise, size=samples.size)
+        sample_info_df[f"celltype_{name}"] = model.phi[:, k] * np.exp(noise)
     labels = np.array([ANCESTRY_LABELS[q] if q < len(ANCESTRY_LABELS) else f"POP{q + 1}"
-                       for q in range(n_anc)], dtype=object)
-    individual_info_df = pd.DataFrame({"sex": sex.astype(np.int64), "pcr": pcr, "ancestry": labels[group]},
-                                      index=individuals)
+                       for q in range(p.n_ancestry)], dtype=object)
+    individual_info_df = pd.DataFrame({"sex": covariates.sex, "pcr": covariates.pcr,
+                                       "ancestry": labels[model.group]}, index=individuals)
     data = EQTLData.from_frames(counts_df, genotype_df, sample_map_s, sample_info_df=sample_info_df,
-                                individual_info_df=individual_info_df, gene_info_df=gene_info_df,
-                                snp_info_df=snp_info_df)
+                                individual_info_df=individual_info_df, gene_info_df=layout.gene_info_df,
+                                snp_info_df=layout.snp_info_df)
     dropped_genes = genes.difference(data.genes, sort=False)
     dropped_snps = snps.difference(data.snps, sort=False)
     if len(dropped_genes) or len(dropped_snps):
@@ -595,41 +659,45 @@ def simulate(*, preset: str = "small", seed: int = 0, **overrides: Any) -> Simul
                        "tables are restricted to the kept features", len(dropped_genes), len(dropped_snps),
                        format_ids([*dropped_genes, *dropped_snps]))
 
-    eq_rows = [(snps[j], genes[g], "cis", e, -1) for j, g, e in cis]
-    eq_rows += [(snps[j], genes[g], "trans", e, k) for j, g, e, k in trans]
-    eqtls_df = pd.DataFrame(eq_rows, columns=["snp", "gene", "kind", "effect", "topic"])
-    eqtls_df = eqtls_df.astype({"snp": object, "gene": object, "kind": object, "effect": float,
-                                "topic": np.int64})
-    tss = np.where(gene_info_df["strand"] == "+", gene_info_df["start"], gene_info_df["end"])
-    tss_s = pd.Series(tss, index=genes)
-    distance = (snp_info_df["pos"].reindex(eqtls_df["snp"]).to_numpy()
-                - tss_s.reindex(eqtls_df["gene"]).to_numpy())
-    eqtls_df["distance"] = np.where(eqtls_df["kind"] == "cis", distance, np.nan)
+    eqtls_df = _eqtl_table(layout, cis=cis, trans=trans)
     kept = eqtls_df["snp"].isin(data.snps) & eqtls_df["gene"].isin(data.genes)
     eqtls_df = eqtls_df[kept].reset_index(drop=True)
-
-    anc_columns = [f"ancestry_{q}" for q in range(n_anc)]
-    record = {"preset": preset, "seed": int(seed), **params.to_dict(), "n_samples": int(n_samples)}
+    anc_columns = pd.Index([f"ancestry_{q}" for q in range(p.n_ancestry)], name="ancestry")
+    tissue_of_topic = np.where(model.topic_tissue >= 0,
+                               layout.tissue_names[np.maximum(model.topic_tissue, 0)], "")
+    effects_df = pd.DataFrame({"sex": covariates.sex_effect, "platform": covariates.platform_effect},
+                              index=genes)
     truth = SimulationTruth(
-        gene_topics_df=_label(psi, genes, topics).loc[data.genes],
-        sample_topics_df=_label(phi, samples, topics),
-        individual_topics_df=_label(theta.T, individuals, topics),
-        snp_topics_df=_label(lam, snps, topics).loc[data.snps],
+        gene_topics_df=pd.DataFrame(model.psi, index=genes, columns=topics).loc[data.genes],
+        sample_topics_df=pd.DataFrame(model.phi, index=samples, columns=topics),
+        individual_topics_df=pd.DataFrame(model.theta.T, index=individuals, columns=topics),
+        snp_topics_df=pd.DataFrame(model.lam, index=snps, columns=topics).loc[data.snps],
         alpha=float(p.alpha),
-        ancestry_beta_df=_label(beta, snps, anc_columns, name="ancestry").loc[data.snps],
-        ancestry_tau_df=_label(tau.T, individuals, anc_columns, name="ancestry"),
+        ancestry_beta_df=pd.DataFrame(model.beta, index=snps, columns=anc_columns).loc[data.snps],
+        ancestry_tau_df=pd.DataFrame(model.tau.T, index=individuals, columns=anc_columns),
         eqtls_df=eqtls_df,
-        topic_tissue_s=pd.Series(np.where(topic_tissue >= 0, tissue_names[np.maximum(topic_tissue, 0)], ""),
-                                 index=topics, name="tissue", dtype=object),
-        library_size_s=pd.Series(lib, index=samples, name="library_size"),
+        topic_tissue_s=pd.Series(tissue_of_topic, index=topics, name="tissue", dtype=object),
+        library_size_s=pd.Series(library_sizes, index=samples, name="library_size"),
         cell_type_topic_s=cell_type_topic_s,
-        covariate_effects_df=pd.DataFrame({"sex": sex_eff, "platform": plat_eff},
-                                          index=genes).loc[data.genes],
-        params=record,
+        covariate_effects_df=effects_df.loc[data.genes],
+        params={**record, **p.to_dict(), "n_samples": int(samples.size)},
     )
-    logger.info("simulated %s (preset %s, seed %d) in %.2f s", data.__repr__().splitlines()[0], preset, seed,
-                time.perf_counter() - started)
     return Simulation(data=data, truth=truth)
+
+
+def _eqtl_table(layout: _Layout, *, cis: list, trans: list) -> pd.DataFrame:
+    genes, snps = layout.gene_info_df.index, layout.snp_info_df.index
+    rows = [(snps[j], genes[g], "cis", e, -1) for j, g, e in cis]
+    rows += [(snps[j], genes[g], "trans", e, k) for j, g, e, k in trans]
+    eqtls_df = pd.DataFrame(rows, columns=["snp", "gene", "kind", "effect", "topic"])
+    eqtls_df = eqtls_df.astype({"snp": object, "gene": object, "kind": object, "effect": float,
+                                "topic": np.int64})
+    info = layout.gene_info_df
+    tss_s = pd.Series(np.where(info["strand"] == "+", info["start"], info["end"]), index=genes)
+    distance = (layout.snp_info_df["pos"].reindex(eqtls_df["snp"]).to_numpy()
+                - tss_s.reindex(eqtls_df["gene"]).to_numpy())
+    eqtls_df["distance"] = np.where(eqtls_df["kind"] == "cis", distance, np.nan)
+    return eqtls_df
 
 
 def _default_group_weights(n_ancestry: int) -> np.ndarray:
