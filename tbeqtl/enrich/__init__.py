@@ -18,7 +18,7 @@ from .bins import genomic_bin_enrichment, make_bins
 from .fisher import bh_fdr, fisher_enrichment, odds_ratio
 from .gene_ids import GeneIdTable, map_gene_ids, normalize_gene_id, read_gene_list
 from .genome import CHROM_SIZES, check_build, read_genome_file
-from .go import GeneSetLibrary, go_enrichment, read_gmt
+from .go import GeneSetLibrary, go_enrichment, read_gmt, read_go_terms
 from .gtex import (
     GtexComparison,
     compare_with_gtex,
@@ -55,6 +55,7 @@ __all__ = [
     "read_gene_list",
     "read_genome_file",
     "read_gmt",
+    "read_go_terms",
     "read_gtex_egenes",
     "read_gtex_lookup",
     "read_gtex_pairs",
