@@ -95,7 +95,7 @@ from .simulate_genome import (
     draw_snp_info,
 )
 
-__all__ = ["PRESETS", "Simulation", "SimulationParams", "SimulationTruth", "simulate"]
+__all__ = ["PRESETS", "Simulation", "SimulationParams", "SimulationTruth", "resolve_params", "simulate"]
 
 logger = logging.getLogger(__name__)
 

@@ -28,6 +28,8 @@ _OPTIONS = (
     ("--n-trans", "n_trans", int, "planted trans-eQTLs"),
     ("--missing-rate", "missing_rate", float, "fraction of missing genotype calls"),
     ("--cells-per-donor", "cells_per_donor", float, "single-cell variant: mean cells per donor"),
+    ("--expression-noise-sd", "expression_noise_sd", float,
+     "sd of a per-sample, per-gene log-normal rate multiplier (overdispersion; default 0)"),
 )
 
 
@@ -41,8 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """
     parser.add_argument("--out", required=True,
                         help="output folder (created; must be empty unless --overwrite)")
-    parser.add_argument("--preset", default="small", choices=sorted(PRESETS),
-                        help="size and settings preset (default: small); the options below override it")
+    parser.add_argument("--preset", default="demo", choices=sorted(PRESETS),
+                        help="size and settings preset (default: demo, GTEx-like with every extra; small "
+                             "is the pure TBLDA test size); the options below override it")
     sizes = parser.add_argument_group("sizes and settings (default: from the preset)")
     for flag, dest, kind, text in _OPTIONS:
         sizes.add_argument(flag, dest=dest, type=kind, default=None, help=text)
