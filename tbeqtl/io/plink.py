@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import logging
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -488,5 +487,5 @@ def write_plink(
             count_A1=True,
             fam_filepath=fam_tmp,
             bim_filepath=bim_tmp,
-            num_threads=int(os.environ.get("TBEQTL_THREADS", 1)),
+            num_threads=None,  # bed-reader follows MKL_NUM_THREADS, which ``tbeqtl --threads`` sets
         )
