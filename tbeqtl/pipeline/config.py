@@ -123,6 +123,9 @@ class FitConfig:
         Seed of the fit.
     top_fraction
         Fraction of genes and SNPs per topic taken as top-ranked (paper 0.1).
+    n_ancestry
+        Ancestral populations Q of the ancestry subspace estimated from all SNPs when no
+        ``data.ancestry_beta``/``ancestry_tau`` files are given (paper: terastructure, Q = 5).
     options
         Further keyword arguments of :class:`tbeqtl.tblda.TBLDA` (e.g. ``tol``), passed as is.
     """
@@ -132,6 +135,7 @@ class FitConfig:
     learning_rate: float = 0.05
     seed: int = 0
     top_fraction: float = 0.1
+    n_ancestry: int = 3
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -428,10 +432,54 @@ class PipelineConfig:
             values[name] = {**values[name], **changes}
         return PipelineConfig.from_dict(values)
 
+    @classmethod
+    def preset(cls, name: str, **sections: dict[str, Any]) -> PipelineConfig:
+        """Return a named starting configuration, optionally changed like :meth:`replace`.
+
+        Parameters
+        ----------
+        name
+            ``"paper"`` (the defaults: the paper's choices), ``"demo"`` (the simulator's
+            ``demo`` preset in a few minutes on 2 cores: the simulation's ``truth/`` ancestry
+            files as the precomputed ancestry subspace, 500 SVI steps, the size-normalised tissue
+            score, 3 hidden factors, 2 partners for robust components since a 3 x 3 grid has 3 runs
+            per chromosome, all pairs, 2 workers) or ``"test"`` (like demo with 60 steps and no
+            worker processes).
+        **sections
+            Changes, ``section={option: value}``.
+
+        Returns
+        -------
+        PipelineConfig
+            The config.
+        """
+        if name not in _PRESETS:
+            raise InputError(f"unknown pipeline preset (known: {', '.join(_PRESETS)})", ids=[name])
+        base = cls().replace(**_PRESETS[name])
+        return base.replace(**sections) if sections else base
+
     @property
     def pair_list(self) -> list[tuple[str, str]]:
         """The configured pairs as (gene chromosome, SNP chromosome) tuples."""
         return [parse_pair(p) for p in self.data.pairs]
+
+
+_DEMO: dict[str, dict[str, Any]] = {
+    "data": {"all_pairs": True, "ancestry_beta": "truth/ancestry_beta.tsv",
+             "ancestry_tau": "truth/ancestry_tau.tsv"},
+    "fit": {"n_topics": 12, "max_steps": 500, "options": {"init_jitter": 0.1}},
+    "factors": {"tissue_score": "normalized", "normalized_threshold": 2.0},
+    "robust": {"snp_min_partners": 2, "gene_min_partners": 2, "gene_r2": 0.9},
+    "covariates": {"n_hidden": 3},
+    "mapping": {"output_pvalue": 0.05},
+    "run": {"workers": 2},
+}
+_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "paper": {},
+    "demo": _DEMO,
+    "test": {**_DEMO, "fit": {"n_topics": 6, "max_steps": 60, "options": {"init_jitter": 0.1}},
+             "covariates": {"n_hidden": 2, "genotype_pcs": 3}, "run": {"workers": 0}},
+}
 
 
 def parse_pair(text: str) -> tuple[str, str]:

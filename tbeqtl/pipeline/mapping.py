@@ -8,9 +8,10 @@ factors associated with no tissue).
 
 Rules used here:
 
-- Every test goes through :func:`tbeqtl.association.map_eqtls` (one call per factor block, all
-  p-values kept). A SNP-gene pair in several factors' blocks is one test (its statistic does not
-  depend on the block); the ``topics`` column lists the factors that proposed it.
+- Every test goes through :func:`tbeqtl.association.map_eqtls` (one call over the union of the
+  blocks' SNPs x genes, all p-values kept, then restricted to the blocks' pairs: a pair's
+  statistic does not depend on which other pairs are tested). A SNP-gene pair in several
+  factors' blocks is one test; the ``topics`` column lists the factors that proposed it.
 - cis/trans classes are the association engine's (MatrixEQTL ``cisDist`` rule); within an
   intrachromosomal pair, distant pairs are trans.
 - The FDR of a factor set is computed over the complete strata of that set: the union of its
@@ -181,7 +182,8 @@ def _engine(inputs: TissueInputs, snps: pd.Index, genes: pd.Index, *, cis_dist: 
         covariates_df if covariates_df.shape[0] else None,
         snp_pos_df=None if inputs.snp_pos_df is None else inputs.snp_pos_df.loc[snps],
         gene_pos_df=None if inputs.gene_pos_df is None else inputs.gene_pos_df.loc[genes],
-        model="linear", cis_dist=cis_dist, pv_cis=pv, pv_trans=pv, **kwargs,
+        model="linear", cis_dist=cis_dist, pv_cis=pv, pv_trans=pv, collinear="drop", show_progress=False,
+        **kwargs,
     )
 
 
@@ -254,36 +256,44 @@ def map_factor_blocks(
     null_df : pandas.DataFrame
         ``snp, gene, class, permutation, p_value`` of the permuted runs.
     """
-    frames, null_frames = [], []
-    rng = np.random.default_rng(seed)
-    perms = [rng.permutation(inputs.n_samples) for _ in range(n_permutations)]
+    wanted = []
     for topic in sorted(blocks):
         snps, genes = blocks[topic]
         snps = snps.intersection(inputs.genotype_df.index, sort=False)
         genes = genes.intersection(inputs.expression_df.index, sort=False)
-        if not len(snps) or not len(genes):
-            continue
-        frames.append(_all_tests(_engine(inputs, snps, genes, cis_dist=cis_dist, pv=1.0)).assign(topic=topic))
-        for b, perm in enumerate(perms):
-            cols = inputs.expression_df.columns
-            expr = pd.DataFrame(inputs.expression_df.to_numpy()[:, perm], index=inputs.expression_df.index,
-                                columns=cols)
-            cov = pd.DataFrame(inputs.covariates_df.to_numpy()[:, perm], index=inputs.covariates_df.index,
-                               columns=cols)
-            null = _all_tests(_engine(inputs, snps, genes, cis_dist=cis_dist, pv=1.0, expression_df=expr,
-                                      covariates_df=cov))
-            null_frames.append(null[["snp", "gene", "class", "p_value"]].assign(permutation=b))
-    if not frames:
+        wanted += [(s, g, topic) for s in snps for g in genes]
+    if not wanted:
         raise InputError(f"tissue {inputs.tissue!r}: no factor block has both SNPs and genes to test")
-    allt = pd.concat(frames, ignore_index=True)
-    topics = allt.groupby(["snp", "gene"])["topic"].agg(lambda s: sorted(set(int(t) for t in s)))
-    tests = allt.drop_duplicates(["snp", "gene"]).drop(columns="topic").set_index(["snp", "gene"])
-    tests["topics"] = topics.reindex(tests.index)
+    wanted_df = pd.DataFrame(wanted, columns=["snp", "gene", "topic"])
+    topics = wanted_df.groupby(["snp", "gene"], sort=True)["topic"].agg(
+        lambda s: sorted(set(int(t) for t in s)))
+    union_snps = pd.Index(sorted(wanted_df["snp"].unique()))
+    union_genes = pd.Index(sorted(wanted_df["gene"].unique()))
+    # one engine call over the union SNPs x union genes, then keep the block pairs (a pair's test
+    # does not depend on which other pairs are tested)
+    allt = _all_tests(_engine(inputs, union_snps, union_genes, cis_dist=cis_dist, pv=1.0))
+    tests = allt.set_index(["snp", "gene"]).reindex(topics.index)
+    if tests["p_value"].isna().any():
+        raise RuntimeError("the association engine did not return every requested test")  # pragma: no cover
+    tests["topics"] = topics
     tests = tests.reset_index()
     if inputs.gene_types_s is not None:
         tests["gene_type"] = inputs.gene_types_s.reindex(tests["gene"]).to_numpy()
-    null_df = (pd.concat(null_frames, ignore_index=True).drop_duplicates(["snp", "gene", "permutation"])
-               if null_frames else pd.DataFrame(columns=["snp", "gene", "class", "p_value", "permutation"]))
+    rng = np.random.default_rng(seed)
+    null_frames = []
+    for b in range(n_permutations):
+        perm = rng.permutation(inputs.n_samples)
+        cols = inputs.expression_df.columns
+        expr = pd.DataFrame(inputs.expression_df.to_numpy()[:, perm], index=inputs.expression_df.index,
+                            columns=cols)
+        covs = pd.DataFrame(inputs.covariates_df.to_numpy()[:, perm], index=inputs.covariates_df.index,
+                            columns=cols)
+        null = _all_tests(_engine(inputs, union_snps, union_genes, cis_dist=cis_dist, pv=1.0,
+                                  expression_df=expr, covariates_df=covs))
+        null = null.set_index(["snp", "gene"]).reindex(topics.index).reset_index()
+        null_frames.append(null[["snp", "gene", "class", "p_value"]].assign(permutation=b))
+    null_df = (pd.concat(null_frames, ignore_index=True) if null_frames
+               else pd.DataFrame(columns=["snp", "gene", "class", "p_value", "permutation"]))
     return tests, null_df
 
 

@@ -1,0 +1,176 @@
+"""End-to-end pipeline runs in this process (no Dask): outputs, resume, failures and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pandas as pd
+import pytest
+
+from tbeqtl.cli import main
+from tbeqtl.errors import InputError
+from tbeqtl.layout import RunLayout
+from tbeqtl.pipeline import PipelineConfig, orchestrate, run_pipeline
+from tbeqtl.schema import validate_table
+
+SIM = {"preset": "tiny", "seed": 1, "n_individuals": 120, "n_samples": 420, "n_tissues": 4, "n_genes": 80,
+       "n_snps": 200}
+MAP_FAST = {"tissues": ["Whole Blood", "Muscle - Skeletal"]}
+
+
+@pytest.fixture(scope="module")
+def sim_dir(tmp_path_factory):
+    from tbeqtl.simulate import simulate
+
+    out = tmp_path_factory.mktemp("sim")
+    simulate(**SIM).write(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def finished_run(sim_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    config = PipelineConfig.preset("test", data={"path": str(sim_dir), "all_pairs": False,
+                                                 "pairs": ["chr1:chr2", "chr2:chr2", "chr1:chr7"]},
+                                   mapping=MAP_FAST)
+    status = run_pipeline(config, out_dir=out)
+    return config, out, status
+
+
+def test_run_writes_the_layout_and_summary_tables(finished_run):
+    config, out, status = finished_run
+    layout = RunLayout(out)
+    assert status.set_index("pair")["status"].to_dict() == {
+        "chr1__chr2": "done", "chr2__chr2": "done", "chr1__chr7": "skipped"}
+    assert "no SNPs on chr7" in status.set_index("pair").loc["chr1__chr7", "message"]
+    pair = layout.pair("chr1", "chr2")
+    assert json.loads(pair.status.read_text()) == {s: "done" for s in (*orchestrate._STAGES, "pair")}
+    holdout = pd.read_csv(pair.holdout, sep="\t")
+    assert holdout["held_out"].sum() > 0
+    for name in ("run.json", "gene_topics.tsv", "sample_topics.tsv", "snp_topics.tsv", "elbo.tsv"):
+        assert (pair.fit / name).exists()
+    # the fit used the fit samples only
+    fitted = pd.read_csv(pair.fit / "sample_topics.tsv", sep="\t", index_col=0).index
+    assert not set(fitted) & set(holdout.loc[holdout["held_out"], "sample"])
+    assert pair.ranking.exists()
+    for name in ("tissue_association", "ancestry", "cell_types", "covariate_factors"):
+        assert (pair.factors / f"{name}.tsv").exists()
+    for factor_set in ("all", "tissue", "general", "exhaustive"):
+        for tissue in MAP_FAST["tissues"]:
+            folder = pair.eqtl(factor_set, tissue)
+            for name in ("cis.tsv", "trans.tsv", "qq.tsv", "hist.tsv", "run.json", "calls.tsv"):
+                assert (folder / name).exists(), folder / name
+    summary = {
+        "tissue_factors.parquet": "tissue_factors", "ancestry.parquet": "ancestry_factors",
+        "cell_types.parquet": "cell_type_factors", "covariate_factors.parquet": "covariate_factors",
+        "eqtls.parquet": "pipeline_eqtls", "qq.parquet": "pipeline_qq"}
+    for filename, schema in summary.items():
+        table = pd.read_parquet(layout.summary / filename)
+        validate_table(table, schema)
+        assert set(table["pair"]) <= {"chr1__chr2", "chr2__chr2"}
+    counts = pd.read_csv(layout.summary / "eqtl_counts.tsv", sep="\t")
+    validate_table(counts, "eqtl_counts")
+    eqtls = pd.read_parquet(layout.summary / "eqtls.parquet")
+    for (fs, tissue, klass), group in eqtls.groupby(["factor_set", "tissue", "class"]):
+        row = counts[(counts.factor_set == fs) & (counts.tissue == tissue) & (counts["class"] == klass)
+                     & (counts.gene_type == "all")].iloc[0]
+        assert row.n_eqtls == len(group.drop_duplicates(["snp", "gene"]))
+        assert row.n_egenes == group["gene"].nunique()
+    assert (eqtls["fdr_by_type"] < 0.1).all()
+    validate_table(pd.read_csv(layout.robust / "components.tsv", sep="\t"), "robust_members")
+    assert (layout.robust / "tissue_genes.tsv").exists()
+    run = json.loads(layout.run_json.read_text())
+    assert run["pairs"]["chr1__chr7"]["status"] == "skipped"
+    assert run["holdout"]["n_held_out"] == int(holdout["held_out"].sum())
+    assert run["input_checksums"] and run["versions"]["tbeqtl"]
+    assert PipelineConfig.from_toml(layout.config) == config
+    assert "provenance" in layout.config.read_text()
+
+
+def test_rerun_skips_finished_pairs(finished_run):
+    config, out, _ = finished_run
+    fit_json = RunLayout(out).pair("chr1", "chr2").fit / "run.json"
+    before = fit_json.stat().st_mtime_ns
+    status = run_pipeline(config, out_dir=out)
+    assert fit_json.stat().st_mtime_ns == before
+    assert status.set_index("pair").loc["chr1__chr2", "seconds"] == 0.0
+    run = json.loads(RunLayout(out).run_json.read_text())
+    assert run["pairs"]["chr1__chr2"]["reused"] is True
+
+
+def test_interrupted_pair_resumes_remaining_stages(finished_run, tmp_path):
+    """A pair whose status stops after the fit redoes only ranking, factors and mapping."""
+    import shutil
+
+    config, out, _ = finished_run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    pair = RunLayout(copy).pair("chr2", "chr2")
+    status = json.loads(pair.status.read_text())
+    for stage in ("ranking", "factors", "eqtl", "pair"):
+        status.pop(stage)
+    pair.status.write_text(json.dumps(status))
+    shutil.rmtree(pair.root / "eqtl")
+    fit_mtime = (pair.fit / "run.json").stat().st_mtime_ns
+    result = run_pipeline(config, out_dir=copy)
+    assert result.set_index("pair").loc["chr2__chr2", "status"] == "done"
+    assert (pair.fit / "run.json").stat().st_mtime_ns == fit_mtime
+    assert (pair.eqtl("all", "Whole Blood") / "cis.tsv").exists()
+
+
+def test_failed_pair_does_not_stop_the_others(sim_dir, tmp_path, monkeypatch):
+    original = orchestrate._eqtl_stage
+
+    def flaky(ctx, layout, *args, **kwargs):
+        if layout.name == "chr1__chr1":
+            raise RuntimeError("boom in chr1__chr1")
+        return original(ctx, layout, *args, **kwargs)
+
+    monkeypatch.setattr(orchestrate, "_eqtl_stage", flaky)
+    config = PipelineConfig.preset("test", data={"path": str(sim_dir), "all_pairs": False,
+                                                 "pairs": ["chr1:chr1", "chr2:chr1"]},
+                                   mapping={"tissues": ["Whole Blood"], "factor_sets": ["all"],
+                                            "exhaustive": False})
+    status = run_pipeline(config, out_dir=tmp_path).set_index("pair")
+    assert status.loc["chr1__chr1", "status"] == "failed"
+    assert "boom in chr1__chr1" in status.loc["chr1__chr1", "message"]
+    assert status.loc["chr2__chr1", "status"] == "done"
+    pair_status = json.loads(RunLayout(tmp_path).pair("chr1", "chr1").status.read_text())
+    assert pair_status["pair"].startswith("failed: RuntimeError: boom")
+    assert pair_status["fit"] == "done"
+
+
+def test_tissue_with_too_few_held_out_samples_is_named(tmp_path):
+    from tbeqtl.simulate import simulate
+
+    sim = simulate(preset="tiny", seed=1)
+    config = PipelineConfig.preset("test", data={"all_pairs": True})
+    with pytest.raises(InputError, match=r"Whole Blood \(\d+ held-out samples, \d+ covariates\)"):
+        run_pipeline(config.replace(data={"ancestry_beta": "", "ancestry_tau": ""}), out_dir=tmp_path,
+                     data=sim.data)
+    assert not (tmp_path / "pairs").exists()
+
+
+def test_unreachable_scheduler_is_a_clear_error(tmp_path):
+    config = PipelineConfig.preset("test", run={"connect_timeout": 2.0})
+    with pytest.raises(InputError, match="cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"):
+        run_pipeline(config, out_dir=tmp_path, scheduler="tcp://127.0.0.1:9")
+
+
+def test_cli_run_with_config_file(sim_dir, tmp_path):
+    config = PipelineConfig.preset("test", data={"path": str(sim_dir), "all_pairs": False},
+                                   mapping={"tissues": ["Whole Blood"], "factor_sets": ["general"],
+                                            "exhaustive": False})
+    config.write(tmp_path / "run.toml")
+    out = tmp_path / "out"
+    argv = ["run", "--config", str(tmp_path / "run.toml"), "--pairs", "chr2:chr1", "--out", str(out)]
+    assert main(argv) == 0
+    assert (out / "tbeqtl.log").exists()
+    written = PipelineConfig.from_toml(out / "config.toml")
+    assert written.pair_list == [("chr2", "chr1")]
+    assert (RunLayout(out).pair("chr2", "chr1").eqtl("general", "Whole Blood") / "calls.tsv").exists()
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[fit]\nmax_step = 3\n")
+    assert main(["run", "--config", str(bad), "--out", str(tmp_path / "bad")]) == 2
+    assert os.path.exists(tmp_path / "bad" / "tbeqtl.log")
