@@ -359,3 +359,52 @@ def test_bim_dot_ids_are_named(tmp_path):
 
     (tmp_path / "x.bim").write_text("18\t.\t0\t100\tG\tT\n18\trs2\t0\t200\tA\tC\n18\t.\t0\t300\tC\tA\n")
     assert list(read_bim(tmp_path / "x.bim").index) == ["chr18_100_T_G", "rs2", "chr18_300_A_C"]
+
+
+def test_h5ad_layers_raw_and_gene_subset(tmp_path, data):
+    anndata = pytest.importorskip("anndata")
+    from scipy import sparse
+
+    from tbeqtl.io import read_h5ad
+
+    counts = data.counts_df
+    obs = pd.DataFrame(
+        {"donor": data.sample_map_s.to_numpy(), "tissue": data.sample_info_df["tissue"].to_numpy()},
+        index=counts.columns,
+    )
+    adata = anndata.AnnData(
+        X=np.log1p(counts.T.to_numpy().astype(np.float32)),
+        obs=obs,
+        var=pd.DataFrame({"symbol": data.gene_info_df["gene_name"].to_numpy()}, index=counts.index),
+    )
+    adata.layers["counts"] = sparse.csc_matrix(counts.T.to_numpy())
+    adata.raw = anndata.AnnData(
+        X=sparse.csr_matrix(counts.T.to_numpy().astype(np.float32)),
+        obs=obs,
+        var=pd.DataFrame(index=counts.index),
+    )
+    adata.write_h5ad(tmp_path / "sc.h5ad")
+    from_layer = read_h5ad(tmp_path / "sc.h5ad", donor_column="donor", layer="counts")
+    pd.testing.assert_frame_equal(from_layer.counts_df, counts)
+    pd.testing.assert_series_equal(from_layer.sample_map_s, data.sample_map_s)
+    assert from_layer.gene_info_df["symbol"].tolist() == data.gene_info_df["gene_name"].tolist()
+    picked = read_h5ad(
+        tmp_path / "sc.h5ad", donor_column="donor", use_raw=True, genes=list(counts.index[[3, 1]])
+    )
+    pd.testing.assert_frame_equal(picked.counts_df, counts.iloc[[3, 1]])
+    from tbeqtl.errors import InputError
+
+    with pytest.raises(InputError, match="non-integer counts"):  # .X holds log-normalised values
+        read_h5ad(tmp_path / "sc.h5ad", donor_column="donor")
+    with pytest.raises(InputError, match="no layer 'spliced'"):
+        read_h5ad(tmp_path / "sc.h5ad", donor_column="donor", layer="spliced")
+
+
+def test_gct_float_values_and_explicit_covariate_orientation(tmp_path, data):
+    tpm = data.counts_df / data.counts_df.sum() * 1e6
+    write_gct(tpm, tmp_path / "tpm.gct")
+    pd.testing.assert_frame_equal(read_gct(tmp_path / "tpm.gct", counts=False), tpm, check_exact=True)
+    covs = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 5.0]}, index=["pc1", "pc2"])
+    covs.to_csv(tmp_path / "c.tsv", sep="\t")
+    out = read_covariates(tmp_path / "c.tsv", orientation="samples_by_covariates")
+    assert list(out.index) == ["a", "b"] and list(out.columns) == ["pc1", "pc2"]
