@@ -331,7 +331,7 @@ def resolve_params(preset: str = "small", **overrides: Any) -> SimulationParams:
     return params
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SimulationTruth:
     """The planted truth of a simulated data set, labelled by IDs.
 
@@ -389,7 +389,7 @@ class SimulationTruth:
     params: dict = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Simulation:
     """A simulated data set and its planted truth.
 
@@ -485,7 +485,7 @@ def simulate(*, preset: str = "small", seed: int = 0, **overrides: Any) -> Simul
     return sim
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Layout:
     """Features, individuals, samples and tissues of one draw (arrays in draw order)."""
 
@@ -498,7 +498,7 @@ class _Layout:
     samples: pd.Index
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Model:
     """The TBLDA draws (paper symbols)."""
 
@@ -514,7 +514,7 @@ class _Model:
     y: np.ndarray  # S x N dosages with NaN for missing
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Covariates:
     sex: np.ndarray  # per individual, 1 male / 2 female
     pcr: np.ndarray  # per individual, 0/1, no effect
