@@ -408,3 +408,25 @@ def test_gct_float_values_and_explicit_covariate_orientation(tmp_path, data):
     covs.to_csv(tmp_path / "c.tsv", sep="\t")
     out = read_covariates(tmp_path / "c.tsv", orientation="samples_by_covariates")
     assert list(out.index) == ["a", "b"] and list(out.columns) == ["pc1", "pc2"]
+
+
+def test_vcf_indexed_region_fetch_matches_streaming(tmp_path, data, monkeypatch):
+    pysam = pytest.importorskip("pysam")
+    geno = data.genotype_df
+    info = data.snp_info_df.sort_values(["chrom", "pos"])
+    write_vcf(geno.loc[info.index], tmp_path / "v.vcf.gz", snp_info_df=info)
+    (tmp_path / "copy.vcf.gz").write_bytes((tmp_path / "v.vcf.gz").read_bytes())
+    pysam.tabix_index(str(tmp_path / "v.vcf.gz"), preset="vcf", force=True)
+    assert (tmp_path / "v.vcf.gz.tbi").exists()
+    on_chr2 = info[info["chrom"] == "chr2"]
+    region = f"2:{on_chr2['pos'].iloc[1]}-{on_chr2['pos'].iloc[-2]}"
+    streamed = read_vcf(tmp_path / "copy.vcf.gz", region=region)
+    import tbeqtl.io.vcf as vcf_module
+
+    def no_scan(*args, **kwargs):
+        raise AssertionError("an indexed region must not be read by scanning the text")
+
+    monkeypatch.setattr(vcf_module, "_text_blocks", no_scan)
+    fetched = read_vcf(tmp_path / "v.vcf.gz", region=region)
+    pd.testing.assert_frame_equal(fetched.genotype_df, streamed.genotype_df)
+    assert list(fetched.genotype_df.index) == list(on_chr2.index[1:-1])

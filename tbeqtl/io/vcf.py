@@ -212,20 +212,26 @@ def _bcf_blocks(
         import pysam
     except ImportError as exc:  # pragma: no cover - pysam comes with pybedtools
         raise MissingDependencyError("reading BCF needs pysam: pip install pysam") from exc
-    with reader_errors(path, what="BCF file"):
+    with reader_errors(path, what="VCF/BCF file"):
         vf = pysam.VariantFile(str(path))
     with vf:
         all_samples = list(vf.header.samples)
         if not all_samples:
-            raise InputError("BCF file has no samples", path=str(path))
+            raise InputError("VCF/BCF file has no samples", path=str(path))
         check_unique(all_samples, "sample", path=path)
         keep = list(pick_ids(pd.Index(all_samples), samples, "sample", path=path))
         if field not in vf.header.formats:
-            raise InputError(f"BCF header defines no {field} FORMAT field", path=str(path))
+            raise InputError(f"VCF/BCF header defines no {field} FORMAT field", path=str(path))
         want = _parse_region(region)
         rows, infos, n_multi = [], [], 0
-        with reader_errors(path, what="BCF file"):
-            for rec in vf:
+        records = vf
+        if want is not None and _index_of(path) is not None:
+            # indexed file: jump to the region instead of scanning every record
+            contigs = [c for c in vf.header.contigs if harmonize_chrom([c])[0] == want[0]]
+            stop = None if np.isinf(want[2]) else int(want[2])
+            records = (rec for c in contigs for rec in vf.fetch(c, want[1] - 1, stop))
+        with reader_errors(path, what="VCF/BCF file"):
+            for rec in records:
                 chrom = harmonize_chrom([rec.chrom])[0]
                 if want is not None and not (chrom == want[0] and want[1] <= rec.pos <= want[2]):
                     continue
@@ -294,7 +300,9 @@ def iter_vcf_blocks(
     samples
         Samples to keep, in this order; ``None`` keeps all.
     region
-        ``"chr1"`` or ``"chr1:1000-2000"`` (1-based, inclusive; any chromosome naming).
+        ``"chr1"`` or ``"chr1:1000-2000"`` (1-based, inclusive; any chromosome naming). With a
+        ``.tbi``/``.csi`` index beside the file the region is fetched through pysam without
+        scanning the whole file; otherwise the file is streamed and filtered.
     chunk_size
         Records per block.
 
@@ -310,10 +318,27 @@ def iter_vcf_blocks(
     path = check_file(path, what="VCF/BCF file")
     with open(path, "rb") as handle:
         head = handle.read(3)
-    if path.name.lower().endswith(".bcf") or (head[:2] == b"\x1f\x8b" and _is_bcf(path)):
+    indexed = region is not None and _index_of(path) is not None and _has_pysam()
+    if path.name.lower().endswith(".bcf") or (head[:2] == b"\x1f\x8b" and _is_bcf(path)) or indexed:
         yield from _bcf_blocks(path, field=field, samples=samples, region=region, chunk_size=chunk_size)
     else:
         yield from _text_blocks(path, field=field, samples=samples, region=region, chunk_size=chunk_size)
+
+
+def _index_of(path: Path) -> Path | None:
+    for suffix in (".tbi", ".csi"):
+        candidate = Path(f"{path}{suffix}")
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _has_pysam() -> bool:
+    try:
+        import pysam  # noqa: F401
+    except ImportError:  # pragma: no cover
+        return False
+    return True
 
 
 def _is_bcf(path: Path) -> bool:
