@@ -391,16 +391,29 @@ def test_html_renders_in_headless_chromium(full_report, tmp_path):
     html = full_report["html"].read_text(encoding="utf-8")
     probe = ("<script>window.addEventListener('load', function () {var imgs = document.images, bad = 0;"
              "for (var i = 0; i < imgs.length; i++) { if (!imgs[i].complete || imgs[i].naturalWidth === 0) "
-             "{ bad++; } } var d = document.createElement('div'); d.id = 'probe'; d.setAttribute('data-n', "
-             "imgs.length); d.setAttribute('data-bad', bad); document.body.appendChild(d);});</script>")
+             "{ bad++; } }"
+             # click the p_value header twice (descending) and read the column back
+             "var tb = document.getElementById('table-top_eqtls');"
+             "var ths = tb.tHead.rows[0].cells, col = -1;"
+             "for (var j = 0; j < ths.length; j++) { if (ths[j].textContent === 'p_value') { col = j; } }"
+             "ths[col].click(); ths[col].click(); var vals = [];"
+             "for (var r = 0; r < tb.tBodies[0].rows.length; r++) "
+             "{ vals.push(tb.tBodies[0].rows[r].cells[col].getAttribute('data-sort')); }"
+             "var d = document.createElement('div'); d.id = 'probe'; d.setAttribute('data-n', "
+             "imgs.length); d.setAttribute('data-bad', bad); d.setAttribute('data-sorted', vals.join(' '));"
+             "document.body.appendChild(d);});</script>")
     probe_path = tmp_path / "probe.html"
     probe_path.write_text(html.replace("</body>", probe + "</body>"), encoding="utf-8")
     shot = tmp_path / "shot.png"
     result = _chromium(["--virtual-time-budget=5000", "--dump-dom", probe_path.as_uri()], tmp_path / "p1")
-    match = re.search(r'id="probe" data-n="(\d+)" data-bad="(\d+)"', result.stdout)
+    match = re.search(r'id="probe" data-n="(\d+)" data-bad="(\d+)" data-sorted="([^"]*)"', result.stdout)
     assert match, f"probe not found in Chromium's DOM dump: {result.stderr[-500:]}"
     assert int(match.group(1)) == len(ALL_FIGURES)
     assert int(match.group(2)) == 0, "broken images in the rendered page"
+    # the inline sort script sorted the p-value column numerically, descending after two clicks
+    sorted_p = [float(v) for v in match.group(3).split()]
+    assert len(sorted_p) > 10 and sorted_p == sorted(sorted_p, reverse=True)
+    assert sorted_p != sorted(sorted_p)
     result = _chromium([f"--screenshot={shot}", "--window-size=1200,3000", full_report["html"].as_uri()],
                        tmp_path / "p2")
     assert shot.is_file(), result.stderr[-500:]

@@ -2,25 +2,32 @@
 
 Nothing is fitted or tested here: the loader reads the tables each stage wrote (paths from
 :class:`tbeqtl.layout.RunLayout` / :class:`~tbeqtl.layout.PairLayout`), gathers them across
-chromosome pairs into long tables, and reshapes them for the figures (sorting, picking the
-FDR-significant rows, counting). When a stage's output is missing, the section is recorded in
-:attr:`ReportData.absent` with the reason: the stage's ``status.json`` entry when it failed
-(``"failed: <error>"``), otherwise the file that is not there.
+chromosome pairs into long tables and reshapes them for the figures (sorting, picking the
+called rows, counting). When a stage's output is missing, the section is recorded in
+:attr:`ReportData.absent` with the reason: the stage's ``"failed: <error>"`` /
+``"skipped: <why>"`` entry in a ``status.json`` (of the pair, or of the whole pair when it failed
+before that stage), otherwise the file that is not there.
 
-What is read (per pair ``pairs/<gene_chrom>__<snp_chrom>/``):
+What is read, per pair ``pairs/<gene_chrom>__<snp_chrom>/``:
 
-- ``status.json``: stage -> ``"done"`` / ``"failed: <error>"``;
-- ``holdout.tsv``: sample, individual, held_out (and tissue when present);
-- ``fit/sample_topics.tsv`` (samples x topics, E[phi]), ``fit/gene_topics.tsv``,
-  ``fit/snp_topics.tsv``, ``fit/elbo.tsv`` (step and ELBO or loss), ``fit/run.json``;
-- ``factors/tissue_association.tsv`` (topic, tissue, score, associated);
-- ``eqtl/<factor_set>/<tissue>/``: ``cis.tsv``, ``trans.tsv`` (table ``eqtl_pairs``),
-  ``qq.tsv`` (ordered permuted and observed -log10 p), ``hist.tsv`` (p-value histogram),
-  ``run.json``.
+- ``status.json``: stage -> ``"done"`` / ``"failed: <error>"`` (stage ``pair`` for the whole pair);
+- ``holdout.tsv`` (schema ``holdout``);
+- ``fit/sample_topics.tsv``, ``fit/gene_topics.tsv``, ``fit/snp_topics.tsv`` (ID column, then
+  topics ``0 .. K-1``), ``fit/elbo.tsv`` (``step``, ``elbo``, ``statistic``), ``fit/run.json``;
+- ``factors/tissue_association.tsv`` (schema ``tissue_factors``);
+- ``eqtl/<factor_set>/<tissue>/``: ``hist.tsv`` (``pipeline_hist``), and ``cis.tsv`` /
+  ``trans.tsv`` (``eqtl_pairs``), ``qq.tsv`` (``pipeline_qq``) and ``run.json`` (its
+  ``call_column``) when the run has no gathered summary.
 
-Run level: ``run.json``, ``config.toml``, ``enrichment/{go,snp_annot,bins,tf_recovery}.tsv``,
-``gtex/comparison.tsv`` and ``gtex/ks.json``, ``robust/`` loading correlations, and sample
-tissues from ``simulation/sample_attributes.tsv`` (demo runs) when the pairs do not carry them.
+Run level: ``run.json`` and ``config.toml``; ``summary/eqtls.parquet``, ``summary/qq.parquet``,
+``summary/eqtl_counts.tsv`` (gathered by the pipeline); ``enrichment/{go,snp_annot,bins,
+tf_recovery}.tsv`` and ``gtex/comparison.tsv`` / ``gtex/ks.tsv`` with their ``status.json``.
+
+Two figures need the run's *input* data set (``config data.path``, or ``simulation/`` of a demo
+run), read once and only when present: the SNP loadings of Fig 3 are correlated after regressing
+out the coded MAF of the input genotypes, and Fig 5 shows the inverse-normal-transformed
+held-out expression of one locus' trans-eGenes, rebuilt with the pipeline's own transforms.
+Without the inputs, Fig 3 uses raw E[lambda] (and says so) and Fig 5 is absent with the reason.
 """
 
 from __future__ import annotations
