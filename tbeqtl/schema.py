@@ -394,6 +394,7 @@ _register(TableSchema(
         Column("in_gtex_egene", "bool", "the gene is a GTEx eGene of this kind"),
         Column("in_gtex_evariant", "bool", "the variant is a GTEx eVariant of this kind"),
         Column("gtex_p_value", "float", "GTEx nominal p-value of the pair (NaN when absent)"),
+        Column("novel", "bool", "the SNP maps to a GTEx variant but the pair is not in the GTEx list"),
     ),
 ))
 

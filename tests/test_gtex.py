@@ -71,6 +71,8 @@ def test_designed_overlaps(gtex_df, calls_df):
     assert s.loc[("cis", "pair"), "fraction_shared"] == pytest.approx(3 / 5)
     pairs = res.pairs_df.set_index(["kind", "snp"])
     assert pairs.loc[("cis", "rs111"), "variant_id"] == ""  # unmapped, not novel
+    assert not pairs.loc[("cis", "rs111"), "novel"]
+    assert sorted(pairs.index[pairs["novel"]]) == [("cis", "rs103"), ("cis", "rs105")]
     assert not pairs.loc[("cis", "rs103"), "in_gtex_pair"] and pairs.loc[("cis", "rs103"), "in_gtex_egene"]
     raw = pd.read_csv(FIXTURE / "Whole_Blood.v8.signif_variant_gene_pairs.txt.gz", sep="\t")
     assert pairs.loc[("cis", "rs100"), "gtex_p_value"] == raw["pval_nominal"].iloc[0]

@@ -181,8 +181,10 @@ def read_gtex_trans(path: str | Path, *, tissue: str | None = None) -> pd.DataFr
         Columns ``tissue``, ``kind`` (``"trans"``), ``variant_id``, ``gene_id`` (unversioned), ``p_value``.
     """
     df = _read_any(path, what="GTEx trans-eQTL table")
-    pcol = next((c for c in ("pval", "pval_nominal", "p_value") if c in df.columns), None)
-    tcol = next((c for c in ("tissue_id", "tissue") if c in df.columns), None)
+    pcol = next((c for c in ("pval", "pval_nominal", "p_value", "pvalue") if c in df.columns), None)
+    tcol = next((c for c in ("tissue_id", "tissue", "tissue_site_detail_id") if c in df.columns), None)
+    if "gene_id" not in df.columns and "phenotype_id" in df.columns:
+        df = df.rename(columns={"phenotype_id": "gene_id"})
     _need(df, ["variant_id", "gene_id"], path=path, what="trans-eQTL table")
     if pcol is None or (tcol is None and tissue is None):
         raise InputError(
@@ -452,8 +454,9 @@ def compare_with_gtex(
         )
         per_call.insert(0, "kind", knd)
         per_call.insert(0, "tissue", str(tis))
-        pair_rows.append(per_call)
         mapped = per_call["variant_id"] != ""
+        per_call["novel"] = mapped & ~per_call["in_gtex_pair"]
+        pair_rows.append(per_call)
         levels = {
             "pair": (
                 len(per_call),
