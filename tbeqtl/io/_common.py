@@ -27,19 +27,6 @@ logger = logging.getLogger(__name__)
 
 GZIP_MAGIC = b"\x1f\x8b"
 
-#: Parser exceptions caught at the reader boundary.
-PARSER_ERRORS = (
-    pd.errors.ParserError,
-    pd.errors.EmptyDataError,
-    EOFError,
-    gzip.BadGzipFile,
-    zlib.error,
-    UnicodeDecodeError,
-    OSError,
-    ValueError,
-    IndexError,
-)
-
 
 def check_file(path: str | Path, *, what: str = "file") -> Path:
     """Return ``path`` as a Path after checking that it is an existing, non-empty file.
@@ -389,12 +376,6 @@ def write_matrix_text(
             buffer = []
     if buffer:
         handle.write("\n".join(buffer) + "\n")
-
-
-def log_dropped(what: str, ids: Sequence[object], reason: str) -> None:
-    """Log how many features were dropped and why."""
-    if len(ids):
-        logger.info("dropped %d %s (%s): %s", len(ids), what, reason, format_ids(ids))
 
 
 def drop_uninformative_rows(df: pd.DataFrame, *, what: str) -> pd.DataFrame:
