@@ -111,7 +111,7 @@ def _fdp_and_power(rng, n_rep):
 
 
 def test_planted_term_is_found_and_fdr_is_held(rng):
-    n_rep = 25
+    n_rep = 20
     found, fdr, any_null = _fdp_and_power(rng, n_rep)
     assert found >= 0.9 * n_rep
     # BH controls the FDR (expected false discovery proportion) at 0.1
