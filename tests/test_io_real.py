@@ -287,3 +287,37 @@ def test_polyfun_snp_positions(shared_data):
     assert len(pos) == 182_454 - 4
     assert pos.loc["rs201321709"].tolist() == ["chr1", 751580]
     assert pos.loc["rs28643457"].tolist() == ["chr4", 77246896]
+
+
+def test_geuvadis_chr19_builds_an_eqtl_data_set(shared_data, caplog):
+    from tbeqtl.data import EQTLData
+
+    folder = shared_data / "geuvadis_ceu_chr19"
+    counts = read_counts(
+        folder / "transcript_counts_CEU_chr19_subset.tsv.gz",
+        id_column="TargetID",
+        sum_by="Gene_Symbol",
+        non_integer="round",
+    )
+    geno = read_dosage_tsv(
+        folder / "genotypes_CEU_chr19_subset.tsv.gz",
+        id_column="snpId",
+        info_columns=("chr", "start", "end"),
+        na_values=("NA", "-1"),
+    )
+    snps = read_snp_positions(
+        folder / "genotypes_CEU_chr19_subset.tsv.gz", id_column="snpId", pos_column="start"
+    )
+    genes = read_gene_annotation(folder / "gene_ranges_subset_hg19.tsv")
+    with caplog.at_level("INFO", logger="tbeqtl"):
+        data = EQTLData.from_frames(counts, geno, None, gene_info_df=genes, snp_info_df=snps)
+    values = geno.to_numpy()
+    lo = np.nanmin(np.where(np.isnan(values), np.inf, values), axis=1)
+    hi = np.nanmax(np.where(np.isnan(values), -np.inf, values), axis=1)
+    n_monomorphic = int((lo == hi).sum())
+    assert data.genotype_df.shape == (1330 - n_monomorphic, 91)
+    assert data.counts_df.shape == (50, 91)
+    assert (data.samples_per_individual == 1).all()
+    assert data.snp_info_df["chrom"].eq("chr19").all() and data.gene_info_df["chrom"].eq("chr19").all()
+    assert n_monomorphic == 404  # monomorphic in these 91 CEU individuals: dropped with a logged count
+    assert "dropped 404 SNPs (0 all-missing, 404 monomorphic)" in caplog.text
