@@ -81,7 +81,8 @@ def genomic_bin_manhattan_figure(bins_df: pd.DataFrame) -> Figure:
     ----------
     bins_df
         Columns ``chrom``, ``start``, ``end``, ``p_value`` and optionally ``set`` (one row per
-        tested bin and SNP set).
+        tested bin and SNP set) and ``cumulative_position`` (the x axis of table
+        ``genomic_bin_enrichment``; otherwise chromosomes are laid end to end by their last bin).
 
     Returns
     -------
@@ -98,10 +99,17 @@ def genomic_bin_manhattan_figure(bins_df: pd.DataFrame) -> Figure:
     for c in chroms:
         offsets[c] = total
         total += float(sizes[c])
-    mid = (df["start"].to_numpy(dtype=float) + df["end"].to_numpy(dtype=float)) / 2
-    x = mid + df["chrom"].map(offsets).to_numpy(dtype=float)
+    if "cumulative_position" in df.columns:  # the enrichment layer's Manhattan x axis
+        x = df["cumulative_position"].to_numpy(dtype=float)
+        starts = df.groupby("chrom")["cumulative_position"].min() - (
+            (df["start"] + df["end"]) / 2).groupby(df["chrom"]).min()
+        offsets = {c: float(starts[c]) for c in chroms}
+        total = max(offsets[c] + float(sizes[c]) for c in chroms)
+    else:
+        mid = (df["start"].to_numpy(dtype=float) + df["end"].to_numpy(dtype=float)) / 2
+        x = mid + df["chrom"].map(offsets).to_numpy(dtype=float)
     y = -np.log10(np.clip(df["p_value"].to_numpy(dtype=float), 1e-300, 1))
-    alt = (OKABE_ITO[3], OKABE_ITO[0])
+    alt = ("#555555", OKABE_ITO[0])  # grey / orange, distinct from the blue and green p-value lines
     colour = df["chrom"].map({c: alt[i % 2] for i, c in enumerate(chroms)}).to_numpy()
     fig = new_figure(width=8.0, height=3.4)
     ax = fig.subplots()
