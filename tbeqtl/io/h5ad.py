@@ -120,6 +120,14 @@ def read_h5ad(
         if len(unknown):
             raise InputError("requested genes are not in the h5ad file", path=str(path), ids=unknown)
         cols = gene_ids.get_indexer(wanted)
+    dense_bytes = 8 * len(cols) * len(cells)
+    if dense_bytes > 2**31:
+        logger.warning(
+            "densifying %d genes x %d cells needs %.1f GB; pass genes= to read a subset",
+            len(cols),
+            len(cells),
+            dense_bytes / 1e9,
+        )
     sub = matrix[:, cols]
     dense = sub.toarray() if hasattr(sub, "toarray") else np.asarray(sub)
     counts = pd.DataFrame(dense.T, index=gene_ids[cols], columns=cells)
