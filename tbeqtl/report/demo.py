@@ -26,6 +26,7 @@ Every post-pipeline stage records ``"done"``, ``"skipped: <why>"`` or ``"failed:
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 from pathlib import Path
@@ -277,10 +278,17 @@ def run_demo(
     sim = simulate(preset=simulation_preset, seed=seed)
     if gene_table_path is not None:
         sim = relabel_genes(sim, pd.read_csv(gene_table_path, sep="\t", dtype=str), seed=seed)
-    if (layout.simulation / "simulation.json").is_file():
-        logger.info("reusing the simulated data in %s", layout.simulation)
+    settings = {"preset": simulation_preset, "seed": seed, "real_gene_ids": gene_table_path is not None}
+    marker = layout.simulation / "demo.json"
+    if marker.is_file():
+        previous = json.loads(marker.read_text(encoding="utf-8"))
+        if previous != settings:
+            raise InputError(f"{out} holds a demo run with other settings ({previous}, now {settings}); "
+                             "give a new --out folder")
+        logger.info("reusing the simulated data in %s (finished pairs are not redone)", layout.simulation)
     else:
         sim.write(layout.simulation, overwrite=True)
+        write_json(settings, marker)
 
     logger.info("demo 2/5: running the pipeline on every chromosome pair")
     changes: dict[str, dict[str, Any]] = {"data": {"path": str(layout.simulation.resolve())},
