@@ -230,6 +230,11 @@ class AssociationResult:
         if all(r.hist is not None for r in results):
             hist = first.hist.copy()
             for other in results[1:]:
+                same = len(other.hist) == len(hist) and np.array_equal(
+                    other.hist[["bin_lo", "bin_hi"]].to_numpy(), hist[["bin_lo", "bin_hi"]].to_numpy()
+                )
+                if not same:
+                    raise InputError("cannot combine histograms with different bins")
                 hist["count"] = hist["count"].to_numpy() + other.hist["count"].to_numpy()
         min_pv = None
         if all(r.min_pvalues is not None for r in results):
