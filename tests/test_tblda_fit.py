@@ -56,7 +56,7 @@ def _truth_ancestry(sim):
 
 def test_tiny_fit_recovers_planted_topics(tiny):
     k = tiny.truth.gene_topics_df.shape[1]
-    model = TBLDA(k, max_steps=3000, min_steps=1000, window=250, random_state=0, progress=False)
+    model = TBLDA(k, max_steps=800, min_steps=500, window=200, random_state=0, progress=False)
     model.fit(tiny.data, ancestry=_truth_ancestry(tiny))
     r_gene, perm = matched_correlations(model.gene_topics_, tiny.truth.gene_topics_df)
     r_sample, _ = matched_correlations(model.sample_topics_, tiny.truth.sample_topics_df)
