@@ -438,3 +438,44 @@ def test_pdf_converts_to_expected_pages(full_report, tmp_path):
     assert len(pages) == expected
     inked = [(np.asarray(Image.open(p).convert("L"), dtype=float) < 200).mean() for p in pages]
     assert all(v > 0.002 for v in inked), inked
+
+
+def test_figures_render_edge_cases_without_warnings():
+    from tbeqtl.report import figures
+    from tbeqtl.report.sections import figure_png
+
+    elbo = pd.DataFrame({"run": "a", "step": np.arange(1, 31), "elbo": -np.linspace(100, 50, 30)})
+    no_stat = pd.DataFrame({"run": [], "step": [], "statistic": []})
+    qq = pd.DataFrame({"run": "a", "kind": "trans", "permuted": [3.0, 2.0, 1.0], "observed": [5.0, 2.5, 1.0],
+                       "beyond": [True, False, False]})
+    counts = pd.DataFrame({"tissue": ["T1"], "kind": ["cis"], "gene_type": ["protein_coding"],
+                           "n_eqtls": [3]})
+    hist = pd.DataFrame({"kind": "cis", "bin_start": [0.0, 0.5], "bin_end": [0.5, 1.0], "count": [7, 3]})
+    corr = pd.DataFrame([[1.0, 0.2], [0.2, 1.0]], index=["r:0", "r:1"], columns=["r:0", "r:1"])
+    made = [
+        figures.elbo_figure(elbo, no_stat, tol=1e-4),
+        figures.permutation_qq_figure(qq),
+        figures.eqtl_count_figure(counts),
+        figures.pvalue_histogram_figure(hist),
+        figures.loading_correlation_figure({"gene loadings": corr}, pd.Series({"r:0": "T1", "r:1": ""})),
+        figures.locus_expression_figure(pd.DataFrame([[0.1, -0.2, 0.3]], index=["g"],
+                                                     columns=["s1", "s2", "s3"]),
+                                        pd.Series({"s1": 0.0, "s2": 2.0, "s3": np.nan}), title="one gene"),
+    ]
+    for fig in made:
+        png = figure_png(fig)
+        assert png.startswith(b"\x89PNG") and fig.axes
+
+
+def test_topic_colours_follow_tissue_families():
+    from matplotlib.colors import to_rgb
+
+    from tbeqtl.report.figures.topics import topic_colours
+
+    colours = topic_colours(pd.Series({0: "Blood", 1: "Blood", 2: "", 3: "Liver", 4: ""}),
+                            {"Blood": "#0072B2", "Liver": "#E69F00"})
+    assert len(set(colours.values())) == 5
+    grey = [to_rgb(colours[k]) for k in (2, 4)]
+    assert all(abs(r - g) < 1e-9 and abs(g - b) < 1e-9 for r, g, b in grey)  # untied topics are grey
+    blue = [to_rgb(colours[k]) for k in (0, 1)]
+    assert all(b > r for r, _, b in blue)  # both Blood topics are shades of blue
