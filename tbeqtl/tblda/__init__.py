@@ -1,10 +1,45 @@
-"""Telescoping bimodal LDA (TBLDA): model, fast SVI fit, ancestry subspace, feature ranking.
+"""Telescoping bimodal LDA (TBLDA): model, fast fit, ancestry subspace, feature ranking.
 
-Public API: :class:`TBLDA` (the estimator), :func:`rank_features` (per-topic gene and SNP
-ranking), the ancestry readers and estimator (:mod:`tbeqtl.tblda.ancestry`) and model
-save/load (:mod:`tbeqtl.tblda.io`).
+Public API:
+
+- :class:`TBLDA`: the estimator (``TBLDA(n_topics, ...).fit(data, ancestry=...)``),
+  with :meth:`TBLDA.save` / :meth:`TBLDA.load` and :meth:`TBLDA.write_outputs`;
+- :func:`rank_features`: per-topic gene (2-Wasserstein) and SNP (MAF-residual) ranking as
+  a ``feature_ranking`` table;
+- ancestry subspace readers and estimator: :func:`read_terastructure_beta`,
+  :func:`read_terastructure_theta`, :func:`read_admixture_p`, :func:`read_admixture_q`,
+  :func:`check_ancestry`, :func:`estimate_ancestry`;
+- :func:`read_topic_table` for the ``*_topics.tsv`` files of ``tbeqtl fit``.
+
+Modules: :mod:`~tbeqtl.tblda.model` (Pyro model/guide, paper symbols),
+:mod:`~tbeqtl.tblda.kernels` (fused likelihoods), :mod:`~tbeqtl.tblda.estimator`,
+:mod:`~tbeqtl.tblda.cavi` (optional coordinate ascent), :mod:`~tbeqtl.tblda.convergence`,
+:mod:`~tbeqtl.tblda.checkpoint`, :mod:`~tbeqtl.tblda.ancestry`, :mod:`~tbeqtl.tblda.ranking`,
+:mod:`~tbeqtl.tblda.io`.
 """
 
+from .ancestry import (
+    check_ancestry,
+    estimate_ancestry,
+    read_admixture_p,
+    read_admixture_q,
+    read_terastructure_beta,
+    read_terastructure_theta,
+)
 from .estimator import TBLDA
+from .io import load_model, read_topic_table, save_model
+from .ranking import rank_features
 
-__all__ = ["TBLDA"]
+__all__ = [
+    "TBLDA",
+    "check_ancestry",
+    "estimate_ancestry",
+    "load_model",
+    "rank_features",
+    "read_admixture_p",
+    "read_admixture_q",
+    "read_terastructure_beta",
+    "read_terastructure_theta",
+    "read_topic_table",
+    "save_model",
+]

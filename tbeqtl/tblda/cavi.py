@@ -36,6 +36,14 @@ constants. It never decreases and is a lower bound on the published (collapsed) 
 which it therefore does not equal; the estimator validates the result against the
 published SVI recipe by recovery on simulated data (``tests/test_tblda_cavi.py``).
 
+Measured (small simulated set: G=200, L=300, N=100, S=500, K=10, alpha=0.3, truth
+ancestry): converged in ~490 iterations with matched r >= 0.997 for gene topics and
+sample proportions, but alpha 0.48 and mean matched lambda r 0.40, where the published
+SVI recipe gives alpha ~0.33 and lambda r 0.48-0.68. The augmented bound scores the
+shared part through ``exp(E log lambda) < E lambda``, which shifts weight to the ancestry
+component. So CAVI is validated for psi and phi only; use SVI (the default) when alpha
+and lambda matter, or CAVI as a fast start.
+
 Because the updates are deterministic, an all-ones start keeps every topic identical;
 the gene-topic concentrations start at seeded Gamma(100, 1/100) draws (mean 1).
 """

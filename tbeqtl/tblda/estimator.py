@@ -93,9 +93,10 @@ class TBLDA:
         ``"cavi"``: closed-form coordinate ascent with allocation variables
         (:mod:`tbeqtl.tblda.cavi`): same model and posterior family, no Monte Carlo noise,
         hundreds instead of tens of thousands of iterations; it maximises a looser
-        (augmented) bound. With ``"cavi"`` the learning rate, init and ``loss_scale``
-        settings do not apply, and the stopping rule compares consecutive iterations
-        (window 1) with tolerance ``cavi_tol``.
+        (augmented) bound and overestimates ``alpha`` (see :mod:`tbeqtl.tblda.cavi`).
+        With ``"cavi"`` the learning rate, init and ``loss_scale`` settings do not
+        apply, and the stopping rule compares consecutive iterations (window 1) with
+        tolerance ``cavi_tol``.
     cavi_tol
         Relative change of the augmented ELBO between iterations at which CAVI stops.
     learning_rate
