@@ -129,7 +129,12 @@ def test_errors(gtex_df, calls_df, tmp_path):
     with pytest.raises(InputError, match="no SNP of the calls maps"):
         compare_with_gtex(calls_df, gtex_df, tissue="Whole_Blood")
     with pytest.raises(InputError, match="'Liver' is not in the GTEx list"):
+        compare_with_gtex(calls_df, gtex_df, lookup_df=lookup, tissue="Liver", missing_tissue="error")
+    with pytest.raises(InputError, match="no tissue of the calls is in the GTEx list.*Liver"):
         compare_with_gtex(calls_df, gtex_df, lookup_df=lookup, tissue="Liver")
+    two = pd.concat([calls_df.assign(tissue="Liver"), calls_df.assign(tissue="Whole Blood")])
+    res = compare_with_gtex(two, gtex_df, lookup_df=lookup)
+    assert set(res.summary_df["tissue"]) == {"Whole Blood"}  # Liver skipped (logged)
     with pytest.raises(InputError, match="tissue"):
         compare_with_gtex(calls_df, gtex_df, lookup_df=lookup)
     with pytest.raises(InputError, match="call kinds"):

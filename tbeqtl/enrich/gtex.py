@@ -346,6 +346,7 @@ def compare_with_gtex(
     snp_to_variant: Mapping[str, str] | pd.Series | None = None,
     kind: str | None = None,
     tissue: str | None = None,
+    missing_tissue: str = "skip",
 ) -> GtexComparison:
     """Overlap of our eQTL calls with a GTEx list, novel calls, and a KS test of p-values.
 
@@ -368,6 +369,9 @@ def compare_with_gtex(
         Tissue of every call, when ``calls_df`` has no ``tissue`` column; use ``"all"`` to pool
         GTEx tissues. Tissue names match GTEx's after :func:`tissue_key` (``Whole Blood`` =
         ``Whole_Blood``).
+    missing_tissue
+        Calls of a tissue absent from the GTEx list: ``"skip"`` (default; logged) or ``"error"``.
+        If no tissue is left, an error is raised either way.
 
     Returns
     -------
@@ -379,8 +383,8 @@ def compare_with_gtex(
     Raises
     ------
     InputError
-        Missing columns, unknown kinds, empty inputs, no SNP mappable to a GTEx variant ID, or a
-        tissue absent from the GTEx list.
+        Missing columns, unknown kinds, empty inputs, no SNP mappable to a GTEx variant ID, or
+        tissues absent from the GTEx list (all of them, or any with ``missing_tissue="error"``).
     """
     calls = calls_df.copy()
     for col, value in (("kind", kind), ("tissue", tissue)):
@@ -417,15 +421,22 @@ def compare_with_gtex(
         )
     gtex_tissues = {tissue_key(t): t for t in gtex["tissue"].unique()}
     summary, pair_rows, ks_rows = [], [], []
+    if missing_tissue not in ("skip", "error"):
+        raise InputError(f"missing_tissue must be 'skip' or 'error', got {missing_tissue!r}")
+    skipped: list[str] = []
     for (tis, knd), group in calls.groupby(["tissue", "kind"], sort=True):
         if str(tis) == "all":
             ref = gtex[gtex["kind"] == knd]
         else:
             if tissue_key(tis) not in gtex_tissues:
-                raise InputError(
-                    f"tissue {tis!r} is not in the GTEx list; GTEx tissues are",
-                    ids=sorted(gtex_tissues.values()),
+                message = f"tissue {tis!r} is not in the GTEx list; GTEx tissues are"
+                if missing_tissue == "error":
+                    raise InputError(message, ids=sorted(gtex_tissues.values()))
+                logger.warning(
+                    "%s %s; its calls are not compared", message, ", ".join(sorted(gtex_tissues.values()))
                 )
+                skipped.append(str(tis))
+                continue
             ref = gtex[(gtex["kind"] == knd) & (gtex["tissue"] == gtex_tissues[tissue_key(tis)])]
         # one row per GTEx pair (e.g. when signif_variant_gene_pairs and egenes tables are both given)
         ref = ref.sort_values("p_value", kind="stable").drop_duplicates(["variant_id", "gene_id"])
@@ -519,6 +530,8 @@ def compare_with_gtex(
             stat,
             pval,
         )
+    if not summary:
+        raise InputError("no tissue of the calls is in the GTEx list", ids=sorted(set(skipped)))
     summary_df = validate_table(pd.DataFrame(summary).astype({"fraction_shared": float}), "gtex_comparison")
     pairs_df = validate_table(pd.concat(pair_rows, ignore_index=True), "gtex_pair_status")
     ks_df = validate_table(pd.DataFrame(ks_rows), "gtex_ks")
