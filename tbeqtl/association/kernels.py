@@ -100,16 +100,22 @@ class _NumpyOps:
         counts = None if edges is None else np.zeros(edges.size + 1, dtype=np.int64)
         rowmax = np.zeros(n_rows) if extremes else None
         colmax = np.zeros(n_cols) if extremes else None
+        linear = model.name == "linear"
+        buf = np.empty((step, n_cols), dtype=mats[0].dtype) if linear else None
         for a in range(0, n_rows, step):
             chunk = [m[a : a + step] for m in mats]
-            score = model.score(chunk, df=df, inflate=inflate)
-            flat = np.flatnonzero(score.ravel() >= threshold)
+            if linear:  # |r| >= thr - delta: one pass into a reused buffer, and it is also the exact score
+                score = np.abs(chunk[0], out=buf[: chunk[0].shape[0]])
+                flat = np.flatnonzero(score.ravel() >= threshold - inflate)
+            else:
+                score = model.score(chunk, df=df, inflate=inflate)
+                flat = np.flatnonzero(score.ravel() >= threshold)
             if flat.size:
                 r, c = np.divmod(flat, n_cols)
                 rows.append(r + a)
                 cols.append(c)
             if counts is not None or extremes:
-                exact = model.score(chunk, df=df) if inflate else score
+                exact = model.score(chunk, df=df) if inflate and not linear else score
                 if counts is not None:
                     idx = np.searchsorted(edges, exact.ravel(), side="right")
                     counts += np.bincount(idx, minlength=edges.size + 1)
