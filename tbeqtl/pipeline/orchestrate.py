@@ -751,7 +751,7 @@ def _execute(ctx: PairContext, pairs: list[tuple[str, str]], *, scheduler: str, 
         for pair in pairs:
             key = f"pair-{pair[0]}__{pair[1]}-{time.time_ns()}"
             futures[client.submit(run_pair, ctx_future, pair, pure=False, key=key)] = pair
-        for future in progress(as_completed(futures), desc="pairs", total=len(futures)):
+        for future in progress(as_completed(futures, loop=client.loop), desc="pairs", total=len(futures)):
             pair = futures[future]
             try:
                 record = future.result()
