@@ -76,10 +76,12 @@ def test_fit_with_gct_plink_and_internal_ancestry(dataset, tmp_path):
     status = main(["fit", "--counts", str(folder / "counts.gct.gz"),
                    "--sample-map", str(folder / "sample_map.tsv"),
                    "--genotypes", str(folder / "genotypes"), "--n-topics", "2", "--n-ancestry", "2",
+                   "--inference", "cavi",
                    "--max-steps", "20", "--out", str(out), "--log-level", "WARNING"])
     assert status == 0
     model = TBLDA.load(out / "model")
     assert model.ancestry_beta_.shape[1] == 2
+    assert json.loads((out / "run.json").read_text())["params"]["inference"] == "cavi"
 
 
 def test_fit_input_errors_exit_2(dataset, tmp_path):
