@@ -108,3 +108,13 @@ def test_planted_eqtls_from_the_simulator_are_recovered():
             for s, g in zip(planted["snp"], planted["gene"], strict=True)
         ]
         assert np.mean(found) >= 0.9, (kind, np.mean(found))
+
+
+def test_histogram_with_partial_edges_counts_only_inside(rng):
+    geno, expr, cov = _null_data(rng, n_snps=500)
+    edges = [0.01, 0.2, 0.5]
+    res = map_eqtls(geno, expr, cov, pv_trans=1.0, pvalue_hist=edges)
+    p = res.all["p_value"].to_numpy()
+    counts = res.hist.loc[res.hist["pool"] == "all", "count"].to_numpy()
+    expected = [((p > lo) & (p <= hi)).sum() for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    np.testing.assert_array_equal(counts, expected)

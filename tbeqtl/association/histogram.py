@@ -82,13 +82,16 @@ def score_edges(p_edges: np.ndarray, model: Model, *, df: int) -> np.ndarray:
     return np.asarray(model.score_from_stat(stat, df=df), dtype=float)
 
 
-def counts_to_pbins(kernel_counts: np.ndarray) -> np.ndarray:
+def counts_to_pbins(kernel_counts: np.ndarray, *, lowest_edge: float = 0.0) -> np.ndarray:
     """Map the kernel's score-bin counts (``searchsorted(score_edges, s, 'right')``) to p-bins.
 
     Parameters
     ----------
     kernel_counts
         Length ``E + 1`` counts for ``E`` score edges.
+    lowest_edge
+        The smallest p-value edge. When it is 0, scores at or above the top score edge (``|r| = 1``,
+        p floored at the smallest double) go to the first bin; otherwise they lie outside the edges.
 
     Returns
     -------
@@ -97,7 +100,8 @@ def counts_to_pbins(kernel_counts: np.ndarray) -> np.ndarray:
     """
     n_edges = kernel_counts.size - 1
     out = kernel_counts[1:n_edges][::-1].astype(np.int64).copy()
-    out[0] += kernel_counts[n_edges]  # score at or above the top edge (r = 1): smallest-p bin
+    if lowest_edge <= 0:
+        out[0] += kernel_counts[n_edges]
     return out
 
 

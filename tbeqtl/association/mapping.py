@@ -339,7 +339,7 @@ def map_eqtls(
             types_s=types_s,
         )
         if s_edges is not None:
-            fine = counts_to_pbins(pool.hist_counts)
+            fine = counts_to_pbins(pool.hist_counts, lowest_edge=float(count_edges[0]))
             if p_edges is not None:
                 hist_counts[name] = aggregate_bins(fine, count_edges, p_edges)
             if qvalue:
