@@ -213,7 +213,8 @@ def check_ancestry(
     ancestral populations in both; frequencies in [0, 1]; admixture proportions in [0, 1]
     with rows summing to 1 (within 1e-3; rows are renormalised); and the allele coding:
     the implied allele frequency ``mean_i (beta tau)_ji`` must be closer to the observed
-    ``mean_i y_ij / 2`` than its complement is.
+    ``mean_i y_ij / 2`` than its complement is (the mean absolute difference to the
+    complement must not be below half of that to the observed frequencies).
 
     Parameters
     ----------
@@ -266,7 +267,7 @@ def check_ancestry(
     observed = np.nanmean(genotype_df.to_numpy(dtype=np.float64), axis=1) / 2
     same = np.nanmean(np.abs(implied - observed))
     other = np.nanmean(np.abs(1 - implied - observed))
-    if other < same:
+    if other < 0.5 * same:  # clearly closer to the complement (ambiguous when frequencies sit near 0.5)
         message = (f"ancestry allele frequencies (beta) look like those of the other allele (mean "
                    f"|difference| to observed frequencies {same:.3f}, to their complement {other:.3f})")
         if flip != "flip":
