@@ -644,7 +644,7 @@ def _top_and_locus(data: ReportData, eqtl_df: pd.DataFrame, sig: pd.DataFrame) -
     restricted = eqtl_df[eqtl_df["factor_set"] != "exhaustive"]
     source = restricted if len(restricted) else eqtl_df
     top = source.sort_values(["p_value", "pair", "factor_set", "tissue", "snp", "gene"], kind="stable")
-    data.tables["top_eqtls"] = top[cols].head(50).reset_index(drop=True)
+    data.tables["top_eqtls"] = top[cols].head(30).reset_index(drop=True)
     # Fig 5: the SNP with the most trans-eGenes in one (pair, factor set, tissue) run.
     trans = sig[sig["kind"] == "trans"]
     if (trans["factor_set"] != "exhaustive").any():

@@ -220,8 +220,6 @@ def _run_section(data: ReportData) -> Section:
         rows.append(("input checksums",
                      "; ".join(f"{Path(k).name}={str(v)[:12]}" for k, v in checksums.items())))
     summary = info.pop("summary", None)
-    if isinstance(summary, dict) and summary:
-        rows.append(("pipeline summary", _joined(summary)))
     for key, value in info.items():
         if key not in ("status", "stages", "pairs"):
             rows.append((key, _joined(value) if isinstance(value, dict) else str(value)))
@@ -231,11 +229,12 @@ def _run_section(data: ReportData) -> Section:
                                        caption="Run configuration, package versions, held-out design and "
                                        "input checksums (first 12 characters).", max_rows=400))
     status = data.status_df
-    if len(status):
-        status = status.assign(stage=status["stage"].replace({"pair": "whole pair"}))
-        wide = status.pivot_table(index="pair", columns="stage", values="status", aggfunc="first").fillna("")
+    pair_status = status[status["pair"] != "(run)"]
+    if len(pair_status):
+        pair_status = pair_status.assign(stage=pair_status["stage"].replace({"pair": "whole pair"}))
+        wide = pair_status.pivot_table(index="pair", columns="stage", values="status", aggfunc="first")
+        wide = wide.fillna("").reset_index()
         wide.columns.name = None
-        wide = wide.reset_index()
         bad = wide[wide.drop(columns="pair").apply(lambda r: any(v and v != "done" for v in r), axis=1)]
         caption = "Stage status of every chromosome pair (done / failed: error)."
         if len(wide) > 40:
@@ -243,6 +242,18 @@ def _run_section(data: ReportData) -> Section:
                        "the others are listed.")
             wide = bad
         section.tables.append(format_table(wide, key="status", caption=caption, max_rows=200))
+    run_status = status[status["pair"] == "(run)"].drop(columns="pair")
+    if len(run_status):
+        section.tables.append(format_table(run_status.reset_index(drop=True), key="run_status",
+                                           caption="Run-level stages (enrichment, GTEx comparison).",
+                                           max_rows=100))
+    if isinstance(summary, dict) and summary:
+        rows = []
+        _flatten("", summary, rows)
+        section.tables.append(format_table(pd.DataFrame(rows, columns=["statistic", "value"]),
+                                           key="factor_summary", caption="Factor interpretation summary "
+                                           "written by the pipeline (tissue, ancestry, cell-type checks; "
+                                           "robust components).", max_rows=400))
     absent = [(SECTIONS[k], v) for k, v in data.absent.items() if k in SECTIONS]
     if absent:
         section.tables.append(format_table(pd.DataFrame(absent, columns=["section", "why it is absent"]),
@@ -322,10 +333,11 @@ def build_sections(data: ReportData) -> list[Section]:
     if not s.absent:
         go = t["go"]
         sig = go[go["fdr"] < 0.1] if "fdr" in go.columns else go
-        s.tables.append(format_table(sig if len(sig) else go, key="go_enrichment",
+        shown = (sig if len(sig) else go).drop(columns=["genes"], errors="ignore")
+        s.tables.append(format_table(shown, key="go_enrichment",
                                      caption=("GO biological-process terms at BH FDR < 0.1." if len(sig)
                                               else "No GO term at BH FDR < 0.1; the best terms are shown."),
-                                     max_rows=40))
+                                     max_rows=25))
     out.append(s)
 
     s = _shown(data, "tf")
@@ -387,7 +399,7 @@ def build_sections(data: ReportData) -> list[Section]:
     s = _shown(data, "top_eqtls")
     if not s.absent:
         s.tables.append(format_table(t["top_eqtls"], key="top_eqtls",
-                                     caption="The 50 eQTLs with the smallest p-values in the factor-"
+                                     caption="The 30 eQTLs with the smallest p-values in the factor-"
                                      f"restricted mappings ({data.extras.get('eqtl_source', '')})."))
     out.append(s)
 

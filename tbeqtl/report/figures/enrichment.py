@@ -53,7 +53,10 @@ def snp_class_enrichment_figure(snp_annot_df: pd.DataFrame, *, max_classes: int 
     best = df.groupby("annotation")["fdr"].min().sort_values(kind="stable")
     classes = list(best.index[:max_classes])
     sets = sorted(df["set"].astype(str).unique())
-    colours = category_colours(sets)
+    colours = category_colours([s for s in sets if s != "union"])
+    if "union" in sets:  # the union of every set: black, listed first
+        sets = ["union", *[s for s in sets if s != "union"]]
+        colours["union"] = "#000000"
     df = df[df["annotation"].isin(classes)]
     fig = new_figure(width=7.0, height=max(3.0, 0.42 * len(classes) * max(1, min(len(sets), 4)) ** 0.5 + 1))
     ax = fig.subplots()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -39,10 +40,11 @@ def permutation_qq_figure(qq_df: pd.DataFrame) -> Figure:
     for ax, kind in zip(axes, kinds, strict=True):
         part = qq_df[qq_df["kind"] == kind]
         lim = float(np.nanmax(part[["permuted", "observed"]].to_numpy())) if len(part) else 1.0
-        for _, run_df in part.groupby("run", sort=True):
-            ax.plot(run_df["permuted"], run_df["observed"], color="#555555", linewidth=0.8, alpha=0.6)
-            hit = run_df[run_df["beyond"].astype(bool)]
-            ax.scatter(hit["permuted"], hit["observed"], s=10, color=HIGHLIGHT, zorder=3, linewidths=0)
+        lines = [run_df[["permuted", "observed"]].to_numpy(float)
+                 for _, run_df in part.groupby("run", sort=True)]
+        ax.add_collection(LineCollection(lines, colors="#555555", linewidths=0.8, alpha=0.6))
+        hit = part[part["beyond"].astype(bool)]
+        ax.scatter(hit["permuted"], hit["observed"], s=10, color=HIGHLIGHT, zorder=3, linewidths=0)
         ax.plot([0, lim], [0, lim], color="black", linestyle="--", linewidth=0.8)
         ax.set_xlabel("ordered permuted −log10 p")
         ax.set_ylabel("ordered true −log10 p")
