@@ -145,7 +145,7 @@ def test_tissue_with_too_few_held_out_samples_is_named(tmp_path):
     from tbeqtl.simulate import simulate
 
     sim = simulate(preset="tiny", seed=1)
-    config = PipelineConfig.preset("test", data={"all_pairs": True})
+    config = PipelineConfig.preset("test", data={"all_pairs": True}, mapping={"min_samples": 0})
     with pytest.raises(InputError, match=r"Whole Blood \(\d+ held-out samples, \d+ covariates\)"):
         run_pipeline(config.replace(data={"ancestry_beta": "", "ancestry_tau": ""}), out_dir=tmp_path,
                      data=sim.data)

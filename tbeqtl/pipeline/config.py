@@ -441,10 +441,11 @@ class PipelineConfig:
         name
             ``"paper"`` (the defaults: the paper's choices), ``"demo"`` (the simulator's
             ``demo`` preset in a few minutes on 2 cores: the simulation's ``truth/`` ancestry
-            files as the precomputed ancestry subspace, 500 SVI steps, the size-normalised tissue
+            files as the precomputed ancestry subspace, 400 SVI steps, the size-normalised tissue
             score, 3 hidden factors, 2 partners for robust components since a 3 x 3 grid has 3 runs
-            per chromosome, all pairs, 2 workers) or ``"test"`` (like demo with 60 steps and no
-            worker processes).
+            per chromosome, tissues with < 12 held-out samples skipped, all pairs, 2 workers) or
+            ``"test"`` (like demo with 6 topics, 60 steps, fewer covariates and no worker
+            processes).
         **sections
             Changes, ``section={option: value}``.
 
@@ -467,11 +468,11 @@ class PipelineConfig:
 _DEMO: dict[str, dict[str, Any]] = {
     "data": {"all_pairs": True, "ancestry_beta": "truth/ancestry_beta.tsv",
              "ancestry_tau": "truth/ancestry_tau.tsv"},
-    "fit": {"n_topics": 12, "max_steps": 500, "options": {"init_jitter": 0.1}},
+    "fit": {"n_topics": 12, "max_steps": 400, "options": {"init_jitter": 0.1}},
     "factors": {"tissue_score": "normalized", "normalized_threshold": 2.0},
     "robust": {"snp_min_partners": 2, "gene_min_partners": 2, "gene_r2": 0.9},
     "covariates": {"n_hidden": 3},
-    "mapping": {"output_pvalue": 0.05},
+    "mapping": {"output_pvalue": 0.05, "min_samples": 12},
     "run": {"workers": 2},
 }
 _PRESETS: dict[str, dict[str, dict[str, Any]]] = {

@@ -151,7 +151,7 @@ def _heldout_by_tissue(data: EQTLData, design_df: pd.DataFrame, column: str) -> 
 
 
 def check_tissues(
-    config: PipelineConfig, data: EQTLData, design_df: pd.DataFrame, known_df: pd.DataFrame, n_pcs: int
+    config: PipelineConfig, data: EQTLData, *, design_df: pd.DataFrame, known_df: pd.DataFrame, n_pcs: int
 ) -> tuple[list[str], dict[str, str]]:
     """Choose the tissues to map and check each has more held-out samples than covariates.
 
@@ -510,7 +510,7 @@ def _counts_table(calls_df: pd.DataFrame, tests_rows: list[dict]) -> pd.DataFram
     return out.sort_values(["factor_set", "tissue", "class", "gene_type"], ignore_index=True)
 
 
-def gather_results(layout: RunLayout, config: PipelineConfig, data: EQTLData,
+def gather_results(layout: RunLayout, config: PipelineConfig, *, data: EQTLData,
                    status_df: pd.DataFrame) -> dict[str, Any]:
     """Gather the finished pairs into genome-wide tables, robust components and tissue sets.
 
@@ -806,6 +806,11 @@ def run_pipeline(
     pandas.DataFrame
         One row per pair (schema ``pair_status``), also written to ``summary/pairs.tsv``.
 
+    Notes
+    -----
+    Local Dask workers are started with the ``spawn`` method, so a script that calls this with
+    ``run.workers > 0`` must guard its entry point with ``if __name__ == "__main__":``.
+
     Raises
     ------
     InputError
@@ -833,7 +838,8 @@ def run_pipeline(
                                            sample_info_df=data.sample_info_df,
                                            individual_info_df=data.individual_info_df,
                                            sample_map_s=data.sample_map_s)
-    tissues, skipped_tissues = check_tissues(config, data, design_df, known_df, geno_pcs_df.shape[1])
+    tissues, skipped_tissues = check_tissues(config, data, design_df=design_df, known_df=known_df,
+                                             n_pcs=geno_pcs_df.shape[1])
     for tissue, reason in skipped_tissues.items():
         logger.warning("tissue %s not mapped: %s", tissue, reason)
     ancestry = _load_ancestry(config, data)
@@ -855,7 +861,7 @@ def run_pipeline(
     status_table = validate_table(status_df.drop(columns="reused").astype(
         {"n_genes": np.int64, "n_snps": np.int64}), "pair_status")
     write_table(status_table, layout.summary / "pairs.tsv")
-    stats = gather_results(layout, config, data, status_df)
+    stats = gather_results(layout, config, data=data, status_df=status_df)
     run = {
         "tool": "tbeqtl run",
         "tbeqtl_version": __version__,
