@@ -174,3 +174,20 @@ def test_cli_run_with_config_file(sim_dir, tmp_path):
     bad.write_text("[fit]\nmax_step = 3\n")
     assert main(["run", "--config", str(bad), "--out", str(tmp_path / "bad")]) == 2
     assert os.path.exists(tmp_path / "bad" / "tbeqtl.log")
+
+
+def test_pair_with_no_features_after_filtering_is_skipped(sim_dir, tmp_path):
+    from tbeqtl.io import read_dataset
+    from tbeqtl.pipeline import holdout as hold
+
+    data = read_dataset(sim_dir)
+    config = PipelineConfig.preset("test", data={"path": str(sim_dir), "all_pairs": False,
+                                                 "pairs": ["chr2:chr1"]},
+                                   mapping={"tissues": ["Whole Blood"]})
+    design = hold.holdout_design(data.sample_map_s, seed=config.holdout.seed)
+    counts = data.counts_df.copy()
+    chr2 = data.gene_info_df.index[data.gene_info_df["chrom"] == "chr2"]
+    counts.loc[chr2, hold.fit_samples(design)] = 0  # reads only in held-out samples
+    status = run_pipeline(config, out_dir=tmp_path, data=data.replace(counts_df=counts)).set_index("pair")
+    assert status.loc["chr2__chr1", "status"] == "skipped"
+    assert "no gene with reads" in status.loc["chr2__chr1", "message"]

@@ -427,6 +427,9 @@ def run_pair(ctx: PairContext, pair: tuple[str, str]) -> dict[str, Any]:
             _set_status(layout, status, "eqtl", "done")
         _set_status(layout, status, "pair", "done")
         record["status"] = "done"
+    except _NoFeatures as exc:
+        _set_status(layout, status, "pair", f"skipped: {exc}")
+        record.update(status="skipped", message=str(exc))
     except Exception as exc:  # a failed pair must not stop the others
         message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, TbeqtlError) else str(exc)
         logger.debug("pair %s failed:\n%s", layout.name, traceback.format_exc())
@@ -439,6 +442,10 @@ def run_pair(ctx: PairContext, pair: tuple[str, str]) -> dict[str, Any]:
     return record
 
 
+class _NoFeatures(Exception):
+    """Nothing left to fit after filtering (the pair is skipped, not failed)."""
+
+
 def _drop_empty(sub: EQTLData) -> EQTLData:
     """Drop genes with no counts and monomorphic/all-missing SNPs in the fit subset."""
     keep_genes = sub.counts_df.index[sub.counts_df.to_numpy().sum(axis=1) > 0]
@@ -449,7 +456,7 @@ def _drop_empty(sub: EQTLData) -> EQTLData:
     if len(keep_genes) == len(sub.genes) and len(keep_snps) == len(sub.snps):
         return sub
     if not len(keep_genes) or not len(keep_snps):
-        raise InputError("no informative gene or SNP left in the fit samples of this pair")
+        raise _NoFeatures("no gene with reads or no polymorphic SNP left in the fit samples")
     logger.info("dropped %d uninformative genes and %d SNPs of the pair", len(sub.genes) - len(keep_genes),
                 len(sub.snps) - len(keep_snps))
     return sub.subset(genes=keep_genes, snps=keep_snps)
