@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """
     parser.add_argument("--config", help="pipeline config (TOML); options below override it")
     parser.add_argument("--preset", choices=["paper", "demo", "test"], default=None,
-                        help="start from a named config instead of (or under) --config: paper (defaults), "
+                        help="start from a named config instead of --config: paper (defaults), "
                              "demo (small simulated data in minutes), test (seconds)")
     parser.add_argument("--data", help="data set folder (tbeqtl.io.read_dataset layout); sets data.path")
     which = parser.add_mutually_exclusive_group()
