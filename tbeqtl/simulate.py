@@ -128,6 +128,12 @@ class SimulationParams:
         ``xi`` of ``psi_k ~ Dirichlet(xi)``.
     sigma, tissue_sigma, off_tissue_sigma
         Concentrations of ``phi_l`` on shared topics, own-tissue topics and other tissues' topics.
+    individual_sigma
+        GTEx-like extra, 0 (off) by default: each individual draws a preference
+        ``u_i ~ Dirichlet(1)`` over the shared topics and every sample of that individual adds
+        ``individual_sigma * K_shared * u_i`` to its shared-topic concentrations. The samples of one
+        individual then share topic proportions (as real tissues of one person do), ``theta_i``
+        varies more between individuals, and SNP topics ``lambda`` become far easier to recover.
     zeta, gamma
         ``lambda_jk ~ Beta(zeta, gamma)``.
     library_size_median, library_size_sd
@@ -180,6 +186,7 @@ class SimulationParams:
     n_chromosomes: int = 2
     gene_concentration: float = 0.3
     sigma: float = 1.0
+    individual_sigma: float = 0.0
     tissue_sigma: float = 4.0
     off_tissue_sigma: float = 0.05
     zeta: float = 1.0
@@ -284,6 +291,8 @@ def _check_params(p: SimulationParams) -> None:
     if not 0 <= p.n_cell_type_topics <= min(n_shared, len(CELL_TYPE_SCORE_NAMES)):
         raise InputError(f"n_cell_type_topics must be between 0 and the number of shared topics "
                          f"({min(n_shared, len(CELL_TYPE_SCORE_NAMES))}), got {p.n_cell_type_topics}")
+    if p.individual_sigma < 0:
+        raise InputError(f"individual_sigma must be >= 0, got {p.individual_sigma}")
     if p.expression_noise_sd < 0:
         raise InputError(f"expression_noise_sd must be >= 0, got {p.expression_noise_sd}")
     if not 0.0 <= p.missing_rate < 1.0:
@@ -434,7 +443,8 @@ class Simulation:
 
 
 _STREAMS = ("genome", "ids", "design", "ancestry", "gene_topics", "sample_topics", "snp_topics",
-            "genotypes", "missing", "eqtls", "covariates", "library", "counts", "noise", "cell_types")
+            "genotypes", "missing", "eqtls", "covariates", "library", "counts", "noise", "cell_types",
+            "individual_topics")
 
 
 def simulate(*, preset: str = "small", seed: int = 0, **overrides: Any) -> Simulation:
@@ -555,7 +565,14 @@ def _draw_model(p: SimulationParams, rng: dict[str, np.random.Generator], layout
     conc, topic_tissue = draw.tissue_concentrations(
         p.n_tissues, p.n_topics, n_tissue_topics=p.n_tissue_topics, sigma=p.sigma,
         tissue_sigma=p.tissue_sigma, off_tissue_sigma=p.off_tissue_sigma)
-    phi = draw.draw_sample_topics(rng["sample_topics"], conc[layout.tissue_index])
+    sample_conc = conc[layout.tissue_index]
+    if p.individual_sigma > 0:
+        # individual-level preference over the shared topics, shared by all of an individual's samples
+        shared = np.flatnonzero(topic_tissue < 0)
+        pref = rng["individual_topics"].dirichlet(np.ones(shared.size), size=p.n_individuals)
+        sample_conc = sample_conc.copy()
+        sample_conc[:, shared] += p.individual_sigma * shared.size * pref[layout.individual_index]
+    phi = draw.draw_sample_topics(rng["sample_topics"], sample_conc)
     theta = draw.individual_topics(phi, layout.individual_index, p.n_individuals)
     lam = draw.draw_snp_topics(rng["snp_topics"], p.n_snps, p.n_topics, zeta=p.zeta, gamma=p.gamma)
     rho = draw.genotype_probabilities(p.alpha, beta=beta, tau=tau, lam=lam, theta=theta)

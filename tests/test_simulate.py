@@ -329,6 +329,27 @@ def test_cell_type_scores_track_their_topic_within_every_tissue(demo):
             assert tau_own > 0.5 and abs(tau_other) < 0.3
 
 
+def test_individual_sigma_makes_samples_of_one_individual_alike():
+    def within_individual_correlation(sim):
+        t, data = sim.truth, sim.data
+        shared = [k for k in t.topic_tissue_s.index if t.topic_tissue_s[k] == ""]
+        phi = t.sample_topics_df[shared]
+        phi = phi.div(phi.sum(axis=1), axis=0)
+        first = phi.groupby(data.sample_map_s.to_numpy()).nth(0)
+        second = phi.groupby(data.sample_map_s.to_numpy()).nth(1)
+        first.index = data.sample_map_s[first.index].to_numpy()
+        second.index = data.sample_map_s[second.index].to_numpy()
+        both = first.index.intersection(second.index)
+        return np.mean([stats.pearsonr(first.loc[both, k], second.loc[both, k]).statistic for k in shared])
+
+    base = simulate(preset="demo", seed=2)
+    linked = simulate(preset="demo", seed=2, individual_sigma=3.0)
+    assert abs(within_individual_correlation(base)) < 0.1
+    assert within_individual_correlation(linked) > 0.4
+    pd.testing.assert_frame_equal(base.truth.gene_topics_df, linked.truth.gene_topics_df)
+    assert linked.truth.params["individual_sigma"] == 3.0
+
+
 def test_overdispersion_noise_is_opt_in():
     base = simulate(preset="tiny", seed=5)
     noisy = simulate(preset="tiny", seed=5, expression_noise_sd=0.5)
