@@ -357,11 +357,12 @@ def test_convergence_statistic_matches_the_fit_rule(rng):
     from tbeqtl.tblda.convergence import ConvergenceRule
 
     loss = 1e4 * (1 + np.exp(-np.arange(400) / 50)) + rng.normal(0, 5, size=400)
-    stat = _convergence_statistic(loss, 60)
-    rule = ConvergenceRule(rule="abs", window=60)
-    for t in (119, 120, 250, 399):
-        assert stat[t] == pytest.approx(rule.statistic(loss[: t + 1]), rel=1e-10)
-    assert np.isnan(stat[:119]).all()
+    for name in ("abs", "compat"):
+        stat = _convergence_statistic(loss, 60, rule=name)
+        rule = ConvergenceRule(rule=name, window=60)
+        for t in (119, 120, 250, 399):
+            assert stat[t] == pytest.approx(rule.statistic(loss[: t + 1]), rel=1e-10)
+        assert np.isnan(stat[:119]).all()
 
 
 def test_cli_report(tmp_path, capsys):

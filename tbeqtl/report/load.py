@@ -304,8 +304,14 @@ def _load_topics(data: ReportData, layout: RunLayout, pairs: list[PairLayout], s
     data.extras["topics_pair"] = pair.name
 
 
-def _convergence_statistic(loss: np.ndarray, window: int) -> np.ndarray:
-    """|y - x| / |y| over consecutive windows (NaN before 2 windows), as tbeqtl.tblda's rule 'abs'."""
+def _convergence_statistic(loss: np.ndarray, window: int, *, rule: str = "abs") -> np.ndarray:
+    """Compute the fit's windowed relative change at every step (NaN before two windows).
+
+    The same statistic as :class:`tbeqtl.tblda.convergence.ConvergenceRule` (x: mean loss of the
+    latest ``window`` steps, y: of the window before): ``|y - x| / |y|`` for rule ``"abs"``,
+    ``(y - x) / z`` with z the mean over both windows for ``"compat"``; vectorised here so that
+    the report does not import the model.
+    """
     out = np.full(len(loss), np.nan)
     if window < 1 or len(loss) < 2 * window:
         return out
@@ -314,12 +320,16 @@ def _convergence_statistic(loss: np.ndarray, window: int) -> np.ndarray:
     x = (csum[t] - csum[t - window]) / window
     y = (csum[t - window] - csum[t - 2 * window]) / window
     with np.errstate(divide="ignore", invalid="ignore"):
-        out[t - 1] = np.abs(y - x) / np.abs(y)
+        if rule == "compat":
+            out[t - 1] = (y - x) / ((x + y) / 2)
+        else:
+            out[t - 1] = np.abs(y - x) / np.abs(y)
     return out
 
 
 def _load_elbo(data: ReportData, layout: RunLayout, pairs: list[PairLayout], status: _Status) -> None:
     elbo_parts, conv_parts, tol = [], [], None
+    notes: set[str] = set()
     for pair in pairs:
         path = pair.fit / "elbo.tsv"
         if not path.is_file():
@@ -337,11 +347,16 @@ def _load_elbo(data: ReportData, layout: RunLayout, pairs: list[PairLayout], sta
         fit_info = _read_json(pair.fit / "run.json") if (pair.fit / "run.json").is_file() else {}
         params = fit_info.get("params", fit_info)
         stat_col = _first(df.columns, "statistic", "convergence", "rel_change")
-        if stat_col is not None:
-            stat = df[stat_col].to_numpy(float)
-        else:
-            window = int(params.get("window", 0) or max(1, min(1000, len(values) // 4)))
-            stat = _convergence_statistic(-values, window)
+        stat = df[stat_col].to_numpy(float) if stat_col is not None else np.full(len(df), np.nan)
+        if not np.isfinite(stat).any():
+            # The fit never evaluated its rule (e.g. it stopped at max_steps before min_steps):
+            # show the same statistic at every step, with a shorter window if the run is short.
+            window = int(params.get("window", 1000) or 1000)
+            if len(values) < 2 * window:
+                window = max(1, len(values) // 4)
+                notes.add(f"the fits stopped before their convergence rule was evaluated; the statistic is "
+                          f"shown at every step with a {window}-step window")
+            stat = _convergence_statistic(-values, window, rule=str(params.get("stop_rule", "abs")))
         tol = tol if tol is not None else params.get("tol")
         conv_parts.append(pd.DataFrame({"run": pair.name, "step": steps, "statistic": stat}).dropna())
     if not elbo_parts:
@@ -350,6 +365,7 @@ def _load_elbo(data: ReportData, layout: RunLayout, pairs: list[PairLayout], sta
     data.tables["elbo"] = pd.concat(elbo_parts, ignore_index=True)
     data.tables["convergence"] = pd.concat(conv_parts, ignore_index=True)
     data.extras["tol"] = None if tol is None else float(tol)
+    data.extras["convergence_notes"] = sorted(notes)
 
 
 class _Inputs:

@@ -298,6 +298,7 @@ def build_sections(data: ReportData) -> list[Section]:
 
     s = _shown(data, "convergence")
     if not s.absent:
+        s.notes.extend(data.extras.get("convergence_notes", []))
         _add_figure(s, "elbo", "ELBO per SVI step and the convergence statistic |(y − x)/y| (x: mean ELBO of "
                     "the latest window of steps, y: of the window before) for every run.",
                     figures.elbo_figure, t["elbo"], t["convergence"], tol=data.extras.get("tol"))
