@@ -54,7 +54,7 @@ def test_expression_loglik_matches_direct_formula_and_gradient():
 
 def test_genotype_loglik_matches_masked_binomial_and_gradient():
     p = _problem()
-    theta = individual_proportions(p["phi"], p["ind"], p["inv"], p["n_ind"])
+    theta = individual_proportions(p["phi"], p["ind"], p["inv"], n_individuals=p["n_ind"])
     alpha = torch.tensor(0.3, dtype=torch.float64)
     ours = genotype_loglik(p["lam"], theta, alpha, ancestry_t=p["anc"], alt_t=p["alt"], ref_t=p["ref"])
     rho = (alpha * p["anc"] + (1 - alpha) * p["lam"] @ theta).numpy()
@@ -72,7 +72,7 @@ def test_genotype_loglik_matches_masked_binomial_and_gradient():
 
 def test_missing_genotype_is_left_out():
     p = _problem()
-    theta = individual_proportions(p["phi"], p["ind"], p["inv"], p["n_ind"])
+    theta = individual_proportions(p["phi"], p["ind"], p["inv"], n_individuals=p["n_ind"])
     alpha = torch.tensor(0.2, dtype=torch.float64)
     base = genotype_loglik(p["lam"], theta, alpha, ancestry_t=p["anc"], alt_t=p["alt"], ref_t=p["ref"])
     # changing the (masked) genotype value does not change anything
@@ -84,7 +84,7 @@ def test_missing_genotype_is_left_out():
 
 def test_individual_proportions_is_the_mean_of_phi():
     p = _problem()
-    theta = individual_proportions(p["phi"], p["ind"], p["inv"], p["n_ind"])
+    theta = individual_proportions(p["phi"], p["ind"], p["inv"], n_individuals=p["n_ind"])
     for i in range(p["n_ind"]):
         torch.testing.assert_close(theta[:, i], p["phi"][p["ind"] == i].mean(0))
 
@@ -126,7 +126,7 @@ def test_lean_log_joint_equals_pyro_model_log_joint():
         model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(inputs, hyper)
     pyro_logp = model_trace.log_prob_sum()
     v = {name: guide_trace.nodes[name]["value"] for name in ("psi", "phi", "lambda", "alpha")}
-    theta = individual_proportions(v["phi"], p["ind"], p["inv"], p["n_ind"])
+    theta = individual_proportions(v["phi"], p["ind"], p["inv"], n_individuals=p["n_ind"])
     lean = (expression_loglik(v["phi"], v["psi"], p["counts"]) + expression_constant(p["counts"])
             + genotype_loglik(v["lambda"], theta, v["alpha"], ancestry_t=p["anc"], alt_t=p["alt"],
                               ref_t=p["ref"]) + genotype_constant(p["alt"], p["mask"]))

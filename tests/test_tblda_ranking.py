@@ -31,14 +31,14 @@ def _w2_quad(a1, b1, a2, b2):
 @pytest.mark.parametrize(("a1", "b1", "a2", "b2"), [
     (2.0, 5.0, 3.0, 3.0), (30.0, 900.0, 45.0, 880.0), (200.0, 4e4, 260.0, 4e4), (1.5, 1.5, 1.5, 1.5)])
 def test_exact_w2_matches_adaptive_quadrature(a1, b1, a2, b2):
-    ours = float(beta_w2_exact(a1, b1, a2, b2))
+    ours = float(beta_w2_exact((a1, b1), (a2, b2)))
     ref = _w2_quad(a1, b1, a2, b2)
     assert ours == pytest.approx(ref, rel=2e-5, abs=1e-12)  # 64-node Gauss-Legendre
 
 
 def test_exact_w2_for_normal_limit_and_point_shift():
     # two Betas with the same shape shifted: W2 ~ |mean difference| at huge concentration
-    w2 = float(beta_w2_exact(5e5, 5e5, 5.1e5, 4.9e5))
+    w2 = float(beta_w2_exact((5e5, 5e5), (5.1e5, 4.9e5)))
     assert w2 == pytest.approx(0.01, rel=1e-3)
 
 
@@ -47,13 +47,13 @@ def test_gaussian_shortcut_error_bound_holds(rng):
     b1 = rng.uniform(0.5, 1e5, 300)
     a2 = a1 * rng.uniform(0.5, 1.5, 300)
     b2 = b1 * rng.uniform(0.8, 1.2, 300)
-    exact = beta_w2_exact(a1, b1, a2, b2, n_nodes=200)
-    approx, bound = beta_w2_gaussian(a1, b1, a2, b2)
+    exact = beta_w2_exact((a1, b1), (a2, b2), n_nodes=200)
+    approx, bound = beta_w2_gaussian((a1, b1), (a2, b2))
     assert np.all(np.abs(exact - approx) <= bound * (1 + 1e-6) + 1e-12)
     # the bound shrinks with concentration: near-exact for fitted-topic-like parameters
-    w2, b = beta_w2_gaussian(500.0, 1e5, 550.0, 1e5)
+    w2, b = beta_w2_gaussian((500.0, 1e5), (550.0, 1e5))
     assert b / w2 < 1e-2
-    ex = float(beta_w2_exact(500.0, 1e5, 550.0, 1e5, n_nodes=200))
+    ex = float(beta_w2_exact((500.0, 1e5), (550.0, 1e5), n_nodes=200))
     assert abs(ex - w2) / ex < 1e-4
 
 
@@ -78,7 +78,8 @@ def test_gene_scores_auto_equals_exact_and_mean_over_other_topics(rng):
     xi = conc.to_numpy()
     a, b = xi, xi.sum(0) - xi
     g, k = 3, 1
-    manual = np.mean([float(beta_w2_exact(a[g, k], b[g, k], a[g, j], b[g, j])) for j in range(4) if j != k])
+    manual = np.mean([float(beta_w2_exact((a[g, k], b[g, k]), (a[g, j], b[g, j])))
+                      for j in range(4) if j != k])
     assert exact.iloc[g, k] == pytest.approx(manual, rel=1e-10)
 
 

@@ -138,7 +138,7 @@ def _statistics(state, tensors, *, n_individuals, prior, local):
     bound = torch.dot(counts.reshape(-1), torch.log(norm).reshape(-1)).double()
     ratio = counts / norm
     # genotypes: Theta_g = per-individual mean of exp_phi (K x N)
-    theta_g = individual_proportions(exp_phi, index, inverse, n_individuals)
+    theta_g = individual_proportions(exp_phi, index, inverse, n_individuals=n_individuals)
     shared = 1.0 - alpha
     z1 = torch.lerp(ancestry, exp_lam1 @ theta_g, shared)  # alpha*A + (1-alpha)*shared
     z0 = torch.lerp(1.0 - ancestry, exp_lam0 @ theta_g, shared)

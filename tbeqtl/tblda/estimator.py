@@ -12,6 +12,8 @@ one Monte Carlo sample per step, full batch, all concentrations initialised at 1
 - ``theta`` (equation 5) is an ``index_add_`` with precomputed ``1 / n_i``;
 - the KL terms of ``psi``, ``phi`` and ``lambda`` are closed form (the expectation of
   the published Monte Carlo ``log p - log q`` terms, with less noise);
+- Dirichlet and Beta draws are normalised reparameterised Gamma draws (same
+  distributions and unbiased gradients; about half the cost of torch's Beta);
 - missing genotypes are masked out of the likelihood;
 - the data constants are added back once, so the reported ELBO is the model's ELBO on the
   published scale and the published stopping rule fires at comparable steps.
@@ -345,7 +347,7 @@ class TBLDA:
         gamma_a = _rsample_gamma(zeta_q)
         lambda_t = gamma_a / (gamma_a + _rsample_gamma(gamma_q))
         theta_t = individual_proportions(phi_t, tensors["individual_index_t"], tensors["inverse_count_t"],
-                                         n_individuals)
+                                         n_individuals=n_individuals)
         loglik = expression_loglik(phi_t, psi_t, tensors["counts_t"])
         loglik = loglik + genotype_loglik(lambda_t, theta_t, alpha_t, ancestry_t=tensors["ancestry_t"],
                                           alt_t=tensors["alt_t"], ref_t=tensors["ref_t"])

@@ -155,7 +155,11 @@ def genotype_loglik(
 
 
 def individual_proportions(
-    phi_t: torch.Tensor, individual_index_t: torch.Tensor, inverse_count_t: torch.Tensor, n_individuals: int
+    phi_t: torch.Tensor,
+    individual_index_t: torch.Tensor,
+    inverse_count_t: torch.Tensor,
+    *,
+    n_individuals: int,
 ) -> torch.Tensor:
     """Individual topic proportions ``theta_i``: the mean of ``phi_l`` over i's samples (equation 5).
 

@@ -126,7 +126,8 @@ def model(inputs: ModelInputs, hyper: Hyperparameters | None = None) -> None:
     with pyro.plate("samples_x", n_samples, dim=-1):
         total = int(counts_t.sum(1).max().item())
         pyro.sample("x", dist.Multinomial(total, probs=phi_t @ psi_t, validate_args=False), obs=counts_t)
-    theta_t = individual_proportions(phi_t, inputs.individual_index_t, inputs.inverse_count_t, n_individuals)
+    theta_t = individual_proportions(phi_t, inputs.individual_index_t, inputs.inverse_count_t,
+                                     n_individuals=n_individuals)
     rho_t = alpha_t * inputs.ancestry_t + (1 - alpha_t) * (lambda_t @ theta_t)
     with pyro.plate("snps_y", n_snps, dim=-2), pyro.plate("individuals", n_individuals, dim=-1):
         pyro.sample("y", dist.Binomial(2, probs=rho_t, validate_args=False).mask(inputs.mask_t.bool()),

@@ -76,14 +76,14 @@ def _beta_quantiles(a: np.ndarray, b: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 
 def beta_w2_exact(
-    a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray, *, n_nodes: int = 64
+    first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray], *, n_nodes: int = 64
 ) -> np.ndarray:
     """Exact 2-Wasserstein distance between Beta(a1, b1) and Beta(a2, b2), elementwise.
 
     Parameters
     ----------
-    a1, b1, a2, b2
-        Beta parameters (broadcastable arrays, all > 0).
+    first, second
+        ``(a1, b1)`` and ``(a2, b2)``: Beta parameters (broadcastable arrays, all > 0).
     n_nodes
         Gauss-Legendre nodes on (0, 1) for the quantile integral.
 
@@ -92,7 +92,7 @@ def beta_w2_exact(
     numpy.ndarray
         ``sqrt(int_0^1 (F_1^{-1}(u) - F_2^{-1}(u))^2 du)``.
     """
-    a1, b1, a2, b2 = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (a1, b1, a2, b2)))
+    a1, b1, a2, b2 = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (*first, *second)))
     u, w = _gauss_legendre_unit(n_nodes)
     diff = _beta_quantiles(a1, b1, u) - _beta_quantiles(a2, b2, u)
     return np.sqrt((diff * diff) @ w)
@@ -115,14 +115,14 @@ def _standardised_normal_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def beta_w2_gaussian(
-    a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray
+    first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian shortcut of the W2 distance between two Beta laws, with its error bound.
 
     Parameters
     ----------
-    a1, b1, a2, b2
-        Beta parameters (broadcastable arrays).
+    first, second
+        ``(a1, b1)`` and ``(a2, b2)``: Beta parameters (broadcastable arrays).
 
     Returns
     -------
@@ -130,7 +130,7 @@ def beta_w2_gaussian(
         ``(w2, bound)``: ``sqrt(dm^2 + ds^2)`` and a guaranteed upper bound on
         ``|w2 - W2_exact|`` (see the module docstring).
     """
-    a1, b1, a2, b2 = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (a1, b1, a2, b2)))
+    a1, b1, a2, b2 = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (*first, *second)))
     m1, s1 = _beta_moments(a1, b1)
     m2, s2 = _beta_moments(a2, b2)
     dm = m1 - m2
@@ -184,7 +184,7 @@ def gene_w2_scores(
     # pairwise (g, k, k')
     a1, b1 = a[:, :, None], b[:, :, None]
     a2, b2 = a[:, None, :], b[:, None, :]
-    w2, bound = beta_w2_gaussian(a1, b1, a2, b2)
+    w2, bound = beta_w2_gaussian((a1, b1), (a2, b2))
     if method != "gaussian":
         need = np.ones(n_genes, dtype=bool) if method == "exact" else (bound > rtol * w2).any(axis=(1, 2))
         if need.any():
