@@ -44,8 +44,9 @@ __all__ = ["DEFAULT_GO_DIR", "relabel_genes", "run_demo"]
 
 logger = logging.getLogger(__name__)
 
-#: Where the real GO sets are looked for when no ``go_gmt`` is given.
-DEFAULT_GO_DIR = Path("/work/shared/data/go_human")
+#: Where the real GO sets are looked for when no ``go_gmt`` is given: ``shared/data/go_human``
+#: beside the checkout (``/work/shared/data/go_human`` for ``/work/main``).
+DEFAULT_GO_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "go_human"
 GMT_NAME = "go_bp_propagated.ensembl.gmt.gz"
 GENE_TABLE_NAME = "gene_info.tsv.gz"
 
@@ -147,7 +148,7 @@ def _go_stage(layout: RunLayout, data: Any, gmt: Path | None, gene_table: Path |
     from ..enrich import go_enrichment
 
     if gmt is None:
-        return ("no GO gene sets: /work/shared/data/go_human is absent and no --go-gmt was given")
+        return f"no GO gene sets: {DEFAULT_GO_DIR} is absent and no --go-gmt was given"
     sets = _robust_sets(layout, "tissue_genes.tsv")
     if not sets:
         return "the pipeline found no robust tissue gene set (robust/tissue_genes.tsv empty or absent)"
