@@ -97,7 +97,7 @@ def literal_guide(x, y, w_dense, ancestry64, k):
         pyro.sample("alpha", dist.Delta(alpha_p[0]))
 
 
-def run_literal(sim, k, *, max_steps, converge, seed=21):
+def run_literal(sim, k, *, max_steps, converge, seed=21, trace=()):
     data = sim.data
     x = torch.tensor(data.counts_df.to_numpy(dtype=np.float32).T.copy())
     y = torch.tensor(data.genotype_df.to_numpy(dtype=np.float64))
@@ -111,11 +111,23 @@ def run_literal(sim, k, *, max_steps, converge, seed=21):
     pyro.enable_validation(True)
     svi = pyro.infer.SVI(literal_model, literal_guide, pyro.optim.Adam({"lr": 0.05}), pyro.infer.Trace_ELBO())
     rule = ConvergenceRule(rule="compat")
+    snapshots = []
+
+    def _literal_result(steps, seconds):
+        store = pyro.get_param_store()
+        xi = store["xi"].detach().double().numpy()
+        sigma = store["sigma"].detach().double().numpy()
+        zeta, gamma = store["zeta"].detach().double().numpy(), store["gamma"].detach().double().numpy()
+        return dict(gene=(xi / xi.sum(1, keepdims=True)).T, sample=sigma / sigma.sum(1, keepdims=True),
+                    snp=zeta / (zeta + gamma), alpha=float(store["alpha_p"].detach()))
+
     losses, stamps = [], [time.perf_counter()]
     start = time.perf_counter()
     for step in range(1, max_steps + 1):
         losses.append(svi.step(x, y, w_dense, ancestry64, k) / 1e-6)
         stamps.append(time.perf_counter())
+        if step in trace:
+            snapshots.append((step, float(np.sum(np.diff(stamps))), _literal_result(0, 0)))
         if converge and rule.should_check(step) and rule.converged(rule.statistic(np.asarray(losses))):
             break
     seconds = time.perf_counter() - start
@@ -124,7 +136,7 @@ def run_literal(sim, k, *, max_steps, converge, seed=21):
     sigma = store["sigma"].detach().double().numpy()
     zeta, gamma = store["zeta"].detach().double().numpy(), store["gamma"].detach().double().numpy()
     pyro.enable_validation(False)
-    return dict(step_times=np.diff(stamps), seconds=seconds, steps=len(losses),
+    return dict(step_times=np.diff(stamps), seconds=seconds, steps=len(losses), snapshots=snapshots,
                 gene=(xi / xi.sum(1, keepdims=True)).T, sample=sigma / sigma.sum(1, keepdims=True),
                 snp=zeta / (zeta + gamma), alpha=float(store["alpha_p"].detach()))
 
@@ -141,6 +153,23 @@ def run_tbeqtl(sim, k, *, max_steps, converge, seed=21, inference="svi"):
     return dict(step_times=np.diff(stamps[1:]), seconds=seconds, steps=model.n_iter_,
                 gene=model.gene_topics_.to_numpy(), sample=model.sample_topics_.to_numpy(),
                 snp=model.snp_topics_.to_numpy(), alpha=model.alpha_, stop=model.stop_reason_)
+
+
+def trace_tbeqtl(sim, k, *, trace, checkpoint_dir, seed=21):
+    """Recovery at each trace step, by resuming one run segment by segment (bit-for-bit resume)."""
+    snapshots = []
+    seconds = 0.0
+    for steps in trace:
+        stamps = [time.perf_counter()]
+        model = TBLDA(k, max_steps=steps, random_state=seed, progress=False, min_steps=10**9)
+        model.fit(sim.data, ancestry=(sim.truth.ancestry_beta_df, sim.truth.ancestry_tau_df),
+                  checkpoint_dir=checkpoint_dir, resume=True,
+                  callback=lambda step, loss, _add=stamps.append: _add(time.perf_counter()))
+        seconds += float(np.sum(np.diff(stamps)))
+        snapshots.append((steps, seconds, dict(gene=model.gene_topics_.to_numpy(),
+                                               sample=model.sample_topics_.to_numpy(),
+                                               snp=model.snp_topics_.to_numpy(), alpha=model.alpha_)))
+    return snapshots
 
 
 def recovery(result, sim):
@@ -175,6 +204,9 @@ def main(argv=None) -> int:
     parser.add_argument("--cavi", action="store_true", help="also time tbeqtl's optional CAVI inference")
     parser.add_argument("--seed", type=int, default=1, help="simulation seed")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--trace", default="",
+                        help="comma-separated steps at which to report recovery of both fits (small size), "
+                             "e.g. 1000,2000,3000: time to the same recovery")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -189,8 +221,9 @@ def main(argv=None) -> int:
     rss_ours = peak_rss_mb()
     cavi = None
     if args.cavi:
-        cavi = run_tbeqtl(sim, k, max_steps=args.max_steps if args.converge else args.steps,
-                          converge=args.converge, inference="cavi")
+        cavi_converge = args.converge or bool(args.trace)
+        cavi = run_tbeqtl(sim, k, max_steps=args.max_steps if cavi_converge else args.steps,
+                          converge=cavi_converge, inference="cavi")
     base_steps = args.max_steps if args.converge else (args.baseline_steps or args.steps)
     base = run_literal(sim, k, max_steps=base_steps, converge=args.converge)
     rss_base = peak_rss_mb()
@@ -228,6 +261,27 @@ def main(argv=None) -> int:
                   f"min r psi {rec['gene_min']:.4f}  min r phi {rec['sample_min']:.4f}  "
                   f"mean r lambda {rec['snp_mean']:.3f}  alpha {rec['alpha']:.3f} (true {rec['alpha_true']})")
         print(f"time to convergence ratio {base['seconds'] / ours['seconds']:6.1f}x")
+    if args.trace:
+        import tempfile
+
+        trace = tuple(int(v) for v in args.trace.split(","))
+        with tempfile.TemporaryDirectory() as tmp:
+            ours_trace = trace_tbeqtl(sim, k, trace=trace, checkpoint_dir=tmp)
+        base_trace = run_literal(sim, k, max_steps=max(trace), converge=False, trace=trace)["snapshots"]
+        out["trace"] = {}
+        print("recovery trace (cumulative step seconds; min matched r psi / phi, mean r lambda, alpha)")
+        for name, snaps in (("tbeqtl", ours_trace), ("published", base_trace)):
+            out["trace"][name] = []
+            for steps, seconds, res in snaps:
+                rec = recovery(res, sim)
+                out["trace"][name].append({"steps": steps, "seconds": seconds, **rec})
+                print(f"  {name:10s} {steps:6d} steps {seconds:8.1f} s   psi {rec['gene_min']:.4f}  "
+                      f"phi {rec['sample_min']:.4f}  lambda {rec['snp_mean']:.3f}  alpha {rec['alpha']:.3f}")
+        if cavi is not None:
+            rec = recovery(cavi, sim)
+            print(f"  {'cavi':10s} {cavi['steps']:6d} iters {float(np.sum(cavi['step_times'])):8.1f} s   "
+                  f"psi {rec['gene_min']:.4f}  phi {rec['sample_min']:.4f}  lambda {rec['snp_mean']:.3f}  "
+                  f"alpha {rec['alpha']:.3f}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(out, handle, indent=2)
