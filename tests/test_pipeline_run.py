@@ -99,6 +99,12 @@ def test_rerun_skips_finished_pairs(finished_run):
     assert run["pairs"]["chr1__chr2"]["reused"] is True
 
 
+def test_rerun_with_other_settings_is_refused(finished_run):
+    config, out, _ = finished_run
+    with pytest.raises(InputError, match="fit.max_steps"):
+        run_pipeline(config.replace(fit={"max_steps": 61}), out_dir=out)
+
+
 def test_interrupted_pair_resumes_remaining_stages(finished_run, tmp_path):
     """A pair whose status stops after the fit redoes only ranking, factors and mapping."""
     import shutil

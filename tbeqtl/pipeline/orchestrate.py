@@ -11,7 +11,9 @@ mapped per tissue on the held-out samples. :func:`run_pipeline` executes any set
 - or in this process when ``workers = 0``.
 
 Every pair writes into its own folder (:class:`~tbeqtl.layout.PairLayout`) atomically, file by
-file, and records each finished stage in ``status.json``. Rerunning skips pairs whose status is
+file, and records each finished stage in ``status.json``. Rerunning (with the same settings:
+a folder whose ``config.toml`` differs in anything but the pairs and the ``[run]`` section is
+refused) skips pairs whose status is
 ``done``, reuses finished stages, and resumes an interrupted TBLDA fit from its checkpoint
 (``fit/checkpoint/``). A failing pair is recorded with its error and does not stop the others;
 a pair with no genes or no SNPs is skipped and reported. Afterwards the pairs' tables are
@@ -688,6 +690,30 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _result_settings(config: PipelineConfig) -> dict[str, Any]:
+    """Return the config entries that change a pair's results (not which pairs run, nor how)."""
+    values = config.to_dict()
+    values.pop("run")
+    values["data"] = {k: v for k, v in values["data"].items() if k not in ("pairs", "all_pairs")}
+    return values
+
+
+def _check_resumable(layout: RunLayout, config: PipelineConfig) -> None:
+    """Refuse to resume a run folder whose finished pairs were made with other settings."""
+    if not layout.config.exists() or not layout.pairs():
+        return
+    try:
+        previous = PipelineConfig.from_toml(layout.config)
+    except InputError:
+        return
+    old, new = _result_settings(previous), _result_settings(config)
+    if old != new:
+        changed = [f"{section}.{key}" for section in new for key in new[section]
+                   if old.get(section, {}).get(key) != new[section][key]]
+        raise InputError(f"{layout.root} holds pairs run with other settings; give a new output folder "
+                         "(or the same settings) to resume. Changed", ids=changed)
+
+
 def _load_data(config: PipelineConfig, data: EQTLData | None) -> EQTLData:
     if data is not None:
         return data
@@ -829,6 +855,7 @@ def run_pipeline(
     layout = RunLayout(out_dir)
     layout.root.mkdir(parents=True, exist_ok=True)
     scheduler = scheduler if scheduler is not None else config.run.scheduler
+    _check_resumable(layout, config)
     if scheduler:  # fail fast on an unreachable scheduler, before any work
         _connect(scheduler, config.run.connect_timeout).close()
     data = _load_data(config, data)
