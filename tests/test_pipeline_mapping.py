@@ -77,6 +77,15 @@ def test_blocks_statistics_and_fdr_over_complete_strata(rng):
     assert result.hist_df["count"].sum() == len(got)
 
 
+def test_empty_factor_set_writes_empty_tables(rng, tmp_path):
+    inputs = _toy_inputs(rng)
+    tests, null = mp.map_factor_blocks(inputs, {0: (pd.Index(["rs0"]), pd.Index(["g0", "g5"]))})
+    result = mp.restrict_to_factor_set(tests, null, [])
+    assert result.tests_df.empty and result.n_tests == {"cis": 0, "trans": 0}
+    mp.write_factor_set(result, tmp_path / "empty")
+    assert pd.read_csv(tmp_path / "empty" / "trans.tsv", sep="\t").empty
+
+
 def test_write_factor_set_and_exhaustive(rng, tmp_path):
     inputs = _toy_inputs(rng)
     exhaustive = mp.exhaustive_mapping(inputs)
