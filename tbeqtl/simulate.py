@@ -132,8 +132,12 @@ class SimulationParams:
         GTEx-like extra, 0 (off) by default: each individual draws a preference
         ``u_i ~ Dirichlet(1)`` over the shared topics and every sample of that individual adds
         ``individual_sigma * K_shared * u_i`` to its shared-topic concentrations. The samples of one
-        individual then share topic proportions (as real tissues of one person do), ``theta_i``
-        varies more between individuals, and SNP topics ``lambda`` become far easier to recover.
+        individual then share topic proportions (as real tissues of one person do) and ``theta_i``
+        varies more between individuals. Raise ``tissue_sigma`` with it to keep tissue topics
+        dominant. Measured on ``demo`` (seed 0, CAVI fit with the true ancestry): matched SNP-topic
+        Pearson r about 0.45 by default; 0.47 with ``individual_sigma=2, tissue_sigma=10``; about 0.6
+        with ``individual_sigma=5, tissue_sigma=20, zeta=gamma=0.3``. SNP topics are limited by the
+        number of individuals ``N`` (each ``lambda_jk`` is learned from ``N`` genotypes).
     zeta, gamma
         ``lambda_jk ~ Beta(zeta, gamma)``.
     library_size_median, library_size_sd
