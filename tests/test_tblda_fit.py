@@ -190,6 +190,12 @@ def test_resume_after_interruption_is_bit_for_bit(tiny, tmp_path):
     # the final save is written at the step limit
     state = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
     assert state["step"] == 130 and state["done"] == "max_steps"
+    # a run that hit its step limit is extended bit for bit by resuming with a larger limit
+    longer = TBLDA(3, **{**kwargs, "max_steps": 150}).fit(tiny.data, ancestry=ancestry)
+    extended = TBLDA(3, **{**kwargs, "max_steps": 150}).fit(tiny.data, ancestry=ancestry,
+                                                           checkpoint_dir=tmp_path, resume=True)
+    pd.testing.assert_frame_equal(extended.gene_concentration_, longer.gene_concentration_)
+    np.testing.assert_array_equal(extended.elbo_, longer.elbo_)
     # a checkpoint from other settings is refused
     with pytest.raises(InputError, match="n_topics"):
         TBLDA(4, **kwargs).fit(tiny.data, ancestry=ancestry, checkpoint_dir=tmp_path, resume=True)

@@ -394,7 +394,9 @@ class TBLDA:
             (:func:`~tbeqtl.tblda.ancestry.estimate_ancestry`).
         resume
             Continue from the checkpoint in ``checkpoint_dir`` (bit for bit: the same
-            parameters as an uninterrupted run). Without a checkpoint the fit starts afresh.
+            parameters as an uninterrupted run). A run that stopped at its step limit is
+            extended up to the new ``max_steps``; a converged run is returned as is. Without
+            a checkpoint the fit starts afresh.
         checkpoint_dir
             Folder for periodic atomic checkpoints (every ``checkpoint_every`` steps and at
             the end, including when ``max_steps`` is hit).
@@ -456,6 +458,8 @@ class TBLDA:
                 statistics = [(int(s), float(v)) for s, v in state["statistics"].tolist()]
                 elapsed = float(state["elapsed"])
                 stop_reason = str(state["done"])
+                if stop_reason == "max_steps" and len(losses) < self.max_steps:
+                    stop_reason = ""  # a run that hit its step limit is extended
                 logger.info("resuming from step %d (%s)", len(losses), checkpoint_dir)
 
             def snapshot(done: str) -> dict[str, Any]:
