@@ -480,3 +480,9 @@ def test_topic_colours_follow_tissue_families():
     assert all(abs(r - g) < 1e-9 and abs(g - b) < 1e-9 for r, g, b in grey)  # untied topics are grey
     blue = [to_rgb(colours[k]) for k in (0, 1)]
     assert all(b > r for r, _, b in blue)  # both Blood topics are shades of blue
+
+
+def test_demo_cli_rejects_a_missing_gene_set_file(tmp_path):
+    # fails before simulating anything
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--go-gmt", str(tmp_path / "none.gmt")]) == 2
+    assert not (tmp_path / "demo" / "simulation").exists()
