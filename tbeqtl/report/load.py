@@ -571,6 +571,8 @@ def _load_eqtls(data: ReportData, layout: RunLayout, pairs: list[PairLayout], st
         data.extras["eqtl_source"] = "the mapping folders' cis.tsv / trans.tsv"
     reason = _why(status, "eqtl", "pairs/*/eqtl/<factor_set>/<tissue>/ results", layout.root)
     if not pair_parts:
+        if (layout.summary / "eqtl_counts.tsv").is_file():  # zero calls is still a result
+            _pipeline_counts(data, layout.summary / "eqtl_counts.tsv")
         for section in ("counts", "summary", "top_eqtls", "locus"):
             data.mark_absent(section, reason if not any_dir else
                              f"no eQTL at FDR < {data.fdr:g} in any mapping")
