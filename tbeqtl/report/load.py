@@ -574,8 +574,9 @@ def _load_eqtls(data: ReportData, layout: RunLayout, pairs: list[PairLayout], st
         if (layout.summary / "eqtl_counts.tsv").is_file():  # zero calls is still a result
             _pipeline_counts(data, layout.summary / "eqtl_counts.tsv")
         for section in ("counts", "summary", "top_eqtls", "locus"):
-            data.mark_absent(section, reason if not any_dir else
-                             f"no eQTL at FDR < {data.fdr:g} in any mapping")
+            if section not in data.tables:
+                data.mark_absent(section, reason if not any_dir else
+                                 f"no eQTL at FDR < {data.fdr:g} in any mapping")
     else:
         eqtl_df = pd.concat(pair_parts, ignore_index=True)
         eqtl_df["snp"] = eqtl_df["snp"].astype(str)
