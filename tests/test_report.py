@@ -486,3 +486,58 @@ def test_demo_cli_rejects_a_missing_gene_set_file(tmp_path):
     # fails before simulating anything
     assert main(["demo", "--out", str(tmp_path / "demo"), "--go-gmt", str(tmp_path / "none.gmt")]) == 2
     assert not (tmp_path / "demo" / "simulation").exists()
+
+
+def _gather_like_the_pipeline(layout: RunLayout, *, keep_calls: bool) -> None:
+    """Write summary/eqtls.parquet, qq.parquet and eqtl_counts.tsv from the mapping folders."""
+    calls, qqs = [], []
+    for pair in layout.pairs():
+        for folder in sorted((pair.root / "eqtl" / "all").iterdir()):
+            tissue = json.loads((folder / "run.json").read_text())["tissue"]
+            for kind in ("cis", "trans"):
+                df = pd.read_csv(folder / f"{kind}.tsv", sep="\t")
+                df = df[df["fdr_by_type"] < 0.1]
+                calls.append(df.assign(pair=pair.name, factor_set="all", tissue=tissue, **{"class": kind},
+                                       topics="0"))
+            qq = pd.read_csv(folder / "qq.tsv", sep="\t")
+            qqs.append(qq.assign(pair=pair.name, factor_set="all", tissue=tissue))
+    calls_df = pd.concat(calls, ignore_index=True)
+    if not keep_calls:
+        calls_df = calls_df.iloc[:0]
+    write_table(calls_df, layout.summary / "eqtls.parquet")
+    write_table(pd.concat(qqs, ignore_index=True), layout.summary / "qq.parquet")
+    rows = []
+    for (tissue, kind, gene_type), part in calls_df.groupby(["tissue", "class", "gene_type"]):
+        rows.append(("all", tissue, kind, gene_type, 100, len(part), part["gene"].nunique(),
+                     part["snp"].nunique()))
+    counts = pd.DataFrame(rows or [("all", "all", "cis", "all", 100, 0, 0, 0)],
+                          columns=["factor_set", "tissue", "class", "gene_type", "n_tests", "n_eqtls",
+                                   "n_egenes", "n_evariants"])
+    _write(counts, "eqtl_counts", layout.summary / "eqtl_counts.tsv")
+
+
+def test_gathered_summary_tables_give_the_same_calls(tmp_path):
+    layout = write_run_folder(tmp_path / "run", np.random.default_rng(11))
+    folders = load_run(layout.root)
+    _gather_like_the_pipeline(layout, keep_calls=True)
+    gathered = load_run(layout.root)
+    assert gathered.extras["eqtl_source"].startswith("summary/eqtls.parquet")
+    key = ["pair", "tissue", "kind", "snp", "gene"]
+    sig = folders.tables["eqtls"]
+    sig = sig[sig["significant"]].sort_values(key)[key].reset_index(drop=True)
+    calls = gathered.tables["eqtls"].sort_values(key)[key].reset_index(drop=True)
+    pd.testing.assert_frame_equal(sig, calls)
+    assert gathered.extras["locus"] == folders.extras["locus"]
+    assert len(gathered.tables["qq"]) == len(folders.tables["qq"])
+    assert gathered.tables["qq"]["beyond"].sum() == folders.tables["qq"]["beyond"].sum()
+    assert gathered.tables["counts"]["n_eqtls"].sum() == len(calls)
+
+
+def test_no_called_eqtl_still_shows_the_count_table(tmp_path):
+    layout = write_run_folder(tmp_path / "run", np.random.default_rng(12))
+    _gather_like_the_pipeline(layout, keep_calls=False)
+    data = load_run(layout.root)
+    assert "summary" in data.tables and "summary" not in data.absent
+    assert "no eQTL at FDR < 0.1" in data.absent["top_eqtls"]
+    assert "no eQTL at FDR < 0.1" in data.absent["counts"]
+    assert "qq" in data.tables
