@@ -353,7 +353,7 @@ def test_malformed_table_marks_section_absent(tmp_path):
 
 
 def test_convergence_statistic_matches_the_fit_rule(rng):
-    from tbeqtl.report.load import _convergence_statistic
+    from tbeqtl.report.load_fit import _convergence_statistic
     from tbeqtl.tblda.convergence import ConvergenceRule
 
     loss = 1e4 * (1 + np.exp(-np.arange(400) / 50)) + rng.normal(0, 5, size=400)
