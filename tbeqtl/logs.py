@@ -43,7 +43,9 @@ def setup_logging(*, level: str | int = "INFO", log_file: str | Path | None = No
         handler = logging.FileHandler(log_file, encoding="utf-8")
         handler.setFormatter(logging.Formatter(_FORMAT))
         logger.addHandler(handler)
-    logger.propagate = False
+    # Records still propagate to the root logger (pytest's caplog, an application's own handlers);
+    # the root logger has no handlers in a plain CLI run, so nothing is printed twice.
+    logger.propagate = True
 
 
 def progress(
