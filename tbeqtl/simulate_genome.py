@@ -1,6 +1,6 @@
 """Genome layout and identifiers for simulated data sets.
 
-Draws GTEx-like IDs (donors ``GTEX-XXXXX``, samples ``GTEX-XXXXX-0126-SM-XXXXX`` so that the
+Draws GTEx-like IDs (donors ``GTEX-1A2B3``, samples ``GTEX-1A2B3-0126-SM-4C5D6`` so that the
 GTEx donor rule -- the first two dash-separated fields -- maps a sample back to its donor),
 GENCODE-like gene annotation (IDs ``ENSG...``, ``protein_coding``/``lincRNA`` types,
 start/end/strand on ``chr1 ... chrN``) and SNP positions sorted per chromosome with ref/alt
@@ -74,7 +74,7 @@ def _random_codes(rng: np.random.Generator, n: int, length: int, *,
 
 
 def draw_individual_ids(rng: np.random.Generator, n: int, *, single_cell: bool = False) -> list[str]:
-    """Draw individual (donor) IDs: ``GTEX-XXXXX`` (bulk) or ``DONOR-XXXXX`` (single cell).
+    """Draw individual (donor) IDs: ``GTEX-1A2B3`` (bulk) or ``DONOR-1A2B3`` (single cell).
 
     Parameters
     ----------
