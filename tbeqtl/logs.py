@@ -43,9 +43,9 @@ def setup_logging(*, level: str | int = "INFO", log_file: str | Path | None = No
         handler = logging.FileHandler(log_file, encoding="utf-8")
         handler.setFormatter(logging.Formatter(_FORMAT))
         logger.addHandler(handler)
-    # Records still propagate to the root logger (pytest's caplog, an application's own handlers);
-    # the root logger has no handlers in a plain CLI run, so nothing is printed twice.
-    logger.propagate = True
+    # Not propagated: some dependencies call logging.basicConfig, which would print every line twice.
+    # Tests that use caplog after calling the CLI re-enable propagation themselves.
+    logger.propagate = False
 
 
 def progress(
