@@ -10,16 +10,14 @@ import pandas as pd
 
 from ..data import EQTLData
 from ..errors import InputError
-from ..tblda import TBLDA
 from ..tblda.ancestry import (
     read_admixture_p,
     read_admixture_q,
     read_terastructure_beta,
     read_terastructure_theta,
 )
+from ..tblda.choices import INFERENCE
 from ..tblda.convergence import STOP_RULES
-from ..tblda.estimator import INFERENCE
-from ..tblda.io import write_outputs
 
 COMMAND = "fit"
 HELP = "fit the TBLDA topic model (counts + genotypes + sample map) and write topics, model and run.json"
@@ -136,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
         0 on success.
     """
     from ..io import read_sample_map
+    from ..tblda import TBLDA  # imports torch: only when the command runs
+    from ..tblda.io import write_outputs
 
     out = Path(args.out)
     counts_df = _read_counts(args.counts)

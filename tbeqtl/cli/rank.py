@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 
 from ..atomic import write_json, write_table
-from ..tblda.io import load_model
 from ..tblda.ranking import GENE_SCORES, expression_level_spearman, gene_w2_scores, rank_features
 
 COMMAND = "rank"
@@ -48,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
     int
         0 on success.
     """
+    from ..tblda.io import load_model  # imports torch: only when the command runs
+
     model = load_model(args.model)
     table = rank_features(model, top_fraction=args.top_fraction, gene_score=args.gene_score,
                           w2_method=args.w2_method)

@@ -18,6 +18,10 @@ Modules: :mod:`~tbeqtl.tblda.model` (Pyro model/guide, paper symbols),
 :mod:`~tbeqtl.tblda.io`.
 """
 
+from __future__ import annotations
+
+import importlib
+
 from .ancestry import (
     check_ancestry,
     estimate_ancestry,
@@ -26,9 +30,16 @@ from .ancestry import (
     read_terastructure_beta,
     read_terastructure_theta,
 )
-from .estimator import TBLDA
-from .io import load_model, read_topic_table, save_model
 from .ranking import rank_features
+
+#: Names whose modules import torch: resolved on first access, so that the CLI and the
+#: torch-free parts (ancestry, ranking, convergence) load without it.
+_LAZY = {
+    "TBLDA": "estimator",
+    "load_model": "io",
+    "read_topic_table": "io",
+    "save_model": "io",
+}
 
 __all__ = [
     "TBLDA",
@@ -43,3 +54,9 @@ __all__ = [
     "read_topic_table",
     "save_model",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

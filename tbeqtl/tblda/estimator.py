@@ -38,6 +38,7 @@ from ..errors import InputError
 from .ancestry import ancestry_term, check_ancestry, estimate_ancestry
 from .cavi import cavi_init, cavi_iteration
 from .checkpoint import load_checkpoint, save_checkpoint
+from .choices import INFERENCE
 from .convergence import ConvergenceRule
 from .kernels import (
     expression_constant,
@@ -52,7 +53,6 @@ from .kernels import (
 __all__ = ["INFERENCE", "TBLDA"]
 
 #: Inference algorithms: the published stochastic VI recipe, or closed-form coordinate ascent.
-INFERENCE = ("svi", "cavi")
 
 logger = logging.getLogger(__name__)
 

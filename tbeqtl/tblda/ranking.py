@@ -274,7 +274,8 @@ def top_features(scores_df: pd.DataFrame, *, kind: str, top_fraction: float = 0.
     parts = []
     for topic in scores_df.columns:
         col = pd.DataFrame({"feature": scores_df.index.astype(str), "score": scores_df[topic].to_numpy()})
-        col = col.sort_values(["score", "feature"], ascending=[False, True], kind="mergesort").head(n_keep)
+        col = col.sort_values(["score", "feature"], ascending=[False, True], kind="mergesort")
+        col = col.head(n_keep).copy()
         col.insert(0, "topic", int(topic))
         col.insert(2, "kind", kind)
         col["rank"] = np.arange(1, len(col) + 1, dtype=np.int64)
