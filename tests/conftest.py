@@ -23,3 +23,19 @@ def shared_data() -> Path:
 def rng() -> np.random.Generator:
     """A fresh, seeded generator for each test."""
     return np.random.default_rng(20221123)
+
+
+@pytest.fixture(autouse=True)
+def _restore_tbeqtl_logger():
+    """Undo what a CLI call's ``setup_logging`` did to the ``tbeqtl`` logger (handlers, propagation,
+    level), so that ``caplog`` sees records in every later test whatever the test order."""
+    import logging
+
+    logger = logging.getLogger("tbeqtl")
+    state = (list(logger.handlers), logger.propagate, logger.level)
+    yield
+    for handler in list(logger.handlers):
+        if handler not in state[0]:
+            logger.removeHandler(handler)
+            handler.close()
+    logger.propagate, logger.level = state[1], state[2]
