@@ -37,6 +37,7 @@ import pandas as pd
 from scipy import special, stats
 
 from ..errors import InputError
+from .factors import sample_attributes
 
 __all__ = [
     "counts_per_million",
@@ -208,13 +209,6 @@ def hidden_factors(
                         columns=[f"hidden{k + 1}" for k in range(scores.shape[1])])
 
 
-def _find_column(frame: pd.DataFrame, name: str) -> str | None:
-    for column in frame.columns:
-        if str(column).lower() == name.lower():
-            return column
-    return None
-
-
 def encode_known_covariates(
     samples: Sequence[str],
     *,
@@ -242,18 +236,14 @@ def encode_known_covariates(
         ``<name>_<level>`` of every level but the first); constant columns dropped.
     """
     samples = pd.Index(samples)
+    found_df = sample_attributes(samples, columns=list(columns), sample_info_df=sample_info_df,
+                                 individual_info_df=individual_info_df, sample_map_s=sample_map_s)
     parts = []
     for name in columns:
-        col = _find_column(sample_info_df, name)
-        if col is not None:
-            values = sample_info_df[col].reindex(samples)
-        else:
-            col = _find_column(individual_info_df, name)
-            if col is None:
-                logger.info("covariate %r is not a sample or individual attribute; skipped", name)
-                continue
-            values = individual_info_df[col].reindex(sample_map_s.reindex(samples).to_numpy())
-            values.index = samples
+        if name not in found_df.columns:
+            logger.info("covariate %r is not a sample or individual attribute; skipped", name)
+            continue
+        values = found_df[name]
         if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
             numeric = values.astype(float)
             parts.append(numeric.fillna(numeric.mean()).rename(str(name)).to_frame())

@@ -285,15 +285,20 @@ def sample_attributes(
         Samples x found attributes (absent ones are skipped).
     """
     out = {}
-    lower_s = {str(c).lower(): c for c in sample_info_df.columns}
-    lower_i = {str(c).lower(): c for c in individual_info_df.columns}
+    lower_s: dict[str, object] = {}
+    lower_i: dict[str, object] = {}
+    for lookup, frame in ((lower_s, sample_info_df), (lower_i, individual_info_df)):
+        for column in frame.columns:  # the first column of a name wins, whatever its case
+            lookup.setdefault(str(column).lower(), column)
     for name in columns:
         key = str(name).lower()
         if key in lower_s:
-            out[name] = sample_info_df[lower_s[key]].reindex(samples).to_numpy()
+            values = sample_info_df[lower_s[key]].reindex(samples)
         elif key in lower_i:
-            out[name] = individual_info_df[lower_i[key]].reindex(
-                sample_map_s.reindex(samples).to_numpy()).to_numpy()
+            values = individual_info_df[lower_i[key]].reindex(sample_map_s.reindex(samples).to_numpy())
+        else:
+            continue
+        out[name] = pd.Series(values.array, index=samples)  # keeps the column's dtype
     return pd.DataFrame(out, index=samples)
 
 
