@@ -16,7 +16,7 @@ from ..tblda.ancestry import (
     read_terastructure_beta,
     read_terastructure_theta,
 )
-from ..tblda.choices import INFERENCE
+from ..tblda.choices import ALPHA_METHODS, INFERENCE
 from ..tblda.convergence import STOP_RULES
 
 COMMAND = "fit"
@@ -69,6 +69,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--init-jitter", type=float, default=0.0,
                      help="seeded noise on the initial log-concentrations "
                           "(default 0: published all-ones init)")
+    fit.add_argument("--alpha-method", choices=ALPHA_METHODS, default="marginal",
+                     help="how alpha is estimated: marginal (importance-weighted marginal likelihood after "
+                          "the fit; default) or elbo (the published ELBO point estimate)")
+    fit.add_argument("--alpha-particles", type=int, default=256,
+                     help="importance samples per SNP for --alpha-method marginal (default: 256)")
     fit.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")
     fit.add_argument("--checkpoint-every", type=int, default=1000, help="steps between checkpoints")
     fit.add_argument("--resume", action="store_true", help="resume from <out>/checkpoint if present")
@@ -148,7 +153,8 @@ def run(args: argparse.Namespace) -> int:
         mu=args.mu, n_ancestry=args.n_ancestry or 3, inference=args.inference, cavi_tol=args.cavi_tol,
         learning_rate=args.learning_rate,
         max_steps=args.max_steps, stop_rule=args.stop_rule, tol=args.tol, window=args.window,
-        min_steps=args.min_steps, init_jitter=args.init_jitter, random_state=args.seed, device=args.device,
+        min_steps=args.min_steps, init_jitter=args.init_jitter, alpha_method=args.alpha_method,
+        alpha_particles=args.alpha_particles, random_state=args.seed, device=args.device,
         checkpoint_every=args.checkpoint_every,
     )
     model.fit(data, ancestry=ancestry, resume=args.resume, checkpoint_dir=out / "checkpoint")

@@ -41,6 +41,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .choices import INFERENCE
 from .convergence import ConvergenceRule
 from .kernels import (
+    Workspace,
     expression_constant,
     expression_loglik,
     genotype_constant,
@@ -49,6 +50,7 @@ from .kernels import (
     kl_beta,
     kl_dirichlet,
 )
+from .sampling import rsample_gammas
 
 __all__ = ["INFERENCE", "TBLDA"]
 
@@ -57,12 +59,6 @@ __all__ = ["INFERENCE", "TBLDA"]
 logger = logging.getLogger(__name__)
 
 _PARAM_NAMES = ("log_xi", "log_sigma", "log_zeta", "log_gamma", "alpha_logit")
-
-
-def _rsample_gamma(concentration_t: torch.Tensor) -> torch.Tensor:
-    """Reparameterised Gamma(concentration, 1) draw, floored away from 0."""
-    draw_t = torch.distributions.Gamma(concentration_t, 1.0, validate_args=False).rsample()
-    return draw_t.clamp(min=torch.finfo(draw_t.dtype).tiny)
 
 
 def _resolve_device(device: str) -> torch.device:
@@ -331,7 +327,7 @@ class TBLDA:
 
     # ------------------------------------------------------------------ loss
     def _negative_elbo(self, params: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor],
-                       n_individuals: int) -> torch.Tensor:
+                       n_individuals: int, *, workspace: Workspace | None = None) -> torch.Tensor:
         xi_q = params["log_xi"].exp()
         sigma_q = params["log_sigma"].exp()
         zeta_q = params["log_zeta"].exp()
@@ -339,18 +335,19 @@ class TBLDA:
         alpha_t = self.delta + (self.mu - self.delta) * torch.sigmoid(params["alpha_logit"])
         # Dirichlet and Beta draws as normalised Gamma draws (implicit reparameterisation
         # gradients of torch's Gamma): the same distributions, about 2x cheaper than torch's
-        # Beta, which goes through a 2-component Dirichlet.
-        psi_t = _rsample_gamma(xi_q)
+        # Beta, which goes through a 2-component Dirichlet. The four Gamma draws run in
+        # seeded chunks on all cores (tbeqtl.tblda.sampling); their base seed comes from
+        # the fit's seeded torch generator, whose state the checkpoints keep.
+        seed = int(torch.randint(0, 2**62, (), dtype=torch.int64))
+        psi_t, phi_t, gamma_a, gamma_b = rsample_gammas((xi_q, sigma_q, zeta_q, gamma_q), seed=seed)
         psi_t = psi_t / psi_t.sum(-1, keepdim=True)
-        phi_t = _rsample_gamma(sigma_q)
         phi_t = phi_t / phi_t.sum(-1, keepdim=True)
-        gamma_a = _rsample_gamma(zeta_q)
-        lambda_t = gamma_a / (gamma_a + _rsample_gamma(gamma_q))
+        lambda_t = gamma_a / (gamma_a + gamma_b)
         theta_t = individual_proportions(phi_t, tensors["individual_index_t"], tensors["inverse_count_t"],
                                          n_individuals=n_individuals)
-        loglik = expression_loglik(phi_t, psi_t, tensors["counts_t"])
+        loglik = expression_loglik(phi_t, psi_t, tensors["counts_t"], workspace=workspace)
         loglik = loglik + genotype_loglik(lambda_t, theta_t, alpha_t, ancestry_t=tensors["ancestry_t"],
-                                          alt_t=tensors["alt_t"], ref_t=tensors["ref_t"])
+                                          alt_t=tensors["alt_t"], ref_t=tensors["ref_t"], workspace=workspace)
         kl = kl_dirichlet(xi_q, self.xi) + kl_dirichlet(sigma_q, self.sigma)
         kl = kl + kl_beta(zeta_q, gamma_q, prior_a=self.zeta, prior_b=self.gamma)
         return kl - loglik
@@ -486,7 +483,8 @@ class TBLDA:
                         loss = -self._cavi_step(params, tensors, prep["n_individuals"]) - constant
                     else:
                         optimizer.zero_grad(set_to_none=True)
-                        loss_t = self._negative_elbo(params, tensors, prep["n_individuals"])
+                        loss_t = self._negative_elbo(params, tensors, prep["n_individuals"],
+                                                     workspace=prep.setdefault("workspace", Workspace()))
                         (loss_t * self.loss_scale).backward()
                         optimizer.step()
                         loss = float(loss_t.detach()) - constant

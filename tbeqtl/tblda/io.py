@@ -85,6 +85,8 @@ def save_model(model: TBLDA, path: str | Path) -> Path:
         "tbeqtl_version": __version__,
         "params": model.get_params(),
         "alpha": model.alpha_,
+        "alpha_elbo": model.alpha_elbo_,
+        "alpha_curve": _curve_record(model.alpha_curve_),
         "n_iter": model.n_iter_,
         "stop_reason": model.stop_reason_,
         "fit_seconds": model.fit_seconds_,
@@ -160,10 +162,27 @@ def load_model(path: str | Path) -> TBLDA:
     model.elbo_ = tensors["elbo"].numpy()
     conv = tensors["convergence"].numpy().reshape(-1, 2)
     model.convergence_ = pd.DataFrame({"step": conv[:, 0].astype(np.int64), "statistic": conv[:, 1]})
+    model.alpha_elbo_ = float(meta.get("alpha_elbo", meta["alpha"]))
+    model.alpha_curve_ = _curve_frame(meta.get("alpha_curve"))
     model.n_iter_ = int(meta["n_iter"])
     model.stop_reason_ = str(meta["stop_reason"])
     model.fit_seconds_ = float(meta["fit_seconds"])
     return model
+
+
+def _curve_record(curve: pd.DataFrame | None) -> dict | None:
+    if curve is None:
+        return None
+    return {"alpha": curve["alpha"].tolist(), "log_marginal": curve["log_marginal"].tolist(),
+            "attrs": {k: float(v) for k, v in curve.attrs.items()}}
+
+
+def _curve_frame(record: dict | None) -> pd.DataFrame | None:
+    if record is None:
+        return None
+    curve = pd.DataFrame({"alpha": record["alpha"], "log_marginal": record["log_marginal"]}, dtype=np.float64)
+    curve.attrs.update(record.get("attrs", {}))
+    return curve
 
 
 def _topic_frame(df: pd.DataFrame, id_name: str) -> pd.DataFrame:
@@ -200,6 +219,9 @@ def write_outputs(model: TBLDA, out_dir: str | Path, *, extra: dict | None = Non
         "tool": "tbeqtl fit",
         "tbeqtl_version": __version__,
         "alpha": model.alpha_,
+        "alpha_method": model.alpha_method,
+        "alpha_elbo": model.alpha_elbo_,
+        "alpha_ess_median": None if model.alpha_curve_ is None else model.alpha_curve_.attrs["ess_median"],
         "n_steps": model.n_iter_,
         "fit_seconds": model.fit_seconds_,
         "final_elbo": float(model.elbo_[-1]) if len(model.elbo_) else None,
