@@ -1,4 +1,4 @@
-"""The marginal-likelihood estimate of alpha (tbeqtl.tblda.marginal) against closed forms and planted truth."""
+"""The marginal-likelihood estimate of alpha (tbeqtl.tblda.marginal) vs quadrature and planted truth."""
 
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ def test_log_marginal_matches_quadrature_for_one_topic(rng):
     q_b = torch.tensor([[3.0], [1.0], [2.5]], dtype=torch.float64)
     alphas = torch.tensor([0.2, 0.5], dtype=torch.float32)
     gen = torch.Generator().manual_seed(0)
-    est, ess = log_marginal_curve(alphas, q_a, q_b, prior_a=1.5, prior_b=2.0, n_particles=40_000, generator=gen,
-                                  **data)
+    est, ess = log_marginal_curve(alphas, q_a, q_b, prior_a=1.5, prior_b=2.0, n_particles=40_000,
+                                  generator=gen, **data)
     alt, ref = data["alt_t"].double().numpy(), data["ref_t"].double().numpy()
     anc, theta = data["ancestry_t"].double().numpy(), data["theta_t"].double().numpy()
     for r, alpha in enumerate(alphas.tolist()):
@@ -67,8 +67,8 @@ def test_recovers_planted_alpha(rng, true_alpha):
     """Theta and the ancestry known, lambda integrated out: the estimate lands on the planted alpha."""
     data = _draw(rng, n_snps=400, n_individuals=100, n_topics=2, alpha=true_alpha)
     prior = torch.ones((400, 2), dtype=torch.float64)
-    est = estimate_alpha_marginal(prior, prior, prior_a=1.0, prior_b=1.0, delta=0.05, mu=0.85, n_particles=128,
-                                  seed=1, **data)
+    est = estimate_alpha_marginal(prior, prior, prior_a=1.0, prior_b=1.0, delta=0.05, mu=0.85,
+                                  n_particles=128, seed=1, **data)
     assert abs(est.alpha - true_alpha) < 0.05, est.alpha
     assert est.alphas[0] == pytest.approx(0.05) and est.alphas[-1] == pytest.approx(0.85)
     assert np.all(np.diff(est.alphas) > 0)

@@ -14,8 +14,8 @@ What
     likelihood of the genotypes, with ``lambda`` integrated out under its Beta prior
     (equation 6) and ``Theta`` fixed at the fitted posterior mean::
 
-        log p(y | alpha) = sum_j log E_{lambda_j ~ p} [ prod_i Binomial(y_ij | 2, rho_ij) ]
-                        ~= sum_j log (1/M) sum_m p(y_j | lambda_j^(m), alpha) p(lambda_j^(m)) / r(lambda_j^(m))
+        log p(y | alpha) = sum_j log E_{lambda_j ~ p}[prod_i Binomial(y_ij | 2, rho_ij)]
+                        ~= sum_j log (1/M) sum_m p(y_j | lam_j^(m), alpha) p(lam_j^(m)) / r(lam_j^(m))
 
     with ``rho_ij = alpha * A_ij + (1 - alpha) * sum_k lambda_jk theta_ki`` (equation 8) and
     the proposal ``r`` the fitted ``q(lambda)``, optionally widened (concentrations times
