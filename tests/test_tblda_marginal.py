@@ -77,6 +77,17 @@ def test_recovers_planted_alpha(rng, true_alpha):
     assert est.n_snps == 400 and est.n_particles == 128 and est.ess_min > 1
 
 
+def test_pilot_widens_an_overconfident_proposal(rng):
+    data = _draw(rng, n_snps=100, n_individuals=60, n_topics=2, alpha=0.3)
+    narrow = torch.full((100, 2), 40.0, dtype=torch.float64)  # overconfident: every lambda near 0.5
+    kwargs = dict(prior_a=1.0, prior_b=1.0, delta=0.05, mu=0.85, n_particles=64, grid_size=5, seed=0)
+    auto = estimate_alpha_marginal(narrow, narrow, **kwargs, **data)
+    fixed = estimate_alpha_marginal(narrow, narrow, proposal_scale=1.0, **kwargs, **data)
+    assert auto.proposal_scale < 1.0 and fixed.proposal_scale == 1.0
+    assert auto.log_marginal.max() > fixed.log_marginal.max()  # a tighter bound
+    assert abs(auto.alpha - 0.3) < abs(fixed.alpha - 0.3) + 0.02
+
+
 def test_snp_subset_is_seeded(rng):
     data = _draw(rng, n_snps=300, n_individuals=40, n_topics=2, alpha=0.3)
     q = torch.full((300, 2), 1.0, dtype=torch.float64)

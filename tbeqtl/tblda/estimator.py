@@ -157,7 +157,7 @@ class TBLDA:
         With ``alpha_method="marginal"``: columns ``alpha`` and ``log_marginal`` (the
         importance-weighted estimate of ``log p(y | alpha)`` over the SNPs used), plus the
         diagnostics in ``alpha_curve_.attrs`` (``ess_median``, ``ess_min``, ``n_snps``,
-        ``n_particles``).
+        ``n_particles``, ``proposal_scale``).
     ancestry_beta_, ancestry_tau_ : pandas.DataFrame
         The ancestry subspace used (SNPs x Q and individuals x Q).
     snp_maf_ : pandas.Series
@@ -577,19 +577,20 @@ class TBLDA:
                 prior_a=float(self.zeta), prior_b=float(self.gamma), delta=float(self.delta),
                 mu=float(self.mu),
                 n_particles=int(self.alpha_particles), max_snps=int(self.alpha_max_snps),
-                seed=int(self.random_state))
+                alpha_hint=alpha_elbo, seed=int(self.random_state))
             frac = min(max((est.alpha - self.delta) / (self.mu - self.delta), 1e-6), 1 - 1e-6)
             params["alpha_logit"].fill_(math.log(frac / (1 - frac)))
         logger.info("alpha by importance-weighted marginal likelihood: %.4f (ELBO point estimate %.4f; "
                     "%d SNPs x %d draws, median ESS %.0f, min %.1f; %.1f s)", est.alpha,
                     alpha_elbo,
                     est.n_snps, est.n_particles, est.ess_median, est.ess_min, time.perf_counter() - started)
-        if est.ess_min < 5:
-            logger.warning("the importance weights of some SNPs are degenerate (min ESS %.1f): the marginal "
-                           "alpha may be noisy; raise alpha_particles", est.ess_min)
+        if est.ess_median < 10:
+            logger.warning("the importance weights are nearly degenerate (median ESS %.1f of %d draws): "
+                           "the marginal alpha may be noisy; raise alpha_particles", est.ess_median,
+                           est.n_particles)
         curve = pd.DataFrame({"alpha": est.alphas, "log_marginal": est.log_marginal})
         curve.attrs.update(ess_median=est.ess_median, ess_min=est.ess_min, n_snps=est.n_snps,
-                           n_particles=est.n_particles)
+                           n_particles=est.n_particles, proposal_scale=est.proposal_scale)
         return curve
 
     def _progress_bar(self, *, start: int):
