@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import sys
@@ -141,11 +142,13 @@ def run_literal(sim, k, *, max_steps, converge, seed=21, trace=()):
                 snp=zeta / (zeta + gamma), alpha=float(store["alpha_p"].detach()))
 
 
-def run_tbeqtl(sim, k, *, max_steps, converge, seed=21, inference="svi"):
+def run_tbeqtl(sim, k, *, max_steps, converge, seed=21, inference="svi", rule=None):
     stamps = [time.perf_counter()]
+    rule_kw = dict(rule or {})
+    if not converge:
+        rule_kw["min_steps"] = max_steps + 1
     model = TBLDA(k, max_steps=max_steps, random_state=seed, progress=False, inference=inference,
-                  min_steps=5000 if converge else max_steps + 1,
-                  cavi_tol=1e-6 if converge else 1e-300)
+                  cavi_tol=1e-6 if converge else 1e-300, **rule_kw)
     start = time.perf_counter()
     model.fit(sim.data, ancestry=(sim.truth.ancestry_beta_df, sim.truth.ancestry_tau_df),
               callback=lambda step, loss: stamps.append(time.perf_counter()))
@@ -203,6 +206,10 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--cavi", action="store_true", help="also time tbeqtl's optional CAVI inference")
     parser.add_argument("--seed", type=int, default=1, help="simulation seed")
+    parser.add_argument("--stop-rule", default=None, help="tbeqtl's stopping rule (default: TBLDA's)")
+    parser.add_argument("--tol", type=float, default=None, help="tbeqtl's stopping tolerance")
+    parser.add_argument("--window", type=int, default=None, help="tbeqtl's stopping-rule window")
+    parser.add_argument("--min-steps", type=int, default=None, help="tbeqtl's stopping-rule min_steps")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--trace", default="",
                         help="comma-separated steps at which to report recovery of both fits (small size), "
@@ -213,11 +220,16 @@ def main(argv=None) -> int:
     sim = simulate(**SIZES[args.size], n_cis=0, n_trans=0, covariate_effects=False, seed=args.seed)
     k = sim.truth.gene_topics_df.shape[1]
     data = sim.data
+    load_before = os.getloadavg()
     print(f"size {args.size}: G={len(data.genes)} L={len(data.samples)} S={len(data.snps)} "
-          f"N={len(data.individuals)} K={k}; torch threads {torch.get_num_threads()}", flush=True)
+          f"N={len(data.individuals)} K={k}; torch threads {torch.get_num_threads()}; "
+          f"load average {load_before[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
+    rule = {name: value for name, value in (("stop_rule", args.stop_rule), ("tol", args.tol),
+                                            ("window", args.window), ("min_steps", args.min_steps))
+            if value is not None}
     rss0 = peak_rss_mb()
     steps = args.max_steps if args.converge else args.steps
-    ours = run_tbeqtl(sim, k, max_steps=steps, converge=args.converge)
+    ours = run_tbeqtl(sim, k, max_steps=steps, converge=args.converge, rule=rule)
     rss_ours = peak_rss_mb()
     cavi = None
     if args.cavi:
@@ -231,10 +243,11 @@ def main(argv=None) -> int:
     t_ours = statistics.median(ours["step_times"][warm:])
     t_base = statistics.median(base["step_times"][warm:])
     out = {"size": args.size, "threads": torch.get_num_threads(),
+           "load_average": [load_before, os.getloadavg()], "tbeqtl_rule": rule,
            "per_step_seconds": {"tbeqtl": t_ours, "published_recipe": t_base, "ratio": t_base / t_ours},
            "peak_rss_mb": {"before": rss0, "after_tbeqtl": rss_ours, "after_baseline": rss_base}}
     print(f"per-step   tbeqtl {t_ours * 1e3:9.2f} ms   published recipe {t_base * 1e3:9.2f} ms   "
-          f"ratio {t_base / t_ours:6.1f}x", flush=True)
+          f"ratio {t_base / t_ours:6.1f}x   (load average {os.getloadavg()[0]:.2f})", flush=True)
     if cavi is not None:
         t_cavi = statistics.median(cavi["step_times"][warm:])
         out["per_step_seconds"]["tbeqtl_cavi"] = t_cavi
