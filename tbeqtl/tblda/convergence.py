@@ -12,6 +12,18 @@ steps and ``y`` the mean over the ``window`` steps before those; the rule is che
 ``"abs"`` (default)
     The corrected rule: stop when ``|y - x| / |y| <= tol``, i.e. the smoothed (window
     averaged) loss has stopped moving in either direction.
+
+What the rule costs (measured). On the small simulated set of the recovery test (G=200,
+L=300, S=500, N=100, K=10, simulation seed 1, fit seed 21, one 24,000-step run traced by
+checkpoint/resume), the Hungarian-matched recovery of the posterior means is flat from
+about 6,000-9,000 steps on (min r of psi 0.9991-0.9993, of phi 0.9986-0.9990, mean r of
+lambda 0.396-0.407 from 6,000 to 24,000 steps), while the ELBO keeps rising slowly (its
+window mean still gains 0.56% per 1,000 steps at 8,000 steps and 0.03% at 18,000): the
+default (``"abs"``, tol 1e-4) fires at 19,275 steps, tol 1e-3 at 12,600, 2e-3 at 10,650 and
+5e-3 at 8,275. A larger ``tol`` therefore reaches the same topic recovery in fewer steps,
+but it stops while the ELBO is still measurably improving, so the default stays at the
+conservative 1e-4. A learning rate of 0.1 instead of 0.05 only helps in the first 2,000
+steps (min r of psi 0.9949 vs 0.9901 at 1,000 steps, 0.9993 vs 0.9994 at 8,000).
 """
 
 from __future__ import annotations
