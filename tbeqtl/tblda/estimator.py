@@ -616,7 +616,7 @@ class TBLDA:
             sample_concentration=pd.DataFrame(sigma_q, index=data.samples, columns=topics),
             snp_beta_a=pd.DataFrame(values["log_zeta"].exp().numpy(), index=data.snps, columns=topics),
             snp_beta_b=pd.DataFrame(values["log_gamma"].exp().numpy(), index=data.snps, columns=topics),
-            alpha=float(self.delta + (self.mu - self.delta) * torch.sigmoid(values["alpha_logit"])),
+            alpha=self._alpha_value(values["alpha_logit"]),
             sample_map=data.sample_map_s,
             individuals=data.individuals,
         )

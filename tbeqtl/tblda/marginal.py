@@ -82,9 +82,8 @@ class AlphaEstimate:
     proposal_scale: float
 
 
-def _log_weight_prior_minus_q(x_t, log_x_t, log_1mx_t, *, q_a, q_b, prior_a: float, prior_b: float):
+def _log_weight_prior_minus_q(log_x_t, log_1mx_t, *, q_a, q_b, prior_a: float, prior_b: float):
     """``sum_k [log Beta(x | prior) - log Beta(x | q)]`` per particle and SNP."""
-    del x_t
     lbeta_q = torch.lgamma(q_a) + torch.lgamma(q_b) - torch.lgamma(q_a + q_b)
     lbeta_p = math.lgamma(prior_a) + math.lgamma(prior_b) - math.lgamma(prior_a + prior_b)
     terms = (prior_a - q_a) * log_x_t + (prior_b - q_b) * log_1mx_t + (lbeta_q - lbeta_p)
@@ -155,7 +154,7 @@ def log_marginal_curve(
         x = (g_a / total).clamp_(1e-12, 1 - 1e-12)
         log_x = torch.log(g_a) - torch.log(total)
         log_1mx = torch.log(g_b) - torch.log(total)
-        log_pq = _log_weight_prior_minus_q(x, log_x, log_1mx, q_a=q_a64, q_b=q_b64, prior_a=prior_a,
+        log_pq = _log_weight_prior_minus_q(log_x, log_1mx, q_a=q_a64, q_b=q_b64, prior_a=prior_a,
                                            prior_b=prior_b)  # m x S
         shared = x.to(theta_t.dtype) @ theta_t  # m x S x N
         for r in range(n_alphas):
