@@ -38,4 +38,7 @@ def _restore_tbeqtl_logger():
         if handler not in state[0]:
             logger.removeHandler(handler)
             handler.close()
+    for handler in state[0]:
+        if handler not in logger.handlers:
+            logger.addHandler(handler)
     logger.propagate, logger.level = state[1], state[2]

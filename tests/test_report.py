@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import logging
 import re
 import shutil
 import subprocess
@@ -183,22 +182,6 @@ def write_run_folder(root: Path, rng: np.random.Generator) -> RunLayout:
                          "statistic": [0.11, 0.3], "p_value": [0.003, 0.01], "median_ours": [1e-5, 1e-7],
                          "median_gtex": [1e-6, 1e-9]}), "gtex_ks", layout.gtex / "ks.tsv")
     return layout
-
-
-@pytest.fixture(autouse=True)
-def _restore_tbeqtl_logger():
-    """The CLI's setup_logging replaces the package logger's handlers; put them back afterwards."""
-    logger = logging.getLogger("tbeqtl")
-    state = (list(logger.handlers), logger.propagate, logger.level)
-    yield
-    for handler in list(logger.handlers):
-        if handler not in state[0]:
-            logger.removeHandler(handler)
-            handler.close()
-    for handler in state[0]:
-        if handler not in logger.handlers:
-            logger.addHandler(handler)
-    logger.propagate, logger.level = state[1], state[2]
 
 
 def _pngs_in_html(html: str) -> list[bytes]:
