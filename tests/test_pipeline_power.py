@@ -199,7 +199,7 @@ def _tissue_inputs(sim, config, genes, snps) -> dict[str, mp.TissueInputs]:
     data = sim.data
     hc, cc = config.holdout, config.covariates
     design = hold.holdout_design(data.sample_map_s, min_samples=hc.min_samples, n_holdout=hc.n_holdout,
-                                 seed=hc.seed)
+                                 seed=hc.seed, unit=hc.unit, fraction=hc.fraction)
     held = hold.holdout_samples(design)
     known = cov.encode_known_covariates(held, columns=list(cc.known), sample_info_df=data.sample_info_df,
                                         individual_info_df=data.individual_info_df,

@@ -95,16 +95,27 @@ class HoldoutConfig:
     Parameters
     ----------
     min_samples
-        Individuals with at least this many samples contribute held-out samples.
+        Individuals with at least this many samples contribute held-out samples
+        (``unit = "samples"``).
     n_holdout
-        Samples held out per such individual.
+        Samples held out per such individual (``unit = "samples"``).
     seed
         Seed of the random choice.
+    unit
+        ``"samples"`` (the paper's design) or ``"individuals"``: all samples of a ``fraction`` of
+        the individuals are held out, and the fit sees neither their expression nor their
+        genotypes (:func:`tbeqtl.pipeline.holdout.holdout_design`). The ancestry subspace
+        estimated when no ``data.ancestry_*`` files are given and the genotype PCs of the tests
+        still use every individual's genotypes (as the paper's terastructure and PCs did).
+    fraction
+        Fraction of the individuals held out when ``unit = "individuals"``.
     """
 
     min_samples: int = 4
     n_holdout: int = 2
     seed: int = 0
+    unit: str = "samples"
+    fraction: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -512,6 +523,7 @@ def parse_pair(text: str) -> tuple[str, str]:
 
 # --------------------------------------------------------------------------- helpers
 _CHOICES = {
+    ("holdout", "unit"): ("samples", "individuals"),
     ("factors", "tissue_score"): ("inner_product", "normalized"),
     ("covariates", "hidden"): ("pca", "factor_analysis", "none"),
 }
@@ -532,6 +544,9 @@ def _build_section(klass: type, given: dict[str, Any], name: str, source: str | 
         if choices and kwargs[key] not in choices:
             raise InputError(f"config option {name}.{key} must be one of {', '.join(choices)}", path=source,
                              ids=[kwargs[key]])
+    if name == "holdout" and not 0.0 < kwargs.get("fraction", 0.25) < 1.0:
+        raise InputError("config option holdout.fraction must be in (0, 1)", path=source,
+                         ids=[repr(kwargs["fraction"])])
     if name == "mapping":
         bad = [s for s in kwargs.get("factor_sets", ()) if s not in ("all", "tissue", "general")]
         if bad:

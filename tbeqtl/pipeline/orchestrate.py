@@ -404,6 +404,9 @@ def run_pair(ctx: PairContext, pair: tuple[str, str]) -> dict[str, Any]:
             write_table(validate_table(ctx.design_df, "holdout"), layout.holdout)
             _set_status(layout, status, "holdout", "done")
         fit_samples = hold.fit_samples(ctx.design_df)
+        # subset drops individuals without fit samples: with holdout.unit = "individuals" the fit sees
+        # neither the expression nor the genotypes of the held-out individuals (TBLDA refuses genotyped
+        # individuals without samples), while the eQTL tests read their genotypes from ctx.data
         sub = ctx.data.subset(genes=genes, snps=snps, samples=fit_samples)
         sub = _drop_empty(sub)
         if status.get("fit") == "done" and (layout.fit / "model").exists():
@@ -862,9 +865,9 @@ def run_pipeline(
     pairs = list_pairs(config, data)
     hc = config.holdout
     design_df = hold.holdout_design(data.sample_map_s, min_samples=hc.min_samples, n_holdout=hc.n_holdout,
-                                    seed=hc.seed)
+                                    seed=hc.seed, unit=hc.unit, fraction=hc.fraction)
     held = hold.holdout_samples(design_df)
-    if not len(held):
+    if not len(held):  # only possible with unit = "samples"
         raise InputError(f"no individual has at least {hc.min_samples} samples: nothing to hold out for the "
                          "eQTL tests (holdout.min_samples)")
     geno_pcs_df = cov.genotype_pcs(data.genotype_df, n_pcs=config.covariates.genotype_pcs)
@@ -904,6 +907,9 @@ def run_pipeline(
         "input_checksums": provenance["checksums"],
         "holdout": {"n_samples": int(len(design_df)), "n_held_out": int(len(held)),
                     "n_individuals_held_out": int(data.sample_map_s.reindex(held).nunique()),
+                    "n_individuals_fit": int(data.sample_map_s.reindex(
+                        hold.fit_samples(design_df)).nunique()),
+                    "unit": hc.unit, "fraction": hc.fraction if hc.unit == "individuals" else None,
                     "min_samples": hc.min_samples, "n_holdout": hc.n_holdout, "seed": hc.seed},
         "tissues_mapped": tissues,
         "tissues_skipped": skipped_tissues,
