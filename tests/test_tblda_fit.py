@@ -201,8 +201,9 @@ class _Interrupt(RuntimeError):
 
 
 def test_resume_after_interruption_is_bit_for_bit(tiny, tmp_path):
+    # average_window 25 < the 80 checkpointed steps: the iterate average (an EMA by then) is resumed too
     kwargs = dict(max_steps=130, checkpoint_every=40, min_steps=0, window=20, check_every=10, tol=1e-12,
-                  progress=False, random_state=2)
+                  average_window=25, progress=False, random_state=2)
     ancestry = _truth_ancestry(tiny)
     full = TBLDA(3, **kwargs).fit(tiny.data, ancestry=ancestry)
 

@@ -63,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="abs (default, corrected) or compat (the published rule without abs())")
     fit.add_argument("--tol", type=float, default=1e-4, help="relative-change tolerance (default: 1e-4)")
     fit.add_argument("--window", type=int, default=1000, help="averaging window in steps (default: 1000)")
+    fit.add_argument("--average-window", type=int, default=1000,
+                     help="report the average of the SVI iterates over about this many final steps "
+                          "(default: 1000; 0: the last iterate, as published)")
     fit.add_argument("--min-steps", type=int, default=5000,
                      help="no stop before this many steps (default: 5000)")
     fit.add_argument("--learning-rate", type=float, default=0.05, help="Adam learning rate (default: 0.05)")
@@ -153,7 +156,8 @@ def run(args: argparse.Namespace) -> int:
         mu=args.mu, n_ancestry=args.n_ancestry or 3, inference=args.inference, cavi_tol=args.cavi_tol,
         learning_rate=args.learning_rate,
         max_steps=args.max_steps, stop_rule=args.stop_rule, tol=args.tol, window=args.window,
-        min_steps=args.min_steps, init_jitter=args.init_jitter, alpha_method=args.alpha_method,
+        min_steps=args.min_steps, average_window=args.average_window, init_jitter=args.init_jitter,
+        alpha_method=args.alpha_method,
         alpha_particles=args.alpha_particles, random_state=args.seed, device=args.device,
         checkpoint_every=args.checkpoint_every,
     )

@@ -251,6 +251,7 @@ def _fit_stage(ctx: PairContext, layout: PairLayout, sub: EQTLData):
     options = dict(fc.options)
     options.setdefault("min_steps", min(5000, int(fc.max_steps)))
     options.setdefault("window", max(2, min(1000, int(fc.max_steps) // 5)))
+    options.setdefault("average_window", max(1, min(1000, int(fc.max_steps) // 5)))
     options.setdefault("progress", False)
     options.setdefault("device", "cpu")
     options.setdefault("n_ancestry", fc.n_ancestry)

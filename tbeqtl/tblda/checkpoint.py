@@ -6,6 +6,7 @@ dict of tensors, numbers and strings; loaded with ``weights_only=True``), holdin
 - ``step``: steps completed,
 - ``params``: the unconstrained variational parameters,
 - ``optimizer``: the Adam state (moments and step counts),
+- ``average``: the running average of the iterates (:mod:`tbeqtl.tblda.averaging`),
 - ``rng_cpu`` / ``rng_cuda``: the torch random-number-generator states *after* ``step``,
 - ``losses``: the loss of every step so far (float64), ``statistics``: the stopping-rule
   statistic at every check so far (step, value),
