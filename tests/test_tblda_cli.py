@@ -82,7 +82,7 @@ def test_fit_with_gct_plink_and_internal_ancestry(dataset, tmp_path):
     model = TBLDA.load(out / "model")
     assert model.ancestry_beta_.shape[1] == 2
     run = json.loads((out / "run.json").read_text())
-    assert run["params"]["inference"] == "cavi"
+    assert run["params"]["inference"] == "cavi" and run["average_window"] == 0  # CAVI does not average
     assert run["alpha_method"] == "marginal" and run["alpha_ess_median"] > 0
     assert run["alpha"] == model.alpha_ and run["alpha_elbo"] == model.alpha_elbo_
 
@@ -94,9 +94,10 @@ def test_fit_alpha_method_elbo_reports_the_published_estimate(dataset, tmp_path)
                    "--sample-map", str(folder / "sample_map.tsv"),
                    "--genotypes", str(folder / "genotypes.dosage.tsv.gz"), "--n-topics", "2",
                    "--n-ancestry", "2", "--alpha-method", "elbo", "--max-steps", "20", "--out", str(out),
-                   "--log-level", "WARNING"])
+                   "--average-window", "8", "--log-level", "WARNING"])
     assert status == 0
     run = json.loads((out / "run.json").read_text())
+    assert run["average_window"] == 8 and run["params"]["average_window"] == 8
     assert run["alpha_method"] == "elbo" and run["alpha_ess_median"] is None
     assert run["alpha"] == run["alpha_elbo"] and run["params"]["alpha_method"] == "elbo"
     assert TBLDA.load(out).alpha_curve_ is None
