@@ -10,8 +10,11 @@ changing the objective, the model or the optimiser.
 of ``psi``, ``phi`` and ``lambda`` and the logit of ``alpha``), the plain mean of the last
 ``m`` iterates, where ``m`` is at most ``W`` (the window) and at most half the steps run
 (so that the transient of a short run stays out), and at least ``m - W / 8``: the iterates
-are summed (float64) in blocks of ``b = max(1, W // 8)`` steps, the last eight blocks are
-kept, and the mean takes the current partial block plus as many whole recent blocks as fit.
+are summed in blocks of ``b = max(1, W // 8)`` steps (in the parameters' dtype: a float32
+sum of at most 125 iterates is exact to about 1e-5 relative; blocks are combined in float64),
+the last eight blocks are kept, and the mean takes the current partial block plus as many
+whole recent blocks as fit. At chromosome-12 scale the state is ~48 MB (in the checkpoint)
+and the update ~1% of a step.
 Averaging in log space makes the reported concentrations geometric means of the iterates.
 ``W = 0`` reports the last iterate (the published recipe).
 
@@ -72,7 +75,7 @@ class IterateAverage:
         self._blocks: list[dict[str, torch.Tensor]] = []  # oldest first, each a sum over `block` steps
 
     def _zeros(self) -> dict[str, torch.Tensor]:
-        return {name: torch.zeros(p.shape, dtype=torch.float64, device=p.device)
+        return {name: torch.zeros_like(p, memory_format=torch.contiguous_format).detach()
                 for name, p in self._params.items()}
 
     def update(self) -> None:
@@ -114,13 +117,16 @@ class IterateAverage:
         if n == 0:
             return {name: p.detach().clone() for name, p in self._params.items()}
         with_partial = 0 < self._partial_n <= n
-        total = {name: t.clone() for name, t in self._partial.items()} if with_partial else self._zeros()
+        if with_partial:
+            total = {name: t.to(torch.float64, copy=True) for name, t in self._partial.items()}
+        else:
+            total = {name: torch.zeros_like(t, dtype=torch.float64) for name, t in self._partial.items()}
         used = self._partial_n if with_partial else 0
         for block in reversed(self._blocks):
             if used + self.block > n:
                 break
             for name, t in block.items():
-                total[name].add_(t)
+                total[name].add_(t.double())
             used += self.block
         return {name: (t / used).to(self._params[name].dtype) for name, t in total.items()}
 
