@@ -49,6 +49,8 @@ K=6 top .05 (60 planted) eff .012-.025 h10                  0.86    35/60  18 (2
  same rankings, eff .008-.018 / .01-.02                     -       -      7 / 10       4 / 7
 this test: K=6 G=500 S=1000 top .05 eff .008-.02 h10, s5    0.87    57/100 17 (28/8)    17 (21/4)
  seed 6                                                     0.87    62/100 21 (35/11)   17 (24/6)
+ seed 5, iterate averaging (TBLDA default since 816dd59)    0.87    58/100 19 (30/8)    17 (21/4)
+ seed 6, iterate averaging                                  0.87    65/100 21 (34/10)   17 (24/6)
 =========================================================  ======  =====  ===========  ===========
 
 Restricted mapping ties or beats exhaustive only when the planted SNPs sit in the extreme top of
@@ -61,7 +63,7 @@ scorings agree) and 0.14-0.17 when a call whose SNP by chance tracks a topic's `
 held-out samples counts as true. Seeds 5 and 6 of this configuration took 5-6 min each (both pairs,
 fits 37-67 s per pair) on the shared 2-core machine.
 
-Held-out design and the observed FDR (holdout study, /work/notes/holdout/REPORT.md): with
+Held-out design and the observed FDR (holdout study, seeds 5-10, before iterate averaging): with
 ``holdout.unit = "individuals"`` (fraction 0.3: whole individuals held out, the fit sees neither their
 expression nor their genotypes) the restricted calls' pooled FDR over simulation seeds 5-10 is 0.13
 (30/236) against 0.20 (32/158) for the paper's design (per seed 0.29/0.31/0.11/0.00/0.17/0.19; seeds 5
@@ -70,6 +72,18 @@ and 0.18: BH bounds E[V/R] per tissue x pair x gene-type family, and pooling V/R
 few true calls each exceeds q). The factor blocks' non-planted tests are calibrated in both designs (36
 and 25 p-values below 1e-4 where 34 are expected) and not enriched for chance SNP-``phi`` tracking in the
 held-out samples, so selection leakage through shared individuals is not the cause.
+
+With TBLDA's iterate averaging (the reported posterior is the mean of the last SVI iterates,
+``average_window``; the pipeline uses ``max_steps // 5`` = 300 here) the fitted SNP rankings are less
+noisy (planted pairs inside the blocks 58 on seed 5, 321 vs 317 over seeds 6-10) and restricted mapping
+finds more planted trans-eQTLs than exhaustive on 5 of 6 seeds (paper design): seed 5 19 vs 17 (30 calls,
+8 false; exhaustive 21 calls, 4 false), seeds 6-10 21-17, 16-19, 12-11, 22-15, 25-18 (96 vs 80 in all;
+before averaging 94 vs 80). Over seeds 6-10 the pooled FDR is 0.171 (22/129) restricted and 0.170
+(17/100) exhaustive, while the mean FDP per BH family (tissue x pair x gene-type group, FDP 0 where
+nothing is called; the quantity BH bounds by q) is 0.105 restricted and 0.086 exhaustive over 80
+families, against 0.100 expected with exact independent null p-values (Monte Carlo of the same
+families). So the calls are as calibrated as BH allows; what fails is the pooled ``V / R <= 0.1`` of the
+done-when assertion, which BH does not promise when many families have few true calls.
 
 The fast tests check :func:`tbeqtl.simulate_implied.implied_associations` against a Monte Carlo
 reference (genotype draws from equation 9) and statsmodels partial correlations.
@@ -317,10 +331,11 @@ def test_every_pair_runs_and_snp_topics_are_recovered(power_run, scored):
 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "issue 5 done-when not met with the fitted TBLDA: on this data set (seed 5) restricted and "
-    "exhaustive mapping both find 17 planted trans-eQTLs at FDR 0.1 and the restricted calls' observed "
-    "FDR is 0.29 (planted or model-implied; 0.14 counting realised topic associations as true). "
-    "Every configuration tried fails the combined criterion (module docstring)"))
+    "issue 5 done-when not met with the fitted TBLDA: on this data set (seed 5) restricted mapping finds "
+    "19 planted trans-eQTLs at FDR 0.1 and exhaustive mapping 17, but the restricted calls' pooled "
+    "observed FDR is 0.27 (planted or model-implied; 0.13 counting realised topic associations as true), "
+    "above 0.1; the per-family FDP that BH controls is at its expected 0.10 over seeds 6-10 (module "
+    "docstring)"))
 def test_fitted_tblda_restricted_mapping_beats_exhaustive(scored):
     """Restricted mapping with the fitted TBLDA finds more planted trans-eQTLs at FDR 0.1, FDR <= 0.1.
 
