@@ -33,7 +33,12 @@ What
 Measured (``tbeqtl.simulate.simulate(preset="small")``, the truth's ``Theta`` and ancestry,
 ``q(lambda)`` fitted at each fixed ``alpha``, M = 2,000): the ELBO rises monotonically from
 ``alpha`` 0.25 to 0.4, while the importance-weighted estimate peaks at 0.3 (the truth), median
-ESS 700-1,000 of 2,000.
+ESS 700-1,000 of 2,000. At K = 50 (``simulate(preset="chromosome", n_genes=1124, n_samples=1500,
+n_snps=2000, n_individuals=300, n_topics=50, seed=1)``, true ancestry, the default SVI fit with
+iterate averaging, 10,000 steps): 0.3025 for a true 0.3 (the ELBO's estimate 0.3269), median ESS 151
+and minimum 26.8 of 256 draws over 1,000 SNPs. With CAVI's overconfident ``q`` at chromosome-12
+scale (K = 50) the weights degenerated (median ESS 6 of 256) and the estimate was 0.416; a warning
+is logged when the median ESS falls below 10.
 """
 
 from __future__ import annotations
