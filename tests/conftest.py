@@ -25,6 +25,22 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(20221123)
 
 
+@pytest.fixture
+def make_sample_map():
+    """Return ``make(rng, n_individuals)``: a sample -> individual map, 1-6 samples per individual
+    (``S<i>_<t>`` -> ``I<i>``), for the held-out design tests."""
+    import pandas as pd
+
+    def make(rng: np.random.Generator, n_individuals: int):
+        rows = {}
+        for i in range(n_individuals):
+            for t in range(int(rng.integers(1, 7))):
+                rows[f"S{i}_{t}"] = f"I{i}"
+        return pd.Series(rows)
+
+    return make
+
+
 @pytest.fixture(autouse=True)
 def _restore_tbeqtl_logger():
     """Undo what a CLI call's ``setup_logging`` did to the ``tbeqtl`` logger (handlers, propagation,

@@ -15,16 +15,8 @@ from tbeqtl.pipeline import holdout as hold
 from tbeqtl.schema import validate_table
 
 
-def _sample_map(rng, n_ind=200):
-    rows = {}
-    for i in range(n_ind):
-        for t in range(int(rng.integers(1, 7))):
-            rows[f"S{i}_{t}"] = f"I{i}"
-    return pd.Series(rows)
-
-
-def test_individual_design_holds_out_whole_individuals(rng):
-    smap = _sample_map(rng)
+def test_individual_design_holds_out_whole_individuals(rng, make_sample_map):
+    smap = make_sample_map(rng, 200)
     design = hold.holdout_design(smap, seed=3, unit="individuals", fraction=0.3)
     validate_table(design, "holdout")
     assert list(design.columns) == ["sample", "individual", "held_out"]
@@ -40,8 +32,8 @@ def test_individual_design_holds_out_whole_individuals(rng):
     assert not fit_individuals & set(smap.reindex(hold.holdout_samples(design)))
 
 
-def test_individual_design_is_seeded_and_order_independent(rng):
-    smap = _sample_map(rng)
+def test_individual_design_is_seeded_and_order_independent(rng, make_sample_map):
+    smap = make_sample_map(rng, 200)
     design = hold.holdout_design(smap, seed=3, unit="individuals", fraction=0.25)
     shuffled = smap.sample(frac=1.0, random_state=1)
     assert design.equals(hold.holdout_design(shuffled, seed=3, unit="individuals", fraction=0.25))

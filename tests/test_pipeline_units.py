@@ -55,16 +55,8 @@ def test_parse_pair():
 
 
 # ----------------------------------------------------------------------------- holdout
-def _sample_map(rng, n_ind=30):
-    rows = {}
-    for i in range(n_ind):
-        for t in range(int(rng.integers(1, 7))):
-            rows[f"S{i}_{t}"] = f"I{i}"
-    return pd.Series(rows)
-
-
-def test_holdout_rule_and_order_independence(rng):
-    smap = _sample_map(rng)
+def test_holdout_rule_and_order_independence(rng, make_sample_map):
+    smap = make_sample_map(rng, 30)
     design = holdout.holdout_design(smap, seed=3)
     counts = smap.value_counts()
     held = design.loc[design["held_out"]].groupby("individual").size()
