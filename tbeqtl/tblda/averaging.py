@@ -116,19 +116,14 @@ class IterateAverage:
         n = self.span()
         if n == 0:
             return {name: p.detach().clone() for name, p in self._params.items()}
-        with_partial = 0 < self._partial_n <= n
-        if with_partial:
-            total = {name: t.to(torch.float64, copy=True) for name, t in self._partial.items()}
-        else:
-            total = {name: torch.zeros_like(t, dtype=torch.float64) for name, t in self._partial.items()}
-        used = self._partial_n if with_partial else 0
-        for block in reversed(self._blocks):
-            if used + self.block > n:
-                break
-            for name, t in block.items():
-                total[name].add_(t.double())
-            used += self.block
-        return {name: (t / used).to(self._params[name].dtype) for name, t in total.items()}
+        # span() counts the partial block first (when it fits), then whole blocks, newest first
+        partial_n = self._partial_n if 0 < self._partial_n <= n else 0
+        whole = (n - partial_n) // self.block
+        total = {name: torch.zeros_like(t, dtype=torch.float64) for name, t in self._partial.items()}
+        for sums in ([self._partial] if partial_n else []) + self._blocks[len(self._blocks) - whole:]:
+            for name, t in sums.items():
+                total[name].add_(t)
+        return {name: (t / n).to(self._params[name].dtype) for name, t in total.items()}
 
     def state_dict(self) -> dict:
         """Return the state needed to resume bit for bit (step, sums and counts, on the CPU)."""
