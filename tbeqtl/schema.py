@@ -535,7 +535,9 @@ _register(TableSchema(
 ))
 _register(TableSchema(
     name="pipeline_eqtls",
-    description="One eQTL called at the FDR level in one factor set and tissue of one run.",
+    description="One eQTL called at the FDR level in one factor set and tissue of one run (calls.tsv); "
+                "in the summary also the candidates called only by the genome-wide FDR (called_run "
+                "False).",
     files=("summary/eqtls.parquet",),
     columns=(
         *_PAIR_COLS,
@@ -547,6 +549,30 @@ _register(TableSchema(
         Column("beta", "float", "OLS effect of one allele on inverse-normal expression"),
         Column("t_stat", "float", "t statistic"),
         Column("p_value", "float", "nominal p-value"),
+        Column("fdr", "float", "BH FDR within the class over the factor set's tests of the run"),
+        Column("gene_type", "str", "gene biotype", required=False),
+        Column("fdr_by_type", "float", "BH FDR within class x gene-type group", required=False),
+        Column("topics", "str", "comma-separated topics whose blocks contain the pair (empty: exhaustive)"),
+        Column("fdr_genome", "float", "genome-wide BH FDR: over the family's tests pooled across every "
+               "gathered run (factor set x tissue x class x gene-type group, or x class without gene "
+               "types); exact when at most the FDR level, NaN above it (summary only)", required=False),
+        Column("called_run", "bool", "called by the run's own FDR (fdr_by_type, or fdr); False: a "
+               "candidate called only genome-wide (fdr_genome below the level; summary only)",
+               required=False),
+    ),
+))
+_register(TableSchema(
+    name="pipeline_candidates",
+    description="One test of a factor set and tissue of one run with p at or below the FDR level: "
+                "every test a BH over a superset of tests at that level can call (for fdr_genome).",
+    files=("eqtl/<set>/<tissue>/candidates.parquet",),
+    columns=(
+        Column("class", "str", "'cis' or 'trans'"),
+        Column("snp", "str", "SNP ID"),
+        Column("gene", "str", "gene ID"),
+        Column("beta", "float", "OLS effect of one allele on inverse-normal expression"),
+        Column("t_stat", "float", "t statistic"),
+        Column("p_value", "float", "nominal p-value (at most the FDR level)"),
         Column("fdr", "float", "BH FDR within the class over the factor set's tests of the run"),
         Column("gene_type", "str", "gene biotype", required=False),
         Column("fdr_by_type", "float", "BH FDR within class x gene-type group", required=False),
@@ -566,6 +592,10 @@ _register(TableSchema(
         Column("n_eqtls", "int", "called SNP-gene pairs"),
         Column("n_egenes", "int", "unique eGenes"),
         Column("n_evariants", "int", "unique eVariants"),
+        Column("n_eqtls_genome", "int", "SNP-gene pairs with fdr_genome below the level (genome-wide "
+               "BH over all runs; absent when a run lacks candidates)", required=False),
+        Column("n_egenes_genome", "int", "unique eGenes of those pairs", required=False),
+        Column("n_evariants_genome", "int", "unique eVariants of those pairs", required=False),
     ),
 ))
 _register(TableSchema(

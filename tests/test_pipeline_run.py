@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -59,7 +60,8 @@ def test_run_writes_the_layout_and_summary_tables(finished_run):
     for factor_set in ("all", "tissue", "general", "exhaustive"):
         for tissue in MAP_FAST["tissues"]:
             folder = pair.eqtl(factor_set, tissue)
-            for name in ("cis.tsv", "trans.tsv", "qq.tsv", "hist.tsv", "run.json", "calls.tsv"):
+            for name in ("cis.tsv", "trans.tsv", "qq.tsv", "hist.tsv", "run.json", "calls.tsv",
+                         "candidates.parquet"):
                 assert (folder / name).exists(), folder / name
     summary = {
         "tissue_factors.parquet": "tissue_factors", "ancestry.parquet": "ancestry_factors",
@@ -72,6 +74,7 @@ def test_run_writes_the_layout_and_summary_tables(finished_run):
     counts = pd.read_csv(layout.summary / "eqtl_counts.tsv", sep="\t")
     validate_table(counts, "eqtl_counts")
     eqtls = pd.read_parquet(layout.summary / "eqtls.parquet")
+    eqtls = eqtls[eqtls["called_run"]]  # the per-run calls (the rest are called only genome-wide)
     for (fs, tissue, klass), group in eqtls.groupby(["factor_set", "tissue", "class"]):
         row = counts[(counts.factor_set == fs) & (counts.tissue == tissue) & (counts["class"] == klass)
                      & (counts.gene_type == "all")].iloc[0]
@@ -86,6 +89,77 @@ def test_run_writes_the_layout_and_summary_tables(finished_run):
     assert run["input_checksums"] and run["versions"]["tbeqtl"]
     assert PipelineConfig.from_toml(layout.config) == config
     assert "provenance" in layout.config.read_text()
+
+
+def test_gathered_genome_wide_fdr(finished_run, tmp_path):
+    """fdr_genome in summary/eqtls.parquet is BH over each family pooled across the pairs (reference:
+    statsmodels on the candidates padded with p = 1 up to the summed n_tests of run.json; the padding
+    stands for the tests with p above the level, which cannot change values at or below it)."""
+    import shutil
+
+    from statsmodels.stats.multitest import multipletests
+
+    from tbeqtl.association.result import gene_type_group
+
+    config, out, _ = finished_run
+    layout = RunLayout(out)
+    level = config.mapping.fdr
+    cands, counts = [], {}
+    for pair_name in ("chr1__chr2", "chr2__chr2"):
+        pair = layout.pair(*pair_name.split("__"))
+        for folder in sorted((pair.root / "eqtl").glob("*/*")):
+            meta = json.loads((folder / "run.json").read_text())
+            table = validate_table(pd.read_parquet(folder / "candidates.parquet"), "pipeline_candidates")
+            assert (table["p_value"] <= level).all()
+            # every written test with p <= level is a candidate (cis.tsv / trans.tsv: p <= 0.05)
+            for klass in ("cis", "trans"):
+                written = pd.read_csv(folder / f"{klass}.tsv", sep="\t", dtype={"snp": str, "gene": str})
+                written = written[written["p_value"] <= level]
+                assert set(zip(written.snp, written.gene, strict=True)) <= set(
+                    zip(table.snp[table["class"] == klass], table.gene[table["class"] == klass], strict=True))
+            fs, tissue = folder.parent.name, meta["tissue"]
+            if len(table):
+                cands.append(table.assign(pair=pair_name, factor_set=fs, tissue=tissue))
+            for key, n in meta["n_tests"].items():
+                if ":" in key:
+                    family = (fs, tissue, *key.split(":", 1))
+                    counts[family] = counts.get(family, 0) + int(n)
+    cands = pd.concat(cands, ignore_index=True)
+    cands["family_type"] = cands["gene_type"].map(gene_type_group)
+    expected = pd.Series(np.nan, index=cands.index)
+    for family, group in cands.groupby(["factor_set", "tissue", "class", "family_type"]):
+        padded = np.concatenate([group["p_value"], np.ones(counts[family] - len(group))])
+        ref = multipletests(padded, method="fdr_bh")[1][:len(group)]
+        expected[group.index] = np.where(ref <= level, ref, np.nan)
+    key = ["pair", "factor_set", "tissue", "class", "snp", "gene"]
+    eqtls = pd.read_parquet(layout.summary / "eqtls.parquet")
+    assert eqtls["called_run"].dtype == bool and not eqtls.duplicated(key).any()
+    merged = eqtls.merge(cands.assign(expected=expected)[[*key, "expected"]], on=key, how="left",
+                         validate="one_to_one")
+    np.testing.assert_allclose(merged["fdr_genome"], merged["expected"], rtol=1e-10)
+    called_genome = set(map(tuple, cands.loc[expected < level, key].to_numpy()))
+    assert called_genome <= set(map(tuple, eqtls[key].to_numpy()))
+    extra = eqtls[~eqtls["called_run"]]
+    assert (extra["fdr_genome"] < level).all() and (extra["fdr_by_type"] >= level).all()
+    summary = pd.read_csv(layout.summary / "eqtl_counts.tsv", sep="\t")
+    genome = eqtls[eqtls["fdr_genome"] < level]
+    for (fs, tissue, klass), row in summary[summary.gene_type == "all"].set_index(
+            ["factor_set", "tissue", "class"]).iterrows():
+        part = genome[(genome.factor_set == fs) & (genome["class"] == klass)
+                      & ((genome.tissue == tissue) | (tissue == "all"))]
+        assert row.n_eqtls_genome == len(part)
+        assert row.n_egenes_genome == part["gene"].nunique()
+
+    # a run folder whose pairs have no candidates (an older tbeqtl) gathers without the column
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    for path in (copy / "pairs").rglob("candidates.parquet"):
+        path.unlink()
+    run_pipeline(config, out_dir=copy)
+    old = pd.read_parquet(RunLayout(copy).summary / "eqtls.parquet")
+    assert "fdr_genome" not in old.columns and "called_run" not in old.columns
+    assert len(old) == int(eqtls["called_run"].sum())
+    assert "n_eqtls_genome" not in pd.read_csv(RunLayout(copy).summary / "eqtl_counts.tsv", sep="\t")
 
 
 def test_rerun_skips_finished_pairs(finished_run):

@@ -6,6 +6,7 @@
 - :mod:`~tbeqtl.pipeline.robust`: robust components across runs and robust tissue feature sets;
 - :mod:`~tbeqtl.pipeline.covariates`: expression normalisation and eQTL covariates;
 - :mod:`~tbeqtl.pipeline.mapping`: factor-restricted and exhaustive eQTL mapping;
+- :mod:`~tbeqtl.pipeline.genome_fdr`: the genome-wide BH over all runs at gather time;
 - :mod:`~tbeqtl.pipeline.orchestrate`: :func:`run_pipeline` over chromosome pairs with Dask.
 """
 

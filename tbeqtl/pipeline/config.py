@@ -244,7 +244,9 @@ class MappingConfig:
     Parameters
     ----------
     fdr
-        BH FDR level at which an eQTL is called (paper 0.1).
+        BH FDR level at which an eQTL is called (paper 0.1), per run and family; the tests with p
+        at or below it are kept as candidates for the genome-wide FDR (``fdr_genome``) computed
+        when the runs are gathered.
     cis_dist
         cis window in bp (MatrixEQTL default 1e6).
     output_pvalue

@@ -21,9 +21,17 @@ gathered into genome-wide tables under ``summary/``, robust components under ``r
 when :mod:`tbeqtl.enrich` is usable and gene sets are configured, enrichment under
 ``enrichment/``.
 
-Extra files beyond the layout's list: ``fit/checkpoint/`` (resumable fit state) and
-``eqtl/<set>/<tissue>/calls.tsv`` (called eQTLs with their proposing topics), and the
-``exhaustive`` factor-set folder (all SNP x gene pairs on the same samples).
+Extra files beyond the layout's list: ``fit/checkpoint/`` (resumable fit state),
+``eqtl/<set>/<tissue>/calls.tsv`` (called eQTLs with their proposing topics),
+``eqtl/<set>/<tissue>/candidates.parquet`` (every test with p at or below ``mapping.fdr``, for the
+genome-wide FDR) and the ``exhaustive`` factor-set folder (all SNP x gene pairs on the same samples).
+
+Genome-wide FDR: each run calls eQTLs by BH over its own families (factor set x tissue x class x
+gene-type group); that bounds each family's expected FDP, not the FDR of the calls pooled over
+many runs. The gather adds ``fdr_genome`` to ``summary/eqtls.parquet``: BH per factor set x tissue
+x class x gene-type group over all gathered runs (:mod:`tbeqtl.pipeline.genome_fdr`), exact at or
+below the level and NaN above it, plus the candidates called only genome-wide (``called_run``
+False); filter ``fdr_genome < level`` for a genome-wide list whose pooled FDR is controlled.
 """
 
 from __future__ import annotations
@@ -312,15 +320,31 @@ def _read_factor_tables(layout: PairLayout) -> dict[str, pd.DataFrame]:
     return out
 
 
+def _test_rows(tests: pd.DataFrame, keep) -> pd.DataFrame:
+    rows = tests.loc[keep].copy() if len(tests) else tests.copy()
+    rows["topics"] = [",".join(str(t) for t in ts) for ts in rows["topics"]]
+    wanted = ("class", "snp", "gene", "beta", "t_stat", "p_value", "fdr", "gene_type", "fdr_by_type",
+              "topics")
+    cols = [c for c in wanted if c in rows.columns]
+    return rows[cols].reset_index(drop=True)
+
+
 def _calls(result: mp.FactorSetResult, level: float) -> pd.DataFrame:
     tests = result.tests_df
     col = mp.call_column(tests)
-    calls = tests.loc[tests[col] < level].copy() if len(tests) else tests.copy()
-    calls["topics"] = [",".join(str(t) for t in ts) for ts in calls["topics"]]
-    wanted = ("class", "snp", "gene", "beta", "t_stat", "p_value", "fdr", "gene_type", "fdr_by_type",
-              "topics")
-    cols = [c for c in wanted if c in calls.columns]
-    return calls[cols].reset_index(drop=True)
+    return _test_rows(tests, (tests[col] < level).to_numpy() if len(tests) else None)
+
+
+def _candidates(result: mp.FactorSetResult, level: float) -> pd.DataFrame:
+    """Return every test with ``p <= level``: all a genome-wide BH at ``level`` can call.
+
+    Schema ``pipeline_candidates``.
+
+    ``result.tests_df`` must hold every such test (the exhaustive mapping is run with an output
+    p-value threshold of at least ``level``).
+    """
+    tests = result.tests_df
+    return _test_rows(tests, (tests["p_value"] <= level).to_numpy() if len(tests) else None)
 
 
 def _eqtl_stage(ctx: PairContext, layout: PairLayout, ranking_df: pd.DataFrame, tables: dict,
@@ -354,14 +378,23 @@ def _eqtl_stage(ctx: PairContext, layout: PairLayout, ranking_df: pd.DataFrame, 
             mp.write_factor_set(result, folder, output_pvalue=mc.output_pvalue,
                                 params={**params, "factor_set": factor_set})
             calls = _calls(result, mc.fdr).assign(factor_set=factor_set, tissue=tissue)
+            write_table(validate_table(_candidates(result, mc.fdr), "pipeline_candidates"),
+                        folder / "candidates.parquet")
             write_table(validate_table(calls, "pipeline_eqtls"), folder / "calls.tsv")
             summary[f"{factor_set}/{tissue}"] = len(calls)
         if mc.exhaustive:
-            result = mp.exhaustive_mapping(inputs, cis_dist=mc.cis_dist, output_pvalue=mc.output_pvalue)
+            # keep every test with p <= fdr for the candidates even when output_pvalue is smaller
+            # (cis.tsv / trans.tsv are still cut at output_pvalue). The engine's FDR sees these rows
+            # too; a call (FDR < fdr) can only differ from a run at output_pvalue if a test at rank
+            # j > m * output_pvalue / fdr has p <= fdr, i.e. when over half the tests do at 0.05 / 0.1
+            result = mp.exhaustive_mapping(inputs, cis_dist=mc.cis_dist,
+                                           output_pvalue=max(mc.output_pvalue, mc.fdr))
             folder = layout.eqtl("exhaustive", tissue)
             mp.write_factor_set(result, folder, output_pvalue=mc.output_pvalue,
                                 params={**params, "factor_set": "exhaustive"})
             calls = _calls(result, mc.fdr).assign(factor_set="exhaustive", tissue=tissue)
+            write_table(validate_table(_candidates(result, mc.fdr), "pipeline_candidates"),
+                        folder / "candidates.parquet")
             write_table(validate_table(calls, "pipeline_eqtls"), folder / "calls.tsv")
     return summary
 
@@ -487,7 +520,14 @@ def _with_pair(df: pd.DataFrame, pair: PairLayout, gene_chrom: str, snp_chrom: s
     return df.assign(pair=pair.name, gene_chrom=gene_chrom, snp_chrom=snp_chrom)
 
 
-def _counts_table(calls_df: pd.DataFrame, tests_rows: list[dict]) -> pd.DataFrame:
+def _counts_table(calls_df: pd.DataFrame, tests_rows: list[dict], *, level: float | None = None
+                  ) -> pd.DataFrame:
+    """Count eQTLs per factor set x tissue x class x gene type (schema eqtl_counts).
+
+    ``n_eqtls``/``n_egenes``/``n_evariants`` count the per-run calls (``called_run`` rows when the
+    table has that column); with ``fdr_genome`` in ``calls_df`` and a ``level``, the ``*_genome``
+    columns count the rows with ``fdr_genome < level``.
+    """
     from ..association.result import gene_type_group
 
     tests_df = pd.DataFrame(tests_rows, columns=["factor_set", "tissue", "class", "gene_type", "n_tests"])
@@ -496,31 +536,78 @@ def _counts_table(calls_df: pd.DataFrame, tests_rows: list[dict]) -> pd.DataFram
         calls["gene_type"] = [gene_type_group(t) for t in calls["gene_type"]]
     else:
         calls["gene_type"] = "all"
+    genome = level is not None and "fdr_genome" in calls.columns
+    run_mask = calls["called_run"].astype(bool).to_numpy() if "called_run" in calls.columns else \
+        np.ones(len(calls), dtype=bool)
+    genome_mask = (calls["fdr_genome"].to_numpy(dtype=float) < level) if genome else \
+        np.zeros(len(calls), dtype=bool)
+    sets = {"": calls.loc[run_mask], "_genome": calls.loc[genome_mask]}
+    suffixes = ["", "_genome"] if genome else [""]
+
+    def count(cs: pd.DataFrame) -> tuple[int, int, int]:
+        return len(cs.drop_duplicates(["snp", "gene"])), cs["gene"].nunique(), cs["snp"].nunique()
+
+    def select(fs: str, tissue: str | None, klass: str, gtype: str, suffix: str) -> pd.DataFrame:
+        cs = sets[suffix]
+        keep = (cs.factor_set == fs) & (cs["class"] == klass)
+        if tissue is not None:
+            keep &= cs.tissue == tissue
+        if gtype != "all":
+            keep &= cs.gene_type == gtype
+        return cs[keep]
+
+    columns = ["factor_set", "tissue", "class", "gene_type", "n_tests"]
+    for suffix in suffixes:
+        columns += [f"n_eqtls{suffix}", f"n_egenes{suffix}", f"n_evariants{suffix}"]
     rows = []
     keys = tests_df[["factor_set", "tissue", "class"]].drop_duplicates()
     for fs, tissue, klass in keys.itertuples(index=False):
         sel_t = tests_df[(tests_df.factor_set == fs) & (tests_df.tissue == tissue)
                          & (tests_df["class"] == klass)]
-        sel_c = calls[(calls.factor_set == fs) & (calls.tissue == tissue) & (calls["class"] == klass)]
         for gtype in ["all", *sorted(set(sel_t["gene_type"]) - {"all"})]:
             n_tests = int(sel_t.loc[sel_t.gene_type == gtype, "n_tests"].sum())
-            cs = sel_c if gtype == "all" else sel_c[sel_c.gene_type == gtype]
-            rows.append((fs, tissue, klass, gtype, n_tests, len(cs.drop_duplicates(["snp", "gene"])),
-                         cs["gene"].nunique(), cs["snp"].nunique()))
-    out = pd.DataFrame(rows, columns=["factor_set", "tissue", "class", "gene_type", "n_tests", "n_eqtls",
-                                      "n_egenes", "n_evariants"])
-    # all tissues together
+            numbers = [n for suffix in suffixes for n in count(select(fs, tissue, klass, gtype, suffix))]
+            rows.append((fs, tissue, klass, gtype, n_tests, *numbers))
+    out = pd.DataFrame(rows, columns=columns)
+    # all tissues together (pairs summed over tissues; eGenes / eVariants unique over tissues)
     agg = []
     for (fs, klass, gtype), group in out.groupby(["factor_set", "class", "gene_type"]):
-        cs = calls[(calls.factor_set == fs) & (calls["class"] == klass)]
-        if gtype != "all":
-            cs = cs[cs.gene_type == gtype]
-        agg.append((fs, "all", klass, gtype, int(group["n_tests"].sum()), int(group["n_eqtls"].sum()),
-                    cs["gene"].nunique(), cs["snp"].nunique()))
+        values = [int(group["n_tests"].sum())]
+        for suffix in suffixes:
+            cs = select(fs, None, klass, gtype, suffix)
+            values += [int(group[f"n_eqtls{suffix}"].sum()), cs["gene"].nunique(), cs["snp"].nunique()]
+        agg.append((fs, "all", klass, gtype, *values))
     out = pd.concat([out, pd.DataFrame(agg, columns=out.columns)], ignore_index=True)
-    for col in ("n_tests", "n_eqtls", "n_egenes", "n_evariants"):
+    for col in columns[4:]:
         out[col] = out[col].astype(np.int64)
     return out.sort_values(["factor_set", "tissue", "class", "gene_type"], ignore_index=True)
+
+
+def _add_genome_fdr(calls_df: pd.DataFrame, candidate_frames: list[pd.DataFrame], tests_rows: list[dict],
+                    no_candidates: list[str], *, level: float) -> pd.DataFrame:
+    """Add ``fdr_genome`` / ``called_run`` and the genome-wide-only calls (:mod:`.genome_fdr`).
+
+    Without the candidates of every gathered mapping (pairs finished by an older tbeqtl, or with
+    another FDR level) nothing is added: a partial pool would not give the genome-wide BH.
+    """
+    from .genome_fdr import genome_wide_calls
+
+    if no_candidates:
+        logger.warning("no genome-wide FDR (fdr_genome): %d mappings have no candidates.parquet at FDR "
+                       "level %g (finished by an older tbeqtl?), e.g. %s", len(no_candidates), level,
+                       ", ".join(no_candidates[:3]))
+        return calls_df
+    non_empty = [f for f in candidate_frames if len(f)]
+    cands = pd.concat(non_empty, ignore_index=True) if non_empty else (
+        candidate_frames[0] if candidate_frames else calls_df.iloc[:0])
+    cands = cands.astype({"snp": str, "gene": str})
+    cands["topics"] = cands["topics"].fillna("").astype(str)
+    n_tests_df = pd.DataFrame(tests_rows, columns=["factor_set", "tissue", "class", "gene_type", "n_tests"])
+    out = genome_wide_calls(calls_df, cands, n_tests_df, level=level)
+    logger.info("genome-wide FDR: %d per-run calls, %d of them and %d other candidates at fdr_genome < %g",
+                int(out["called_run"].sum()), int((out["called_run"] & (out["fdr_genome"] < level)).sum()),
+                int((~out["called_run"]).sum()), level)
+    return out
 
 
 def gather_results(layout: RunLayout, config: PipelineConfig, *, data: EQTLData,
@@ -542,11 +629,26 @@ def gather_results(layout: RunLayout, config: PipelineConfig, *, data: EQTLData,
     -------
     dict
         Summary statistics for run.json (tissue-size Kendall tau, ancestry summary, counts).
+
+    Notes
+    -----
+    ``summary/eqtls.parquet`` holds every run's calls (``called_run`` True, in run order) with
+    ``fdr_genome``, the BH FDR of the test over its family pooled across the gathered runs (factor
+    set x tissue x class x gene-type group, or x class without gene types; ``m`` = the families'
+    ``n_tests`` of run.json summed over the runs); ``fdr_genome`` is exact at or below
+    ``mapping.fdr`` and NaN above it. After them come the candidates with ``fdr_genome <
+    mapping.fdr`` that no run called (``called_run`` False), so ``fdr_genome < mapping.fdr`` selects
+    the complete genome-wide list. ``eqtl_counts.tsv`` gains ``n_eqtls_genome``,
+    ``n_egenes_genome`` and ``n_evariants_genome``; ``n_eqtls`` and the rest still count the
+    per-run calls. When a gathered mapping has no ``candidates.parquet`` at the configured level
+    (finished by an older tbeqtl) none of these columns is written and a warning is logged.
     """
     done = status_df.loc[status_df["status"] == "done"]
     frames: dict[str, list[pd.DataFrame]] = {k: [] for k in ("tissue_association", "ancestry", "cell_types",
-                                                             "covariate_factors", "eqtls", "qq", "ranking")}
+                                                             "covariate_factors", "eqtls", "qq", "ranking",
+                                                             "candidates")}
     tests_rows: list[dict] = []
+    no_candidates: list[str] = []
     from ..association.result import gene_type_group
 
     for row in done.itertuples(index=False):
@@ -565,6 +667,13 @@ def gather_results(layout: RunLayout, config: PipelineConfig, *, data: EQTLData,
             calls = _read_tsv(folder / "calls.tsv")
             frames["eqtls"].append(_with_pair(calls, pl, row.gene_chrom, row.snp_chrom).assign(
                 factor_set=factor_set, tissue=tissue))
+            cand_path = folder / "candidates.parquet"
+            if cand_path.is_file() and float(meta.get("fdr_level", np.nan)) == float(config.mapping.fdr):
+                cands = pd.read_parquet(cand_path)
+                frames["candidates"].append(_with_pair(cands, pl, row.gene_chrom, row.snp_chrom).assign(
+                    factor_set=factor_set, tissue=tissue))
+            else:
+                no_candidates.append(f"{pl.name}/{factor_set}/{tissue}")
             qq = _read_tsv(folder / "qq.tsv")
             if len(qq):
                 frames["qq"].append(_with_pair(qq, pl, row.gene_chrom, row.snp_chrom).assign(
@@ -592,10 +701,12 @@ def gather_results(layout: RunLayout, config: PipelineConfig, *, data: EQTLData,
         table = pd.concat(non_empty, ignore_index=True) if non_empty else frames[key][0]
         if key == "eqtls":
             table["topics"] = table["topics"].fillna("").astype(str)
+            table = _add_genome_fdr(table, frames["candidates"], tests_rows, no_candidates,
+                                    level=config.mapping.fdr)
         tables[key] = validate_table(table, schema)
         write_table(tables[key], summary_dir / filename)
     eqtls = tables.get("eqtls", pd.DataFrame(columns=["factor_set", "tissue", "class", "snp", "gene"]))
-    counts = _counts_table(eqtls, tests_rows)
+    counts = _counts_table(eqtls, tests_rows, level=config.mapping.fdr)
     write_table(validate_table(counts, "eqtl_counts"), summary_dir / "eqtl_counts.tsv")
     stats: dict[str, Any] = {}
     if "tissue_association" in tables:

@@ -219,6 +219,8 @@ def _gtex_stage(layout: RunLayout) -> str | None:
     if not eqtls_path.is_file():
         return "the pipeline wrote no summary/eqtls.parquet (no eQTL called)"
     calls = pd.read_parquet(eqtls_path)
+    if "called_run" in calls.columns:  # the per-run calls; not the rows called only genome-wide
+        calls = calls[calls["called_run"].astype(bool)]
     calls = calls[calls["factor_set"] == "all"].rename(columns={"class": "kind"})
     if calls.empty:
         return "no eQTL called in factor set 'all'"

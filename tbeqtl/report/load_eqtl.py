@@ -132,6 +132,8 @@ def _load_eqtls(data: ReportData, layout: RunLayout, pairs: list[PairLayout], st
                                           str(folder / "qq.tsv")))
     if summary_eqtls.is_file() and summary_qq.is_file():
         calls = _read_tsv(summary_eqtls).rename(columns={"class": "kind"})
+        if "called_run" in calls.columns:  # the per-run calls; not the rows called only genome-wide
+            calls = calls[calls["called_run"].astype(bool)].drop(columns="called_run")
         pair_parts = [calls.assign(significant=True)] if len(calls) else []
         data.extras["eqtl_source"] = "summary/eqtls.parquet (called eQTLs)"
         qq = _read_tsv(summary_qq)
