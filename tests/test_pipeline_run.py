@@ -118,6 +118,13 @@ def test_gathered_genome_wide_fdr(finished_run, tmp_path):
                 assert set(zip(written.snp, written.gene, strict=True)) <= set(
                     zip(table.snp[table["class"] == klass], table.gene[table["class"] == klass], strict=True))
             fs, tissue = folder.parent.name, meta["tissue"]
+            if fs == "exhaustive":  # the candidates go past output_pvalue (0.05) up to the level
+                assert (table["p_value"] > config.mapping.output_pvalue).any()
+            else:  # all of them: as many as the histogram of every test has below the level
+                hist = pd.read_csv(folder / "hist.tsv", sep="\t")
+                for klass in ("cis", "trans"):
+                    below = hist[(hist["class"] == klass) & (hist["bin_hi"] <= level + 1e-12)]
+                    assert (table["class"] == klass).sum() == below["count"].sum()
             if len(table):
                 cands.append(table.assign(pair=pair_name, factor_set=fs, tissue=tissue))
             for key, n in meta["n_tests"].items():
@@ -160,6 +167,47 @@ def test_gathered_genome_wide_fdr(finished_run, tmp_path):
     assert "fdr_genome" not in old.columns and "called_run" not in old.columns
     assert len(old) == int(eqtls["called_run"].sum())
     assert "n_eqtls_genome" not in pd.read_csv(RunLayout(copy).summary / "eqtl_counts.tsv", sep="\t")
+
+
+def test_genome_wide_fdr_against_statsmodels_on_every_test(sim_dir, tmp_path):
+    """With output_pvalue = 1 the pairs write every test: fdr_genome is statsmodels' BH on the
+    concatenated p-values of each family over the pairs, and the genome-wide list is complete."""
+    from statsmodels.stats.multitest import multipletests
+
+    from tbeqtl.association.result import gene_type_group
+
+    pairs = ["chr1:chr2", "chr2:chr2", "chr2:chr1"]
+    config = PipelineConfig.preset("test", data={"path": str(sim_dir), "all_pairs": False, "pairs": pairs},
+                                   mapping={"tissues": ["Whole Blood"], "output_pvalue": 1.0,
+                                            "n_permutations": 0})
+    run_pipeline(config, out_dir=tmp_path)
+    layout = RunLayout(tmp_path)
+    level = config.mapping.fdr
+    tests = []
+    for pair_name in ("chr1__chr2", "chr2__chr2", "chr2__chr1"):
+        for folder in sorted((layout.pair(*pair_name.split("__")).root / "eqtl").glob("*/*")):
+            meta = json.loads((folder / "run.json").read_text())
+            for klass in ("cis", "trans"):
+                table = pd.read_csv(folder / f"{klass}.tsv", sep="\t", dtype={"snp": str, "gene": str})
+                assert len(table) == meta["n_tests"][klass]  # every test is written
+                if len(table):
+                    tests.append(table.assign(**{"pair": pair_name, "factor_set": folder.parent.name,
+                                                 "tissue": meta["tissue"], "class": klass}))
+    tests = pd.concat(tests, ignore_index=True)
+    tests["family_type"] = tests["gene_type"].map(gene_type_group)
+    ref = pd.Series(np.nan, index=tests.index)
+    for _, group in tests.groupby(["factor_set", "tissue", "class", "family_type"]):
+        ref[group.index] = multipletests(group["p_value"].to_numpy(), method="fdr_bh")[1]
+    key = ["pair", "factor_set", "tissue", "class", "snp", "gene"]
+    eqtls = pd.read_parquet(layout.summary / "eqtls.parquet")
+    merged = eqtls.merge(tests.assign(ref=ref)[[*key, "ref"]], on=key, how="left", validate="one_to_one")
+    assert merged["ref"].notna().all()
+    exact = merged["ref"] <= level
+    np.testing.assert_allclose(merged.loc[exact, "fdr_genome"], merged.loc[exact, "ref"], rtol=1e-10)
+    assert merged.loc[~exact, "fdr_genome"].isna().all()
+    expected = set(map(tuple, tests.loc[ref < level, key].to_numpy()))
+    assert set(map(tuple, eqtls.loc[eqtls["fdr_genome"] < level, key].to_numpy())) == expected
+    assert len(expected) >= 10
 
 
 def test_rerun_skips_finished_pairs(finished_run):
