@@ -475,7 +475,9 @@ class TBLDA:
                 params["log_xi"].copy_(cavi_init(shapes["log_xi"], generator=gen).log().to(device))
             optimizer = None
         else:
-            optimizer = torch.optim.Adam(list(params.values()), lr=self.learning_rate)
+            # fused: one kernel per parameter instead of ~8 passes (about 2x faster at
+            # chromosome scale; the same update up to float rounding)
+            optimizer = torch.optim.Adam(list(params.values()), lr=self.learning_rate, fused=True)
         average = IterateAverage(params, window=0 if cavi else int(self.average_window))
         fingerprint = self._fingerprint(data)
         losses: list[float] = []
