@@ -533,6 +533,19 @@ _register(TableSchema(
         Column("count", "int", "tests in the bin"),
     ),
 ))
+#: the columns of one mapped test of a factor set and tissue (calls and candidates of a run)
+_MAPPED_TEST_COLS = (
+    Column("class", "str", "'cis' or 'trans'"),
+    Column("snp", "str", "SNP ID"),
+    Column("gene", "str", "gene ID"),
+    Column("beta", "float", "OLS effect of one allele on inverse-normal expression"),
+    Column("t_stat", "float", "t statistic"),
+    Column("p_value", "float", "nominal p-value (candidates: at most the FDR level)"),
+    Column("fdr", "float", "BH FDR within the class over the factor set's tests of the run"),
+    Column("gene_type", "str", "gene biotype", required=False),
+    Column("fdr_by_type", "float", "BH FDR within class x gene-type group", required=False),
+    Column("topics", "str", "comma-separated topics whose blocks contain the pair (empty: exhaustive)"),
+)
 _register(TableSchema(
     name="pipeline_eqtls",
     description="One eQTL called at the FDR level in one factor set and tissue of one run (calls.tsv); "
@@ -543,16 +556,7 @@ _register(TableSchema(
         *_PAIR_COLS,
         Column("factor_set", "str", "'all', 'tissue', 'general' or 'exhaustive' (all SNP x gene pairs)"),
         Column("tissue", "str", "tissue"),
-        Column("class", "str", "'cis' or 'trans'"),
-        Column("snp", "str", "SNP ID"),
-        Column("gene", "str", "gene ID"),
-        Column("beta", "float", "OLS effect of one allele on inverse-normal expression"),
-        Column("t_stat", "float", "t statistic"),
-        Column("p_value", "float", "nominal p-value"),
-        Column("fdr", "float", "BH FDR within the class over the factor set's tests of the run"),
-        Column("gene_type", "str", "gene biotype", required=False),
-        Column("fdr_by_type", "float", "BH FDR within class x gene-type group", required=False),
-        Column("topics", "str", "comma-separated topics whose blocks contain the pair (empty: exhaustive)"),
+        *_MAPPED_TEST_COLS,
         Column("fdr_genome", "float", "genome-wide BH FDR: over the family's tests pooled across every "
                "gathered run (factor set x tissue x class x gene-type group, or x class without gene "
                "types); exact when at most the FDR level, NaN above it (summary only)", required=False),
@@ -567,16 +571,7 @@ _register(TableSchema(
                 "every test a BH over a superset of tests at that level can call (for fdr_genome).",
     files=("eqtl/<set>/<tissue>/candidates.parquet",),
     columns=(
-        Column("class", "str", "'cis' or 'trans'"),
-        Column("snp", "str", "SNP ID"),
-        Column("gene", "str", "gene ID"),
-        Column("beta", "float", "OLS effect of one allele on inverse-normal expression"),
-        Column("t_stat", "float", "t statistic"),
-        Column("p_value", "float", "nominal p-value (at most the FDR level)"),
-        Column("fdr", "float", "BH FDR within the class over the factor set's tests of the run"),
-        Column("gene_type", "str", "gene biotype", required=False),
-        Column("fdr_by_type", "float", "BH FDR within class x gene-type group", required=False),
-        Column("topics", "str", "comma-separated topics whose blocks contain the pair (empty: exhaustive)"),
+        *_MAPPED_TEST_COLS,
     ),
 ))
 _register(TableSchema(
