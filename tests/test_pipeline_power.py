@@ -88,6 +88,16 @@ does not promise when many families have few true calls. With ``holdout.unit = "
 (fraction 0.3, seeds 6-10, averaged TBLDA) restricted beats exhaustive on 5 of 5 seeds (150 vs 130) with
 a per-family FDP of 0.060 (exhaustive 0.134).
 
+Genome-wide calls (``fdr_genome`` < 0.1 in ``summary/eqtls.parquet``: BH per factor set x tissue x
+class x gene-type group pooled over the chromosome pairs; fused Adam, seeds 5-10, paper design; found /
+calls / false, planted scoring = model scoring): restricted 19/26/5, 20/32/9, 13/20/2, 9/10/0,
+22/26/4, 23/28/3 against exhaustive 17/19/2, 15/18/2, 13/15/1, 9/11/2, 14/18/4, 15/17/2: 106 vs 83
+found in all (4 wins, 2 ties), pooled FDR 0.162 restricted (23/142; per-run calls 0.202, 34/168) and
+0.133 exhaustive, against 0.148 and 0.161 expected with exact independent null p-values (mean
+per-family FDP 0.099 and 0.109). Pooling over the 8 families of a seed still exceeds q; one BH over all
+trans tests of a method (a what-if, not a pipeline option) gives 0.137 restricted (18/131) and 0.119
+exhaustive pooled over the seeds. (Per-run calls with fused Adam: seed 5 restricted 20/32/8.)
+
 The fast tests check :func:`tbeqtl.simulate_implied.implied_associations` against a Monte Carlo
 reference (genotype draws from equation 9) and statsmodels partial correlations.
 """
@@ -335,10 +345,10 @@ def test_every_pair_runs_and_snp_topics_are_recovered(power_run, scored):
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
     "issue 5 done-when not met with the fitted TBLDA: on this data set (seed 5) restricted mapping finds "
-    "19 planted trans-eQTLs at FDR 0.1 and exhaustive mapping 17, but the restricted calls' pooled "
-    "observed FDR is 0.27 (planted or model-implied; 0.13 counting realised topic associations as true), "
-    "above 0.1; the per-family FDP that BH controls is at its expected 0.10 over seeds 5-10 (module "
-    "docstring)"))
+    "20 planted trans-eQTLs at FDR 0.1 and exhaustive mapping 17, but the restricted calls' pooled "
+    "observed FDR is 0.25 (planted or model-implied; 0.125 counting realised topic associations as true; "
+    "0.19 with the genome-wide fdr_genome calls), above 0.1; the per-family FDP that BH controls is at "
+    "its expected 0.10 over seeds 5-10 (module docstring)"))
 def test_fitted_tblda_restricted_mapping_beats_exhaustive(scored):
     """Restricted mapping with the fitted TBLDA finds more planted trans-eQTLs at FDR 0.1, FDR <= 0.1.
 
