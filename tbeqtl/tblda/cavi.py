@@ -148,9 +148,12 @@ def _statistics(state, tensors, *, n_individuals, prior, local):
     bound = bound + torch.dot(ref.reshape(-1), torch.log(z0).reshape(-1)).double()
     r1 = alt / z1
     r0 = ref / z0
-    kl = kl_dirichlet(xi_q, prior["xi"]) + kl_dirichlet(sigma_q, prior["sigma"])
-    kl = kl + kl_beta(zeta_q, gamma_q, prior_a=prior["zeta"], prior_b=prior["gamma"])
-    bound = float(bound - kl.double())
+    # the KL in float64 (torch's lgamma/digamma): the bound must not decrease between
+    # iterations beyond the rounding of the data terms, which the float32 fused SVI
+    # expressions of tbeqtl.tblda.special would not guarantee
+    kl = kl_dirichlet(xi_q.double(), prior["xi"]) + kl_dirichlet(sigma_q.double(), prior["sigma"])
+    kl = kl + kl_beta(zeta_q.double(), gamma_q.double(), prior_a=prior["zeta"], prior_b=prior["gamma"])
+    bound = float(bound - kl)
     stats = {}
     if local:
         per_individual = shared * (exp_lam1.T @ r1 + exp_lam0.T @ r0)  # K x N

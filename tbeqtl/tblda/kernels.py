@@ -15,7 +15,8 @@ big matrices) and hand-written gradients:
   individual's samples (equation 5) by ``index_add_`` with a precomputed ``1 / n_i``
   instead of a dense L x N matrix product,
 - :func:`kl_dirichlet` / :func:`kl_beta`: closed-form KL divergences of the mean-field
-  posteriors from their priors,
+  posteriors from their priors (float32 CPU inputs go through the fused ``lgamma`` /
+  ``digamma`` / ``trigamma`` expressions of :mod:`tbeqtl.tblda.special`),
 - :func:`expression_constant` / :func:`genotype_constant`: the data constants, computed
   once per fit so that the reported ELBO equals the model's true ELBO.
 
@@ -33,6 +34,14 @@ from __future__ import annotations
 import math
 
 import torch
+
+from .special import (
+    beta_kl_grads,
+    beta_kl_terms,
+    dirichlet_kl_grads,
+    dirichlet_kl_terms,
+    uses_fused_path,
+)
 
 __all__ = [
     "Workspace",
@@ -299,9 +308,14 @@ class _KLDirichlet(torch.autograd.Function):
         dim = concentration_t.shape[-1]
         total_t = concentration_t.sum(-1)
         const = math.lgamma(prior * dim) - dim * math.lgamma(prior)
-        kl = torch.lgamma(total_t).sum() - torch.lgamma(concentration_t).sum() - const * total_t.numel()
-        term_t = torch.digamma(concentration_t).sub_(torch.digamma(total_t)[..., None])
-        kl = kl + term_t.mul_(concentration_t - prior).sum()
+        if uses_fused_path(concentration_t):
+            terms_t = dirichlet_kl_terms(concentration_t, torch.digamma(total_t)[..., None], prior=prior)
+            kl = (torch.lgamma(total_t).sum(dtype=torch.float64) + terms_t.sum(dtype=torch.float64)
+                  - const * total_t.numel()).to(concentration_t.dtype)
+        else:
+            kl = torch.lgamma(total_t).sum() - torch.lgamma(concentration_t).sum() - const * total_t.numel()
+            term_t = torch.digamma(concentration_t).sub_(torch.digamma(total_t)[..., None])
+            kl = kl + term_t.mul_(concentration_t - prior).sum()
         ctx.prior = prior
         ctx.save_for_backward(concentration_t, total_t)
         return kl
@@ -310,8 +324,11 @@ class _KLDirichlet(torch.autograd.Function):
     def backward(ctx, grad_out):
         concentration_t, total_t = ctx.saved_tensors
         dim = concentration_t.shape[-1]
-        grad_t = torch.polygamma(1, concentration_t).mul_(concentration_t - ctx.prior)
-        grad_t.sub_((torch.polygamma(1, total_t) * (total_t - ctx.prior * dim))[..., None])
+        row_t = (torch.polygamma(1, total_t) * (total_t - ctx.prior * dim))[..., None]
+        if uses_fused_path(concentration_t):
+            grad_t = dirichlet_kl_grads(concentration_t, row_t, prior=ctx.prior)
+        else:
+            grad_t = torch.polygamma(1, concentration_t).mul_(concentration_t - ctx.prior).sub_(row_t)
         return grad_t.mul_(grad_out), None
 
 
@@ -320,22 +337,31 @@ class _KLBeta(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, a_t, b_t, prior_a, prior_b):
-        total_t = a_t + b_t
         const = math.lgamma(prior_a + prior_b) - math.lgamma(prior_a) - math.lgamma(prior_b)
+        ctx.priors = (prior_a, prior_b)
+        if uses_fused_path(a_t, b_t):
+            terms_t = beta_kl_terms(a_t, b_t, prior_a=prior_a, prior_b=prior_b)
+            ctx.save_for_backward(a_t, b_t)
+            return (terms_t.sum(dtype=torch.float64) - const * a_t.numel()).to(a_t.dtype)
+        total_t = a_t + b_t
         kl = torch.lgamma(total_t).sum() - torch.lgamma(a_t).sum() - torch.lgamma(b_t).sum()
         kl = kl - const * a_t.numel()
         dig_total = torch.digamma(total_t)
         kl = kl + ((torch.digamma(a_t) - dig_total).mul_(a_t - prior_a)).sum()
         dig_total.neg_().add_(torch.digamma(b_t))  # now digamma(b) - digamma(a + b)
         kl = kl + dig_total.mul_(b_t - prior_b).sum()
-        ctx.priors = (prior_a, prior_b)
-        ctx.save_for_backward(a_t, b_t, total_t)
+        ctx.save_for_backward(a_t, b_t)
         return kl
 
     @staticmethod
     def backward(ctx, grad_out):
-        a_t, b_t, total_t = ctx.saved_tensors
+        a_t, b_t = ctx.saved_tensors
         prior_a, prior_b = ctx.priors
+        if uses_fused_path(a_t, b_t):
+            grad_a, grad_b = beta_kl_grads(a_t, b_t, prior_a=prior_a, prior_b=prior_b)
+            return (grad_a.mul_(grad_out) if ctx.needs_input_grad[0] else None,
+                    grad_b.mul_(grad_out) if ctx.needs_input_grad[1] else None, None, None)
+        total_t = a_t + b_t
         common_t = torch.polygamma(1, total_t).mul_(total_t - (prior_a + prior_b))
         grad_a = grad_b = None
         if ctx.needs_input_grad[0]:
