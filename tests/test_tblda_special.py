@@ -13,6 +13,12 @@ from tbeqtl.tblda import special
 from tbeqtl.tblda.kernels import kl_beta, kl_dirichlet
 
 
+@pytest.fixture(autouse=True)
+def _fuse_every_size(monkeypatch):
+    """Use the fused expressions also for the small inputs of these tests."""
+    monkeypatch.setattr(special, "FUSED_MIN_ELEMENTS", 0)
+
+
 def _grid() -> torch.Tensor:
     x = np.concatenate([np.logspace(-6, 12, 40001), np.linspace(0.5, 3.0, 5001), [1e15, 3e17, 1e19]])
     return torch.tensor(x, dtype=torch.float32)
@@ -117,7 +123,10 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch, caplog)
     torch.testing.assert_close(out, special._beta_terms(a, a, torch.tensor(1.0), torch.tensor(1.0)))
 
 
-def test_float64_and_non_cpu_inputs_use_torch_functions():
+def test_float64_and_small_inputs_use_torch_functions(monkeypatch):
     assert not special.uses_fused_path(torch.ones(3, dtype=torch.float64))
     assert special.uses_fused_path(torch.ones(3), torch.ones(3))
     assert not special.uses_fused_path(torch.ones(3), torch.ones(3, dtype=torch.float64))
+    monkeypatch.setattr(special, "FUSED_MIN_ELEMENTS", 32768)
+    assert not special.uses_fused_path(torch.ones(32767))
+    assert special.uses_fused_path(torch.ones(32768))

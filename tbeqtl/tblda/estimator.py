@@ -12,9 +12,9 @@ one Monte Carlo sample per step, full batch, all concentrations initialised at 1
 - ``theta`` (equation 5) is an ``index_add_`` with precomputed ``1 / n_i``;
 - the KL terms of ``psi``, ``phi`` and ``lambda`` are closed form (the expectation of
   the published Monte Carlo ``log p - log q`` terms, with less noise), their ``lgamma`` /
-  ``digamma`` / ``trigamma`` evaluated by fused, compiled float32 expressions
-  (:mod:`tbeqtl.tblda.special`; the first fit in a process compiles them, ~10-25 s, cached
-  on disk by torch afterwards);
+  ``digamma`` / ``trigamma`` evaluated, at chromosome scale, by fused float32 expressions
+  compiled once per process (:mod:`tbeqtl.tblda.special`; ~5 s with torch's disk cache
+  warm, ~25 s cold);
 - Dirichlet and Beta draws are normalised reparameterised Gamma draws (same
   distributions and unbiased gradients; about half the cost of torch's Beta);
 - missing genotypes are masked out of the likelihood;

@@ -30,7 +30,8 @@ and ``trigamma`` within 1e-6 * max(1, |value|), as torch's. The KL terms are sum
 float64. In a loss of order 1e7-1e9 summed over 1e6-1e7 float32 likelihood terms these
 differences are far below the Monte Carlo noise of one step.
 
-The fused path is used for float32 CPU tensors; other dtypes and devices (including the
+The fused path is used for float32 CPU tensors of at least :data:`FUSED_MIN_ELEMENTS`
+elements (below that, compiling does not pay off); other sizes, dtypes and devices (including the
 float64 gradient checks of the tests, and the CAVI bound of :mod:`tbeqtl.tblda.cavi`, which
 must not decrease and is computed in float64) use torch's own functions. If ``torch.compile`` fails
 (for example no C++ compiler), the same expressions run eagerly (slower, identical formulas)
@@ -47,8 +48,8 @@ import threading
 
 import torch
 
-__all__ = ["beta_kl_grads", "beta_kl_terms", "dirichlet_kl_grads", "dirichlet_kl_terms", "fused_available",
-           "lgamma_digamma", "trigamma", "uses_fused_path"]
+__all__ = ["FUSED_MIN_ELEMENTS", "beta_kl_grads", "beta_kl_terms", "dirichlet_kl_grads", "dirichlet_kl_terms",
+           "fused_available", "lgamma_digamma", "trigamma", "uses_fused_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 #: overflow float32 near 1.8e19).
 _LARGE = 1e15
 _SHIFT = 6.0
+#: Smallest KL input (elements) for which the fused expressions are used.
+FUSED_MIN_ELEMENTS = 32768
 
 
 def lgamma_digamma(c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -174,7 +177,11 @@ _BETA_GRADS = _Fused(_beta_grads)
 
 
 def uses_fused_path(*tensors: torch.Tensor) -> bool:
-    """Whether the fused expressions apply: float32 tensors on the CPU.
+    """Whether the fused expressions apply: float32 CPU tensors of at least :data:`FUSED_MIN_ELEMENTS`.
+
+    Smaller KL terms keep torch's functions: compiling costs ~5 s (warm torch cache) to ~25 s
+    (cold) once per process and saves ~50 ns per element and step, so it pays off only for
+    chromosome-scale problems run for thousands of steps.
 
     Parameters
     ----------
@@ -184,9 +191,11 @@ def uses_fused_path(*tensors: torch.Tensor) -> bool:
     Returns
     -------
     bool
-        ``True`` for float32 CPU tensors; other inputs use torch's ``lgamma``/``digamma``/``polygamma``.
+        ``True`` for float32 CPU tensors with at least :data:`FUSED_MIN_ELEMENTS` elements
+        each; other inputs use torch's ``lgamma``/``digamma``/``polygamma``.
     """
-    return all(t.dtype == torch.float32 and t.device.type == "cpu" for t in tensors)
+    return all(t.dtype == torch.float32 and t.device.type == "cpu" and t.numel() >= FUSED_MIN_ELEMENTS
+               for t in tensors)
 
 
 def fused_available() -> bool:
