@@ -1,4 +1,4 @@
-"""Chunked, seeded, threaded Gamma draws (tbeqtl.tblda.sampling) against scipy and torch's gradient."""
+"""Chunked, seeded, threaded Gamma draws (tbeqtl.tblda.sampling) against scipy, and torch's gradient."""
 
 from __future__ import annotations
 
