@@ -96,7 +96,9 @@ found in all (4 wins, 2 ties), pooled FDR 0.162 restricted (23/142; per-run call
 0.133 exhaustive, against 0.148 and 0.161 expected with exact independent null p-values (mean
 per-family FDP 0.099 and 0.109). Pooling over the 8 families of a seed still exceeds q; one BH over all
 trans tests of a method (a what-if, not a pipeline option) gives 0.137 restricted (18/131) and 0.119
-exhaustive pooled over the seeds. (Per-run calls with fused Adam: seed 5 restricted 20/32/8.)
+exhaustive pooled over the seeds. (Per-run calls with fused Adam: seed 5 restricted 20/32/8.) These
+fits used torch's Gamma sampler; with numpy's (current, different draws, same distribution) seed 5
+gives restricted 20/31/8 and exhaustive 17/21/4 (per-run calls).
 
 The fast tests check :func:`tbeqtl.simulate_implied.implied_associations` against a Monte Carlo
 reference (genotype draws from equation 9) and statsmodels partial correlations.
