@@ -142,6 +142,10 @@ def _beta_grads(a: torch.Tensor, b: torch.Tensor, prior_a: torch.Tensor,
     return trigamma(a) * (a - prior_a) - common, trigamma(b) * (b - prior_b) - common
 
 
+def _compile_disabled() -> bool:
+    return os.environ.get("TBEQTL_COMPILE", "1") == "0"
+
+
 class _Fused:
     """An elementwise expression, compiled by ``torch.compile`` on first use (eager on failure)."""
 
@@ -155,7 +159,7 @@ class _Fused:
     def __call__(self, *args):
         # the expressions run inside autograd Functions: never trace autograd state
         args = tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args)
-        if self.failed or os.environ.get("TBEQTL_COMPILE", "1") == "0":
+        if self.failed or _compile_disabled():
             return self.fn(*args)
         if self.compiled is None:
             with self._lock:
@@ -206,7 +210,7 @@ def fused_available() -> bool:
     bool
         ``False`` when ``TBEQTL_COMPILE=0`` or a ``torch.compile`` attempt has failed.
     """
-    if os.environ.get("TBEQTL_COMPILE", "1") == "0":
+    if _compile_disabled():
         return False
     return not any(k.failed for k in (_DIRICHLET_TERMS, _DIRICHLET_GRADS, _BETA_TERMS, _BETA_GRADS))
 
