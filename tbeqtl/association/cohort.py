@@ -95,12 +95,15 @@ def orient_samples_by_columns(df: pd.DataFrame, samples: pd.Index, *, what: str)
     values = out.apply(pd.to_numeric, errors="coerce")
     bad = values.isna() & out.notna()
     if bad.any().any():
-        raise InputError(f"non-numeric values in the {what} for terms", ids=out.columns[bad.any(axis=0).to_numpy()])
+        raise InputError(
+            f"non-numeric values in the {what} for terms", ids=out.columns[bad.any(axis=0).to_numpy()]
+        )
     nan = values.isna().any(axis=0)
     if nan.any():
         col = values.columns[nan.to_numpy()][0]
         raise InputError(
-            f"the {what} has missing values (term {col!r}) for samples", ids=values.index[values[col].isna().to_numpy()]
+            f"the {what} has missing values (term {col!r}) for samples",
+            ids=values.index[values[col].isna().to_numpy()],
         )
     values.index.name = "sample"
     return values.astype(np.float64)
@@ -175,7 +178,10 @@ def align_cohort(
     if absent.any():
         raise InputError(
             f"{int(absent.sum())} phenotype sample(s) have no genotypes (individual not in the genotype input)",
-            ids=[f"{s} ({i})" if s != i else s for s, i in zip(samples[absent], individuals[absent], strict=True)],
+            ids=[
+                f"{s} ({i})" if s != i else s
+                for s, i in zip(samples[absent], individuals[absent], strict=True)
+            ],
         )
     n_extra = len(available) - len(individuals)
     if n_extra:

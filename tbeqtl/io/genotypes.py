@@ -97,7 +97,9 @@ def _standard_variant_df(variant_df: pd.DataFrame) -> pd.DataFrame:
     df["chrom"] = np.asarray(harmonize_chrom(df["chrom"]), dtype=object)
     pos = pd.to_numeric(df["pos"], errors="coerce")
     if pos.isna().any():
-        raise InputError("variant_df has missing or non-numeric positions for variants", ids=df.index[pos.isna()])
+        raise InputError(
+            "variant_df has missing or non-numeric positions for variants", ids=df.index[pos.isna()]
+        )
     df["pos"] = pos.astype(np.int64)
     return df
 
@@ -118,7 +120,9 @@ class FrameGenotypes:
     def __init__(self, genotype_df: pd.DataFrame, variant_df: pd.DataFrame):
         self.samples = pd.Index(genotype_df.columns.astype(str), name="individual")
         if self.samples.has_duplicates:
-            raise InputError("duplicate individual IDs in genotype_df", ids=self.samples[self.samples.duplicated()])
+            raise InputError(
+                "duplicate individual IDs in genotype_df", ids=self.samples[self.samples.duplicated()]
+            )
         variants = pd.Index(genotype_df.index.astype(str))
         info = _standard_variant_df(variant_df)
         missing = variants.difference(info.index, sort=False)
@@ -127,7 +131,8 @@ class FrameGenotypes:
         self.variant_df = info.loc[variants]
         self._genotype_df = genotype_df
         self._rows = {
-            chrom: np.flatnonzero((self.variant_df["chrom"] == chrom).to_numpy()) for chrom in self.chromosomes
+            chrom: np.flatnonzero((self.variant_df["chrom"] == chrom).to_numpy())
+            for chrom in self.chromosomes
         }
 
     @property
