@@ -109,7 +109,7 @@ def orient_samples_by_columns(df: pd.DataFrame, samples: pd.Index, *, what: str)
     return values.astype(np.float64)
 
 
-def _individual_of(samples: pd.Index, sample_map, gtex_ids: bool) -> pd.Index:
+def _individual_of(samples: pd.Index, sample_map, *, gtex_ids: bool) -> pd.Index:
     if sample_map is not None:
         sample_map = pd.Series(sample_map)
         sample_map.index = sample_map.index.astype(str)
@@ -166,7 +166,7 @@ def align_cohort(
     samples = pd.Index(phenotype_df.columns.astype(str), name="sample")
     if samples.has_duplicates:
         raise InputError("duplicate phenotype sample IDs", ids=samples[samples.duplicated()].unique())
-    individuals = _individual_of(samples, sample_map, gtex_ids)
+    individuals = _individual_of(samples, sample_map, gtex_ids=gtex_ids)
     if individuals.has_duplicates:
         dup = individuals[individuals.duplicated(keep=False)]
         raise InputError(
@@ -177,7 +177,7 @@ def align_cohort(
     absent = ~individuals.isin(available)
     if absent.any():
         raise InputError(
-            f"{int(absent.sum())} phenotype sample(s) have no genotypes (individual not in the genotype input)",
+            f"{int(absent.sum())} phenotype sample(s) without genotypes (individual absent from them)",
             ids=[
                 f"{s} ({i})" if s != i else s
                 for s, i in zip(samples[absent], individuals[absent], strict=True)
