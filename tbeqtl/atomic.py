@@ -2,6 +2,15 @@
 
 A killed process never leaves a half-written output behind: either the old file (or
 none) or the complete new one is there.
+
+Files and folders get the permissions that :func:`open` and :func:`os.mkdir` give a new one
+(``0o666`` / ``0o777`` less the umask, or what the folder's default ACL says), so results
+are readable by the group under the usual 022/002 umask. :func:`tempfile.mkstemp` and
+:func:`tempfile.mkdtemp` are not used for that reason: they create 0600 files and 0700
+folders, and a rename keeps that mode. The temporary names are created here with
+``O_CREAT | O_EXCL`` and mode ``0o666`` instead, so the kernel applies the umask and no
+process-wide umask has to be read (reading it with :func:`os.umask` means setting it,
+which races with other threads creating files).
 """
 
 from __future__ import annotations
@@ -9,14 +18,63 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import pandas as pd
 
-__all__ = ["atomic_path", "atomic_write", "write_json", "write_table"]
+__all__ = ["atomic_path", "atomic_write", "make_temp_dir", "write_json", "write_table"]
+
+_ATTEMPTS = 100
+
+
+def _temp_name(folder: Path, prefix: str, suffix: str) -> Path:
+    return folder / f"{prefix}{secrets.token_hex(6)}{suffix}"
+
+
+def _create_temp_file(folder: Path, prefix: str, suffix: str) -> Path:
+    """Create an empty, new file in ``folder`` with the mode :func:`open` would give it."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(_ATTEMPTS):
+        candidate = _temp_name(folder, prefix, suffix)
+        try:
+            fd = os.open(candidate, flags, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return candidate
+    raise FileExistsError(f"could not create a temporary file in {folder}")  # pragma: no cover
+
+
+def make_temp_dir(folder: str | Path, *, prefix: str, suffix: str = ".tmp") -> Path:
+    """Create a new, uniquely named folder inside ``folder`` with the mode :func:`os.mkdir` gives.
+
+    Use it instead of :func:`tempfile.mkdtemp` (which makes a 0700 folder) to stage a folder
+    of outputs that is renamed into place once complete.
+
+    Parameters
+    ----------
+    folder
+        Where to create it (it must exist).
+    prefix, suffix
+        Start and end of the name; a random part goes between them.
+
+    Returns
+    -------
+    pathlib.Path
+        The new, empty folder. The caller removes it.
+    """
+    folder = Path(folder)
+    for _ in range(_ATTEMPTS):
+        candidate = _temp_name(folder, prefix, suffix)
+        try:
+            os.mkdir(candidate, 0o777)
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"could not create a temporary folder in {folder}")  # pragma: no cover
 
 
 @contextlib.contextmanager
@@ -31,13 +89,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     Yields
     ------
     pathlib.Path
-        Where to write. On an exception it is removed and ``path`` is untouched.
+        Where to write: an empty file created with the mode :func:`open` gives a new file
+        (the umask applies), which the rename keeps. On an exception it is removed and
+        ``path`` is untouched.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _create_temp_file(path.parent, f".{path.name}.", ".tmp")
     try:
         yield tmp_path
         os.replace(tmp_path, path)

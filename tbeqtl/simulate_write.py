@@ -45,7 +45,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,7 +53,7 @@ import pandas as pd
 from scipy import stats
 
 from . import __version__
-from .atomic import atomic_path, atomic_write, write_json, write_table
+from .atomic import atomic_path, atomic_write, make_temp_dir, write_json, write_table
 from .errors import InputError
 
 if TYPE_CHECKING:
@@ -376,7 +375,7 @@ def write_simulation(sim: Simulation, out_dir: str | Path, *, overwrite: bool = 
         raise InputError("output folder is not empty (pass overwrite=True / --overwrite to replace the "
                          "data set)", path=str(out), ids=existing)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    tmp = make_temp_dir(out.parent, prefix=f".{out.name}.")  # 0777 less the umask, as mkdir gives
     try:
         write_dataset(sim.data, tmp)
         if sim.truth.params.get("cells_per_donor") is not None:
@@ -407,7 +406,7 @@ def _move_into(src: Path, dest: Path) -> None:
         if entry.is_dir():
             trash = None
             if target.exists():
-                trash = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".old", dir=dest))
+                trash = make_temp_dir(dest, prefix=f".{entry.name}.", suffix=".old")
                 os.rename(target, trash / entry.name)
             os.rename(entry, target)
             if trash is not None:
