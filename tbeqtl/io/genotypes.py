@@ -12,10 +12,11 @@ A source exposes
   ``chrom`` (harmonised, ``chr1`` style) and ``pos`` (1-based int64), and ``ref``/``alt`` where
   the format has them; the dosage counts the ``alt`` allele;
 - ``chromosomes``: chromosome names in order of first appearance;
-- ``read_chrom(chrom, samples=...)``: the chromosome's dosages as a float32 array
+- ``read_chrom(chrom, samples=..., start=0, stop=None)``: dosages of the chromosome's variants
+  ``start:stop`` (positions among that chromosome's rows of ``variant_df``) as a float32 array
   (variants in ``variant_df`` order x the requested individuals, in the requested order),
-  ``NaN`` where a call is missing. Only one chromosome is held at a time, in float32 (4 bytes
-  per call), never the whole matrix in float64.
+  ``NaN`` where a call is missing. Callers hold one chromosome, or one block of it, at a time
+  in float32 (4 bytes per call), never the whole matrix in float64.
 
 Hard calls (0/1/2) are exact in float32; dosages (``DS``) are rounded to float32 on reading
 (relative error <= 6e-8).
@@ -49,8 +50,10 @@ class GenotypeSource(Protocol):
         """Chromosome names in order of first appearance."""
         ...
 
-    def read_chrom(self, chrom: str, *, samples: Sequence[str]) -> np.ndarray:
-        """Dosages of one chromosome: float32, variants x ``samples``, NaN missing."""
+    def read_chrom(
+        self, chrom: str, *, samples: Sequence[str], start: int = 0, stop: int | None = None
+    ) -> np.ndarray:
+        """Dosages of a chromosome's variants ``start:stop``: float32, variants x ``samples``, NaN missing."""
         ...
 
 
@@ -140,7 +143,9 @@ class FrameGenotypes:
         """Chromosome names in order of first appearance."""
         return list(pd.unique(self.variant_df["chrom"]))
 
-    def read_chrom(self, chrom: str, *, samples: Sequence[str]) -> np.ndarray:
+    def read_chrom(
+        self, chrom: str, *, samples: Sequence[str], start: int = 0, stop: int | None = None
+    ) -> np.ndarray:
         """Dosages of one chromosome (float32, NaN missing; tensorQTL's -9 read as missing).
 
         Parameters
@@ -149,13 +154,15 @@ class FrameGenotypes:
             Chromosome (harmonised name).
         samples
             Individual IDs, in the output column order.
+        start, stop
+            Variant range among the chromosome's variants (``variant_df`` order).
 
         Returns
         -------
         numpy.ndarray
             float32, variants (in ``variant_df`` order) x ``samples``.
         """
-        rows = self._rows.get(chrom, np.empty(0, dtype=np.int64))
+        rows = self._rows.get(chrom, np.empty(0, dtype=np.int64))[start:stop]
         cols = sample_indexer(self.samples, samples, what="genotype table")
         values = self._genotype_df.iloc[rows, cols].to_numpy()
         if values.dtype.kind not in "iuf":
