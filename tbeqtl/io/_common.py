@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import io
 import logging
 import zlib
@@ -56,6 +57,26 @@ def check_file(path: str | Path, *, what: str = "file") -> Path:
     if path.stat().st_size == 0:
         raise InputError(f"{what} is empty (0 bytes)", path=str(path))
     return path
+
+
+def sha256_file(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB chunks (the checksum every ``run.json`` records).
+
+    Parameters
+    ----------
+    path
+        The file.
+
+    Returns
+    -------
+    str
+        The hex digest.
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def is_gzip(path: str | Path) -> bool:
