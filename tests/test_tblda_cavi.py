@@ -52,7 +52,11 @@ def test_cavi_bound_increases_and_recovers_topics(tiny):
     r_gene, _ = matched_correlations(model.gene_topics_, tiny.truth.gene_topics_df)
     r_sample, _ = matched_correlations(model.sample_topics_, tiny.truth.sample_topics_df)
     assert r_gene.min() > 0.97 and r_sample.min() > 0.97
-    assert 0.05 <= model.alpha_ <= 0.85
+    # alpha against the planted 0.3: over simulation seeds 1-10 of this fit (tiny preset, true
+    # ancestry, 400 CAVI steps) alpha_ - truth had mean -0.012, sd 0.021 (range -0.04..+0.03), an
+    # RMS error of 0.024; 0.1 is four times that. The prior's mean (0.45) and the ELBO point
+    # estimate (0.44-0.55 on the same fits) are outside it.
+    assert abs(model.alpha_ - tiny.truth.alpha) <= 0.1, (model.alpha_, model.alpha_elbo_)
 
 
 def test_cavi_agrees_with_svi_on_topics(tiny):

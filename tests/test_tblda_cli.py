@@ -47,7 +47,12 @@ def test_fit_and_rank_with_terastructure_files(dataset, tmp_path):
         assert (out / name).exists(), name
     run = json.loads((out / "run.json").read_text())
     assert run["n_steps"] == 60 and run["stop_reason"] == "max_steps"
-    assert 0.05 <= run["alpha"] <= 0.85 and run["fit_seconds"] > 0 and np.isfinite(run["final_elbo"])
+    assert run["fit_seconds"] > 0 and np.isfinite(run["final_elbo"])
+    # alpha against the planted 0.3 (true ancestry from the terastructure files): over simulation
+    # seeds 1-10 of this fit (tiny preset, K=3, 60 SVI steps) alpha - truth had mean +0.047 (60
+    # steps are far from convergence) and sd 0.019, max 0.088; 0.125 is the mean + 4 sd. The
+    # prior's mean (0.45) and the ELBO point estimate (0.44-0.47 on the same fits) are outside it.
+    assert abs(run["alpha"] - sim.truth.alpha) <= 0.125, (run["alpha"], run["alpha_elbo"])
     genes = read_topic_table(out / "gene_topics.tsv")
     assert list(genes.columns) == [0, 1, 2] and set(genes.index) == set(sim.data.genes)
     np.testing.assert_allclose(genes.sum(axis=0), 1, rtol=1e-6)

@@ -131,10 +131,23 @@ def test_small_fit_meets_recovery_targets():
 
 
 def test_internal_ancestry_estimate_is_used_without_files(tiny):
+    """Without ancestry files the fit uses the EM admixture estimate of beta and tau.
+
+    alpha is not compared with the truth here: with an ancestry fitted to the same genotypes
+    (a per-SNP, per-individual maximum-likelihood admixture; on this draw its tau correlates
+    only 0.27 with the planted one), the ancestry term already explains the genotype variation
+    that lambda @ theta would, and the marginal estimate sits at the upper bound mu = 0.85 for
+    every draw measured (tiny preset, seeds 1-10, 50 and 500 steps; also N = 200 individuals,
+    600 SNPs), against 0.26-0.39 with the true ancestry. The alpha
+    tests against the truth use the true ancestry (test_small_fit_meets_recovery_targets,
+    test_tblda_cavi.py, test_tblda_cli.py, test_tblda_marginal.py).
+    """
+    from tbeqtl.tblda.ancestry import estimate_ancestry
+
     model = TBLDA(3, n_ancestry=2, max_steps=50, progress=False).fit(tiny.data)
-    assert model.ancestry_beta_.shape == (len(tiny.data.snps), 2)
-    assert model.ancestry_tau_.shape == (len(tiny.data.individuals), 2)
-    assert 0.05 <= model.alpha_ <= 0.85
+    beta_df, tau_df = estimate_ancestry(tiny.data.genotype_df, n_ancestry=2, seed=model.random_state)
+    pd.testing.assert_frame_equal(model.ancestry_beta_, beta_df, check_names=False)
+    pd.testing.assert_frame_equal(model.ancestry_tau_, tau_df, check_names=False)
 
 
 def test_missing_genotypes_are_masked(tiny):

@@ -129,7 +129,13 @@ def test_estimator_alpha_methods_and_round_trip(tiny_sim, tmp_path):
     np.testing.assert_array_equal(marginal.snp_topics_.to_numpy(), elbo.snp_topics_.to_numpy())
     curve = marginal.alpha_curve_
     assert marginal.alpha_ == pytest.approx(curve["alpha"][curve["log_marginal"].idxmax()], abs=0.1)
-    assert 0.05 <= marginal.alpha_ <= 0.85 and curve.attrs["n_particles"] == 64
+    assert curve.attrs["n_particles"] == 64
+    # against the planted 0.3: over simulation seeds 1-10 of this fit (tiny preset, true ancestry,
+    # K=3, 60 SVI steps, 64 particles) alpha_ - truth had mean +0.049 (60 steps are far from
+    # convergence) and sd 0.017, max 0.087; 0.12 is the mean + 4 sd. The ELBO estimate of the same
+    # fits (0.44-0.47) is outside it, and the marginal one is the closer of the two.
+    assert abs(marginal.alpha_ - tiny_sim.truth.alpha) <= 0.12, (marginal.alpha_, marginal.alpha_elbo_)
+    assert abs(marginal.alpha_ - tiny_sim.truth.alpha) < abs(elbo.alpha_ - tiny_sim.truth.alpha)
     marginal.write_outputs(tmp_path / "out")
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["alpha"] == marginal.alpha_ and run["alpha_elbo"] == marginal.alpha_elbo_
