@@ -57,11 +57,17 @@ def test_gaussian_shortcut_error_bound_holds(rng):
     assert abs(ex - w2) / ex < 1e-4
 
 
-def test_gaussian_w2_matches_scipy_normals():
-    # closed form for normals against the quantile integral of two normals
-    m1, s1, m2, s2 = 0.3, 0.02, 0.31, 0.05
-    val, _ = integrate.quad(lambda u: (stats.norm.ppf(u, m1, s1) - stats.norm.ppf(u, m2, s2)) ** 2, 0, 1)
-    assert np.sqrt(val) == pytest.approx(np.hypot(m1 - m2, s1 - s2), rel=1e-6)
+@pytest.mark.parametrize(("a1", "b1", "a2", "b2"), [
+    (30.0, 70.0, 40.0, 60.0), (2.0, 5.0, 3.0, 3.0), (500.0, 1e5, 550.0, 1e5), (9.0, 1.0, 1.0, 9.0)])
+def test_gaussian_w2_is_the_w2_of_the_moment_matched_normals(a1, b1, a2, b2):
+    """tbeqtl's shortcut equals the W2 distance between normals with the two Betas' means and sds,
+    computed here as the quantile integral of scipy's normals (no closed form from tbeqtl)."""
+    w2, bound = beta_w2_gaussian((a1, b1), (a2, b2))
+    n1 = stats.norm(stats.beta(a1, b1).mean(), stats.beta(a1, b1).std())
+    n2 = stats.norm(stats.beta(a2, b2).mean(), stats.beta(a2, b2).std())
+    val, _ = integrate.quad(lambda u: (n1.ppf(u) - n2.ppf(u)) ** 2, 0, 1, limit=200, epsabs=1e-14)
+    assert float(w2) == pytest.approx(np.sqrt(val), rel=1e-6)
+    assert np.isfinite(bound) and bound >= 0
 
 
 def _concentrations(rng, n_genes=40, k=4, scale=2e4):
@@ -95,12 +101,19 @@ def test_normalized_variant_is_scale_invariant_per_gene(rng):
     assert raw_rho > expression_level_spearman(norm, mean_count)["mean"]
 
 
-def test_expression_level_spearman_matches_scipy(rng):
-    scores = pd.DataFrame(rng.random((30, 3)), index=[f"g{i}" for i in range(30)])
-    mean = pd.Series(rng.random(30), index=scores.index)
+def test_expression_level_spearman_hand_computed():
+    """Spearman's rho = 1 - 6 sum d^2 / (n (n^2 - 1)) on hand-ranked values (no ties), genes aligned by ID."""
+    genes = [f"g{i}" for i in range(5)]
+    # mean counts rank 1..5 along genes; stored in another order to check the alignment by ID
+    mean = pd.Series([10.0, 20.0, 400.0, 5000.0, 60000.0], index=genes).iloc[[3, 0, 4, 2, 1]]
+    scores = pd.DataFrame({
+        0: [0.1, 0.2, 0.3, 0.4, 0.9],       # same ranks: rho = 1
+        1: [5.0, 4.0, 3.0, 2.0, 1.0],       # reversed: rho = -1
+        2: [2.0, 1.0, 4.0, 3.0, 5.0],       # ranks 2,1,4,3,5: sum d^2 = 4, rho = 1 - 24/120 = 0.8
+    }, index=genes)
     out = expression_level_spearman(scores, mean)
-    assert out[1] == pytest.approx(stats.spearmanr(scores[1], mean).statistic)
-    assert out["mean"] == pytest.approx(np.mean([out[0], out[1], out[2]]))
+    np.testing.assert_allclose(out[[0, 1, 2]].to_numpy(dtype=float), [1.0, -1.0, 0.8], rtol=1e-12)
+    assert out["mean"] == pytest.approx((1.0 - 1.0 + 0.8) / 3, rel=1e-12)
 
 
 def test_snp_residuals_match_statsmodels(rng):
