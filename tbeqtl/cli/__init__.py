@@ -45,14 +45,9 @@ SUBCOMMAND_MODULES = (
 
 
 def _load_subcommands() -> list:
-    modules = []
-    for name in SUBCOMMAND_MODULES:
-        try:
-            modules.append(importlib.import_module(f"{__name__}.{name}"))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-    return modules
+    # every listed module must import: a broken or missing one is an error, never a silently
+    # shorter command list
+    return [importlib.import_module(f"{__name__}.{name}") for name in SUBCOMMAND_MODULES]
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
