@@ -1,0 +1,219 @@
+"""cis benchmark: ``tbeqtl cis`` against tensorQTL 1.0.10 (CPU) on the same cohort, whole process.
+
+Each run is a separate process (reading inputs, mapping, writing outputs), timed from spawn to exit,
+with its own peak RSS (``os.wait4``). Runs alternate tbeqtl / tensorQTL ``--repeats`` times and the
+medians and their ratio are printed, with the float32 and float64 GEMM ceilings measured in the same
+run and the load average before and after.
+
+Default data: the GEUVADIS-shaped cohort in ``../shared/data/geuvadis_chr18/synthetic`` (445 samples,
+367,759 chr18 variants in PLINK 2, 5,000 phenotypes of which 301 on chr18, 26 covariates).
+
+tensorQTL is not a dependency of tbeqtl. Install it into a benchmark environment only, without its
+pins (they would replace the CPU torch build)::
+
+    python -m venv --system-site-packages /work/benchenv
+    /work/benchenv/bin/pip install --no-deps tensorqtl==1.0.10 pandas-plink deprecated xarray qtl
+
+and pass ``--tensorqtl-python /work/benchenv/bin/python``. Usage::
+
+    python benchmarks/bench_cis.py --modes nominal permutations --nperm 1000 \
+        --tensorqtl-python /work/benchenv/bin/python
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "geuvadis_chr18" / "synthetic"
+PREFIX = "SYNTH_GEUV.445_samples"
+
+TENSORQTL_CHILD = r"""
+import os, sys, json, time
+import pandas as pd, torch
+threads, mode, nperm, geno, bed, cov, out, cis_table = sys.argv[1:9]
+torch.set_num_threads(int(threads))
+import tensorqtl
+from tensorqtl import pgen, cis
+phenotype_df, phenotype_pos_df = tensorqtl.read_phenotype_bed(bed)
+covariates_df = pd.read_csv(cov, sep="\t", index_col=0).T
+pgr = pgen.PgenReader(geno)
+genotype_df, variant_df = pgr.load_genotypes(), pgr.variant_df
+t = time.perf_counter()
+if mode == "nominal":
+    cis.map_nominal(genotype_df, variant_df, phenotype_df, phenotype_pos_df, "tq",
+                    covariates_df=covariates_df, output_dir=out, verbose=False)
+elif mode == "permutations":
+    df = cis.map_cis(genotype_df, variant_df, phenotype_df, phenotype_pos_df, covariates_df=covariates_df,
+                     nperm=int(nperm), seed=1, verbose=False)
+    df.to_csv(os.path.join(out, "tq.cis_qtl.txt.gz"), sep="\t", float_format="%.6g")
+else:
+    cis_df = pd.read_csv(cis_table, sep="\t", index_col=0)
+    df = cis.map_independent(genotype_df, variant_df, cis_df, phenotype_df, phenotype_pos_df, covariates_df,
+                             nperm=int(nperm), seed=1, verbose=False)
+    df.to_csv(os.path.join(out, "tq.cis_independent_qtl.txt.gz"), sep="\t", float_format="%.6g")
+print(json.dumps({"mapping_s": time.perf_counter() - t}))
+"""
+
+
+def gemm_ceiling(dtype, *, threads: int) -> float:
+    """Best GFLOP/s of a 9000x445 @ 445x10000 torch product (the shapes of the notes)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a = torch.randn(9000, 445, dtype=dtype)
+    b = torch.randn(445, 10000, dtype=dtype)
+    best = np.inf
+    for _ in range(3):
+        t = time.perf_counter()
+        _ = a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * 9000 * 445 * 10000 / best / 1e9
+
+
+def run_child(cmd: list[str], env: dict) -> dict:
+    """Run one process; return wall seconds and its own peak RSS (MB)."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    out, err = proc.stdout.read(), proc.stderr.read()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])} ... failed ({proc.returncode}):\n{err[-3000:]}")
+    result = {"wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024}
+    for line in out.splitlines()[::-1]:
+        if line.startswith("{"):
+            result.update(json.loads(line))
+            break
+    return result
+
+
+def summarize(label: str, runs: list[dict]) -> str:
+    """Median wall time, each run, the peak RSS (and tensorQTL's own mapping time) of one tool."""
+    walls = ", ".join(f"{r['wall_s']:.1f}" for r in runs)
+    text = f"{label} {statistics.median(r['wall_s'] for r in runs):.1f} s (runs {walls}"
+    if "mapping_s" in runs[0]:
+        text += f"; mapping {statistics.median(r['mapping_s'] for r in runs):.1f} s"
+    return text + f"; peak RSS {max(r['peak_rss_mb'] for r in runs):.0f} MB)"
+
+
+def tbeqtl_cmd(mode, args, out: Path, cis_table: Path | None) -> list[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "tbeqtl",
+        "cis",
+        "--mode",
+        mode,
+        "--genotypes",
+        str(args.genotypes),
+        "--phenotypes",
+        str(args.phenotypes),
+        "--covariates",
+        str(args.covariates),
+        "--out",
+        str(out),
+        "--permutations",
+        str(args.nperm),
+        "--threads",
+        str(args.threads),
+        "--seed",
+        "1",
+        "--log-level",
+        "WARNING",
+    ]
+    if mode == "independent":
+        cmd += ["--cis-output", str(cis_table)]
+    return cmd
+
+
+def tensorqtl_cmd(mode, args, out: Path, cis_table: Path | None) -> list[str]:
+    return [
+        args.tensorqtl_python,
+        "-c",
+        TENSORQTL_CHILD,
+        str(args.threads),
+        mode,
+        str(args.nperm),
+        str(args.genotypes),
+        str(args.phenotypes),
+        str(args.covariates),
+        str(out),
+        str(cis_table or ""),
+    ]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=["nominal", "permutations"],
+        choices=["nominal", "permutations", "independent"],
+    )
+    parser.add_argument("--nperm", type=int, default=1000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2, help="alternations per mode (medians reported)")
+    parser.add_argument("--genotypes", default=str(DATA / f"{PREFIX}.chr18"))
+    parser.add_argument("--phenotypes", default=str(DATA / f"{PREFIX}.expression.bed.gz"))
+    parser.add_argument("--covariates", default=str(DATA / f"{PREFIX}.covariates.txt"))
+    parser.add_argument(
+        "--tensorqtl-python",
+        default=None,
+        help="python of the benchmark environment holding tensorQTL (default: skip it)",
+    )
+    args = parser.parse_args(argv)
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS=str(args.threads),
+        MKL_NUM_THREADS=str(args.threads),
+        OPENBLAS_NUM_THREADS=str(args.threads),
+    )
+    import torch
+
+    print(f"load average before: {os.getloadavg()}")
+    print(
+        f"GEMM ceiling ({args.threads} threads): "
+        f"float32 {gemm_ceiling(torch.float32, threads=args.threads):.1f} GFLOP/s, "
+        f"float64 {gemm_ceiling(torch.float64, threads=args.threads):.1f} GFLOP/s"
+    )
+    if "independent" in args.modes and "permutations" not in args.modes:
+        parser.error("--modes independent needs permutations before it (its eGene table feeds both tools)")
+    with tempfile.TemporaryDirectory(prefix="bench_cis_") as tmp:
+        tmp = Path(tmp)
+        cis_table = None
+        for mode in args.modes:
+            runs = {"tbeqtl": [], "tensorqtl": []}
+            for rep in range(args.repeats):
+                out = tmp / f"tb_{mode}_{rep}"
+                runs["tbeqtl"].append(run_child(tbeqtl_cmd(mode, args, out, cis_table), env))
+                if mode == "permutations" and cis_table is None:
+                    cis_table = out / "tbeqtl.cis_qtl.txt.gz"
+                if args.tensorqtl_python:
+                    out_tq = tmp / f"tq_{mode}_{rep}"
+                    out_tq.mkdir()
+                    runs["tensorqtl"].append(run_child(tensorqtl_cmd(mode, args, out_tq, cis_table), env))
+            line = f"{mode} (nperm {args.nperm}): " + summarize("tbeqtl", runs["tbeqtl"])
+            if runs["tensorqtl"]:
+                ratio = statistics.median(r["wall_s"] for r in runs["tensorqtl"]) / statistics.median(
+                    r["wall_s"] for r in runs["tbeqtl"]
+                )
+                line += " | " + summarize("tensorQTL", runs["tensorqtl"]) + f" | ratio {ratio:.2f}x"
+            print(line, flush=True)
+    print(f"load average after: {os.getloadavg()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""``tbeqtl cis``: tensorQTL's cis workflow (nominal -> permutations/eGenes -> independent), exact float64.
+
+Modes and outputs in ``--out DIR`` (tensorQTL's file names and columns):
+
+- ``--mode nominal``: every cis pair, ``PREFIX.cis_qtl_pairs.<chrom>.parquet`` (one per chromosome);
+  with ``--interaction FILE`` the interaction columns, and the top association per phenotype
+  in ``PREFIX.cis_qtl_top_assoc.txt.gz``.
+- ``--mode permutations``: one row per phenotype with the beta approximation, Storey q-values (no R;
+  ``--qvalue-lambda`` fixes lambda) and ``pval_nominal_threshold`` at ``--fdr``, in
+  ``PREFIX.cis_qtl.txt.gz``; when the nominal pair files of the same prefix are in ``DIR``, the GTEx
+  significant pairs in ``PREFIX.cis_qtl.signif_pairs.parquet``.
+- ``--mode independent --cis-output DIR/PREFIX.cis_qtl.txt.gz``: forward-backward conditional mapping of
+  every eGene at ``--fdr``, in ``PREFIX.cis_independent_qtl.txt.gz`` (column ``rank``).
+
+Each step adds its parameters, counts, versions and input checksums to ``DIR/run.json``.
+Genotypes may hold more individuals than the phenotypes (subset by ID; ``--sample-map`` or
+``--gtex-ids`` map sample IDs to genotype IDs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import InputError
+from .cohort_inputs import (
+    add_cohort_arguments,
+    open_source,
+    read_interaction,
+    read_phenotypes,
+    read_side_tables,
+    record_run,
+)
+
+COMMAND = "cis"
+HELP = "tensorQTL-style cis mapping: nominal pairs, permutations with q-values, independent eQTLs"
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``tbeqtl cis`` options.
+
+    Parameters
+    ----------
+    parser
+        The subcommand parser.
+    """
+    parser.add_argument(
+        "--mode",
+        default="permutations",
+        choices=["nominal", "permutations", "independent"],
+        help="nominal pairs, permutations (eGenes; default) or independent (conditional) eQTLs",
+    )
+    add_cohort_arguments(parser)
+    parser.add_argument(
+        "--interaction", default=None, help="interaction terms (nominal mode): samples x terms"
+    )
+    parser.add_argument(
+        "--maf-threshold-interaction",
+        type=float,
+        default=0.05,
+        help="interaction mode: MAF in each half split at the term's median (default: 0.05)",
+    )
+    parser.add_argument("--window", type=float, default=1e6, help="cis window in bp (default: 1e6)")
+    parser.add_argument(
+        "--maf-threshold", type=float, default=0.0, help="keep variants with MAF >= this (default: 0)"
+    )
+    parser.add_argument(
+        "--permutations", type=int, default=10_000, help="permutations per phenotype (default: 10000)"
+    )
+    parser.add_argument("--fdr", type=float, default=0.05, help="q-value level for eGenes (default: 0.05)")
+    parser.add_argument(
+        "--qvalue-lambda", type=float, default=None, help="fixed lambda for Storey's pi0 (default: smoother)"
+    )
+    parser.add_argument(
+        "--cis-output", default=None, help="independent mode: the permutation table (PREFIX.cis_qtl.txt.gz)"
+    )
+
+
+def _common_kwargs(args: argparse.Namespace, sample_map) -> dict:
+    return {
+        "maf_threshold": args.maf_threshold,
+        "mac_threshold": args.mac_threshold,
+        "window": int(args.window),
+        "sample_map": sample_map,
+        "gtex_ids": args.gtex_ids,
+    }
+
+
+def _write_gz(df: pd.DataFrame, path: Path) -> None:
+    from ..atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, sep="\t", float_format="%.6g", compression={"method": "gzip", "mtime": 0})
+
+
+def _nominal(args, source, phenotype_df, pos_df, covariates_df, sample_map, out, checksums) -> dict:
+    from ..association.cis import map_nominal
+
+    interaction_df = read_interaction(args.interaction, checksums) if args.interaction else None
+    files = map_nominal(
+        source,
+        None,
+        phenotype_df,
+        pos_df,
+        args.prefix,
+        covariates_df,
+        interaction_df=interaction_df,
+        maf_threshold_interaction=args.maf_threshold_interaction,
+        output_dir=out,
+        **_common_kwargs(args, sample_map),
+    )
+    return {"files": {str(k): Path(v).name for k, v in files.items()}, "counts": {"chromosomes": len(files)}}
+
+
+def _permutations(args, source, phenotype_df, pos_df, covariates_df, sample_map, out) -> dict:
+    from ..association.cis import map_cis
+    from ..association.post import calculate_qvalues, get_significant_pairs
+
+    cis_df = map_cis(
+        source,
+        None,
+        phenotype_df,
+        pos_df,
+        covariates_df,
+        nperm=args.permutations,
+        seed=args.seed,
+        **_common_kwargs(args, sample_map),
+    )
+    cis_df = calculate_qvalues(cis_df, fdr=args.fdr, qvalue_lambda=args.qvalue_lambda)
+    path = out / f"{args.prefix}.cis_qtl.txt.gz"
+    _write_gz(cis_df, path)
+    files = {"cis_qtl": path.name}
+    n_egenes = int((cis_df["qval"] <= args.fdr).sum())
+    nominal = sorted(out.glob(f"{args.prefix}.cis_qtl_pairs.*.parquet"))
+    if nominal:
+        from ..atomic import atomic_path
+
+        signif = get_significant_pairs(cis_df, nominal, fdr=args.fdr)
+        spath = out / f"{args.prefix}.cis_qtl.signif_pairs.parquet"
+        with atomic_path(spath) as tmp:
+            signif.to_parquet(tmp, index=False)
+        files["signif_pairs"] = spath.name
+    else:
+        logger.info(
+            "no %s.cis_qtl_pairs.*.parquet in %s: run --mode nominal first for the significant pairs",
+            args.prefix,
+            out,
+        )
+    logger.info("%d phenotypes, %d eGenes at q <= %g", len(cis_df), n_egenes, args.fdr)
+    return {"files": files, "counts": {"phenotypes": len(cis_df), "egenes": n_egenes}}
+
+
+def _independent(args, source, phenotype_df, pos_df, covariates_df, sample_map, out, checksums) -> dict:
+    from ..association.cis import map_independent
+
+    if not args.cis_output:
+        raise InputError(
+            "--mode independent needs --cis-output (the PREFIX.cis_qtl.txt.gz of --mode permutations)"
+        )
+    cis_path = Path(args.cis_output)
+    if not cis_path.exists():
+        raise InputError("permutation table not found", path=str(cis_path))
+    from ..io._common import sha256_file
+
+    checksums[str(cis_path)] = sha256_file(cis_path)
+    cis_df = pd.read_csv(cis_path, sep="\t", index_col=0)
+    indep = map_independent(
+        source,
+        None,
+        cis_df,
+        phenotype_df,
+        pos_df,
+        covariates_df,
+        fdr=args.fdr,
+        nperm=args.permutations,
+        seed=args.seed,
+        **_common_kwargs(args, sample_map),
+    )
+    path = out / f"{args.prefix}.cis_independent_qtl.txt.gz"
+    _write_gz(indep.set_index("phenotype_id") if "phenotype_id" in indep.columns else indep, path)
+    n_genes = int(indep["phenotype_id"].nunique()) if "phenotype_id" in indep.columns else len(indep)
+    return {
+        "files": {"cis_independent_qtl": path.name},
+        "counts": {"variants": len(indep), "phenotypes": n_genes},
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``tbeqtl cis``.
+
+    Parameters
+    ----------
+    args
+        Parsed options.
+
+    Returns
+    -------
+    int
+        Exit status.
+    """
+    if args.interaction and args.mode != "nominal":
+        raise InputError(
+            "--interaction is supported in --mode nominal (tensorQTL has no interaction permutations)"
+        )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    checksums: dict[str, str] = {}
+    source = open_source(args, checksums)
+    phenotype_df, pos_df = read_phenotypes(args, checksums)
+    covariates_df, sample_map = read_side_tables(args, [str(s) for s in phenotype_df.columns], checksums)
+    common = (args, source, phenotype_df, pos_df, covariates_df, sample_map, out)
+    if args.mode == "nominal":
+        result = _nominal(*common, checksums)
+    elif args.mode == "permutations":
+        result = _permutations(*common)
+    else:
+        result = _independent(*common, checksums)
+    params = {k: v for k, v in vars(args).items() if not k.startswith("_")}
+    record_run(out, f"cis_{args.mode}", {"params": params, "input_sha256": checksums, **result})
+    logger.info("wrote %s", ", ".join(result["files"].values()))
+    return 0
