@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 SUBCOMMAND_MODULES = (
     "simulate",
     "map",
+    "cis",
+    "trans",
     "fit",
     "rank",
     "run",
