@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import tbeqtl.io as tio
 from tbeqtl.cli import main
 
 
@@ -150,7 +151,6 @@ def test_map_bad_input_is_a_one_line_error(me_inputs, tmp_path, capsys):
 
 
 def test_map_on_plink_and_gct(tmp_path, rng):
-    tio = pytest.importorskip("tbeqtl.io")
     n, n_snps, n_genes = 40, 30, 12
     ids = [f"IND{i:02d}" for i in range(n)]
     geno = pd.DataFrame(
@@ -216,7 +216,6 @@ def test_map_on_plink_and_gct(tmp_path, rng):
 
 
 def test_map_on_expression_bed_with_covariates(tmp_path, rng):
-    tio = pytest.importorskip("tbeqtl.io")
     n, n_snps, n_genes = 30, 20, 8
     ids = [f"IND{i:02d}" for i in range(n)]
     geno = pd.DataFrame(

@@ -8,6 +8,7 @@ import pytest
 from scipy import stats
 
 from tbeqtl.association import map_eqtls
+from tbeqtl.simulate import simulate
 
 
 def _null_data(rng, *, n=80, n_snps=2000, n_genes=5, n_cov=4, missing=0.03):
@@ -77,7 +78,6 @@ def test_bh_controls_fdr_over_repeated_simulations(rng):
 
 
 def test_planted_eqtls_from_the_simulator_are_recovered():
-    simulate = pytest.importorskip("tbeqtl.simulate").simulate
     sim = simulate(preset="small", seed=1, n_cis=20, n_trans=8, covariate_effects=True)
     data = sim.data
     counts = data.counts_df

@@ -9,6 +9,7 @@ from test_io_support import assert_dataset_equal, make_data
 from tbeqtl.data import EQTLData
 from tbeqtl.errors import InputError
 from tbeqtl.io import DATASET_FILES, read_dataset, read_plink, write_dataset
+from tbeqtl.simulate import simulate
 
 
 def test_dataset_layout_has_every_file(tmp_path):
@@ -66,7 +67,6 @@ def test_read_dataset_missing_folder(tmp_path):
 
 @pytest.mark.parametrize("genotypes", ["auto", "plink"])
 def test_simulated_dataset_round_trip(tmp_path, genotypes):
-    simulate = pytest.importorskip("tbeqtl.simulate").simulate
     data = simulate(preset="tiny", seed=5, missing_rate=0.05).data
     assert np.isnan(data.genotype_df.to_numpy()).any()
     write_dataset(data, tmp_path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import logging
 
+import anndata
 import numpy as np
 import pandas as pd
 import pytest
@@ -239,7 +240,6 @@ def test_matrixeqtl_non_numeric(tmp_path):
 
 
 def test_h5ad_problems(tmp_path):
-    anndata = pytest.importorskip("anndata")
     obs = pd.DataFrame({"donor": ["D1", "D1", None]}, index=["c1", "c2", "c3"])
     adata = anndata.AnnData(
         X=np.ones((3, 2), dtype=np.float32), obs=obs, var=pd.DataFrame(index=["g1", "g2"])

@@ -6,8 +6,10 @@ import gzip
 import shutil
 from pathlib import Path
 
+import anndata
 import numpy as np
 import pandas as pd
+import pysam
 import pytest
 
 from tbeqtl.errors import InputError
@@ -116,7 +118,6 @@ def test_ensembl_grch37_table(shared_data):
 
 
 def test_airway_counts_and_h5ad(shared_data, tmp_path):
-    anndata = pytest.importorskip("anndata")
     from scipy import sparse
 
     counts = read_counts(shared_data / "bulk_counts/airway/counts.tsv.gz")
@@ -192,7 +193,6 @@ def test_geuvadis_chr18_plink_subset(plink_subset):
 
 
 def test_vcf_text_and_bcf_agree_with_plink(plink_subset, tmp_path):
-    pysam = pytest.importorskip("pysam")
     plink = read_plink(plink_subset, snps=slice(0, 60), individuals=None)
     geno, info = plink.genotype_df.iloc[:, :40], plink.snp_info_df
     write_vcf(geno, tmp_path / "g.vcf.gz", snp_info_df=info)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gzip
 
+import anndata
 import numpy as np
 import pandas as pd
+import pysam
 import pytest
 from test_io_support import make_data
 
@@ -208,7 +210,6 @@ def test_expression_bed_round_trip_and_sorting(tmp_path, data):
     pos = data.gene_info_df[["chrom", "start", "end", "strand"]]
     write_expression_bed(expr, pos, tmp_path / "e.bed.gz", tss=True)
     bed = read_expression_bed(tmp_path / "e.bed.gz")
-    pysam = pytest.importorskip("pysam")
     with pysam.TabixFile(str(tmp_path / "e.bed.gz")) as tabix:  # bgzip + .tbi, as FastQTL needs
         on_chr2 = [row.split("\t")[3] for row in tabix.fetch("chr2")]
     assert sorted(on_chr2) == sorted(pos.index[pos["chrom"] == "chr2"])
@@ -362,7 +363,6 @@ def test_bim_dot_ids_are_named(tmp_path):
 
 
 def test_h5ad_layers_raw_and_gene_subset(tmp_path, data):
-    anndata = pytest.importorskip("anndata")
     from scipy import sparse
 
     from tbeqtl.io import read_h5ad
@@ -411,7 +411,6 @@ def test_gct_float_values_and_explicit_covariate_orientation(tmp_path, data):
 
 
 def test_vcf_indexed_region_fetch_matches_streaming(tmp_path, data, monkeypatch):
-    pysam = pytest.importorskip("pysam")
     geno = data.genotype_df
     info = data.snp_info_df.sort_values(["chrom", "pos"])
     write_vcf(geno.loc[info.index], tmp_path / "v.vcf.gz", snp_info_df=info)
