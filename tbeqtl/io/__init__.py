@@ -10,6 +10,10 @@ Conventions shared by every reader:
 - every problem with an input raises :class:`~tbeqtl.errors.InputError` naming the file
   and the offending IDs, rows or columns; parser exceptions never escape;
 - every writer writes atomically (gzip output is deterministic).
+
+Genotype inputs of the cohort workflow are opened as streamed sources by
+:func:`open_genotypes` (PLINK 2, PLINK 1, VCF/BCF, dosage TSV; :func:`sniff_genotype_format` is the
+one place formats are told apart), see :mod:`tbeqtl.io.genotypes`.
 """
 
 from __future__ import annotations
@@ -23,9 +27,18 @@ from .annotation import (
 from .counts import read_counts, write_counts
 from .covariates import read_covariates
 from .dataset import DATASET_FILES, read_dataset, write_dataset
-from .dosage import iter_dosage_tsv_blocks, read_dosage_tsv, write_dosage_tsv
+from .dosage import DosageTSVSource, iter_dosage_tsv_blocks, read_dosage_tsv, write_dosage_tsv
 from .expression_bed import ExpressionBed, read_expression_bed, write_expression_bed
 from .gct import read_gct, read_gct_descriptions, write_gct
+from .genotypes import (
+    FrameGenotypes,
+    GenotypeSource,
+    genotype_input_files,
+    open_genotypes,
+    read_genotype_table,
+    require_sorted_positions,
+    sniff_genotype_format,
+)
 from .gtex import (
     gtex_donor_ids,
     read_gtex_sample_attributes,
@@ -42,22 +55,31 @@ from .matrixeqtl import (
     write_matrixeqtl_matrix,
     write_matrixeqtl_snpsloc,
 )
-from .plink import PlinkGenotypes, iter_plink_blocks, read_bim, read_fam, read_plink, write_plink
+from .pgen import PgenSource, read_psam, read_pvar, write_pgen
+from .plink import PlinkGenotypes, PlinkSource, iter_plink_blocks, read_bim, read_fam, read_plink, write_plink
 from .sample_map import read_sample_map, write_sample_map
 from .snp_positions import read_snp_positions
-from .vcf import VCFGenotypes, iter_vcf_blocks, read_vcf, write_vcf
+from .vcf import VCFGenotypes, VCFSource, iter_vcf_blocks, read_vcf, write_vcf
 
 __all__ = [
     "DATASET_FILES",
+    "DosageTSVSource",
     "ExpressionBed",
+    "FrameGenotypes",
+    "GenotypeSource",
+    "PgenSource",
     "PlinkGenotypes",
+    "PlinkSource",
     "SingleCellCounts",
     "VCFGenotypes",
+    "VCFSource",
+    "genotype_input_files",
     "gtex_donor_ids",
     "harmonize_gene_types",
     "iter_dosage_tsv_blocks",
     "iter_plink_blocks",
     "iter_vcf_blocks",
+    "open_genotypes",
     "read_bim",
     "read_counts",
     "read_covariates",
@@ -68,6 +90,7 @@ __all__ = [
     "read_gct",
     "read_gct_descriptions",
     "read_gene_annotation",
+    "read_genotype_table",
     "read_gtex_sample_attributes",
     "read_gtex_subject_phenotypes",
     "read_h5ad",
@@ -75,9 +98,13 @@ __all__ = [
     "read_matrixeqtl_matrix",
     "read_matrixeqtl_snpsloc",
     "read_plink",
+    "read_psam",
+    "read_pvar",
     "read_sample_map",
     "read_snp_positions",
     "read_vcf",
+    "require_sorted_positions",
+    "sniff_genotype_format",
     "strip_version",
     "write_counts",
     "write_dataset",
@@ -90,6 +117,7 @@ __all__ = [
     "write_matrixeqtl_geneloc",
     "write_matrixeqtl_matrix",
     "write_matrixeqtl_snpsloc",
+    "write_pgen",
     "write_plink",
     "write_sample_map",
     "write_vcf",

@@ -8,12 +8,28 @@ a single dosage is only defined for bi-allelic sites. Variant IDs ``.`` are repl
 
 Dosage coding: ``GT`` ``0/0`` -> 0, ``0/1`` -> 1, ``1/1`` -> 2 (phase ignored, haploid calls
 count 0/1), any ``.`` allele -> missing; ``DS`` is the expected ALT count in [0, 2].
+
+:class:`VCFSource` is the streamed :class:`~tbeqtl.io.genotypes.GenotypeSource` of a VCF/BCF.
+Opening it scans the file once for the sites (the fixed columns; text files are still tokenised
+in full, so this costs about one parse of the file). A chromosome (or a variant range of it) is
+then read
+
+- from an indexed file (``.tbi``/``.csi`` beside it, pysam installed) by region: only that
+  region's records are decompressed (text VCF lines fetched through tabix and parsed as text;
+  BCF records through pysam, one Python call per call, slow for large cohorts);
+- from a file without an index by a streamed scan of the whole file up to the last variant
+  asked for: each ``read_chrom`` call costs a parse of the file. Index a large VCF
+  (``bgzip`` + ``tabix -p vcf``) or convert it to PLINK 2 (``plink2 --vcf ... --make-pgen``).
+
+Memory is the float32 output plus one block of ``chunk_size`` records.
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
+import io
+import itertools
 import logging
 import re
 import tempfile
@@ -27,9 +43,19 @@ import pandas as pd
 from ..atomic import atomic_path
 from ..data import harmonize_chrom, validate_genotypes
 from ..errors import InputError, MissingDependencyError
-from ._common import check_file, check_unique, count_meta_lines, is_gzip, open_output, pick_ids, reader_errors
+from ._common import (
+    check_file,
+    check_unique,
+    count_meta_lines,
+    harmonize_chrom_fast,
+    open_output,
+    open_text,
+    pick_ids,
+    reader_errors,
+)
+from .genotypes import SamplePlan, StreamedSource
 
-__all__ = ["VCFGenotypes", "iter_vcf_blocks", "read_vcf", "write_vcf"]
+__all__ = ["VCFGenotypes", "VCFSource", "iter_vcf_blocks", "read_vcf", "write_vcf"]
 
 logger = logging.getLogger(__name__)
 
@@ -119,62 +145,108 @@ def _format_field(block: pd.DataFrame, samples: list[str], field: str, path: Pat
     return out
 
 
+def _text_header(path: Path) -> tuple[int, list[str]]:
+    """Return the number of ``##`` lines and the checked ``#CHROM`` header fields of a text VCF."""
+    skip = count_meta_lines(path)
+    with reader_errors(path, what="VCF file"), open_text(path) as handle:
+        for _ in range(skip):
+            handle.readline()
+        header = handle.readline().rstrip("\r\n").split("\t")
+    if header[:8] != FIXED[:8]:
+        raise InputError(
+            "VCF header line must start with #CHROM POS ID REF ALT QUAL FILTER INFO", path=str(path)
+        )
+    if len(header) < 10 or header[8] != "FORMAT":
+        raise InputError("VCF file has no FORMAT column and no samples", path=str(path))
+    check_unique(header[9:], "sample", path=path)
+    return skip, header
+
+
+def _chunks(source, header: list[str], columns: list[str], chunk_size: int) -> Iterator[pd.DataFrame]:
+    """Read the data lines of a text VCF as string DataFrames of ``chunk_size`` rows (``columns`` only)."""
+    return pd.read_csv(
+        source,
+        sep="\t",
+        header=None,
+        names=header,
+        dtype=str,
+        chunksize=chunk_size,
+        quoting=csv.QUOTE_NONE,
+        keep_default_na=False,
+        na_filter=False,
+        usecols=columns,
+    )
+
+
+def _kept_records(
+    block: pd.DataFrame, want: tuple[str, int, float] | None, *, last: str, line0: int | None, path: Path
+) -> tuple[pd.DataFrame, int]:
+    """Harmonise ``#CHROM``, keep the region's bi-allelic records; return them and the multi-allelic count."""
+    short = block[last].isna() | block[last].eq("")
+    if short.any():
+        where = np.nonzero(short.to_numpy())[0][:10]
+        raise InputError(
+            "VCF data lines have fewer fields than the header",
+            path=str(path),
+            ids=where + line0 if line0 is not None else block["ID"].to_numpy()[where],
+        )
+    block = block.assign(**{"#CHROM": harmonize_chrom_fast(block["#CHROM"])})
+    if want is not None:
+        pos = pd.to_numeric(block["POS"], errors="coerce")
+        block = block[(block["#CHROM"] == want[0]) & (pos >= want[1]) & (pos <= want[2])]
+    multi = block["ALT"].str.contains(",", regex=False)
+    return block[~multi], int(multi.sum())
+
+
 def _text_blocks(
     path: Path, *, field: str, samples: Sequence[str] | None, region: str | None, chunk_size: int
 ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
-    skip = count_meta_lines(path)
-    with reader_errors(path, what="VCF file"):
-        opener = gzip.open(path, "rt", encoding="utf-8") if is_gzip(path) else open(path, encoding="utf-8")
-        with opener as handle:
-            for _ in range(skip):
-                handle.readline()
-            header = handle.readline().rstrip("\r\n").split("\t")
-            if header[:8] != FIXED[:8]:
-                raise InputError(
-                    "VCF header line must start with #CHROM POS ID REF ALT QUAL FILTER INFO", path=str(path)
-                )
-            if len(header) < 10 or header[8] != "FORMAT":
-                raise InputError("VCF file has no FORMAT column and no samples", path=str(path))
-            all_samples = header[9:]
-            check_unique(all_samples, "sample", path=path)
-            keep = list(pick_ids(pd.Index(all_samples), samples, "sample", path=path))
-            want = _parse_region(region)
-            reader = pd.read_csv(
-                handle,
-                sep="\t",
-                header=None,
-                names=header,
-                dtype=str,
-                chunksize=chunk_size,
-                quoting=csv.QUOTE_NONE,
-                keep_default_na=False,
-                na_filter=False,
-                usecols=[*FIXED, *keep],
+    skip, header = _text_header(path)
+    keep = list(pick_ids(pd.Index(header[9:]), samples, "sample", path=path))
+    want = _parse_region(region)
+    n_multi = 0
+    line0 = skip + 2
+    with reader_errors(path, what="VCF file"), open_text(path) as handle:
+        for _ in range(skip + 1):
+            handle.readline()
+        for block in _chunks(handle, header, [*FIXED, *keep], chunk_size):
+            n_rows = len(block)
+            block, multi = _kept_records(
+                block, want, last=keep[-1] if keep else "FORMAT", line0=line0, path=path
             )
-            n_multi = 0
-            line0 = skip + 2
-            for block in reader:
-                last = block[keep[-1]] if keep else block["FORMAT"]
-                short = last.isna() | last.eq("")
-                if short.any():
-                    raise InputError(
-                        "VCF data lines have fewer fields than the header",
-                        path=str(path),
-                        ids=np.nonzero(short.to_numpy())[0][:10] + line0,
-                    )
-                line0 += len(block)
-                block = block.assign(**{"#CHROM": harmonize_chrom(block["#CHROM"]).to_numpy()})
-                if want is not None:
-                    pos = pd.to_numeric(block["POS"], errors="coerce")
-                    block = block[(block["#CHROM"] == want[0]) & (pos >= want[1]) & (pos <= want[2])]
-                multi = block["ALT"].str.contains(",", regex=False)
-                n_multi += int(multi.sum())
-                block = block[~multi]
-                if len(block) == 0:
-                    continue
+            line0 += n_rows
+            n_multi += multi
+            if len(block):
                 yield _finish_block(block, keep, field, path)
-            if n_multi:
-                logger.info("skipped %d multi-allelic VCF records in %s", n_multi, path)
+    if n_multi:
+        logger.info("skipped %d multi-allelic VCF records in %s", n_multi, path)
+
+
+def _tabix_blocks(
+    path: Path, *, field: str, samples: Sequence[str] | None, region: str, chunk_size: int
+) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+    """Yield a region of an indexed text VCF: lines fetched through tabix, parsed as text (no full scan)."""
+    import pysam
+
+    _, header = _text_header(path)
+    keep = list(pick_ids(pd.Index(header[9:]), samples, "sample", path=path))
+    want = _parse_region(region)
+    n_multi = 0
+    with reader_errors(path, what="VCF file"), pysam.TabixFile(str(path), index=str(_index_of(path))) as tbx:
+        contigs = [c for c in tbx.contigs if harmonize_chrom([c])[0] == want[0]]
+        stop = None if np.isinf(want[2]) else int(want[2])
+        lines = (line for c in contigs for line in tbx.fetch(c, want[1] - 1, stop))
+        while batch := list(itertools.islice(lines, chunk_size)):
+            text = io.StringIO("\n".join(batch) + "\n")
+            for block in _chunks(text, header, [*FIXED, *keep], chunk_size):
+                block, multi = _kept_records(
+                    block, want, last=keep[-1] if keep else "FORMAT", line0=None, path=path
+                )
+                n_multi += multi
+                if len(block):
+                    yield _finish_block(block, keep, field, path)
+    if n_multi:
+        logger.info("skipped %d multi-allelic VCF records in %s (%s)", n_multi, path, region)
 
 
 def _finish_block(
@@ -316,11 +388,11 @@ def iter_vcf_blocks(
     if chunk_size < 1:
         raise InputError(f"chunk_size must be positive, got {chunk_size}")
     path = check_file(path, what="VCF/BCF file")
-    with open(path, "rb") as handle:
-        head = handle.read(3)
     indexed = region is not None and _index_of(path) is not None and _has_pysam()
-    if path.name.lower().endswith(".bcf") or (head[:2] == b"\x1f\x8b" and _is_bcf(path)) or indexed:
+    if _is_bcf_path(path):
         yield from _bcf_blocks(path, field=field, samples=samples, region=region, chunk_size=chunk_size)
+    elif indexed:
+        yield from _tabix_blocks(path, field=field, samples=samples, region=region, chunk_size=chunk_size)
     else:
         yield from _text_blocks(path, field=field, samples=samples, region=region, chunk_size=chunk_size)
 
@@ -339,6 +411,13 @@ def _has_pysam() -> bool:
     except ImportError:  # pragma: no cover
         return False
     return True
+
+
+def _is_bcf_path(path: Path) -> bool:
+    """Whether ``path`` is a BCF (by name, or by the bytes inside its BGZF blocks)."""
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    return path.name.lower().endswith(".bcf") or (head == b"\x1f\x8b" and _is_bcf(path))
 
 
 def _is_bcf(path: Path) -> bool:
@@ -482,3 +561,176 @@ def _write_vcf_text(values: np.ndarray, genotype_df: pd.DataFrame, info: pd.Data
         handle.write("\t".join([*FIXED, *map(str, genotype_df.columns)]) + "\n")
         for i in range(len(fixed)):
             handle.write("\t".join([*fixed[i], *cells[i]]) + "\n")
+
+
+def _scan_sites(path: Path, *, chunk_size: int = 50_000) -> tuple[list[str], pd.DataFrame]:
+    """Sample IDs and the kept sites (``chrom pos ref alt`` by variant ID) of a VCF/BCF, in file order."""
+    if _is_bcf_path(path):
+        return _scan_bcf_sites(path)
+    skip, header = _text_header(path)
+    frames, n_multi = [], 0
+    with reader_errors(path, what="VCF file"), open_text(path) as handle:
+        for _ in range(skip + 1):
+            handle.readline()
+        for block in _chunks(handle, header, FIXED[:5], chunk_size):
+            block, multi = _kept_records(block, None, last="ALT", line0=None, path=path)
+            n_multi += multi
+            frames.append(block)
+    if n_multi:
+        logger.info("skipped %d multi-allelic VCF records in %s", n_multi, path)
+    sites = pd.concat(frames) if frames else pd.DataFrame(columns=FIXED[:5])
+    ids = sites["ID"].to_numpy().astype(object)
+    unnamed = (ids == ".") | (ids == "")
+    if unnamed.any():
+        built = sites["#CHROM"] + "_" + sites["POS"] + "_" + sites["REF"] + "_" + sites["ALT"]
+        ids[unnamed] = built.to_numpy()[unnamed]
+    pos = pd.to_numeric(sites["POS"], errors="coerce")
+    if pos.isna().any():
+        raise InputError("VCF records with a non-integer POS", path=str(path), ids=ids[pos.isna().to_numpy()])
+    info = pd.DataFrame(
+        {
+            "chrom": sites["#CHROM"].to_numpy(),
+            "pos": pos.to_numpy(dtype=np.int64),
+            "ref": sites["REF"].to_numpy(),
+            "alt": sites["ALT"].to_numpy(),
+        },
+        index=pd.Index(ids, name="variant_id"),
+    )
+    return header[9:], info
+
+
+def _scan_bcf_sites(path: Path) -> tuple[list[str], pd.DataFrame]:
+    import pysam
+
+    with reader_errors(path, what="VCF/BCF file"):
+        with pysam.VariantFile(str(path)) as vf:
+            samples = list(vf.header.samples)
+        rows, n_multi, names = [], 0, {}
+        with pysam.VariantFile(str(path), drop_samples=True) as vf:
+            for rec in vf:
+                if rec.alts is None or len(rec.alts) != 1:
+                    n_multi += rec.alts is not None
+                    continue
+                chrom = names.get(rec.chrom) or names.setdefault(rec.chrom, harmonize_chrom([rec.chrom])[0])
+                vid = rec.id or f"{chrom}_{rec.pos}_{rec.ref}_{rec.alts[0]}"
+                rows.append((vid, chrom, rec.pos, rec.ref, rec.alts[0]))
+    if not samples:
+        raise InputError("VCF/BCF file has no samples", path=str(path))
+    if n_multi:
+        logger.info("skipped %d multi-allelic BCF records in %s", n_multi, path)
+    info = pd.DataFrame(rows, columns=["variant_id", "chrom", "pos", "ref", "alt"]).set_index("variant_id")
+    info["pos"] = info["pos"].astype(np.int64)
+    return samples, info
+
+
+class VCFSource(StreamedSource):
+    """A VCF/BCF file as a :class:`~tbeqtl.io.genotypes.GenotypeSource` (see the module docstring).
+
+    Parameters
+    ----------
+    path
+        ``.vcf``, ``.vcf.gz``/``.vcf.bgz`` (gzip or bgzip) or ``.bcf``.
+    dosage_field
+        ``"GT"`` (hard calls) or ``"DS"`` (expected ALT count).
+    chunk_size
+        Records parsed at a time.
+
+    Raises
+    ------
+    InputError
+        Bad header, no samples, duplicate variant IDs (named), non-integer positions.
+    """
+
+    def __init__(self, path: str | Path, *, dosage_field: str = "GT", chunk_size: int = 10_000):
+        if dosage_field not in {"GT", "DS"}:
+            raise InputError(f"dosage_field must be 'GT' or 'DS', not {dosage_field!r}")
+        path = check_file(path, what="VCF/BCF file")
+        self.dosage_field = dosage_field
+        self.chunk_size = chunk_size
+        samples, sites = _scan_sites(path)
+        self._set_index(samples, sites, path=path)
+        self.indexed = _index_of(path) is not None and _has_pysam()
+
+    def _region(self, chrom: str, rows: np.ndarray) -> tuple[str, int]:
+        """Return the region to read for ``rows`` of ``chrom`` and the number of its records before them."""
+        chrom_rows = self._rows[chrom]
+        first = int(np.searchsorted(chrom_rows, rows[0]))
+        if not self.indexed:
+            return chrom, first
+        chrom_pos = self.variant_df["pos"].to_numpy()[chrom_rows]
+        lo, hi = int(chrom_pos[first]), int(chrom_pos[first + len(rows) - 1])
+        return f"{chrom}:{lo}-{hi}", first - int(np.searchsorted(chrom_pos, lo, side="left"))
+
+    def read_chrom(
+        self, chrom: str, *, samples: Sequence[str], start: int = 0, stop: int | None = None
+    ) -> np.ndarray:
+        """ALT dosages of a chromosome's variants ``start:stop`` (float32, NaN missing).
+
+        Parameters
+        ----------
+        chrom
+            Harmonised chromosome name.
+        samples
+            Individual IDs, in the output column order.
+        start, stop
+            Variant range among the chromosome's variants (``variant_df`` order).
+
+        Returns
+        -------
+        numpy.ndarray
+            float32, variants x ``samples``.
+
+        Raises
+        ------
+        InputError
+            ``DS`` values outside [0, 2], or a file that no longer matches the sites read at opening.
+        """
+        rows = self._range_rows(chrom, start, stop)
+        plan = SamplePlan(self.samples, samples, what=f"VCF samples of {self.path.name}")
+        out = np.empty((len(rows), plan.size), dtype=np.float32)
+        if out.size == 0:
+            return out
+        region, skip = self._region(chrom, rows)
+        expected = self.variant_df.index[rows]
+        names = list(self.samples[plan.columns])
+        filled = 0
+        with self._lock:
+            blocks = iter_vcf_blocks(
+                self.path, field=self.dosage_field, samples=names, region=region, chunk_size=self.chunk_size
+            )
+            for geno, _ in blocks:
+                if skip >= len(geno):
+                    skip -= len(geno)
+                    continue
+                geno = geno.iloc[skip : skip + len(rows) - filled]
+                skip = 0
+                self._check_block(geno, expected[filled : filled + len(geno)])
+                out[filled : filled + len(geno)] = plan.arrange(geno.to_numpy())
+                filled += len(geno)
+                if filled == len(rows):
+                    break
+            blocks.close()
+        if filled != len(rows):
+            raise InputError(
+                f"VCF/BCF has {filled} of the {len(rows)} {chrom} records read when it was opened "
+                "(file changed, or a stale index?)",
+                path=str(self.path),
+            )
+        return out
+
+    def _check_block(self, geno: pd.DataFrame, expected: pd.Index) -> None:
+        if not np.array_equal(geno.index.to_numpy(), expected.to_numpy()):
+            raise InputError(
+                "VCF/BCF records differ from those read when it was opened (file changed, or a stale "
+                "index?); first different variant",
+                path=str(self.path),
+                ids=[geno.index[np.argmax(geno.index.to_numpy() != expected.to_numpy())]],
+            )
+        with np.errstate(invalid="ignore"):
+            bad = ((geno < 0) | (geno > 2)).any(axis=1).to_numpy()
+        if bad.any():
+            raise InputError(
+                f"VCF {self.dosage_field} dosages outside [0, 2] in variants",
+                path=str(self.path),
+                ids=geno.index[bad],
+            )
