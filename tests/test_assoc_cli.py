@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -274,3 +275,87 @@ def test_map_on_expression_bed_with_covariates(tmp_path, rng):
     merged = ref.cis.merge(cis, on=["snp", "gene"])
     assert len(merged) == len(cis) == len(ref.cis) > 0
     np.testing.assert_allclose(merged["p_value_y"], merged["p_value_x"], rtol=1e-6)
+
+
+def _superset_case(tmp_path, rng):
+    n_ind, n_snps, n_genes = 45, 25, 6
+    ids = [f"IND{i:02d}" for i in range(n_ind)]
+    geno = pd.DataFrame(
+        rng.binomial(2, 0.35, (n_snps, n_ind)).astype(float),
+        columns=ids,
+        index=[f"rs{i}" for i in range(n_snps)],
+    )
+    geno.iloc[3, 5] = np.nan
+    snp_info = pd.DataFrame(
+        {"chrom": "chr3", "pos": np.arange(n_snps) * 30_000 + 500, "ref": "C", "alt": "T"}, index=geno.index
+    )
+    expr_ids = sorted(rng.choice(ids, size=33, replace=False))
+    expr = pd.DataFrame(
+        rng.normal(size=(n_genes, len(expr_ids))),
+        columns=expr_ids,
+        index=[f"ENSG{i:04d}" for i in range(n_genes)],
+    )
+    expr.iloc[1] += geno.loc["rs4", expr_ids].fillna(1).to_numpy()
+    gene_pos = pd.DataFrame(
+        {
+            "chrom": "chr3",
+            "start": np.arange(n_genes) * 100_000 + 1,
+            "end": np.arange(n_genes) * 100_000 + 900,
+        },
+        index=expr.index,
+    )
+    shuffled = list(rng.permutation(ids))  # the genotype file in another order, with 12 extra individuals
+    tio.write_plink(geno[shuffled], tmp_path / "all", snp_info_df=snp_info)
+    tio.write_pgen(geno[shuffled], snp_info, tmp_path / "all")
+    tio.write_plink(geno[expr_ids], tmp_path / "same", snp_info_df=snp_info)
+    tio.write_expression_bed(expr, gene_pos, tmp_path / "expr.bed.gz")
+    return geno, expr, snp_info, gene_pos
+
+
+def _map(tmp_path, snps, out, expression="expr.bed.gz"):
+    args = ["map", "--snps", str(snps), "--expression", str(tmp_path / expression)]
+    return main(
+        [*args, "--pv-cis", "1", "--pv-trans", "1", "--cis-dist", "60000", "--out", str(tmp_path / out)]
+    )
+
+
+def test_map_subsets_a_genotype_superset_to_the_expression_samples(tmp_path, rng):
+    """Issue 14 item 1: extra genotyped individuals (any order) are dropped by ID, results unchanged."""
+    from tbeqtl.association import map_eqtls
+
+    geno, expr, snp_info, gene_pos = _superset_case(tmp_path, rng)
+    assert _map(tmp_path, tmp_path / "all.bed", "superset") == 0
+    log = (tmp_path / "superset" / "tbeqtl.log").read_text()
+    assert "kept the 33 expression samples of 45 individuals (12 not in the expression" in log
+    assert _map(tmp_path, tmp_path / "same", "equal") == 0
+    assert _map(tmp_path, tmp_path / "all.pgen", "pgen") == 0
+    for part in ("cis.tsv", "trans.tsv"):
+        equal = (tmp_path / "equal" / part).read_text()
+        assert (tmp_path / "superset" / part).read_text() == equal
+        assert (tmp_path / "pgen" / part).read_text() == equal
+    ref = map_eqtls(
+        geno[expr.columns],
+        expr,
+        snp_pos_df=snp_info,
+        gene_pos_df=gene_pos,
+        cis_dist=60_000,
+        pv_cis=1,
+        pv_trans=1,
+    )
+    cis = pd.read_csv(tmp_path / "superset" / "cis.tsv", sep="\t")
+    merged = ref.cis.merge(cis, on=["snp", "gene"])
+    assert len(merged) == len(cis) == len(ref.cis) > 0
+    np.testing.assert_allclose(merged["t_stat_y"], merged["t_stat_x"], rtol=1e-12)
+    meta = json.loads((tmp_path / "pgen" / "run.json").read_text())
+    assert {Path(p).name for p in meta["input_sha256"]} == {"all.pgen", "all.pvar", "all.psam", "expr.bed.gz"}
+
+
+def test_map_expression_sample_without_genotypes_is_named(tmp_path, rng, capsys):
+    geno, expr, _, gene_pos = _superset_case(tmp_path, rng)
+    extra = expr.copy()
+    extra["NOGENO1"] = 0.5
+    extra["NOGENO2"] = -0.5
+    tio.write_expression_bed(extra, gene_pos, tmp_path / "extra.bed.gz")
+    assert _map(tmp_path, tmp_path / "all", "bad", expression="extra.bed.gz") == 2
+    err = capsys.readouterr().err
+    assert "expression samples without genotypes" in err and "NOGENO1" in err and "NOGENO2" in err

@@ -2,12 +2,16 @@
 
 Inputs are MatrixEQTL text files (``--snps SNP.txt --expression GE.txt --covariates
 Covariates.txt --snp-pos snpsloc.txt --gene-pos geneloc.txt``) or the foundation's formats:
-``--snps`` a PLINK 1 file set (``.bed``/``.bim``/``.fam`` path or prefix), a VCF or a dosage TSV;
+``--snps`` a PLINK 2 or PLINK 1 file set (path of one of its files, or the prefix), a VCF/BCF or a
+dosage TSV (told apart by :func:`tbeqtl.io.genotypes.sniff_genotype_format`; any other file is a
+MatrixEQTL text matrix);
 ``--expression`` a GCT (``.gct[.gz]``) or a tensorQTL expression BED (``.bed[.gz]``, which also
 gives gene positions); ``--covariates`` any covariate table (either orientation);
 ``--gene-pos`` a geneloc file or any gene annotation (GTF, BED, TSV). With PLINK or VCF genotypes
-the SNP positions come from the ``.bim``/VCF when ``--snp-pos`` is not given. Sample IDs must match
-between genotypes, expression and covariates.
+the SNP positions come from the ``.bim``/``.pvar``/VCF when ``--snp-pos`` is not given. Every
+expression sample needs genotypes (missing ones are an error naming them); a genotype file holding
+more individuals than the expression is subset to the expression samples by ID (count logged).
+Covariates must match the expression samples.
 
 Outputs in ``--out DIR``: ``cis.tsv`` and ``trans.tsv`` (``all.tsv`` when there is no cis split)
 or ``.parquet`` with ``--format parquet``, ``run.json`` (parameters, test counts per stratum,
@@ -17,13 +21,13 @@ versions, input checksums), and ``hist.tsv`` with ``--pvalue-hist``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 from pathlib import Path
 
 import pandas as pd
 
-from ..errors import InputError
+from ..errors import InputError, format_ids
+from ..io._common import sha256_file
 
 COMMAND = "map"
 HELP = "MatrixEQTL-equivalent cis/trans eQTL mapping (linear, anova, linear_cross) with FDR"
@@ -42,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--snps",
         required=True,
-        help="genotypes: MatrixEQTL SNP.txt, PLINK .bed/.bim/.fam (path or prefix), VCF, dosage TSV",
+        help="genotypes: MatrixEQTL SNP.txt, PLINK 2 .pgen/.pvar/.psam or PLINK 1 .bed/.bim/.fam "
+        "(path or prefix), VCF/BCF (GT), dosage TSV (*.dosage.tsv[.gz])",
     )
     parser.add_argument(
         "--expression",
@@ -92,48 +97,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _plink_prefix(path: str) -> Path | None:
-    p = Path(path)
-    for suffix in (".bed", ".bim", ".fam", ".bed.gz"):
-        if p.name.endswith(suffix):
-            base = p.name[: -len(suffix)]
-            if (p.parent / f"{base}.bim").exists() or (p.parent / f"{base}.bim.gz").exists():
-                return p.parent / base
-    if Path(f"{path}.bed").exists() or Path(f"{path}.bed.gz").exists():
-        return p
-    return None
-
-
 def _read_genotypes(path: str, checksums: dict) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     from .. import io as tio
+    from ..io.genotypes import genotype_input_files, read_genotype_table, sniff_genotype_format
 
-    prefix = _plink_prefix(path)
-    if prefix is not None:
-        for suffix in (".bed", ".bim", ".fam"):
-            f = Path(f"{prefix}{suffix}")
-            f = f if f.exists() else Path(f"{f}.gz")
-            checksums[str(f)] = _sha256(f)
-        geno = tio.read_plink(prefix)
-        return geno.genotype_df, geno.snp_info_df
-    p = Path(path)
-    if not p.exists():
-        raise InputError("genotype file not found", path=path)
-    checksums[str(p)] = _sha256(p)
-    name = p.name.lower()
-    if name.endswith((".vcf", ".vcf.gz", ".vcf.bgz")):
-        vcf = tio.read_vcf(p)
-        return vcf.genotype_df, vcf.snp_info_df
-    if ".dosage." in name:
-        return tio.read_dosage_tsv(p), None
-    return tio.read_matrixeqtl_matrix(p, what="genotype matrix"), None
+    fmt = sniff_genotype_format(path, text_matrix="matrixeqtl")
+    for f in genotype_input_files(path, text_matrix="matrixeqtl"):
+        checksums[str(f)] = sha256_file(f)
+    if fmt == "matrixeqtl":
+        return tio.read_matrixeqtl_matrix(path, what="genotype matrix"), None
+    return read_genotype_table(path, fmt=fmt)
+
+
+def _genotypes_for(genotype_df: pd.DataFrame, samples: list[str]) -> pd.DataFrame:
+    """Subset a genotype table holding more individuals than the expression to its samples (by ID)."""
+    columns = pd.Index(genotype_df.columns.astype(str))
+    wanted = pd.Index(samples)
+    missing = wanted.difference(columns, sort=False)
+    if len(missing):
+        raise InputError("expression samples without genotypes", ids=missing)
+    extra = columns.difference(wanted, sort=False)
+    if len(extra) == 0:
+        return genotype_df
+    logger.info(
+        "genotypes: kept the %d expression samples of %d individuals (%d not in the expression: %s)",
+        len(wanted),
+        len(columns),
+        len(extra),
+        format_ids(extra),
+    )
+    return genotype_df.loc[:, columns.isin(wanted)]
 
 
 def _read_expression(path: str, checksums: dict) -> tuple[pd.DataFrame, pd.DataFrame | None]:
@@ -142,7 +135,7 @@ def _read_expression(path: str, checksums: dict) -> tuple[pd.DataFrame, pd.DataF
     p = Path(path)
     if not p.exists():
         raise InputError("expression file not found", path=path)
-    checksums[str(p)] = _sha256(p)
+    checksums[str(p)] = sha256_file(p)
     name = p.name.lower()
     if name.endswith((".gct", ".gct.gz")):
         return tio.read_gct(p, counts=False), None
@@ -156,7 +149,7 @@ def _read_gene_types(path: str, checksums: dict) -> pd.Series:
     p = Path(path)
     if not p.exists():
         raise InputError("gene types file not found", path=path)
-    checksums[str(p)] = _sha256(p)
+    checksums[str(p)] = sha256_file(p)
     df = pd.read_csv(p, sep=None, engine="python", dtype=str)
     if df.shape[1] < 2:
         raise InputError("gene types file needs a gene ID column and a gene_type column", path=path)
@@ -195,17 +188,18 @@ def run(args: argparse.Namespace) -> int:
     genotype_df, snp_info = _read_genotypes(args.snps, checksums)
     expression_df, bed_pos = _read_expression(args.expression, checksums)
     samples = [str(s) for s in expression_df.columns]
+    genotype_df = _genotypes_for(genotype_df, samples)
     covariates_df = None
     if args.covariates:
-        checksums[str(args.covariates)] = _sha256(Path(args.covariates))
+        checksums[str(args.covariates)] = sha256_file(Path(args.covariates))
         covariates_df = tio.read_covariates(args.covariates, samples=samples, drop_constant=False)
     snp_pos_df = None
     if args.snp_pos:
-        checksums[str(args.snp_pos)] = _sha256(Path(args.snp_pos))
+        checksums[str(args.snp_pos)] = sha256_file(Path(args.snp_pos))
         snp_pos_df = tio.read_snp_positions(args.snp_pos)
     gene_pos_df = bed_pos
     if args.gene_pos:
-        checksums[str(args.gene_pos)] = _sha256(Path(args.gene_pos))
+        checksums[str(args.gene_pos)] = sha256_file(Path(args.gene_pos))
         gene_pos_df = tio.read_gene_annotation(args.gene_pos)
     if snp_pos_df is None and gene_pos_df is not None and snp_info is not None:
         snp_pos_df = snp_info
