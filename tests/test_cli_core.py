@@ -90,3 +90,26 @@ def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "tbeqtl", "--help"], capture_output=True, text=True,
                          check=True)
     assert "usage: tbeqtl" in out.stdout
+
+
+def test_threads_option_limits_blas_and_torch(monkeypatch):
+    """--threads reaches the BLAS pools already loaded (threadpoolctl, a declared dependency) and torch."""
+    import numpy as np  # noqa: F401 - loads the BLAS whose pool is limited
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from tbeqtl.cli import _set_threads
+
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    before_torch = torch.get_num_threads()
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas, "numpy's BLAS is not visible to threadpoolctl"
+    before = {pool["filepath"]: pool["num_threads"] for pool in blas}
+    try:
+        _set_threads(1)
+        assert {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"} == {1}
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before_torch)
+        threadpool_limits(max(before.values()), user_api="blas")

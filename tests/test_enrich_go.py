@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import sys
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ from scipy.stats import fisher_exact
 from tbeqtl.cli import main
 from tbeqtl.enrich import GeneIdTable, go_enrichment, read_gmt
 from tbeqtl.enrich.gene_ids import normalize_gene_id
-from tbeqtl.errors import InputError
+from tbeqtl.errors import InputError, MissingDependencyError
 
 
 @pytest.fixture
@@ -78,6 +79,27 @@ def test_agrees_with_gseapy_offline(rng):
     np.testing.assert_allclose(res.loc[theirs.index, "p_value"], theirs, rtol=1e-9)
     # gseapy leaves zero-overlap terms out of its BH family; ours keeps every tested term
     assert len(res) >= len(theirs)
+
+
+def test_gseapy_check_without_gseapy_is_a_clear_error(monkeypatch, tmp_path, capsys):
+    """gseapy is optional (extra ``gsea``): asking for the cross-check without it names the fix."""
+    monkeypatch.setitem(sys.modules, "gseapy", None)  # `import gseapy` now raises ImportError
+    with pytest.raises(MissingDependencyError, match=r"pip install \"tbeqtl\[gsea\]\""):
+        go_enrichment(["g1", "g2", "g3"], BG, LIB, check_gseapy=True)
+    # without the check, nothing needs gseapy
+    pd.testing.assert_frame_equal(go_enrichment(["g1", "g2", "g3"], BG, LIB),
+                                  go_enrichment(["g1", "g2", "g3"], BG, LIB, check_gseapy=False))
+    (tmp_path / "genes.txt").write_text("g1\ng2\ng3\n")
+    (tmp_path / "bg.txt").write_text("\n".join(BG) + "\n")
+    with open(tmp_path / "lib.gmt", "w") as handle:
+        for term, genes in LIB.items():
+            handle.write("\t".join([term, term, *genes]) + "\n")
+    rc = main(["enrich", "go", "--genes", str(tmp_path / "genes.txt"),
+               "--background", str(tmp_path / "bg.txt"), "--gene-sets", str(tmp_path / "lib.gmt"),
+               "--check-gseapy", "--out", str(tmp_path / "out"), "--log-level", "WARNING"])
+    assert rc == 2
+    assert "tbeqtl[gsea]" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "enrichment.tsv").exists()
 
 
 def _planted(rng, *, n_bg=800, n_terms=100, planted=True):

@@ -95,12 +95,9 @@ def _set_threads(threads: int | None) -> None:
         return
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
-    try:
-        from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits  # a declared dependency: BLAS pools already loaded
 
-        threadpool_limits(threads)
-    except ImportError:  # pragma: no cover - threadpoolctl ships with scipy's stack
-        pass
+    threadpool_limits(threads)
     import torch
 
     torch.set_num_threads(threads)

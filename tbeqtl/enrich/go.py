@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from ..errors import InputError
+from ..errors import InputError, MissingDependencyError
 from ..schema import validate_table
 from .feature_sets import as_id_index, check_subset, named_sets
 from .fisher import bh_fdr, fisher_enrichment
@@ -324,6 +324,7 @@ def go_enrichment(
         (the clusterProfiler convention) instead of the whole analysis feature set.
     check_gseapy
         Also run ``gseapy.enrich`` offline and raise ``RuntimeError`` if its p-values differ from ours.
+        gseapy is an optional dependency (``pip install "tbeqtl[gsea]"``).
 
     Returns
     -------
@@ -340,6 +341,8 @@ def go_enrichment(
     InputError
         Empty sets or background, sets not inside the background, identifiers that cannot be
         mapped without a gene table, unknown identifiers with ``on_unknown="error"``.
+    MissingDependencyError
+        ``check_gseapy=True`` and gseapy is not installed (checked before any work is done).
 
     Examples
     --------
@@ -351,6 +354,8 @@ def go_enrichment(
     """
     if on_unknown not in ON_UNKNOWN:
         raise InputError(f"on_unknown must be one of {ON_UNKNOWN}, got {on_unknown!r}")
+    if check_gseapy:
+        _import_gseapy()
     if min_size < 1 or (max_size is not None and max_size < min_size):
         raise InputError(f"need 1 <= min_size <= max_size, got {min_size}, {max_size}")
     sets = named_sets(genes)
@@ -464,11 +469,22 @@ def go_enrichment(
     return out
 
 
+def _import_gseapy():
+    """Import gseapy, the optional cross-check's dependency, or say how to install it."""
+    try:
+        import gseapy
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"the gseapy cross-check (check_gseapy=True, --check-gseapy) needs gseapy ({exc}); install it "
+            'with `pip install "tbeqtl[gsea]"` or `pip install gseapy`, or run without the check') from exc
+    return gseapy
+
+
 def _check_with_gseapy(
     df: pd.DataFrame, ids_used: pd.Index, kept: pd.Index, incidence: sparse.csc_matrix, terms: pd.Index
 ) -> None:
     """Run gseapy's offline enrichment on the same tables and compare p-values."""
-    import gseapy
+    gseapy = _import_gseapy()
 
     names = np.asarray(kept, dtype=object)
     sets = {
