@@ -42,9 +42,11 @@ def _cohort(rng: np.random.Generator, *, per_chrom=(120, 90, 70), fractional=Fal
     ids, chrom, pos, ref, alt = [], [], [], [], []
     for c, n in zip(CHROMS, per_chrom, strict=True):
         p = np.sort(rng.choice(np.arange(10_000, 5_000_000), size=n, replace=False))
-        for x in p:
+        if n > 6:
+            p[5] = p[6] = p[4]  # three records at one position (a split multi-allelic site)
+        for j, x in enumerate(p):
             r, a = rng.choice(list("ACGT"), size=2, replace=False)
-            ids.append(f"{c}_{x}_{r}_{a}_b38")
+            ids.append(f"{c}_{x}_{r}_{a}_{j}")
             chrom.append(c)
             pos.append(int(x))
             ref.append(str(r))
@@ -122,7 +124,7 @@ def test_variant_df_matches_the_written_table(cohort, kind):
     pd.testing.assert_frame_equal(got[columns], info[columns])
 
 
-RANGES = [(0, None), (5, 17), (0, 1), (-4, None), (30, 1000), (60, 60)]
+RANGES = [(0, None), (5, 17), (6, 7), (0, 1), (-4, None), (30, 1000), (60, 60)]
 
 
 @pytest.mark.parametrize("kind", ALL)
@@ -246,6 +248,32 @@ def test_tensorqtl_int8_table_is_accepted_by_write_pgen(tmp_path):
             source.read_chrom("chr1", samples=list(geno.columns)),
             _expected(geno, info, "chr1", list(geno.columns)),
         )
+
+
+def test_vcf_multiallelic_records_are_skipped_in_every_vcf_form(tmp_path):
+    geno, info = _cohort(np.random.default_rng(8), per_chrom=(15, 10, 8))
+    write_vcf(geno, tmp_path / "m.vcf", snp_info_df=info)
+    lines = (tmp_path / "m.vcf").read_text().splitlines()
+    first = next(i for i, line in enumerate(lines) if not line.startswith("#"))
+    multi = [first + 7, first + 20]  # one on chr1, one on chr2
+    for i in multi:
+        fields = lines[i].split("\t")
+        fields[4] = fields[4] + ",N"
+        lines[i] = "\t".join(fields)
+    (tmp_path / "m.vcf").write_text("\n".join(lines) + "\n")
+    pysam.tabix_compress(str(tmp_path / "m.vcf"), str(tmp_path / "m.vcf.gz"))
+    pysam.tabix_index(str(tmp_path / "m.vcf.gz"), preset="vcf")
+    _bcf_copy(tmp_path / "m.vcf", tmp_path / "m.bcf")
+    kept = info.drop(index=info.index[[m - first for m in multi]])
+    geno = geno.loc[kept.index]
+    samples = list(geno.columns[::3])
+    for path in (tmp_path / "m.vcf", tmp_path / "m.vcf.gz", tmp_path / "m.bcf"):
+        with open_genotypes(path) as source:
+            assert list(source.variant_df.index) == list(kept.index)
+            for chrom in CHROMS:
+                for start, stop in ((0, None), (6, 9)):
+                    got = source.read_chrom(chrom, samples=samples, start=start, stop=stop)
+                    np.testing.assert_array_equal(got, _expected(geno, kept, chrom, samples, start, stop))
 
 
 def test_pgen_multiallelic_variants_are_skipped(tmp_path):
