@@ -1,10 +1,12 @@
-"""map_eqtls against MatrixEQTL 2.3's own outputs on its sample data (shared/data/matrixeqtl_sample).
+"""map_eqtls against MatrixEQTL 2.3's own outputs on its sample data (tests/data/matrixeqtl_sample).
 
 Bar: relative 1e-6 on every t/F, p, beta and FDR; identical test counts, df, histogram counts and
 per-SNP/gene minimum p-values. See tests/data/matrixeqtl_sample/README.md.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,6 +15,8 @@ import pytest
 from tbeqtl.association import map_eqtls
 from tbeqtl.association.histogram import histogram_edges
 
+#: committed golden files (a copy of ../shared/data/matrixeqtl_sample; provenance in its README)
+SAMPLE = Path(__file__).resolve().parent / "data" / "matrixeqtl_sample"
 RTOL = 1e-6
 RUNS = {"linear_cis": "linear", "anova_cis": "anova", "cross_cis": "linear_cross"}
 HIST = {
@@ -27,11 +31,23 @@ def _read(base, name):
     return pd.read_csv(base / "input" / name, sep="\t", index_col=0)
 
 
+def test_committed_golden_files_are_the_shared_ones(shared_data):
+    """The copy under tests/data is byte for byte the shared folder's (runs where ../shared exists)."""
+    shared = shared_data / "matrixeqtl_sample"
+
+    def files(root):
+        return sorted(str(p.relative_to(root)) for p in root.rglob("*")
+                      if p.is_file() and p.name != "README.md")
+
+    names = files(shared)
+    assert names == files(SAMPLE) and len(names) == 17
+    for name in names:
+        assert (SAMPLE / name).read_bytes() == (shared / name).read_bytes(), name
+
+
 @pytest.fixture
-def me(shared_data):
-    base = shared_data / "matrixeqtl_sample"
-    if not base.is_dir():
-        pytest.skip("matrixeqtl_sample not present")
+def me():
+    base = SAMPLE
     return {
         "base": base,
         "snps": _read(base, "SNP.txt"),
