@@ -474,6 +474,13 @@ def test_sources_do_not_sort_and_unsorted_positions_are_reported(tmp_path):
             require_sorted_positions(source.variant_df)
     assert "chr1" in str(err.value) and info.index[2] in str(err.value)
     assert "chr2 " not in str(err.value)
+    write_vcf(geno, tmp_path / "u.vcf", snp_info_df=swapped)  # an unsorted file still reads by range
+    with open_genotypes(tmp_path / "u.vcf") as source:
+        for start, stop in ((0, None), (1, 3), (2, 3), (2, 5)):
+            got = source.read_chrom("chr1", samples=list(geno.columns), start=start, stop=stop)
+            np.testing.assert_array_equal(
+                got, _expected(geno, swapped, "chr1", list(geno.columns), start, stop)
+            )
 
 
 def test_read_genotype_table_of_a_pgen(cohort):

@@ -17,8 +17,10 @@ then read
 - from an indexed file (``.tbi``/``.csi`` beside it, pysam installed) by region: only that
   region's records are decompressed (text VCF lines fetched through tabix and parsed as text;
   BCF records through pysam, one Python call per call, slow for large cohorts);
-- from a file without an index by a streamed scan of the whole file up to the last variant
-  asked for: each ``read_chrom`` call costs a parse of the file. Index a large VCF
+- from a file without an index by a streamed scan from the top of the file to the last variant
+  asked for (records outside the range's positions are dropped before their calls are parsed,
+  but every line is still decompressed and split): each ``read_chrom`` call costs up to one pass
+  over the file. Index a large VCF
   (``bgzip`` + ``tabix -p vcf``) or convert it to PLINK 2 (``plink2 --vcf ... --make-pgen``).
 
 Memory is the float32 output plus one block of ``chunk_size`` records.
@@ -652,14 +654,19 @@ class VCFSource(StreamedSource):
         self.indexed = _index_of(path) is not None and _has_pysam()
 
     def _region(self, chrom: str, rows: np.ndarray) -> tuple[str, int]:
-        """Return the region to read for ``rows`` of ``chrom`` and the number of its records before them."""
+        """Return the region holding ``rows`` of ``chrom`` and the number of its records before them.
+
+        The region spans the rows' positions, so records outside it are dropped before their
+        calls are parsed; the records of the region that come before the first row (same
+        positions, or an unsorted file) are counted and skipped.
+        """
         chrom_rows = self._rows[chrom]
         first = int(np.searchsorted(chrom_rows, rows[0]))
-        if not self.indexed:
-            return chrom, first
         chrom_pos = self.variant_df["pos"].to_numpy()[chrom_rows]
-        lo, hi = int(chrom_pos[first]), int(chrom_pos[first + len(rows) - 1])
-        return f"{chrom}:{lo}-{hi}", first - int(np.searchsorted(chrom_pos, lo, side="left"))
+        wanted = chrom_pos[first : first + len(rows)]
+        lo, hi = int(wanted.min()), int(wanted.max())
+        before = chrom_pos[:first]
+        return f"{chrom}:{lo}-{hi}", int(np.count_nonzero((before >= lo) & (before <= hi)))
 
     def read_chrom(
         self, chrom: str, *, samples: Sequence[str], start: int = 0, stop: int | None = None
