@@ -438,6 +438,9 @@ def test_dosage_tsv_positions_from_columns_or_snp_pos(tmp_path):
     write_dosage_tsv(plain, tmp_path / "p.dosage.tsv")
     with pytest.raises(InputError, match="no positions"):
         open_genotypes(tmp_path / "p.dosage.tsv")
+    write_pgen(geno, info, tmp_path / "p")
+    with pytest.raises(InputError, match="dosage TSV files only"):
+        open_genotypes(tmp_path / "p", snp_pos=info)
     positions = info.set_axis(plain.index)[["chrom", "pos"]]
     with open_genotypes(tmp_path / "p.dosage.tsv", snp_pos=positions) as source:
         pd.testing.assert_frame_equal(

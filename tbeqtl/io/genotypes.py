@@ -527,7 +527,7 @@ def genotype_input_files(path: str | Path, *, text_matrix: str | None = None) ->
     return [Path(path)]
 
 
-def open_genotypes(path: str | Path, *, dosage_field: str = "GT", **options) -> GenotypeSource:
+def open_genotypes(path: str | Path, *, dosage_field: str = "GT", snp_pos=None) -> GenotypeSource:
     """Open a genotype file as a :class:`GenotypeSource` (format sniffed; nothing read but the index).
 
     Parameters
@@ -538,9 +538,9 @@ def open_genotypes(path: str | Path, *, dosage_field: str = "GT", **options) -> 
     dosage_field
         ``"GT"`` (hard calls) or ``"DS"`` (dosages; VCF ``DS`` field, PLINK 2 dosage track).
         PLINK 1 and dosage TSV files hold one kind of value and ignore it.
-    **options
-        Passed to the format's source: ``snp_pos`` (a positions table or file) for a dosage TSV
-        whose rows carry no positions.
+    snp_pos
+        Dosage TSV only, when its rows carry no positions: a DataFrame (``chrom``, ``pos`` by
+        variant ID) or a positions file (:func:`tbeqtl.io.read_snp_positions`).
 
     Returns
     -------
@@ -550,8 +550,10 @@ def open_genotypes(path: str | Path, *, dosage_field: str = "GT", **options) -> 
     if dosage_field not in {"GT", "DS"}:
         raise InputError(f"dosage_field must be 'GT' or 'DS', not {dosage_field!r}")
     fmt = sniff_genotype_format(path)
-    if options and fmt != "dosage":
-        raise InputError(f"options {sorted(options)} apply to dosage TSV files only", path=str(path))
+    if snp_pos is not None and fmt != "dosage":
+        raise InputError(
+            "snp_pos applies to dosage TSV files only (the other formats hold positions)", path=str(path)
+        )
     if fmt == "pgen":
         from .pgen import PgenSource
 
@@ -566,7 +568,7 @@ def open_genotypes(path: str | Path, *, dosage_field: str = "GT", **options) -> 
         return VCFSource(path, dosage_field=dosage_field)
     from .dosage import DosageTSVSource
 
-    return DosageTSVSource(path, **options)
+    return DosageTSVSource(path, snp_pos=snp_pos)
 
 
 def read_genotype_table(
