@@ -89,6 +89,8 @@ def cohort(tmp_path_factory):
     pysam.tabix_index(str(root / "indexed.vcf.gz"), preset="vcf", force=True)
     shutil.copy(root / "indexed.vcf.gz", root / "bgz.vcf.bgz")
     _bcf_copy(root / "plain.vcf", root / "calls.bcf")
+    shutil.copy(root / "calls.bcf", root / "indexed.bcf")
+    pysam.tabix_index(str(root / "indexed.bcf"), preset="bcf", csi=True, force=True, keep_original=True)
     write_dosage_tsv(geno, root / "geno.dosage.tsv.gz")
     for suffix in (".bed", ".bim"):
         with open(root / f"pl{suffix}", "rb") as src, gzip.open(root / f"plgz{suffix}.gz", "wb") as dst:
@@ -102,12 +104,13 @@ def cohort(tmp_path_factory):
         "vcf_indexed": root / "indexed.vcf.gz",
         "vcf_bgz": root / "bgz.vcf.bgz",
         "bcf": root / "calls.bcf",
+        "bcf_indexed": root / "indexed.bcf",
         "dosage": root / "geno.dosage.tsv.gz",
     }
     return geno, info, paths
 
 
-ALL = ["pgen", "plink", "plink_gz", "vcf", "vcf_indexed", "vcf_bgz", "bcf", "dosage"]
+ALL = ["pgen", "plink", "plink_gz", "vcf", "vcf_indexed", "vcf_bgz", "bcf", "bcf_indexed", "dosage"]
 
 
 @pytest.mark.parametrize("kind", ALL)
