@@ -132,6 +132,21 @@ def test_sample_order_does_not_matter(rng):
     np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), rtol=1e-9)
 
 
+def test_inputs_are_not_modified_whatever_their_memory_layout(rng):
+    """Terms from a one-column DataFrame are Fortran-ordered: their transpose is C-contiguous and
+    once was residualised in place, silently changing the model."""
+    cov, terms, g, y = _cohort(rng, v=6)
+    basis = covariate_basis(cov.T, y.size)
+    f_terms = np.asfortranarray(terms)
+    kept = f_terms.copy()
+    a = interaction_association(g, y, terms, basis.q)
+    b = interaction_association(g, y, f_terms, basis.q)
+    np.testing.assert_array_equal(f_terms, kept)
+    np.testing.assert_allclose(b.to_numpy(), a.to_numpy(), rtol=1e-12)
+    for j in range(6):
+        np.testing.assert_allclose(b.iloc[j].to_numpy(), _ols_reference(y, cov, g[j], terms), rtol=1e-8)
+
+
 def test_column_names():
     assert interaction_columns(["anything"]) == [
         "b_g",

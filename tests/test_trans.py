@@ -272,8 +272,12 @@ def test_nan_covariates_are_an_error(cohort):
 
 def test_other_bad_input(cohort):
     c = cohort
-    with pytest.raises(InputError, match="not supported"):
-        map_trans(c["genotype_df"], c["phenotype_df"], c["cov"], interaction_s=c["cov"]["c1"])
+    with pytest.raises(InputError, match="interaction term.*constant.*c9"):
+        map_trans(
+            c["genotype_df"], c["phenotype_df"], c["cov"], interaction_s=c["cov"]["c1"].rename("c9") * 0
+        )
+    with pytest.raises(InputError, match="linear combinations of the covariates.*c1"):
+        map_trans(c["genotype_df"], c["phenotype_df"], c["cov"], interaction_s=c["cov"]["c1"] * 2 + 1)
     with pytest.raises(InputError, match="without genotypes.*S0"):
         map_trans(c["genotype_df"].drop(columns=c["phenotype_df"].columns[:2]), c["phenotype_df"], c["cov"])
     with pytest.raises(InputError, match="pval_threshold"):
@@ -291,6 +295,75 @@ def test_phenotypes_with_missing_values_are_skipped_and_counted(cohort):
     pd.testing.assert_frame_equal(
         out, full[full["phenotype_id"] != "G3"].reset_index(drop=True), check_exact=False, rtol=1e-12
     )
+
+
+# --------------------------------------------------------------------------------------------
+# trans with interaction terms
+# --------------------------------------------------------------------------------------------
+def _interaction_reference(c, terms: pd.DataFrame, *, threshold, maf):
+    """Direct loop: statsmodels OLS of y ~ 1 + C + g + terms + g:terms for every pair; tensorQTL's
+    interaction MAF rule (stable median split per term) written out; keep min p(g:term) <= threshold."""
+    samples = sorted(c["phenotype_df"].columns)
+    g = _imputed(c["genotype_df"], samples)
+    cov = c["cov"].loc[samples].to_numpy()
+    t = terms.loc[samples].to_numpy()
+    n, m = t.shape
+    halves = [np.argsort(t[:, j], kind="stable") for j in range(m)]
+    rows = []
+    for j, vid in enumerate(c["genotype_df"].index):
+        if np.all(g[j] == g[j][0]):
+            continue
+        mafs = [
+            min(f, 1 - f)
+            for h in halves
+            for part in (h[: n // 2], h[n // 2 :])
+            for f in [g[j, part].mean() / 2]
+        ]
+        if min(mafs) < maf - 1e-7:
+            continue
+        x = np.column_stack([np.ones(n), cov, g[j], t, g[j][:, None] * t])
+        k = cov.shape[1]
+        for pid, y in c["phenotype_df"][samples].iterrows():
+            fit = sm.OLS(y.to_numpy(), x).fit()
+            idx = [k + 1] + [i for s in range(m) for i in (k + 2 + s, k + 2 + m + s)]
+            stats_ = np.column_stack([fit.params[idx], fit.bse[idx], fit.pvalues[idx]]).ravel()
+            if min(fit.pvalues[k + 2 + m :]) <= threshold:
+                rows.append((vid, pid, *stats_, g[j].mean() / 2))
+    return rows
+
+
+@pytest.mark.parametrize("m", [1, 2])
+def test_interaction_pairs_equal_direct_ols_loop(cohort, rng, m):
+    c = cohort
+    samples = c["phenotype_df"].columns
+    terms = pd.DataFrame(rng.uniform(0, 1, (60, m)), index=samples, columns=["cellA", "cellB"][:m])
+    pheno = c["phenotype_df"].copy()
+    g = _imputed(c["genotype_df"], list(samples))
+    common = np.argsort(-np.minimum(g.mean(axis=1), 2 - g.mean(axis=1)))[:3]  # three common variants
+    for j, gene in zip(common, [4, 5, 6], strict=True):
+        pheno.iloc[gene] += 2.0 * (g[j] - g[j].mean()) * (terms["cellA"].to_numpy() - 0.5)
+    c = {**c, "phenotype_df": pheno}
+    inter = terms["cellA"] if m == 1 else terms
+    out = map_trans(
+        c["genotype_df"], pheno, c["cov"], interaction_s=inter, pval_threshold=0.01, maf_threshold=0.1
+    )
+    ref = _interaction_reference(c, terms, threshold=0.01, maf=0.1)
+    assert len(ref) >= 3
+    from tbeqtl.association.interaction import interaction_columns
+
+    cols = ["variant_id", "phenotype_id", *interaction_columns(list(terms.columns)), "af"]
+    ref = pd.DataFrame(ref, columns=cols)
+    assert list(out.columns) == cols
+    pd.testing.assert_frame_equal(out[cols[:2]], ref[cols[:2]])
+    np.testing.assert_allclose(out[cols[2:]].to_numpy(float), ref[cols[2:]].to_numpy(float), rtol=1e-8)
+    assert out.attrs["dof"] == 60 - 2 - 3 - 2 * m
+    assert out.attrs["n_tests"] == out.attrs["n_variants"] * 25
+    # the same pairs from shuffled samples and one-variant blocks
+    shuffled = c["genotype_df"].iloc[:, rng.permutation(c["genotype_df"].shape[1])]
+    again = map_trans(
+        shuffled, pheno, c["cov"], interaction_s=inter, pval_threshold=0.01, maf_threshold=0.1, batch_size=1
+    )
+    pd.testing.assert_frame_equal(again, out, check_exact=False, rtol=1e-10)
 
 
 # --------------------------------------------------------------------------------------------

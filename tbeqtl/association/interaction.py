@@ -144,11 +144,13 @@ def interaction_maf_mask(genotypes: np.ndarray, interaction: np.ndarray, *, thre
     return keep
 
 
-def _residualize(x: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """``x - (x Q) Q^T`` on the last axis (in place when ``x`` is C-contiguous)."""
+def _residualize(x: np.ndarray, q: np.ndarray, *, inplace: bool = False) -> np.ndarray:
+    """``x - (x Q) Q^T`` on the last axis (``inplace``: overwrite ``x``, which must be C-contiguous)."""
     if x.ndim == 1:
         return x - q @ (q.T @ x)
-    flat = np.ascontiguousarray(x).reshape(-1, x.shape[-1])  # one BLAS product for all rows
+    if inplace and not x.flags.c_contiguous:
+        raise ValueError("in-place residualisation needs a C-contiguous array")
+    flat = (x if inplace else np.array(x, order="C")).reshape(-1, x.shape[-1])  # one BLAS product
     flat -= (flat @ q) @ q.T
     return flat.reshape(x.shape)
 
@@ -227,7 +229,7 @@ class InteractionModel:
     """
 
     def __init__(self, interaction, covariate_q: np.ndarray, *, n_covariates: int | None = None, names=None):
-        terms = np.asarray(interaction, dtype=np.float64)
+        terms = np.array(interaction, dtype=np.float64, order="C")  # a private copy
         terms = terms[:, None] if terms.ndim == 1 else terms
         q = np.ascontiguousarray(covariate_q, dtype=np.float64)
         n, m = terms.shape
@@ -285,7 +287,7 @@ class InteractionModel:
         cols[:, 0, :] = g
         cols[:, 1:, :] = g[:, None, :] * self.terms.T[None, :, :]
         raw = np.sqrt(np.einsum("vjn,vjn->vj", cols, cols))
-        cols = _residualize(cols, self.q_cov)
+        cols = _residualize(cols, self.q_cov, inplace=True)
         flat = cols.reshape(-1, self.n_samples)
         proj = flat @ self.u  # coordinates on the shared terms
         flat -= proj @ self.u.T
@@ -297,6 +299,42 @@ class InteractionModel:
         r[:, :m, m:] = np.swapaxes(proj, 1, 2)
         r[:, m:, m:] = r_var
         return InteractionDesign(q_var=q_var, r_inv=np.linalg.inv(r), deficient=deficient)
+
+    def split_phenotypes(self, phenotypes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Residualise phenotypes on the covariates and split them along the interaction terms.
+
+        Parameters
+        ----------
+        phenotypes
+            P x n values (finite), sample order of the model.
+
+        Returns
+        -------
+        y1 : numpy.ndarray
+            P x n: the residuals, minus their projection on the residualised terms.
+        uy : numpy.ndarray
+            P x m: their coordinates on the orthonormalised terms.
+        """
+        y_r = _residualize(np.array(phenotypes, dtype=np.float64, ndmin=2), self.q_cov)
+        uy = y_r @ self.u
+        return y_r - uy @ self.u.T, uy
+
+    def _statistics(self, q_var, r_inv, y1, uy) -> np.ndarray:
+        """Statistics of N pairs: designs (N, 1+m, n) and (N, p, p), phenotypes (N, n) and (N, m)."""
+        m = self.n_terms
+        c = np.einsum("vjn,vn->vj", q_var, y1)  # (N, 1+m)
+        resid = y1 - np.einsum("vj,vjn->vn", c, q_var)
+        rss = np.einsum("vn,vn->v", resid, resid)
+        qty = np.concatenate([uy, c], axis=1)  # (N, p)
+        theta = np.einsum("vjk,vk->vj", r_inv, qty)
+        se = np.sqrt(rss / self.dof)[:, None] * np.sqrt(np.einsum("vjk,vjk->vj", r_inv, r_inv))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pval = 2.0 * stats.t.sf(np.abs(theta / se), self.dof)
+        order = [m] + [j for t in range(m) for j in (t, m + 1 + t)]  # g, then (i_t, g*i_t) per term
+        out = np.empty((theta.shape[0], len(self.columns)))
+        for slot, j in enumerate(order):
+            out[:, 3 * slot : 3 * slot + 3] = np.column_stack([theta[:, j], se[:, j], pval[:, j]])
+        return out
 
     def test(self, design: InteractionDesign, phenotype: np.ndarray) -> np.ndarray:
         """Statistics of one phenotype against prepared variants.
@@ -314,28 +352,86 @@ class InteractionModel:
             v x ``len(self.columns)`` float64, in the order of :attr:`columns`.
         """
         y = np.asarray(phenotype, dtype=np.float64).reshape(-1)
-        v, m = len(design), self.n_terms
-        out = np.full((v, len(self.columns)), np.nan)
+        v = len(design)
         if y.size != self.n_samples:
             raise InputError(f"phenotype has {y.size} samples, the model {self.n_samples}")
         if not np.isfinite(y).all() or v == 0:
-            return out
-        y_r = _residualize(y, self.q_cov)
-        uy = self.u.T @ y_r
-        y1 = y_r - self.u @ uy
-        c = np.einsum("vjn,n->vj", design.q_var, y1)  # (v, 1+m)
-        resid = y1[None, :] - np.einsum("vj,vjn->vn", c, design.q_var)
-        rss = np.einsum("vn,vn->v", resid, resid)
-        qty = np.concatenate([np.broadcast_to(uy, (v, m)), c], axis=1)  # (v, p)
-        theta = np.matmul(design.r_inv, qty[:, :, None])[:, :, 0]
-        se = np.sqrt(rss / self.dof)[:, None] * np.sqrt(np.einsum("vjk,vjk->vj", design.r_inv, design.r_inv))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            pval = 2.0 * stats.t.sf(np.abs(theta / se), self.dof)
-        order = [m] + [j for t in range(m) for j in (t, m + 1 + t)]  # g, then (i_t, g*i_t) per term
-        for slot, j in enumerate(order):
-            out[:, 3 * slot : 3 * slot + 3] = np.column_stack([theta[:, j], se[:, j], pval[:, j]])
+            return np.full((v, len(self.columns)), np.nan)
+        y1, uy = self.split_phenotypes(y)
+        out = self._statistics(
+            design.q_var,
+            design.r_inv,
+            np.broadcast_to(y1, (v, y.size)),
+            np.broadcast_to(uy, (v, self.n_terms)),
+        )
         out[design.deficient] = np.nan
         return out
+
+    def test_pairs(self, design: InteractionDesign, rows, y1: np.ndarray, uy: np.ndarray, cols) -> np.ndarray:
+        """Statistics of (variant ``rows[i]``, phenotype ``cols[i]``) pairs.
+
+        Parameters
+        ----------
+        design
+            From :meth:`prepare`.
+        rows, cols
+            Variant positions in ``design`` and phenotype positions in ``y1``/``uy``.
+        y1, uy
+            From :meth:`split_phenotypes`.
+
+        Returns
+        -------
+        numpy.ndarray
+            One row per pair, columns :attr:`columns`.
+        """
+        out = self._statistics(design.q_var[rows], design.r_inv[rows], y1[cols], uy[cols])
+        out[design.deficient[rows]] = np.nan
+        return out
+
+    def screen(self, design: InteractionDesign, y1: np.ndarray, uy: np.ndarray, *, t_threshold: float):
+        """Pairs whose largest ``|t|`` of a genotype x term coefficient may reach ``t_threshold``.
+
+        One matrix product per block of variants gives every phenotype's coordinates; the
+        residual sum of squares is taken as ``||y1||^2 - ||c||^2`` there, so the screen keeps
+        ``|t| >= t_threshold (1 - 1e-6)``; recompute the candidates with :meth:`test_pairs`.
+
+        Parameters
+        ----------
+        design
+            From :meth:`prepare`.
+        y1, uy
+            From :meth:`split_phenotypes` (P phenotypes).
+        t_threshold
+            The ``|t|`` to reach.
+
+        Returns
+        -------
+        rows, cols : numpy.ndarray
+            Variant and phenotype positions of the candidate pairs.
+        """
+        m, n_phen = self.n_terms, y1.shape[0]
+        gi = np.arange(m + 1, 2 * m + 1)
+        row_norm = np.sqrt(np.einsum("vjk,vjk->vj", design.r_inv[:, gi], design.r_inv[:, gi]))  # (v, m)
+        y_ss = np.einsum("pn,pn->p", y1, y1)
+        step = max(1, (1 << 22) // max(n_phen * (1 + m), 1))
+        rows, cols = [], []
+        for a in range(0, len(design), step):
+            q = design.q_var[a : a + step]
+            c = (q.reshape(-1, self.n_samples) @ y1.T).reshape(q.shape[0], 1 + m, n_phen)
+            sigma = np.sqrt(np.clip(y_ss - np.einsum("vjp,vjp->vp", c, c), 0.0, None) / self.dof)
+            r_inv = design.r_inv[a : a + step][:, gi]
+            theta = np.einsum("vjk,pk->vjp", r_inv[:, :, :m], uy) + np.einsum(
+                "vjk,vkp->vjp", r_inv[:, :, m:], c
+            )
+            with np.errstate(divide="ignore", invalid="ignore"):
+                t = np.abs(theta) / (row_norm[a : a + step, :, None] * sigma[:, None, :])
+            hit = (t >= t_threshold * (1.0 - 1e-6)).any(axis=1) & ~design.deficient[a : a + step, None]
+            r, col = np.nonzero(hit)
+            rows.append(r + a)
+            cols.append(col)
+        if not rows:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        return np.concatenate(rows), np.concatenate(cols)
 
 
 def interaction_association(

@@ -32,6 +32,16 @@ float32 speed. All reported statistics are float64:
 ``t = r sqrt(dof / (1 - r^2))``, ``pval = 2 P(T_dof > |t|)``, ``af = sum(g) / 2n`` (imputed).
 These equal OLS of ``y ~ 1 + C + g`` (Frisch-Waugh-Lovell).
 
+With interaction terms (``interaction_s``), every pair is tested with tensorQTL's interaction
+model (``y ~ 1 + C + g + i + g:i``, :mod:`tbeqtl.association.interaction`) in float64: per block,
+the variants' designs are orthonormalised once, one matrix product per sub-block gives every
+phenotype's coordinates, pairs whose ``|t|`` of a genotype x term coefficient may reach the
+threshold (with a relative slack of 1e-6 for the residual sum of squares taken by difference)
+are recomputed exactly, and those with ``min_j pval_g-<term_j> <= pval_threshold`` are kept
+(tensorQTL's rule on ``pval_gi``; it offers one term and returns only the p-values; here every
+column of the interaction model is returned). The MAF rule is then tensorQTL's interaction rule
+(MAF in both halves of the samples split at each term's median).
+
 The number of tests run (variants tested x phenotypes tested) is recorded in ``df.attrs`` for
 FDR over the tests run, with the variant and phenotype counts.
 """
@@ -50,6 +60,7 @@ from ..errors import InputError
 from ..io.genotypes import as_genotype_source
 from ..logs import progress
 from .cohort import align_cohort
+from .interaction import InteractionModel, interaction_maf_mask
 from .residualize import covariate_basis, impute_row_mean, residualize_rows
 
 __all__ = ["TRANS_COLUMNS", "filter_cis", "map_trans", "minor_allele_count", "r_threshold"]
@@ -61,6 +72,9 @@ TRANS_COLUMNS = ["variant_id", "phenotype_id", "pval", "b", "b_se", "af"]
 
 #: Elements (rows x phenotypes) of one correlation sub-block (64 MiB in float64).
 GEMM_ELEMENTS = 1 << 23
+
+#: Variants whose interaction designs are held at once (``(1 + m) n`` float64 each).
+INTERACTION_CHUNK = 4096
 
 
 def r_threshold(pval_threshold: float, dof: int) -> float:
@@ -144,22 +158,29 @@ def _prepare_phenotypes(phenotype_df: pd.DataFrame, q: np.ndarray, *, f32: bool)
 
 
 def _filter_block(
-    raw: np.ndarray, *, maf_threshold: float, mac_threshold: int, counts: _Counts
+    raw: np.ndarray, *, maf_threshold: float, mac_threshold: int, counts: _Counts, terms=None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Impute, then apply the MAF, MAC and monomorphic filters; return kept rows, genotypes, af."""
+    """Impute; drop monomorphic variants, then apply the MAF and MAC filters.
+
+    With interaction ``terms`` (n x m), the MAF rule is tensorQTL's interaction rule
+    (:func:`~tbeqtl.association.interaction.interaction_maf_mask`). Returns the kept rows, their
+    imputed dosages and ``af``.
+    """
     g = impute_row_mean(raw.astype(np.float64))
     af = g.sum(axis=1) / (2.0 * g.shape[1])
-    keep = np.ones(g.shape[0], dtype=bool)
+    keep = ~(g == g[:, :1]).all(axis=1)
+    counts.monomorphic += int((~keep).sum())
     if maf_threshold > 0:
-        keep &= np.minimum(af, 1.0 - af) >= maf_threshold
-        counts.maf += int((~keep).sum())
+        if terms is None:
+            ok = np.minimum(af, 1.0 - af) >= maf_threshold
+        else:
+            ok = interaction_maf_mask(g, terms, threshold=maf_threshold)
+        counts.maf += int((keep & ~ok).sum())
+        keep &= ok
     if mac_threshold > 0:
         ok = minor_allele_count(g) >= mac_threshold
         counts.mac += int((keep & ~ok).sum())
         keep &= ok
-    mono = (g == g[:, :1]).all(axis=1)
-    counts.monomorphic += int((keep & mono).sum())
-    keep &= ~mono
     rows = np.flatnonzero(keep)
     return rows, g[rows], af[rows]
 
@@ -243,7 +264,10 @@ def map_trans(
         ``chrom``/``pos`` per variant, for a DataFrame ``genotype_df`` (optional here: without it
         the table is one block sequence in its row order).
     interaction_s
-        Not supported (trans interaction mapping): passing it raises :class:`InputError`.
+        Interaction term(s) by sample (a Series, or samples x terms): test ``y ~ 1 + C + g + i +
+        g:i`` instead (see :mod:`tbeqtl.association.interaction`), keep the pairs whose smallest
+        genotype x term p-value is ``<= pval_threshold``, and apply tensorQTL's interaction MAF
+        rule with ``maf_threshold`` (its trans mode does the same).
     pval_threshold
         Keep pairs with ``pval <= pval_threshold`` (in (0, 1]).
     maf_threshold
@@ -256,7 +280,8 @@ def map_trans(
     sample_map, gtex_ids
         Phenotype sample -> genotype individual (see :func:`~tbeqtl.association.cohort.align_cohort`).
     precision
-        ``"float32"`` (screen + exact float64 recomputation; identical output) or ``"float64"``.
+        ``"float32"`` (screen + exact float64 recomputation; identical output) or ``"float64"``
+        (interaction tests always run in float64).
     show_progress
         Progress bar over blocks (default: automatic).
 
@@ -264,7 +289,9 @@ def map_trans(
     -------
     pandas.DataFrame
         Columns ``variant_id phenotype_id pval b b_se af`` (statistics float64), variants in input
-        order, phenotypes in ``phenotype_df`` order within a variant. ``attrs``: ``n_tests``
+        order, phenotypes in ``phenotype_df`` order within a variant; with ``interaction_s``,
+        ``variant_id phenotype_id``, the columns of
+        :func:`~tbeqtl.association.interaction.interaction_columns` and ``af``. ``attrs``: ``n_tests``
         (variants tested x phenotypes tested), ``n_variants`` (tested), ``n_phenotypes``
         (tested), ``n_samples``, ``n_covariates``, ``dof``, ``n_variants_read`` and the variants
         dropped per rule (``n_dropped_maf``, ``n_dropped_mac``, ``n_dropped_monomorphic``,
@@ -273,11 +300,9 @@ def map_trans(
     Raises
     ------
     InputError
-        Bad thresholds, ``interaction_s``, samples without genotypes, missing covariate values,
-        collinear covariates, no degrees of freedom.
+        Bad thresholds, samples without genotypes, missing covariate values, collinear covariates,
+        constant or collinear interaction terms, no degrees of freedom.
     """
-    if interaction_s is not None:
-        raise InputError("interaction_s is not supported by map_trans (trans interaction mapping)")
     if not 0 < pval_threshold <= 1:
         raise InputError(f"pval_threshold must be in (0, 1]; got {pval_threshold}")
     if batch_size < 1:
@@ -286,7 +311,12 @@ def map_trans(
         raise InputError(f"precision must be 'float32' or 'float64'; got {precision!r}")
     source = _as_source(genotype_df, variant_df)
     cohort = align_cohort(
-        phenotype_df, source.samples, covariates_df, sample_map=sample_map, gtex_ids=gtex_ids
+        phenotype_df,
+        source.samples,
+        covariates_df,
+        interaction_df=interaction_s,
+        sample_map=sample_map,
+        gtex_ids=gtex_ids,
     )
     run = _TransRun.build(
         cohort,
@@ -308,7 +338,7 @@ def map_trans(
                 f"and {cohort.n_samples} samples"
             )
         parts.append(run.test_block(raw, ids))
-    out = pd.concat(parts, ignore_index=True) if parts else _empty()
+    out = pd.concat(parts, ignore_index=True) if parts else _empty(run.columns)
     out.attrs.update(run.attrs())
     logger.info(
         "trans: %d variants x %d phenotypes = %d tests; %d pairs with p <= %g",
@@ -336,6 +366,8 @@ class _TransRun:
     mac_threshold: int
     f32: bool
     counts: _Counts
+    model: InteractionModel | None = None
+    split: tuple[np.ndarray, np.ndarray] | None = None  # the model's y1, uy of the phenotypes
 
     @classmethod
     def build(cls, cohort, *, pval_threshold, maf_threshold, mac_threshold, f32) -> _TransRun:
@@ -350,8 +382,17 @@ class _TransRun:
         dof = n - 2 - basis.n_covariates
         if dof <= 0:
             raise InputError(f"no residual degrees of freedom: {n} samples, {basis.n_covariates} covariates")
+        phen = _prepare_phenotypes(cohort.phenotype_df, basis.q, f32=f32)
+        model = split = None
+        if cohort.interaction_df is not None:
+            inter = cohort.interaction_df
+            model = InteractionModel(
+                inter.to_numpy(), basis.q, n_covariates=basis.n_covariates, names=list(inter.columns)
+            )
+            dof, f32 = model.dof, False
+            split = model.split_phenotypes(phen.unit * phen.norms[:, None])
         return cls(
-            phen=_prepare_phenotypes(cohort.phenotype_df, basis.q, f32=f32),
+            phen=phen,
             q=basis.q,
             n_samples=n,
             n_covariates=basis.n_covariates,
@@ -362,21 +403,29 @@ class _TransRun:
             mac_threshold=mac_threshold,
             f32=f32,
             counts=_Counts(),
+            model=model,
+            split=split,
         )
 
     def test_block(self, raw: np.ndarray, ids: pd.Index) -> pd.DataFrame:
         """Filter, residualise and test one block of raw dosages (variants ``ids``)."""
         self.counts.read += raw.shape[0]
         rows, g, af = _filter_block(
-            raw, maf_threshold=self.maf_threshold, mac_threshold=self.mac_threshold, counts=self.counts
+            raw,
+            maf_threshold=self.maf_threshold,
+            mac_threshold=self.mac_threshold,
+            counts=self.counts,
+            terms=None if self.model is None else self.model.terms,
         )
+        if self.model is not None:
+            return self._test_interaction(rows, g, af, ids)
         unit, g_norm = residualize_rows(g, self.q)
         live = g_norm > 0
         self.counts.collinear += int((~live).sum())
         rows, unit, g_norm, af = rows[live], unit[live], g_norm[live], af[live]
         self.counts.tested += rows.size
         if rows.size == 0 or self.phen.ids.size == 0:
-            return _empty()
+            return _empty(self.columns)
         i, j, r = _candidates(unit, self.phen, self.r_thr, f32=self.f32)
         pval, b, b_se = _pair_stats(r, g_norm[i], self.phen.norms[j], self.dof)
         keep = pval <= self.pval_threshold
@@ -391,6 +440,36 @@ class _TransRun:
                 "af": af[i],
             }
         )
+
+    def _test_interaction(self, rows, g, af, ids) -> pd.DataFrame:
+        """Interaction tests of the filtered variants of a block against every phenotype."""
+        model, (y1, uy) = self.model, self.split
+        p_cols = [k for k, c in enumerate(model.columns) if c == "pval_gi" or c.startswith("pval_g-")]
+        t_thr = float(stats.t.isf(self.pval_threshold / 2.0, self.dof))
+        parts = []
+        for a in range(0, rows.size, INTERACTION_CHUNK):
+            design = model.prepare(g[a : a + INTERACTION_CHUNK])
+            self.counts.collinear += int(design.deficient.sum())
+            self.counts.tested += int((~design.deficient).sum())
+            i, j = model.screen(design, y1, uy, t_threshold=t_thr)
+            st = model.test_pairs(design, i, y1, uy, j)
+            keep = st[:, p_cols].min(axis=1) <= self.pval_threshold
+            i, j, st = i[keep] + a, j[keep], st[keep]
+            if not keep.any():
+                continue
+            frame = pd.DataFrame(st, columns=model.columns)
+            frame.insert(0, "phenotype_id", np.asarray(self.phen.ids[j], dtype=object))
+            frame.insert(0, "variant_id", np.asarray(ids[rows[i]], dtype=object))
+            frame["af"] = af[i]
+            parts.append(frame)
+        return pd.concat(parts, ignore_index=True) if parts else _empty(self.columns)
+
+    @property
+    def columns(self) -> list[str]:
+        """Output columns of the run."""
+        if self.model is None:
+            return TRANS_COLUMNS
+        return ["variant_id", "phenotype_id", *self.model.columns, "af"]
 
     def attrs(self) -> dict:
         """Test and variant counts for ``DataFrame.attrs``."""
@@ -410,10 +489,8 @@ class _TransRun:
         }
 
 
-def _empty() -> pd.DataFrame:
-    return pd.DataFrame(
-        {c: pd.Series(dtype=object if c.endswith("_id") else np.float64) for c in TRANS_COLUMNS}
-    )
+def _empty(columns=tuple(TRANS_COLUMNS)) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object if c.endswith("_id") else np.float64) for c in columns})
 
 
 def _as_source(genotype_df, variant_df):
