@@ -92,7 +92,19 @@ def test_bh_matches_statsmodels(rng):
 
 
 def test_bh_rejects_bad_p_values():
-    with pytest.raises(InputError, match="BH"):
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
         bh_fdr([0.1, np.nan])
-    with pytest.raises(InputError, match="BH"):
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
         bh_fdr([1.2])
+
+
+def test_enrich_bh_is_the_association_bh():
+    """One BH in the package: enrich's public name calls tbeqtl.association.fdr.bh_fdr."""
+    from unittest import mock
+
+    import tbeqtl.association.fdr as fdr
+
+    p = np.array([0.01, 0.04, 0.03])
+    with mock.patch.object(fdr, "bh_fdr", wraps=fdr.bh_fdr) as owner:
+        np.testing.assert_allclose(bh_fdr(p), [0.03, 0.04, 0.04])
+    owner.assert_called_once()

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
 from tbeqtl.errors import InputError
 from tbeqtl.pipeline import covariates as cov
@@ -238,6 +239,8 @@ def test_covariate_association_flags_batch_factor(rng):
     rin = out[(out.topic == 0) & (out.covariate == "rin")].iloc[0]
     assert rin.statistic == pytest.approx(rho, rel=1e-10)
     assert rin.effect == pytest.approx(rho ** 2, rel=1e-10)
+    # BH over every test of the table (statsmodels' implementation as the reference)
+    np.testing.assert_allclose(out["fdr"], multipletests(out["p_value"], method="fdr_bh")[1], rtol=1e-12)
 
 
 def _ranks_no_ties(x):

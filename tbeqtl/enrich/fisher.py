@@ -179,7 +179,12 @@ def fisher_enrichment(
 
 
 def bh_fdr(p_values: object) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (the paper's BH FDR).
+    """Benjamini-Hochberg adjusted p-values (the paper's BH FDR) of one family of tests.
+
+    A thin alias kept for scripts that import it from here: it calls
+    :func:`tbeqtl.association.fdr.bh_fdr`, the package's one BH implementation, with the
+    family's own size as the number of tests. (Imported on first call, so that importing
+    :mod:`tbeqtl.enrich` does not load the association engine and torch.)
 
     Parameters
     ----------
@@ -189,17 +194,13 @@ def bh_fdr(p_values: object) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        ``min(1, min_{j >= i} m p_(j) / j)`` in the input order; equals statsmodels
-        ``multipletests(p, method="fdr_bh")[1]``.
+        ``min(1, min_{j >= i} m p_(j) / j)`` in the input order.
 
     Raises
     ------
     InputError
         If a p-value is missing or outside [0, 1].
     """
-    from ..association.fdr import bh_fdr as _bh_fdr  # the package's one BH implementation
+    from ..association.fdr import bh_fdr as _bh_fdr
 
-    p = np.asarray(p_values, dtype=float).ravel()
-    if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
-        raise InputError("p-values for the BH FDR must lie in [0, 1] and not be missing")
-    return _bh_fdr(p)
+    return _bh_fdr(np.asarray(p_values, dtype=float).ravel())

@@ -318,7 +318,8 @@ def covariate_association(
     attributes_df
         Samples x covariates (e.g. platform, batch, sex) from :func:`sample_attributes`.
     fdr_level
-        BH FDR below which a test is significant.
+        BH FDR (:func:`tbeqtl.association.fdr.bh_fdr` over all the tests of the table) below
+        which a test is significant.
     min_effect
         Minimum effect size (Kruskal-Wallis ``epsilon^2`` or Spearman ``rho^2``) to flag.
 
@@ -328,6 +329,8 @@ def covariate_association(
         ``topic``, ``covariate``, ``test`` ("kruskal"/"spearman"), ``statistic``, ``effect``,
         ``p_value``, ``fdr``, ``flagged`` (schema ``covariate_factors``).
     """
+    from ..association.fdr import bh_fdr  # the one BH; imported here to keep this module torch-free
+
     samples = sample_topics_df.index.intersection(attributes_df.index, sort=False)
     phi = sample_topics_df.loc[samples].to_numpy(dtype=float)
     rows = []
@@ -359,6 +362,6 @@ def covariate_association(
                 stat, p = float(result.statistic), float(result.pvalue)
                 rows.append((k, str(covariate), "kruskal", stat, stat / max(n - 1, 1), p))
     out = pd.DataFrame(rows, columns=["topic", "covariate", "test", "statistic", "effect", "p_value"])
-    out["fdr"] = stats.false_discovery_control(out["p_value"].to_numpy()) if len(out) else np.array([])
+    out["fdr"] = bh_fdr(out["p_value"].to_numpy(dtype=float))
     out["flagged"] = (out["fdr"] < fdr_level) & (out["effect"] >= min_effect)
     return out
