@@ -549,8 +549,8 @@ _MAPPED_TEST_COLS = (
 _register(TableSchema(
     name="pipeline_eqtls",
     description="One eQTL called at the FDR level in one factor set and tissue of one run (calls.tsv); "
-                "in the summary also the candidates called only by the genome-wide FDR (called_run "
-                "False).",
+                "in the summary also the candidates called only by a pooled FDR, fdr_genome or fdr_all "
+                "(called_run False).",
     files=("summary/eqtls.parquet",),
     columns=(
         *_PAIR_COLS,
@@ -560,9 +560,12 @@ _register(TableSchema(
         Column("fdr_genome", "float", "genome-wide BH FDR: over the family's tests pooled across every "
                "gathered run (factor set x tissue x class x gene-type group, or x class without gene "
                "types); exact when at most the FDR level, NaN above it (summary only)", required=False),
+        Column("fdr_all", "float", "BH FDR over every test of the factor set (all tissues, classes, gene "
+               "types and runs; mapping.fdr_scope 'all'); exact when at most the FDR level, NaN above it "
+               "(summary only)", required=False),
         Column("called_run", "bool", "called by the run's own FDR (fdr_by_type, or fdr); False: a "
-               "candidate called only genome-wide (fdr_genome below the level; summary only)",
-               required=False),
+               "candidate called only by a pooled FDR (fdr_genome, or fdr_all, below the level; summary "
+               "only)", required=False),
     ),
 ))
 _register(TableSchema(
@@ -584,7 +587,8 @@ _register(TableSchema(
         Column("class", "str", "'cis' or 'trans'"),
         Column("gene_type", "str", "gene-type group, or 'all'"),
         Column("n_tests", "int", "tests (FDR denominators) summed over runs"),
-        Column("n_eqtls", "int", "called SNP-gene pairs"),
+        Column("n_eqtls", "int", "called SNP-gene pairs: the runs' own calls (mapping.fdr_scope 'family'), "
+               "or fdr_all below the level ('all')"),
         Column("n_egenes", "int", "unique eGenes"),
         Column("n_evariants", "int", "unique eVariants"),
         Column("n_eqtls_genome", "int", "SNP-gene pairs with fdr_genome below the level (genome-wide "

@@ -10,7 +10,7 @@ from statsmodels.stats.multitest import multipletests
 from tbeqtl.association.fdr import bh_fdr
 from tbeqtl.association.result import gene_type_group
 from tbeqtl.errors import InputError
-from tbeqtl.pipeline.genome_fdr import genome_wide_calls, genome_wide_fdr
+from tbeqtl.pipeline.genome_fdr import all_tests_fdr, genome_wide_calls, genome_wide_fdr
 from tbeqtl.pipeline.orchestrate import _counts_table
 from tbeqtl.schema import validate_table
 
@@ -193,3 +193,192 @@ def test_genome_fdr_controls_the_pooled_fdr_where_per_run_bh_does_not():
     # replicates 0.108 (s.e. 0.007; pooled 190/1743 = 0.109), expected q * pi0 = 0.0995
     assert run_v / run_r > 0.2
     assert np.mean(fdp_genome) < 0.12
+
+
+# --------------------------------------------------------------------------- fdr_scope = "all"
+
+
+def _reference_all(tests: pd.DataFrame) -> np.ndarray:
+    """statsmodels' BH on the concatenated full p-value vector of each factor set (every tissue, class,
+    gene type and run together)."""
+    out = np.full(len(tests), np.nan)
+    for _, idx in tests.groupby("factor_set").indices.items():
+        out[idx] = multipletests(tests["p_value"].to_numpy()[idx], method="fdr_bh")[1]
+    return out
+
+
+def test_fdr_all_equals_statsmodels_on_all_tests(rng):
+    tests = _all_tests(rng)
+    ref = _reference_all(tests)
+    cand = tests["p_value"].to_numpy() <= LEVEL
+    got = all_tests_fdr(tests.loc[cand].reset_index(drop=True), _n_tests(tests), level=LEVEL)
+    expected = ref[cand]
+    exact = expected <= LEVEL
+    assert exact.sum() >= 40 and (~exact).sum() >= 40  # both cases are exercised
+    np.testing.assert_allclose(got[exact], expected[exact], rtol=1e-12)
+    assert np.isnan(got[~exact]).all()
+    assert not ((ref <= LEVEL) & ~cand).any()
+    # one BH per factor set, not per family: differs from the per-family pooled values
+    genome = genome_wide_fdr(tests.loc[cand], _n_tests(tests), level=LEVEL)
+    both = exact & ~np.isnan(genome)
+    assert both.sum() >= 10 and not np.allclose(got[both], genome[both])
+    # any superset of the candidates gives the same values
+    extra = cand | (rng.uniform(size=len(tests)) < 0.3)
+    sup = all_tests_fdr(tests.loc[extra], _n_tests(tests), level=LEVEL)
+    np.testing.assert_array_equal(sup[cand[extra]], got)
+
+
+def test_fdr_all_errors():
+    cands = pd.DataFrame({"factor_set": "all", "tissue": "T", "class": "cis", "p_value": [0.01, 0.02]})
+    counts = pd.DataFrame({"factor_set": "all", "tissue": "T", "class": "cis", "gene_type": ["all"],
+                           "n_tests": [1]})
+    with pytest.raises(InputError, match="n_tests = 1"):
+        all_tests_fdr(cands, counts, level=LEVEL)
+    by_group_only = counts.assign(gene_type="protein_coding", n_tests=10)
+    with pytest.raises(InputError, match="whole-class test count"):
+        all_tests_fdr(cands, by_group_only, level=LEVEL)
+    assert all_tests_fdr(cands.iloc[:0], counts, level=LEVEL).shape == (0,)
+    with pytest.raises(InputError, match="FDR scope"):
+        genome_wide_calls(cands.iloc[:0], cands, counts, level=LEVEL, scope="genome")
+
+
+def test_genome_wide_calls_with_scope_all_complete_the_list(rng):
+    tests = _all_tests(rng)
+    calls, cands = _run_tables(tests)
+    counts_df = _n_tests(tests)
+    family = genome_wide_calls(calls, cands, counts_df, level=LEVEL)
+    assert "fdr_all" not in family.columns
+    out = genome_wide_calls(calls, cands, counts_df, level=LEVEL, scope="all")
+    validate_table(out, "pipeline_eqtls")
+    n = len(calls)
+    pd.testing.assert_frame_equal(out.iloc[:n][calls.columns].reset_index(drop=True), calls)
+    key = ["pair", "factor_set", "tissue", "class", "snp", "gene"]
+    ref = _reference_all(tests)
+    expected = set(map(tuple, tests.loc[ref < LEVEL, key].to_numpy()))
+    assert set(map(tuple, out.loc[out["fdr_all"] < LEVEL, key].to_numpy())) == expected
+    assert not out.duplicated(key).any()
+    # the rows fdr_genome calls are still there, with the same values as in the family scope
+    merged = family.merge(out, on=key, suffixes=("_family", ""), validate="one_to_one")
+    assert len(merged) == len(family)
+    np.testing.assert_array_equal(merged["fdr_genome_family"], merged["fdr_genome"])
+    extra = out.iloc[n:]
+    assert ((extra["fdr_all"] < LEVEL) | (extra["fdr_genome"] < LEVEL)).all()
+    assert (extra["fdr_all"] < LEVEL).any() and (extra["fdr_all"].isna()).any()  # both kinds occur
+    # the counts are the fdr_all calls
+    counts = _counts_table(out, counts_df.to_dict("records"), level=LEVEL, scope="all")
+    validate_table(counts, "eqtl_counts")
+    by = counts.set_index(["factor_set", "tissue", "class", "gene_type"])
+    called = out[out["fdr_all"] < LEVEL]
+    for (fs, tissue, klass), group in called.groupby(["factor_set", "tissue", "class"]):
+        row = by.loc[(fs, tissue, klass, "all")]
+        assert row.n_eqtls == len(group) and row.n_egenes == group["gene"].nunique()
+        assert row.n_evariants == group["snp"].nunique()
+        assert row.n_eqtls_genome == int((out.loc[(out.factor_set == fs) & (out.tissue == tissue)
+                                                  & (out["class"] == klass), "fdr_genome"] < LEVEL).sum())
+    assert by["n_eqtls"].sum() > 0
+    # every call once in the whole-class totals over all tissues (SNP IDs are unique per run here)
+    assert by.xs(("all", "all"), level=("tissue", "gene_type"))["n_eqtls"].sum() == len(called)
+    with pytest.raises(InputError, match="fdr_scope 'all'"):
+        _counts_table(family, counts_df.to_dict("records"), level=LEVEL, scope="all")
+
+
+def test_fdr_scope_all_end_to_end(tmp_path):
+    """A small pipeline gathered with fdr_scope 'family', then again with 'all' in the same folder (no pair
+    is rerun): fdr_all is statsmodels' BH on the concatenated p-values of every test of a factor set (all
+    tissues, cis and trans, gene types and pairs; output_pvalue 1 writes every test), the list holds
+    every test it calls, and the counts are its calls."""
+    import json
+
+    from tbeqtl.layout import RunLayout
+    from tbeqtl.pipeline import PipelineConfig, run_pipeline
+    from tbeqtl.simulate import simulate
+
+    simulate(preset="tiny", seed=1, n_individuals=120, n_samples=420, n_tissues=4, n_genes=80,
+             n_snps=200).write(tmp_path / "sim")
+    pairs = ["chr1:chr2", "chr2:chr2", "chr2:chr1"]
+    config = PipelineConfig.preset("test", data={"path": str(tmp_path / "sim"), "all_pairs": False,
+                                                 "pairs": pairs},
+                                   mapping={"tissues": ["Whole Blood", "Muscle - Skeletal"],
+                                            "output_pvalue": 1.0, "n_permutations": 0,
+                                            "factor_sets": ["all", "tissue"]})
+    out = tmp_path / "run"
+    run_pipeline(config, out_dir=out)
+    layout = RunLayout(out)
+    family = pd.read_parquet(layout.summary / "eqtls.parquet")
+    assert "fdr_all" not in family.columns
+    fit_json = layout.pair("chr1", "chr2").fit / "run.json"
+    before = fit_json.stat().st_mtime_ns
+    all_config = config.replace(mapping={"fdr_scope": "all"})
+    status = run_pipeline(all_config, out_dir=out)
+    assert fit_json.stat().st_mtime_ns == before and (status["seconds"] == 0).all()  # only gathered again
+    assert json.loads(layout.run_json.read_text())["config"]["mapping"]["fdr_scope"] == "all"
+    level = config.mapping.fdr
+    tests = []
+    for pair_name in ("chr1__chr2", "chr2__chr2", "chr2__chr1"):
+        for folder in sorted((layout.pair(*pair_name.split("__")).root / "eqtl").glob("*/*")):
+            meta = json.loads((folder / "run.json").read_text())
+            for klass in ("cis", "trans"):
+                table = pd.read_csv(folder / f"{klass}.tsv", sep="\t", dtype={"snp": str, "gene": str})
+                assert len(table) == meta["n_tests"][klass]  # every test is written
+                if len(table):
+                    tests.append(table.assign(**{"pair": pair_name, "factor_set": folder.parent.name,
+                                                 "tissue": meta["tissue"], "class": klass}))
+    tests = pd.concat(tests, ignore_index=True)
+    assert tests["class"].nunique() == 2 and tests["tissue"].nunique() == 2
+    assert set(tests["factor_set"]) == {"all", "tissue", "exhaustive"}
+    ref = _reference_all(tests)
+    key = ["pair", "factor_set", "tissue", "class", "snp", "gene"]
+    eqtls = pd.read_parquet(layout.summary / "eqtls.parquet")
+    merged = eqtls.merge(tests.assign(ref=ref)[[*key, "ref"]], on=key, how="left", validate="one_to_one")
+    assert merged["ref"].notna().all()
+    exact = merged["ref"] <= level
+    np.testing.assert_allclose(merged.loc[exact, "fdr_all"], merged.loc[exact, "ref"], rtol=1e-10)
+    assert merged.loc[~exact, "fdr_all"].isna().all()
+    expected = set(map(tuple, tests.loc[ref < level, key].to_numpy()))
+    assert set(map(tuple, eqtls.loc[eqtls["fdr_all"] < level, key].to_numpy())) == expected
+    assert len(expected) >= 10
+    # the family-scope rows and values are unchanged
+    both = family.merge(eqtls[[*key, "fdr_genome", "called_run"]], on=key, how="left", suffixes=("", "_2"),
+                        validate="one_to_one")
+    np.testing.assert_array_equal(both["fdr_genome"], both["fdr_genome_2"])
+    np.testing.assert_array_equal(both["called_run"], both["called_run_2"])
+    # the counts are the fdr_all calls, per factor set x tissue x class and over all tissues
+    counts = pd.read_csv(layout.summary / "eqtl_counts.tsv", sep="\t")
+    called = eqtls[eqtls["fdr_all"] < level]
+    for (fs, tissue, klass), row in counts[counts.gene_type == "all"].set_index(
+            ["factor_set", "tissue", "class"]).iterrows():
+        part = called[(called.factor_set == fs) & (called["class"] == klass)
+                      & ((called.tissue == tissue) | (tissue == "all"))]
+        assert row.n_eqtls == len(part), (fs, tissue, klass)
+        assert row.n_egenes == part["gene"].nunique()
+    # and back: gathering with 'family' again gives the family-scope table
+    run_pipeline(config, out_dir=out)
+    pd.testing.assert_frame_equal(pd.read_parquet(layout.summary / "eqtls.parquet"), family)
+
+
+def test_fdr_scope_is_validated():
+    from tbeqtl.pipeline import PipelineConfig
+
+    assert PipelineConfig().mapping.fdr_scope == "family"
+    with pytest.raises(InputError, match="mapping.fdr_scope must be one of family, all"):
+        PipelineConfig().replace(mapping={"fdr_scope": "genome"})
+    with pytest.raises(InputError, match="mapping.fdr_scope must be of type str"):
+        PipelineConfig.from_dict({"mapping": {"fdr_scope": 1}})
+    assert PipelineConfig.from_dict({"mapping": {"fdr_scope": "all"}}).mapping.fdr_scope == "all"
+
+
+def test_report_states_the_guarantee_of_the_scope(tmp_path):
+    """The report's count caption says per family for 'family' (the default) and one list for 'all'."""
+    from tbeqtl.report.load import ReportData
+    from tbeqtl.report.sections import _fdr_guarantee
+
+    data = ReportData(run_dir=tmp_path, fdr=0.05)
+    family = _fdr_guarantee(data)
+    assert "FDR < 0.05 per family" in family and "chromosome pair x factor set x tissue" in family
+    assert "not in counts pooled over families" in family and "fdr_genome" not in family
+    data.tables["summary"] = pd.DataFrame(columns=["n_eqtls", "n_eqtls_genome"])
+    assert "(fdr_genome < 0.05) pool each family over the chromosome pairs" in _fdr_guarantee(data)
+    data.run_info = {"config": {"mapping": {"fdr_scope": "all"}}}
+    one = _fdr_guarantee(data)
+    assert one.startswith("Calls: fdr_all < 0.05, one Benjamini-Hochberg FDR over every test of the factor")
+    assert "per family" not in one

@@ -263,6 +263,15 @@ class MappingConfig:
         raised before any pair is fitted.
     n_permutations
         Permutations of expression and covariates for the QQ plot.
+    fdr_scope
+        Which tests one BH covers, and so what the FDR guarantee is about (expected false
+        discovery proportion at most ``fdr`` for the list BH is applied to). ``"family"`` (the
+        paper): BH per run family, factor set x tissue x cis/trans x gene-type group of one
+        chromosome pair (the calls), plus ``fdr_genome``, BH per such family pooled over the
+        chromosome pairs. ``"all"``: also ``fdr_all``, one BH over every test of a factor set
+        (all tissues, classes, gene types and pairs), and the summary counts are the tests with
+        ``fdr_all`` below ``fdr``: one list with one guarantee. It only changes the gather, so a
+        finished run folder can be gathered again with the other scope.
     """
 
     fdr: float = 0.1
@@ -273,6 +282,7 @@ class MappingConfig:
     tissues: tuple[str, ...] = ()
     min_samples: int = 0
     n_permutations: int = 1
+    fdr_scope: str = "family"
 
 
 @dataclass(frozen=True)
@@ -528,6 +538,7 @@ _CHOICES = {
     ("holdout", "unit"): ("samples", "individuals"),
     ("factors", "tissue_score"): ("inner_product", "normalized"),
     ("covariates", "hidden"): ("pca", "factor_analysis", "none"),
+    ("mapping", "fdr_scope"): ("family", "all"),
 }
 
 

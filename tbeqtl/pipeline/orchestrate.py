@@ -26,12 +26,15 @@ Extra files beyond the layout's list: ``fit/checkpoint/`` (resumable fit state),
 ``eqtl/<set>/<tissue>/candidates.parquet`` (every test with p at or below ``mapping.fdr``, for the
 genome-wide FDR) and the ``exhaustive`` factor-set folder (all SNP x gene pairs on the same samples).
 
-Genome-wide FDR: each run calls eQTLs by BH over its own families (factor set x tissue x class x
-gene-type group); that bounds each family's expected FDP, not the FDR of the calls pooled over
-many runs. The gather adds ``fdr_genome`` to ``summary/eqtls.parquet``: BH per factor set x tissue
-x class x gene-type group over all gathered runs (:mod:`tbeqtl.pipeline.genome_fdr`), exact at or
-below the level and NaN above it, plus the candidates called only genome-wide (``called_run``
-False); filter ``fdr_genome < level`` for a genome-wide list whose pooled FDR is controlled.
+FDR: each run calls eQTLs by BH over its own families (factor set x tissue x class x gene-type
+group); that bounds each family's expected false discovery proportion, not that of the calls
+pooled over many families. The gather adds ``fdr_genome`` to ``summary/eqtls.parquet``: BH per
+factor set x tissue x class x gene-type group pooled over all gathered runs
+(:mod:`tbeqtl.pipeline.genome_fdr`), exact at or below the level and NaN above it, plus the
+candidates called only that way (``called_run`` False); ``fdr_genome < level`` bounds the expected
+FDP of each such pooled family. With ``mapping.fdr_scope = "all"`` it also adds ``fdr_all``, one
+BH over every test of a factor set (all tissues, classes, gene types and pairs), and counts the
+calls from it: ``fdr_all < level`` is one list whose expected FDP is at most the level.
 """
 
 from __future__ import annotations
@@ -520,13 +523,14 @@ def _with_pair(df: pd.DataFrame, pair: PairLayout, gene_chrom: str, snp_chrom: s
     return df.assign(pair=pair.name, gene_chrom=gene_chrom, snp_chrom=snp_chrom)
 
 
-def _counts_table(calls_df: pd.DataFrame, tests_rows: list[dict], *, level: float | None = None
-                  ) -> pd.DataFrame:
+def _counts_table(calls_df: pd.DataFrame, tests_rows: list[dict], *, level: float | None = None,
+                  scope: str = "family") -> pd.DataFrame:
     """Count eQTLs per factor set x tissue x class x gene type (schema eqtl_counts).
 
-    ``n_eqtls``/``n_egenes``/``n_evariants`` count the per-run calls (``called_run`` rows when the
-    table has that column); with ``fdr_genome`` in ``calls_df`` and a ``level``, the ``*_genome``
-    columns count the rows with ``fdr_genome < level``.
+    ``n_eqtls``/``n_egenes``/``n_evariants`` count the calls: with ``scope`` ``"family"`` the
+    per-run calls (``called_run`` rows when the table has that column), with ``"all"`` the rows
+    with ``fdr_all < level``. With ``fdr_genome`` in ``calls_df`` and a ``level``, the
+    ``*_genome`` columns count the rows with ``fdr_genome < level``.
     """
     from ..association.result import gene_type_group
 
@@ -537,8 +541,15 @@ def _counts_table(calls_df: pd.DataFrame, tests_rows: list[dict], *, level: floa
     else:
         calls["gene_type"] = "all"
     genome = level is not None and "fdr_genome" in calls.columns
-    run_mask = calls["called_run"].astype(bool).to_numpy() if "called_run" in calls.columns else \
-        np.ones(len(calls), dtype=bool)
+    if scope == "all":
+        if level is None or ("fdr_all" not in calls.columns and len(calls)):
+            raise InputError("counting the calls of fdr_scope 'all' needs fdr_all and the FDR level")
+        run_mask = (calls["fdr_all"].to_numpy(dtype=float) < level) if len(calls) else \
+            np.zeros(0, dtype=bool)
+    elif "called_run" in calls.columns:
+        run_mask = calls["called_run"].astype(bool).to_numpy()
+    else:
+        run_mask = np.ones(len(calls), dtype=bool)
     genome_mask = (calls["fdr_genome"].to_numpy(dtype=float) < level) if genome else \
         np.zeros(len(calls), dtype=bool)
     sets = {"": calls.loc[run_mask], "_genome": calls.loc[genome_mask]}
@@ -584,14 +595,20 @@ def _counts_table(calls_df: pd.DataFrame, tests_rows: list[dict], *, level: floa
 
 
 def _add_genome_fdr(calls_df: pd.DataFrame, candidate_frames: list[pd.DataFrame], tests_rows: list[dict],
-                    no_candidates: list[str], *, level: float) -> pd.DataFrame:
-    """Add ``fdr_genome`` / ``called_run`` and the genome-wide-only calls (:mod:`.genome_fdr`).
+                    no_candidates: list[str], *, level: float, scope: str = "family") -> pd.DataFrame:
+    """Add ``fdr_genome`` (and ``fdr_all``) / ``called_run`` and the pooled-only calls (:mod:`.genome_fdr`).
 
     Without the candidates of every gathered mapping (pairs finished by an older tbeqtl, or with
-    another FDR level) nothing is added: a partial pool would not give the genome-wide BH.
+    another FDR level) nothing is added with ``scope`` ``"family"``: a partial pool would not give
+    the pooled BH. With ``"all"`` that is an error, since the calls are then counted from
+    ``fdr_all``.
     """
     from .genome_fdr import genome_wide_calls
 
+    if no_candidates and scope == "all":
+        raise InputError(f"mapping.fdr_scope = 'all' needs every mapping's candidates.parquet at FDR level "
+                         f"{level:g}; {len(no_candidates)} have none (finished by an older tbeqtl?): rerun "
+                         "them into a new folder, or gather with fdr_scope = 'family'", ids=no_candidates[:5])
     if no_candidates:
         logger.warning("no genome-wide FDR (fdr_genome): %d mappings have no candidates.parquet at FDR "
                        "level %g (finished by an older tbeqtl?), e.g. %s", len(no_candidates), level,
@@ -603,10 +620,14 @@ def _add_genome_fdr(calls_df: pd.DataFrame, candidate_frames: list[pd.DataFrame]
     cands = cands.astype({"snp": str, "gene": str})
     cands["topics"] = cands["topics"].fillna("").astype(str)
     n_tests_df = pd.DataFrame(tests_rows, columns=["factor_set", "tissue", "class", "gene_type", "n_tests"])
-    out = genome_wide_calls(calls_df, cands, n_tests_df, level=level)
+    out = genome_wide_calls(calls_df, cands, n_tests_df, level=level, scope=scope)
     logger.info("genome-wide FDR: %d per-run calls, %d of them and %d other candidates at fdr_genome < %g",
                 int(out["called_run"].sum()), int((out["called_run"] & (out["fdr_genome"] < level)).sum()),
-                int((~out["called_run"]).sum()), level)
+                int((~out["called_run"] & (out["fdr_genome"] < level)).sum()), level)
+    if scope == "all":
+        logger.info("FDR over all tests of each factor set: %d calls at fdr_all < %g (%d of them per-run "
+                    "calls)", int((out["fdr_all"] < level).sum()), level,
+                    int((out["called_run"] & (out["fdr_all"] < level)).sum()))
     return out
 
 
@@ -642,6 +663,12 @@ def gather_results(layout: RunLayout, config: PipelineConfig, *, data: EQTLData,
     ``n_egenes_genome`` and ``n_evariants_genome``; ``n_eqtls`` and the rest still count the
     per-run calls. When a gathered mapping has no ``candidates.parquet`` at the configured level
     (finished by an older tbeqtl) none of these columns is written and a warning is logged.
+
+    With ``mapping.fdr_scope = "all"`` the table also has ``fdr_all`` (one BH per factor set over
+    all its tests, :func:`tbeqtl.pipeline.genome_fdr.all_tests_fdr`; exact at or below
+    ``mapping.fdr``, NaN above), the candidates with ``fdr_all < mapping.fdr`` are added like the
+    genome-wide ones, and ``n_eqtls``/``n_egenes``/``n_evariants`` count the rows with ``fdr_all <
+    mapping.fdr``; missing candidates are then an :class:`~tbeqtl.errors.InputError`.
     """
     done = status_df.loc[status_df["status"] == "done"]
     frames: dict[str, list[pd.DataFrame]] = {k: [] for k in ("tissue_association", "ancestry", "cell_types",
@@ -702,11 +729,11 @@ def gather_results(layout: RunLayout, config: PipelineConfig, *, data: EQTLData,
         if key == "eqtls":
             table["topics"] = table["topics"].fillna("").astype(str)
             table = _add_genome_fdr(table, frames["candidates"], tests_rows, no_candidates,
-                                    level=config.mapping.fdr)
+                                    level=config.mapping.fdr, scope=config.mapping.fdr_scope)
         tables[key] = validate_table(table, schema)
         write_table(tables[key], summary_dir / filename)
     eqtls = tables.get("eqtls", pd.DataFrame(columns=["factor_set", "tissue", "class", "snp", "gene"]))
-    counts = _counts_table(eqtls, tests_rows, level=config.mapping.fdr)
+    counts = _counts_table(eqtls, tests_rows, level=config.mapping.fdr, scope=config.mapping.fdr_scope)
     write_table(validate_table(counts, "eqtl_counts"), summary_dir / "eqtl_counts.tsv")
     stats: dict[str, Any] = {}
     if "tissue_association" in tables:
@@ -809,6 +836,7 @@ def _result_settings(config: PipelineConfig) -> dict[str, Any]:
     """Return the config entries that change a pair's results (not which pairs run, nor how)."""
     values = config.to_dict()
     values.pop("run")
+    values["mapping"] = {k: v for k, v in values["mapping"].items() if k != "fdr_scope"}  # gather only
     values["data"] = {k: v for k, v in values["data"].items() if k not in ("pairs", "all_pairs")}
     return values
 

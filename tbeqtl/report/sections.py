@@ -262,6 +262,37 @@ def _run_section(data: ReportData) -> Section:
     return section
 
 
+def _fdr_guarantee(data: ReportData) -> str:
+    """Return the sentence that states what the FDR level of the counted eQTLs guarantees.
+
+    Parameters
+    ----------
+    data
+        The loaded run; ``mapping.fdr_scope`` of its run.json config chooses the wording
+        (``"family"`` when absent).
+
+    Returns
+    -------
+    str
+        Two or three sentences for the count captions.
+    """
+    config = data.run_info.get("config") if isinstance(data.run_info.get("config"), dict) else {}
+    mapping = config.get("mapping") if isinstance(config.get("mapping"), dict) else {}
+    q = f"{data.fdr:g}"
+    if mapping.get("fdr_scope") == "all":
+        return (f"Calls: fdr_all < {q}, one Benjamini-Hochberg FDR over every test of the factor set (all "
+                f"tissues, cis and trans, gene types and chromosome pairs): the expected share of false "
+                f"calls in each factor set's list is at most {q}.")
+    text = (f"Calls: Benjamini-Hochberg FDR < {q} per family, one family being one chromosome pair x factor "
+            f"set x tissue x cis/trans x gene-type group: the expected share of false calls is at most {q} "
+            "within each family, not in counts pooled over families, which can be higher.")
+    summary = data.tables.get("summary")
+    if summary is not None and "n_eqtls_genome" in summary.columns:
+        text += (f" The *_genome counts (fdr_genome < {q}) pool each family over the chromosome pairs, with "
+                 "the same guarantee per pooled family.")
+    return text + ' mapping.fdr_scope = "all" gives one list with one such guarantee.'
+
+
 def _shown(data: ReportData, key: str) -> Section:
     title = SECTIONS[key]
     return Section(key, title, absent=data.absent.get(key, ""))
@@ -365,7 +396,7 @@ def build_sections(data: ReportData) -> list[Section]:
         s.tables.append(format_table(wide.reset_index(drop=True), key="summary_by_tissue",
                                      caption=f"eQTLs, unique eGenes and eVariants at FDR < {data.fdr:g} by "
                                      "factor set and tissue (tissue 'all': every tissue together); source: "
-                                     f"{source}.",
+                                     f"{source}. {_fdr_guarantee(data)}",
                                      max_rows=200))
         by_type = summary[(summary["tissue"] == "all")].drop(columns="tissue")
         s.tables.append(format_table(by_type.reset_index(drop=True), key="summary_by_gene_type",
