@@ -299,3 +299,18 @@ def test_model_docstring_names_paper_symbols():
     for symbol in symbols:
         assert symbol in model_module.__doc__
     Path(model_module.__file__)
+
+
+def test_tblda_defaults_have_one_source():
+    """max_steps and the learning rate default to tbeqtl.tblda.choices everywhere they are offered."""
+    from tbeqtl.cli import build_parser
+    from tbeqtl.pipeline.config import PipelineConfig
+    from tbeqtl.tblda.choices import LEARNING_RATE, MAX_STEPS
+
+    assert (MAX_STEPS, LEARNING_RATE) == (65_100, 0.05)  # the published recipe
+    model = TBLDA(3)
+    fit_config = PipelineConfig().fit
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices["fit"]
+    assert model.max_steps == fit_config.max_steps == sub.get_default("max_steps") == MAX_STEPS
+    rates = (model.learning_rate, fit_config.learning_rate, sub.get_default("learning_rate"))
+    assert rates == (LEARNING_RATE,) * 3

@@ -42,7 +42,7 @@ from .ancestry import ancestry_term, check_ancestry, estimate_ancestry
 from .averaging import IterateAverage
 from .cavi import cavi_init, cavi_iteration
 from .checkpoint import load_checkpoint, save_checkpoint
-from .choices import ALPHA_METHODS, INFERENCE
+from .choices import ALPHA_METHODS, INFERENCE, LEARNING_RATE, MAX_STEPS
 from .convergence import ConvergenceRule
 from .kernels import (
     Workspace,
@@ -209,8 +209,8 @@ class TBLDA:
         n_ancestry: int = 3,
         inference: str = "svi",
         cavi_tol: float = 1e-6,
-        learning_rate: float = 0.05,
-        max_steps: int = 65100,
+        learning_rate: float = LEARNING_RATE,
+        max_steps: int = MAX_STEPS,
         stop_rule: str = "abs",
         tol: float = 1e-4,
         window: int = 1000,
