@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .tblda.ranking import snp_maf_residual_scores
 
 __all__ = [
     "choose_cis_eqtls",
@@ -37,7 +38,8 @@ def _signed_effects(rng: np.random.Generator, n: int, effect_range: tuple[float,
 def snp_topic_scores(lam: np.ndarray, coded_maf: np.ndarray) -> np.ndarray:
     """Per-topic SNP scores: |residual| of ``lambda_.k`` regressed (OLS with intercept) on the coded MAF.
 
-    This is the paper's SNP ranking applied to the true ``Lambda``.
+    This is the paper's SNP ranking applied to the true ``Lambda``: it calls
+    :func:`tbeqtl.tblda.ranking.snp_maf_residual_scores` on arrays.
 
     Parameters
     ----------
@@ -51,9 +53,9 @@ def snp_topic_scores(lam: np.ndarray, coded_maf: np.ndarray) -> np.ndarray:
     numpy.ndarray
         S x K non-negative scores.
     """
-    design = np.column_stack([np.ones_like(coded_maf), coded_maf])
-    coef, *_ = np.linalg.lstsq(design, lam, rcond=None)
-    return np.abs(lam - design @ coef)
+    lam_df = pd.DataFrame(np.asarray(lam, dtype=np.float64))
+    maf_s = pd.Series(np.asarray(coded_maf, dtype=np.float64), index=lam_df.index)
+    return snp_maf_residual_scores(lam_df, maf_s).to_numpy()
 
 
 def gene_topic_scores(psi: np.ndarray) -> np.ndarray:

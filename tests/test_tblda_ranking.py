@@ -13,9 +13,11 @@ from tbeqtl.schema import validate_table
 from tbeqtl.tblda.ranking import (
     beta_w2_exact,
     beta_w2_gaussian,
+    coded_allele_frequency,
     expression_level_spearman,
     gene_w2_scores,
     snp_maf_residual_scores,
+    snp_maf_residuals,
     top_features,
 )
 
@@ -125,6 +127,33 @@ def test_snp_residuals_match_statsmodels(rng):
         np.testing.assert_allclose(ours[k].to_numpy(), np.abs(fit.resid), atol=1e-12)
     with pytest.raises(InputError, match="rs3"):
         snp_maf_residual_scores(lam, maf.drop("rs3"))
+
+
+def test_one_maf_residual_implementation_with_one_edge_case(rng):
+    """The robust-component step and the simulator use the ranking's MAF residuals, bit for bit."""
+    from tbeqtl.pipeline.robust import maf_residuals
+    from tbeqtl.simulate_effects import snp_topic_scores
+
+    snps = [f"rs{i}" for i in range(40)]
+    geno = pd.DataFrame(rng.binomial(2, rng.uniform(0.05, 0.5, size=(40, 1)), size=(40, 25)).astype(float),
+                        index=snps)
+    geno.iloc[3, :5] = np.nan
+    lam = pd.DataFrame(rng.random((40, 3)), index=snps)
+    maf = coded_allele_frequency(geno)
+    assert maf["rs3"] == pytest.approx(geno.iloc[3, 5:].mean() / 2)
+    core = snp_maf_residuals(lam, maf)
+    pd.testing.assert_frame_equal(maf_residuals(lam, geno), core, check_exact=True)
+    pd.testing.assert_frame_equal(snp_maf_residual_scores(lam, maf), core.abs(), check_exact=True)
+    np.testing.assert_array_equal(snp_topic_scores(lam.to_numpy(), maf.to_numpy()), core.abs().to_numpy())
+    # residuals are orthogonal to the design (1, maf): the OLS normal equations
+    np.testing.assert_allclose(core.sum(axis=0), 0, atol=1e-12)
+    np.testing.assert_allclose(core.mul(maf, axis=0).sum(axis=0), 0, atol=1e-12)
+    # a SNP without any called genotype is an error everywhere (robust used to impute the mean)
+    geno.iloc[7] = np.nan
+    with pytest.raises(InputError, match="rs7"):
+        maf_residuals(lam, geno)
+    with pytest.raises(InputError, match="rs7"):
+        snp_maf_residual_scores(lam, coded_allele_frequency(geno))
 
 
 def test_top_features_table(rng):

@@ -40,6 +40,7 @@ from scipy import stats
 
 from ..errors import InputError
 from ..logs import progress
+from ..tblda.ranking import coded_allele_frequency, snp_maf_residuals
 
 __all__ = [
     "loading_partners",
@@ -65,16 +66,19 @@ def maf_residuals(snp_topics_df: pd.DataFrame, genotype_df: pd.DataFrame) -> pd.
     Returns
     -------
     pandas.DataFrame
-        SNPs x K residuals, same labels.
+        SNPs x K residuals, same labels: :func:`tbeqtl.tblda.ranking.snp_maf_residuals`, the
+        ranking's own computation, with the frequencies of ``genotype_df``.
+
+    Raises
+    ------
+    InputError
+        Loadings for SNPs absent from ``genotype_df`` or without any called genotype.
     """
     missing = snp_topics_df.index.difference(genotype_df.index, sort=False)
     if len(missing):
         raise InputError("SNP loadings for SNPs without genotypes", ids=missing)
-    maf = np.nanmean(genotype_df.loc[snp_topics_df.index].to_numpy(dtype=float), axis=1) / 2.0
-    design = np.column_stack([np.ones_like(maf), np.nan_to_num(maf, nan=float(np.nanmean(maf)))])
-    values = snp_topics_df.to_numpy(dtype=float)
-    coef, *_ = np.linalg.lstsq(design, values, rcond=None)
-    return pd.DataFrame(values - design @ coef, index=snp_topics_df.index, columns=snp_topics_df.columns)
+    maf_s = coded_allele_frequency(genotype_df.loc[snp_topics_df.index])
+    return snp_maf_residuals(snp_topics_df, maf_s)
 
 
 def _similarity(a: np.ndarray, b: np.ndarray, method: str) -> float:

@@ -32,7 +32,10 @@ Genes
 
 SNPs
     For each topic, ``E[lambda_jk]`` is regressed (OLS with intercept) on the coded allele
-    frequency ``mean_i y_ij / 2`` of SNP ``j``; the score is the absolute residual.
+    frequency ``mean_i y_ij / 2`` of SNP ``j``; the score is the absolute residual. This module
+    owns that computation (:func:`snp_maf_residuals`): the robust-component step
+    (:func:`tbeqtl.pipeline.robust.maf_residuals`) and the simulator's planted trans-eQTLs
+    (:func:`tbeqtl.simulate_effects.snp_topic_scores`) call it.
 
 Both kinds keep the top ``top_fraction`` (10% by default, at least one) of features per
 topic, ranked within (topic, kind) by score (ties broken by feature ID).
@@ -54,10 +57,12 @@ __all__ = [
     "GENE_SCORES",
     "beta_w2_exact",
     "beta_w2_gaussian",
+    "coded_allele_frequency",
     "expression_level_spearman",
     "gene_w2_scores",
     "rank_features",
     "snp_maf_residual_scores",
+    "snp_maf_residuals",
     "top_features",
 ]
 
@@ -227,8 +232,57 @@ def expression_level_spearman(scores_df: pd.DataFrame, mean_count_s: pd.Series) 
     return series
 
 
+def coded_allele_frequency(genotype_df: pd.DataFrame) -> pd.Series:
+    """Coded allele frequency ``mean_i y_ij / 2`` of each SNP over its called genotypes.
+
+    Parameters
+    ----------
+    genotype_df
+        SNPs x individuals dosages in [0, 2] (NaN = missing).
+
+    Returns
+    -------
+    pandas.Series
+        Frequency per SNP (NaN for a SNP without any called genotype), named ``coded_maf``.
+    """
+    return (genotype_df.mean(axis=1, skipna=True) / 2).rename("coded_maf")
+
+
+def snp_maf_residuals(snp_topics_df: pd.DataFrame, maf_s: pd.Series) -> pd.DataFrame:
+    """Residuals of ``E[lambda_jk]`` regressed (OLS with intercept) on the coded allele frequency.
+
+    The one implementation of the paper's MAF adjustment of SNP loadings, per topic:
+    ``E[lambda_.k] ~ 1 + maf``.
+
+    Parameters
+    ----------
+    snp_topics_df
+        SNPs x K posterior means ``E[lambda_jk]`` (or any SNP loadings).
+    maf_s
+        Coded allele frequency ``mean_i y_ij / 2`` per SNP (:func:`coded_allele_frequency`),
+        aligned to ``snp_topics_df`` by SNP ID.
+
+    Returns
+    -------
+    pandas.DataFrame
+        SNPs x K signed residuals, same labels.
+
+    Raises
+    ------
+    InputError
+        A SNP has no frequency (absent from ``maf_s``, or no called genotype).
+    """
+    maf = maf_s.reindex(snp_topics_df.index).to_numpy(dtype=np.float64)
+    if np.isnan(maf).any():
+        raise InputError("SNPs have no coded allele frequency", ids=snp_topics_df.index[np.isnan(maf)])
+    design = np.column_stack([np.ones_like(maf), maf])
+    y = snp_topics_df.to_numpy(dtype=np.float64)
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    return pd.DataFrame(y - design @ coef, index=snp_topics_df.index, columns=snp_topics_df.columns)
+
+
 def snp_maf_residual_scores(snp_topics_df: pd.DataFrame, maf_s: pd.Series) -> pd.DataFrame:
-    """Absolute residuals of ``E[lambda_jk]`` regressed on the coded allele frequency, per topic.
+    """SNP scores: absolute residuals of ``E[lambda_jk]`` on the coded allele frequency, per topic.
 
     Parameters
     ----------
@@ -240,15 +294,9 @@ def snp_maf_residual_scores(snp_topics_df: pd.DataFrame, maf_s: pd.Series) -> pd
     Returns
     -------
     pandas.DataFrame
-        SNPs x K ``|residual|`` of the OLS fit ``E[lambda_.k] ~ 1 + maf``.
+        SNPs x K ``|residual|`` of :func:`snp_maf_residuals`.
     """
-    maf = maf_s.reindex(snp_topics_df.index).to_numpy(dtype=np.float64)
-    if np.isnan(maf).any():
-        raise InputError("SNPs have no coded allele frequency", ids=snp_topics_df.index[np.isnan(maf)])
-    design = np.column_stack([np.ones_like(maf), maf])
-    y = snp_topics_df.to_numpy(dtype=np.float64)
-    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-    return pd.DataFrame(np.abs(y - design @ coef), index=snp_topics_df.index, columns=snp_topics_df.columns)
+    return snp_maf_residuals(snp_topics_df, maf_s).abs()
 
 
 def top_features(scores_df: pd.DataFrame, *, kind: str, top_fraction: float = 0.1) -> pd.DataFrame:
@@ -321,8 +369,7 @@ def rank_features(
     logger.info("gene score %s: mean Spearman with mean count %.3f (expression-level diagnostic)", gene_score,
                 diag["mean"])
     if data is not None:
-        genotypes = data.genotype_df.reindex(model.snp_topics_.index)
-        maf_s = genotypes.mean(axis=1, skipna=True) / 2
+        maf_s = coded_allele_frequency(data.genotype_df.reindex(model.snp_topics_.index))
     else:
         maf_s = model.snp_maf_
     snp_scores = snp_maf_residual_scores(model.snp_topics_, maf_s)
