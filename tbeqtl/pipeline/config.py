@@ -33,6 +33,7 @@ from typing import Any
 
 from ..atomic import atomic_write
 from ..errors import InputError
+from ..tblda.choices import LEARNING_RATE, MAX_STEPS
 
 __all__ = [
     "CovariateConfig",
@@ -143,8 +144,8 @@ class FitConfig:
     """
 
     n_topics: int = 10
-    max_steps: int = 65100
-    learning_rate: float = 0.05
+    max_steps: int = MAX_STEPS
+    learning_rate: float = LEARNING_RATE
     seed: int = 0
     top_fraction: float = 0.1
     n_ancestry: int = 3

@@ -237,14 +237,10 @@ def _set_status(layout: PairLayout, status: dict[str, str], stage: str, value: s
 
 def _limit_threads(n: int) -> None:
     import torch
+    from threadpoolctl import threadpool_limits  # a declared dependency
 
     torch.set_num_threads(max(1, int(n)))
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(max(1, int(n)))
-    except ImportError:  # pragma: no cover
-        pass
+    threadpool_limits(max(1, int(n)))
 
 
 def _pair_features(data: EQTLData, gene_chrom: str, snp_chrom: str) -> tuple[pd.Index, pd.Index]:
