@@ -16,7 +16,7 @@ from ..tblda.ancestry import (
     read_terastructure_beta,
     read_terastructure_theta,
 )
-from ..tblda.choices import ALPHA_METHODS, INFERENCE
+from ..tblda.choices import ALPHA_METHODS, INFERENCE, LEARNING_RATE, MAX_STEPS
 from ..tblda.convergence import STOP_RULES
 
 COMMAND = "fit"
@@ -85,7 +85,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="CAVI: stop when the bound changes by less than this (relative)",
     )
     fit.add_argument(
-        "--max-steps", type=int, default=65100, help="maximum SVI steps / CAVI iterations (default: 65100)"
+        "--max-steps",
+        type=int,
+        default=MAX_STEPS,
+        help=f"maximum SVI steps / CAVI iterations (default: {MAX_STEPS})",
     )
     fit.add_argument(
         "--stop-rule",
@@ -105,7 +108,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument(
         "--min-steps", type=int, default=5000, help="no stop before this many steps (default: 5000)"
     )
-    fit.add_argument("--learning-rate", type=float, default=0.05, help="Adam learning rate (default: 0.05)")
+    fit.add_argument(
+        "--learning-rate",
+        type=float,
+        default=LEARNING_RATE,
+        help=f"Adam learning rate (default: {LEARNING_RATE})",
+    )
     fit.add_argument(
         "--init-jitter",
         type=float,

@@ -39,7 +39,6 @@ calls from it: ``fdr_all < level`` is one list whose expected FDP is at most the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -55,6 +54,7 @@ from .. import __version__
 from ..atomic import write_json, write_table
 from ..data import EQTLData
 from ..errors import InputError, TbeqtlError
+from ..io._common import sha256_file
 from ..layout import PairLayout, RunLayout
 from ..schema import validate_table
 from . import covariates as cov
@@ -806,14 +806,7 @@ def _file_checksums(path: str) -> dict[str, str]:
         return {}
     root = Path(path)
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-    out = {}
-    for file in files:
-        digest = hashlib.sha256()
-        with open(file, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        out[str(file.relative_to(root) if root.is_dir() else file.name)] = digest.hexdigest()
-    return out
+    return {str(file.relative_to(root) if root.is_dir() else file.name): sha256_file(file) for file in files}
 
 
 def _versions() -> dict[str, str]:
