@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -51,27 +52,62 @@ def setup_logging(*, level: str | int = "INFO", log_file: str | Path | None = No
 def progress(
     iterable: Iterable[T], *, desc: str, total: int | None = None, enabled: bool | None = None
 ) -> Iterator[T]:
-    """Wrap a long loop in a progress bar on stderr.
+    """Wrap a long loop in a progress bar on stderr, or in periodic log lines.
+
+    A bar is drawn only on a terminal: in batch logs (stderr redirected to a file, a job
+    scheduler's log) bar redraws are noise, so there the loop reports instead an INFO line
+    through the ``tbeqtl`` logger every :data:`LOG_INTERVAL` seconds (items done / total and
+    the rate) and one when it ends, if it ran longer than that.
 
     Parameters
     ----------
     iterable
         The loop's items.
     desc
-        What the loop does, shown left of the bar.
+        What the loop does, shown left of the bar and at the start of each log line.
     total
         Number of items, if ``iterable`` has no ``len``.
     enabled
-        Force the bar on or off; by default it is shown when stderr is a terminal
-        or the ``tbeqtl`` logger is at INFO or lower.
+        Force the bar on or off; by default it is shown when stderr is a terminal. Without
+        a bar, periodic log lines are written (at INFO).
 
     Yields
     ------
     object
         The items of ``iterable``.
     """
-    from tqdm.auto import tqdm
-
     if enabled is None:
-        enabled = sys.stderr.isatty() or logging.getLogger("tbeqtl").isEnabledFor(logging.INFO)
-    yield from tqdm(iterable, desc=desc, total=total, disable=not enabled, file=sys.stderr, mininterval=1.0)
+        enabled = sys.stderr.isatty()
+    if enabled:
+        from tqdm.auto import tqdm
+
+        yield from tqdm(iterable, desc=desc, total=total, file=sys.stderr, mininterval=1.0)
+        return
+    yield from _logged_progress(iterable, desc=desc, total=total)
+
+
+#: Seconds between two progress log lines when no bar is drawn.
+LOG_INTERVAL = 30.0
+
+
+def _logged_progress(iterable: Iterable[T], *, desc: str, total: int | None) -> Iterator[T]:
+    """Yield the items of ``iterable``, logging ``desc: done/total (rate/s)`` every :data:`LOG_INTERVAL` s."""
+    log = logging.getLogger("tbeqtl.progress")
+    if total is None and hasattr(iterable, "__len__"):
+        total = len(iterable)  # type: ignore[arg-type]
+    start = last = time.monotonic()
+    done = 0
+    for item in iterable:
+        yield item
+        done += 1
+        now = time.monotonic()
+        if now - last >= LOG_INTERVAL:
+            last = now
+            log.info("%s: %s (%.3g/s)", desc, _count(done, total), done / (now - start))
+    elapsed = time.monotonic() - start
+    if elapsed >= LOG_INTERVAL:
+        log.info("%s: %s in %.1f s", desc, _count(done, total), elapsed)
+
+
+def _count(done: int, total: int | None) -> str:
+    return f"{done}/{total}" if total else str(done)

@@ -261,6 +261,113 @@ _register(TableSchema(
 ))
 
 # ---------------------------------------------------------------------------
+# tensorQTL-style cis workflow (tbeqtl.association.cis, .post): `tbeqtl cis`
+# Statistics are exact float64 OLS (tensorQTL stores slopes in float32); integers are int32.
+# ---------------------------------------------------------------------------
+_CIS_PAIR_ID_COLS = (
+    Column("phenotype_id", "str", "phenotype ID"),
+    Column("variant_id", "str", "variant ID"),
+    Column("start_distance", "int", "variant position - phenotype start (1-based; the TSS for a single "
+           "position)"),
+    Column("end_distance", "int", "variant position - phenotype end (only when the positions are "
+           "intervals)", required=False),
+    Column("af", "float", "ALT allele frequency over the analysed samples after mean imputation, "
+           "sum(g) / 2n (not the MAF)"),
+    Column("ma_samples", "int", "samples carrying the minor allele: #{g > 0.5} if af <= 0.5, else "
+           "#{g < 1.5}"),
+    Column("ma_count", "int", "minor allele count: int(sum of g > 0.5) if af <= 0.5, else 2n minus it"),
+)
+_CIS_NOMINAL_STAT_COLS = (
+    Column("pval_nominal", "float", "two-sided t-test p-value of the slope, df = n - 2 - k (float64)"),
+    Column("slope", "float", "OLS effect of one ALT dosage in y ~ 1 + covariates + g (float64)"),
+    Column("slope_se", "float", "standard error of slope (float64)"),
+)
+_register(TableSchema(
+    name="cis_qtl_pairs",
+    description="One cis variant-phenotype pair (tensorQTL map_nominal); monomorphic variants and "
+                "variants collinear with the covariates have NaN statistics.",
+    files=("<prefix>.cis_qtl_pairs.<chrom>.parquet",),
+    columns=(*_CIS_PAIR_ID_COLS, *_CIS_NOMINAL_STAT_COLS),
+))
+_register(TableSchema(
+    name="cis_qtl_pairs_interaction",
+    description="One cis variant-phenotype pair of the interaction model y ~ 1 + covariates + g + i + g:i "
+                "(tensorQTL map_nominal with interaction_df); one interaction term shown, several terms "
+                "repeat the i / gi columns with the term name (tbeqtl.association.interaction).",
+    files=("<prefix>.cis_qtl_pairs.<chrom>.parquet",),
+    columns=(
+        *_CIS_PAIR_ID_COLS,
+        Column("b_g", "float", "genotype main effect", required=False),
+        Column("b_g_se", "float", "standard error of b_g", required=False),
+        Column("pval_g", "float", "p-value of b_g", required=False),
+        Column("b_i", "float", "interaction-term main effect", required=False),
+        Column("b_i_se", "float", "standard error of b_i", required=False),
+        Column("pval_i", "float", "p-value of b_i", required=False),
+        Column("b_gi", "float", "genotype x interaction effect", required=False),
+        Column("b_gi_se", "float", "standard error of b_gi", required=False),
+        Column("pval_gi", "float", "p-value of b_gi", required=False),
+    ),
+))
+_CIS_TOP_COLS = (
+    Column("num_var", "int", "variants tested in the window (monomorphic, filtered and "
+           "covariate-collinear variants excluded)"),
+    Column("beta_shape1", "float", "Beta shape a fitted (MLE) to the permutation minimum p-values "
+           "at true_df"),
+    Column("beta_shape2", "float", "Beta shape b"),
+    Column("true_df", "float", "degrees of freedom making the moment-matched Beta shape a of the "
+           "permutation p-values 1"),
+    Column("pval_true_df", "float", "p-value of the top variant with true_df"),
+    Column("variant_id", "str", "top variant (largest r^2; first in position order on ties)"),
+    Column("start_distance", "int", "top variant position - phenotype start"),
+    Column("end_distance", "int", "top variant position - phenotype end"),
+    Column("ma_samples", "int", "samples carrying the minor allele (see cis_qtl_pairs)"),
+    Column("ma_count", "int", "minor allele count (see cis_qtl_pairs)"),
+    Column("af", "float", "ALT allele frequency after imputation"),
+    Column("pval_nominal", "float", "nominal p-value of the top variant (df = n - 2 - k)"),
+    Column("slope", "float", "OLS effect of the top variant"),
+    Column("slope_se", "float", "standard error of slope"),
+    Column("pval_perm", "float", "(#{permutation max r^2 >= observed} + 1) / (nperm + 1)"),
+    Column("pval_beta", "float", "beta-approximated permutation p-value: Beta_cdf(pval_true_df)"),
+)
+_register(TableSchema(
+    name="cis_qtl",
+    description="One phenotype: its top cis variant with permutation and beta-approximated p-values "
+                "(tensorQTL map_cis, then calculate_qvalues).",
+    files=("<prefix>.cis_qtl.txt.gz",),
+    columns=(
+        Column("phenotype_id", "str", "phenotype ID (the index in Python)"),
+        *_CIS_TOP_COLS,
+        Column("qval", "float", "Storey q-value of pval_beta across phenotypes", required=False),
+        Column("pval_nominal_threshold", "float", "nominal p-value threshold of the phenotype: "
+               "Beta_ppf(p_t; beta_shape1, beta_shape2), p_t the min-p threshold at the FDR", required=False),
+    ),
+))
+_register(TableSchema(
+    name="cis_independent_qtl",
+    description="One conditionally independent cis-QTL of an eGene (tensorQTL map_independent): "
+                "statistics of the variant with the other selected variants as covariates.",
+    files=("<prefix>.cis_independent_qtl.txt.gz",),
+    columns=(
+        Column("phenotype_id", "str", "phenotype ID"),
+        *_CIS_TOP_COLS,
+        Column("rank", "int", "rank of the signal (forward-pass order)"),
+    ),
+))
+_register(TableSchema(
+    name="cis_signif_pairs",
+    description="One significant cis pair (GTEx signif_variant_gene_pairs): a nominal pair of an eGene "
+                "with pval_nominal below the eGene's pval_nominal_threshold.",
+    files=("<prefix>.cis_qtl.signif_pairs.parquet",),
+    columns=(
+        *_CIS_PAIR_ID_COLS,
+        *_CIS_NOMINAL_STAT_COLS,
+        Column("pval_nominal_threshold", "float", "the eGene's nominal threshold"),
+        Column("min_pval_nominal", "float", "the eGene's top nominal p-value"),
+        Column("pval_beta", "float", "the eGene's beta-approximated p-value"),
+    ),
+))
+
+# ---------------------------------------------------------------------------
 # TBLDA fitting layer (tbeqtl.tblda): `tbeqtl fit`
 # ---------------------------------------------------------------------------
 _register(TableSchema(

@@ -11,25 +11,34 @@ Public API:
 - :func:`permutation_qq` (the paper's permuted-expression QQ check) and
   :func:`map_cis_permutations` (FastQTL/tensorQTL cis permutations with the beta approximation).
 - :func:`histogram_edges`, :func:`qq_from_histogram`: the ``pvalue.hist`` product.
+- tensorQTL's cis workflow in exact float64 (:mod:`.cis`, :mod:`.post`): :func:`map_nominal`,
+  :func:`map_cis`, :func:`map_independent`, :func:`calculate_qvalues`, :func:`get_significant_pairs`.
 """
 
 from __future__ import annotations
 
+from .cis import map_cis, map_independent, map_nominal
 from .fdr import bh_fdr, bh_fdr_by_group, estimate_pi0, storey_qvalue
 from .histogram import histogram_edges, qq_from_histogram
 from .mapping import map_eqtls
 from .permutation import map_cis_permutations, permutation_qq
+from .post import calculate_qvalues, get_significant_pairs
 from .result import AssociationResult, gene_type_group, recompute_fdr
 
 __all__ = [
     "AssociationResult",
     "bh_fdr",
     "bh_fdr_by_group",
+    "calculate_qvalues",
     "estimate_pi0",
     "gene_type_group",
+    "get_significant_pairs",
     "histogram_edges",
+    "map_cis",
     "map_cis_permutations",
     "map_eqtls",
+    "map_independent",
+    "map_nominal",
     "permutation_qq",
     "qq_from_histogram",
     "recompute_fdr",

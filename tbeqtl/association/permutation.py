@@ -37,6 +37,7 @@ from .residualize import covariate_basis, impute_row_mean, residualize_rows
 
 __all__ = [
     "QQResult",
+    "beta_approximated_pvalue",
     "beta_mle",
     "canonical_permutations",
     "fit_beta_approximation",
@@ -292,6 +293,40 @@ def fit_beta_approximation(r2_perm, df: int) -> tuple[float, float, float]:
     return true_df, float(a), float(b)
 
 
+def beta_approximated_pvalue(r2_perm, r2_top: float, df: float) -> dict[str, float]:
+    """FastQTL/tensorQTL's beta-approximated permutation p-value of a top association.
+
+    Parameters
+    ----------
+    r2_perm
+        Maximum ``r^2`` over the cis variants, one per permutation.
+    r2_top
+        ``r^2`` of the observed top variant.
+    df
+        Nominal residual degrees of freedom.
+
+    Returns
+    -------
+    dict
+        ``beta_shape1``, ``beta_shape2``, ``true_df`` (:func:`fit_beta_approximation`),
+        ``pval_true_df = p(r2_top, true_df)`` and ``pval_beta = Beta_cdf(pval_true_df; a, b)``;
+        all NaN when the fit is impossible (fewer than 10 distinct permutation maxima).
+    """
+    try:
+        true_df, a, b = fit_beta_approximation(r2_perm, df)
+    except InputError:
+        nan = float("nan")
+        return {"beta_shape1": nan, "beta_shape2": nan, "true_df": nan, "pval_true_df": nan, "pval_beta": nan}
+    p_true_df = float(_p_from_r2(np.array([r2_top]), true_df)[0])
+    return {
+        "beta_shape1": a,
+        "beta_shape2": b,
+        "true_df": true_df,
+        "pval_true_df": p_true_df,
+        "pval_beta": float(stats.beta.cdf(p_true_df, a, b)),
+    }
+
+
 def map_cis_permutations(
     genotype_df: pd.DataFrame,
     expression_df: pd.DataFrame,
@@ -395,12 +430,9 @@ def map_cis_permutations(
             t_top = r_top * np.sqrt(df / (1 - r2_top)) if r2_top < 1 else np.sign(r_top) * np.inf
         p_nom = float(_p_from_r2(np.array([r2_top]), df)[0])
         p_perm = (np.sum(r2_perm >= r2_top) + 1) / (n_permutations + 1)
-        try:
-            true_df, a, b = fit_beta_approximation(r2_perm, df)
-            p_true_df = float(_p_from_r2(np.array([r2_top]), true_df)[0])
-            p_beta = float(stats.beta.cdf(p_true_df, a, b))
-        except InputError:
-            true_df = a = b = p_true_df = p_beta = np.nan
+        fit = beta_approximated_pvalue(r2_perm, r2_top, df)
+        true_df, a, b = fit["true_df"], fit["beta_shape1"], fit["beta_shape2"]
+        p_true_df, p_beta = fit["pval_true_df"], fit["pval_beta"]
         rows.append(
             {
                 "gene": genes[gi],

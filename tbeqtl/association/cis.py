@@ -1,0 +1,575 @@
+"""tensorQTL's cis workflow in exact float64: nominal pairs, permutations, conditional passes.
+
+The functions keep tensorQTL 1.0.10's names, argument orientations and output columns
+(``../shared/docs/tensorqtl-semantics.md``), so a tensorQTL script changes its import line:
+
+- :func:`map_nominal`: every cis pair, one parquet file per chromosome;
+- :func:`map_cis`: one row per phenotype, its top variant with permutation and beta-approximated
+  p-values (then :func:`~tbeqtl.association.post.calculate_qvalues`);
+- :func:`map_independent`: forward-backward conditional mapping of the eGenes.
+
+Differences from tensorQTL: statistics are exact float64 OLS (tensorQTL: float32, ~1e-5
+relative); the permutations come from a seeded :class:`numpy.random.Generator` drawn over the
+samples sorted by ID (tensorQTL: numpy's global legacy seed over the input order), so results do
+not depend on the order of any input, and the same seed gives the same permutations in every
+mode; genotypes may hold more individuals than the phenotypes, in any order (subset by ID);
+variants are ordered by (position, ID) within a chromosome whatever the input order; phenotypes
+with missing values are skipped with a warning (tensorQTL returns NaN for them); variants
+collinear with the covariates (``R^2 > 1 - 1e-10``) are not testable, like monomorphic ones.
+
+Genotypes are read once per chromosome as float32 (4 bytes per call, the only chromosome-sized
+array), per-variant quantities computed once in float64 (:mod:`.cis_kernels`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError, format_ids
+from ..schema import validate_table
+from .cis_inputs import CisInputs, Ticker, prepare_cis
+from .cis_kernels import (
+    ChromGenotypes,
+    association_stats,
+    extend_basis,
+    load_chromosome,
+    residual_unit,
+    scan_permutations,
+)
+from .cis_nominal import write_nominal_chromosome
+from .permutation import beta_approximated_pvalue, canonical_permutations
+
+__all__ = ["CIS_COLUMNS", "map_cis", "map_independent", "map_nominal"]
+
+logger = logging.getLogger(__name__)
+
+#: map_cis output columns (index ``phenotype_id``), tensorQTL's order.
+CIS_COLUMNS = [
+    "num_var",
+    "beta_shape1",
+    "beta_shape2",
+    "true_df",
+    "pval_true_df",
+    "variant_id",
+    "start_distance",
+    "end_distance",
+    "ma_samples",
+    "ma_count",
+    "af",
+    "pval_nominal",
+    "slope",
+    "slope_se",
+    "pval_perm",
+    "pval_beta",
+]
+_INT_COLUMNS = ("num_var", "start_distance", "end_distance", "ma_samples", "ma_count")
+
+
+def _variant_filter(chromg: ChromGenotypes, *, maf_threshold: float, mac_threshold: int) -> np.ndarray:
+    """Variants passing tensorQTL's MAF filter (after imputation) and the minor-allele-count filter."""
+    keep = np.ones(chromg.n_variants, dtype=bool)
+    if maf_threshold > 0:
+        keep &= chromg.maf >= maf_threshold
+    if mac_threshold > 0:
+        keep &= chromg.ma_count >= mac_threshold
+    dropped = int((~keep).sum())
+    if dropped:
+        logger.info(
+            "%s: %d of %d variants below maf_threshold=%g / mac_threshold=%d",
+            chromg.chrom,
+            dropped,
+            keep.size,
+            maf_threshold,
+            mac_threshold,
+        )
+    return keep
+
+
+def _window(chromg: ChromGenotypes, idx: np.ndarray, start: int, end: int, window: int) -> np.ndarray:
+    """Rows of ``idx`` (sorted chromosome rows) with ``start - window <= pos <= end + window``."""
+    lo = np.searchsorted(chromg.pos, start - window, side="left")
+    hi = np.searchsorted(chromg.pos, end + window, side="right")
+    return idx[np.searchsorted(idx, lo) : np.searchsorted(idx, hi)]
+
+
+def _check_common(*, window, maf_threshold, mac_threshold) -> int:
+    if window is None or window < 0:
+        raise InputError(f"window must be >= 0, got {window}")
+    if not 0 <= maf_threshold < 0.5 + 1e-12:
+        raise InputError(f"maf_threshold must lie in [0, 0.5], got {maf_threshold}")
+    if mac_threshold < 0:
+        raise InputError(f"mac_threshold must be >= 0, got {mac_threshold}")
+    return int(window)
+
+
+# --------------------------------------------------------------------------------------------- nominal
+def map_nominal(
+    genotype_df,
+    variant_df,
+    phenotype_df: pd.DataFrame,
+    phenotype_pos_df: pd.DataFrame,
+    prefix: str,
+    covariates_df: pd.DataFrame | None = None,
+    *,
+    maf_threshold: float = 0,
+    mac_threshold: int = 0,
+    interaction_df=None,
+    maf_threshold_interaction: float = 0.05,
+    window: int = 1_000_000,
+    output_dir=".",
+    sample_map=None,
+    gtex_ids: bool = False,
+    show_progress: bool | None = None,
+) -> dict[str, Path]:
+    """Every cis variant-phenotype pair, written as ``<output_dir>/<prefix>.cis_qtl_pairs.<chrom>.parquet``.
+
+    Parameters
+    ----------
+    genotype_df
+        Variants x individuals dosages (ALT counts; int8 with -9 or NaN missing) with
+        ``variant_df``, or a genotype source (then ``variant_df=None``). May hold more
+        individuals than the phenotypes, in any order.
+    variant_df
+        ``chrom`` (or ``chr``) and ``pos`` per variant ID, for a DataFrame ``genotype_df``.
+    phenotype_df
+        Phenotypes x samples.
+    phenotype_pos_df
+        Indexed by phenotype: ``chr``/``chrom`` and ``pos`` or ``start``/``end`` (1-based;
+        sorted within each chromosome).
+    prefix
+        File name prefix.
+    covariates_df
+        Samples x covariates (tensorQTL's orientation; the transpose is recognised by ID).
+    maf_threshold, mac_threshold
+        Drop variants with ``min(af, 1 - af) < maf_threshold`` or ``ma_count < mac_threshold``
+        (after mean imputation over the analysed samples).
+    interaction_df
+        Interaction term(s), samples x terms (a Series is one term): tensorQTL's interaction
+        model ``y ~ g + i + g:i`` per term set, with its interaction MAF rule.
+    maf_threshold_interaction
+        tensorQTL's MAF threshold within the lower and upper halves of each term.
+    window
+        cis window (bp) on each side; both ends inclusive.
+    output_dir
+        Where the files go.
+    sample_map, gtex_ids
+        Phenotype sample -> genotype individual (see :func:`~tbeqtl.association.cohort.align_cohort`).
+    show_progress
+        Progress bar (default: when stderr is a terminal; otherwise periodic log lines).
+
+    Returns
+    -------
+    dict
+        Chromosome -> path of its pair file (chromosomes with at least one pair).
+
+    Notes
+    -----
+    Columns (schema ``cis_qtl_pairs``): ``phenotype_id variant_id start_distance [end_distance]
+    af ma_samples ma_count pval_nominal slope slope_se``, ``end_distance`` when the phenotype
+    positions are intervals, as tensorQTL writes them; with ``interaction_df`` the interaction
+    columns replace ``pval_nominal slope slope_se``. Integers are int32 as in tensorQTL; every
+    float is float64 (tensorQTL stores slopes in float32): the statistics are exact OLS.
+    Monomorphic variants (and variants collinear with the covariates) are kept as rows with NaN
+    statistics, as tensorQTL writes them, unless a MAF/MAC threshold drops them; the interaction
+    mode drops them (as tensorQTL does). Each chromosome's file is written in row groups as the
+    phenotypes are done, through a temporary file renamed at the end.
+    """
+    window = _check_common(window=window, maf_threshold=maf_threshold, mac_threshold=mac_threshold)
+    inputs = prepare_cis(
+        genotype_df,
+        variant_df,
+        phenotype_df,
+        phenotype_pos_df,
+        covariates_df,
+        interaction_df=interaction_df,
+        sample_map=sample_map,
+        gtex_ids=gtex_ids,
+    )
+    model = None
+    if inputs.cohort.interaction_df is not None:
+        from .interaction import InteractionModel
+
+        inter = inputs.cohort.interaction_df
+        model = InteractionModel(
+            inter.to_numpy(),
+            inputs.q,
+            n_covariates=inputs.basis.n_covariates,
+            names=list(map(str, inter.columns)),
+        )
+    output_dir = Path(output_dir)
+    files = {}
+    ticker = Ticker(inputs.n_phenotypes, desc="cis nominal", enabled=show_progress)
+    for chrom, pids in inputs.by_chrom.items():
+        chromg = load_chromosome(inputs.source, chrom, inputs.cohort.genotype_ids, inputs.q)
+        listed = np.flatnonzero(
+            _variant_filter(chromg, maf_threshold=maf_threshold, mac_threshold=mac_threshold)
+        )
+        path = output_dir / f"{prefix}.cis_qtl_pairs.{chrom}.parquet"
+        n_rows = write_nominal_chromosome(
+            inputs,
+            chromg,
+            pids,
+            listed,
+            path,
+            window=window,
+            model=model,
+            maf_threshold_interaction=maf_threshold_interaction,
+            ticker=ticker,
+        )
+        if n_rows:
+            files[chrom] = path
+        del chromg
+    ticker.close()
+    return files
+
+
+# --------------------------------------------------------------------------------------------- permutations
+def _unit_permutations(y: np.ndarray, perms: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Permuted raw phenotypes residualised on the unpermuted covariates, unit rows (P x n)."""
+    unit, _ = residual_unit(y[perms], q)
+    return unit
+
+
+def _top_row(
+    inputs: CisInputs, chromg, vidx, scan, *, pid: str, y_norm: float, dof: int, nperm: int
+) -> tuple[dict, int] | None:
+    """map_cis row of the top variant of a scan (None when no variant is testable)."""
+    ok = scan.res_norm > 0
+    if not ok.any():
+        return None
+    st = association_stats(scan.dots * y_norm, scan.res_norm, y_norm, dof)
+    i = int(np.argmax(np.where(ok, st["r2"], -1.0)))  # first variant on ties
+    v = int(vidx[i])
+    r2_top = float(st["r2"][i])
+    start, end = inputs.bounds(pid)
+    row = {
+        "num_var": int(ok.sum()),
+        **beta_approximated_pvalue(scan.r2_perm, r2_top, dof),
+        "variant_id": chromg.ids[v],
+        "start_distance": int(chromg.pos[v] - start),
+        "end_distance": int(chromg.pos[v] - end),
+        "ma_samples": int(chromg.ma_samples[v]),
+        "ma_count": int(chromg.ma_count[v]),
+        "af": float(chromg.af[v]),
+        "pval_nominal": float(st["pval"][i]),
+        "slope": float(st["slope"][i]),
+        "slope_se": float(st["slope_se"][i]),
+        "pval_perm": float((np.sum(scan.r2_perm >= r2_top) + 1) / (nperm + 1)),
+    }
+    return row, v
+
+
+def _cis_frame(rows: list[dict], index: list[str], *, extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    table = pd.DataFrame(rows, index=pd.Index(index, name="phenotype_id"), columns=CIS_COLUMNS + list(extra))
+    for col in _INT_COLUMNS + tuple(c for c in extra if c == "rank"):
+        table[col] = table[col].astype(np.int32)
+    table["variant_id"] = table["variant_id"].astype(object)
+    for col in table.columns:
+        if col not in _INT_COLUMNS and col not in ("variant_id", "rank"):
+            table[col] = table[col].astype(np.float64)
+    return table
+
+
+def _check_nperm(nperm: int) -> int:
+    if int(nperm) < 10:
+        raise InputError(f"nperm must be at least 10 for the beta approximation, got {nperm}")
+    return int(nperm)
+
+
+def map_cis(
+    genotype_df,
+    variant_df,
+    phenotype_df: pd.DataFrame,
+    phenotype_pos_df: pd.DataFrame,
+    covariates_df: pd.DataFrame | None = None,
+    *,
+    nperm: int = 10_000,
+    seed=0,
+    maf_threshold: float = 0,
+    mac_threshold: int = 0,
+    window: int = 1_000_000,
+    sample_map=None,
+    gtex_ids: bool = False,
+    show_progress: bool | None = None,
+) -> pd.DataFrame:
+    """Permutation cis mapping: each phenotype's top variant with permutation and beta-approximated p-values.
+
+    Parameters
+    ----------
+    genotype_df, variant_df, phenotype_df, phenotype_pos_df, covariates_df
+        As for :func:`map_nominal`.
+    nperm
+        Permutations (one set, drawn over the samples sorted by ID, serves every phenotype).
+    seed
+        Seed of the permutations (an int or a :class:`numpy.random.Generator`).
+    maf_threshold, mac_threshold
+        Variant filters (see :func:`map_nominal`).
+    window
+        cis window (bp), both ends inclusive.
+    sample_map, gtex_ids
+        Sample -> individual mapping.
+    show_progress
+        Progress bar (default: when stderr is a terminal; otherwise periodic log lines).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Schema ``cis_qtl`` without ``qval``/``pval_nominal_threshold`` (add them with
+        :func:`~tbeqtl.association.post.calculate_qvalues`): index ``phenotype_id``, columns
+        ``num_var beta_shape1 beta_shape2 true_df pval_true_df variant_id start_distance
+        end_distance ma_samples ma_count af pval_nominal slope slope_se pval_perm pval_beta``.
+
+    Notes
+    -----
+    Per phenotype, as FastQTL and tensorQTL: the raw phenotype is permuted and each permuted
+    vector residualised on the unpermuted covariates; ``r2_perm[j]`` is the largest ``r^2`` over the
+    window's variants (monomorphic, filtered and covariate-collinear variants dropped; ``num_var``
+    counts the variants tested). The top variant is the largest nominal ``r^2`` (first in
+    position order on ties). ``pval_perm = (#{r2_perm >= r2_top} + 1) / (nperm + 1)``; ``true_df``
+    makes the moment-matched Beta shape1 of the permutation p-values 1, ``(beta_shape1,
+    beta_shape2)`` are the Beta MLE at ``true_df``, ``pval_true_df = p(r2_top, true_df)`` and
+    ``pval_beta = Beta_cdf(pval_true_df)``. The permutation maxima are the float64 values (the
+    float32 products only prune; see :func:`~tbeqtl.association.cis_kernels.scan_permutations`).
+    """
+    window = _check_common(window=window, maf_threshold=maf_threshold, mac_threshold=mac_threshold)
+    nperm = _check_nperm(nperm)
+    inputs = prepare_cis(
+        genotype_df,
+        variant_df,
+        phenotype_df,
+        phenotype_pos_df,
+        covariates_df,
+        sample_map=sample_map,
+        gtex_ids=gtex_ids,
+    )
+    perms = canonical_permutations(inputs.cohort.samples, nperm, seed=seed)
+    rows, index, n_empty = [], [], 0
+    ticker = Ticker(inputs.n_phenotypes, desc="cis permutations", enabled=show_progress)
+    for chrom, pids in inputs.by_chrom.items():
+        chromg = load_chromosome(inputs.source, chrom, inputs.cohort.genotype_ids, inputs.q)
+        keep = np.flatnonzero(
+            chromg.testable
+            & _variant_filter(chromg, maf_threshold=maf_threshold, mac_threshold=mac_threshold)
+        )
+        for pid in pids:
+            ticker.advance()
+            start, end = inputs.bounds(pid)
+            vidx = _window(chromg, keep, start, end, window)
+            if not vidx.size:
+                n_empty += 1
+                continue
+            y = inputs.values[pid]
+            u, y_norm = residual_unit(y, inputs.q)
+            scan = scan_permutations(chromg, vidx, u[0], _unit_permutations(y, perms, inputs.q))
+            row, _ = _top_row(
+                inputs, chromg, vidx, scan, pid=pid, y_norm=float(y_norm[0]), dof=inputs.df, nperm=nperm
+            )
+            rows.append(row)
+            index.append(pid)
+        del chromg
+    ticker.close()
+    if n_empty:
+        logger.info("%d phenotype(s) without a testable variant in their cis window skipped", n_empty)
+    table = _cis_frame(rows, index)
+    n_fail = int(table["pval_beta"].isna().sum())
+    if n_fail:
+        logger.warning(
+            "beta approximation impossible (< 10 distinct permutation maxima) for %d phenotype(s): %s",
+            n_fail,
+            format_ids(table.index[table["pval_beta"].isna()]),
+        )
+    validate_table(table.reset_index(), "cis_qtl")
+    return table
+
+
+# --------------------------------------------------------------------------------------------- independent
+class _Conditional:
+    """One phenotype's scans with selected variants added to the covariates (rank-one basis updates)."""
+
+    def __init__(self, inputs: CisInputs, chromg, vidx, pid: str, perms: np.ndarray, nperm: int):
+        self.inputs, self.chromg, self.vidx, self.pid, self.nperm = inputs, chromg, vidx, pid, nperm
+        y = inputs.values[pid]
+        u, norm = residual_unit(y, inputs.q)
+        self.y_res = u[0] * norm[0]
+        self.yp = _unit_permutations(y, perms, inputs.q)
+
+    def dosage(self, v: int) -> np.ndarray:
+        return self.chromg.rows64(np.array([v]))[0]
+
+    def scan(self, selected: list[int]) -> tuple[dict, int] | None:
+        """Top variant and its statistics with the dosages of ``selected`` as extra covariates."""
+        q = self.inputs.q
+        extra = extend_basis(q, np.column_stack([self.dosage(v) for v in selected]))
+        y = self.y_res - extra @ (extra.T @ self.y_res)
+        y -= extra @ (extra.T @ y)
+        y_norm = float(np.linalg.norm(y))
+        yp = self.yp - (self.yp @ extra) @ extra.T
+        yp -= (yp @ extra) @ extra.T
+        yp /= np.linalg.norm(yp, axis=1, keepdims=True)
+        scan = scan_permutations(
+            self.chromg, self.vidx, y / y_norm, yp, extra=extra, q_full=np.column_stack([q, extra])
+        )
+        dof = self.inputs.df - len(selected)
+        return _top_row(
+            self.inputs, self.chromg, self.vidx, scan, pid=self.pid, y_norm=y_norm, dof=dof, nperm=self.nperm
+        )
+
+
+def _egenes(cis_df: pd.DataFrame, fdr: float) -> tuple[pd.DataFrame, float]:
+    if "qval" not in cis_df.columns:
+        raise InputError("cis_df has no 'qval' column: run calculate_qvalues(cis_df) first")
+    missing = [c for c in CIS_COLUMNS if c not in cis_df.columns]
+    if missing:
+        raise InputError("cis_df lacks map_cis columns", ids=missing)
+    cis_df = cis_df.copy()
+    cis_df.index = pd.Index(cis_df.index.astype(str), name="phenotype_id")
+    signif = cis_df[cis_df["qval"] <= fdr]
+    if signif.empty:
+        raise InputError(f"no eGene at FDR {fdr} in cis_df (no qval <= {fdr}): nothing to map conditionally")
+    threshold = float(signif["pval_beta"].max())
+    logger.info(
+        "%d eGene(s) at FDR %g; significance threshold on pval_beta: %.6g", len(signif), fdr, threshold
+    )
+    return signif, threshold
+
+
+def map_independent(
+    genotype_df,
+    variant_df,
+    cis_df: pd.DataFrame,
+    phenotype_df: pd.DataFrame,
+    phenotype_pos_df: pd.DataFrame,
+    covariates_df: pd.DataFrame | None = None,
+    *,
+    fdr: float = 0.05,
+    nperm: int = 10_000,
+    seed=0,
+    maf_threshold: float = 0,
+    mac_threshold: int = 0,
+    window: int = 1_000_000,
+    sample_map=None,
+    gtex_ids: bool = False,
+    show_progress: bool | None = None,
+) -> pd.DataFrame:
+    """Conditionally independent cis-QTLs of the eGenes: tensorQTL's forward-backward mapping.
+
+    Parameters
+    ----------
+    genotype_df, variant_df
+        As for :func:`map_cis`.
+    cis_df
+        :func:`map_cis` output with ``qval`` (:func:`~tbeqtl.association.post.calculate_qvalues`).
+    phenotype_df, phenotype_pos_df, covariates_df
+        As for :func:`map_cis` (every eGene must be in ``phenotype_df``).
+    fdr
+        eGenes are the phenotypes with ``qval <= fdr``; the significance threshold of every step is
+        the largest ``pval_beta`` among them.
+    nperm, seed
+        Permutations (one set, as in :func:`map_cis`).
+    maf_threshold, mac_threshold, window, sample_map, gtex_ids, show_progress
+        As for :func:`map_cis`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Schema ``cis_independent_qtl``: ``phenotype_id``, the map_cis columns (statistics of
+        each variant in its conditional model) and ``rank``.
+
+    Notes
+    -----
+    Forward: start from the eGene's map_cis top variant (its ``cis_df`` row); repeatedly add the
+    last selected variant's imputed dosage to the covariates (one Gram-Schmidt column; ``df``
+    drops by one per variant), rerun the permutation scan and select the new top variant while
+    its ``pval_beta <= threshold``. Backward (two or more selected): for each selected variant
+    ``k`` (``rank = k``), condition on all the others and keep the new top variant if it passes
+    the threshold and was not already kept. With one selected variant the output is its
+    ``cis_df`` row with ``rank = 1``. Variants collinear with the conditioning set are not
+    tested (``num_var`` counts the variants tested).
+
+    Raises
+    ------
+    InputError
+        ``cis_df`` without ``qval`` or without eGenes at ``fdr``; eGenes absent from the
+        phenotypes; a top variant of ``cis_df`` absent from its window.
+    """
+    window = _check_common(window=window, maf_threshold=maf_threshold, mac_threshold=mac_threshold)
+    nperm = _check_nperm(nperm)
+    signif, threshold = _egenes(cis_df, fdr)
+    pheno_ids = pd.Index(phenotype_df.index.astype(str))
+    absent = signif.index.difference(pheno_ids, sort=False)
+    if len(absent):
+        raise InputError("eGenes of cis_df absent from phenotype_df", ids=absent)
+    pheno = phenotype_df.set_axis(pheno_ids, axis=0).loc[signif.index]
+    inputs = prepare_cis(
+        genotype_df,
+        variant_df,
+        pheno,
+        phenotype_pos_df,
+        covariates_df,
+        sample_map=sample_map,
+        gtex_ids=gtex_ids,
+    )
+    perms = canonical_permutations(inputs.cohort.samples, nperm, seed=seed)
+    rows, index = [], []
+    ticker = Ticker(inputs.n_phenotypes, desc="cis independent", enabled=show_progress)
+    for chrom, pids in inputs.by_chrom.items():
+        chromg = load_chromosome(inputs.source, chrom, inputs.cohort.genotype_ids, inputs.q)
+        keep = np.flatnonzero(
+            chromg.testable
+            & _variant_filter(chromg, maf_threshold=maf_threshold, mac_threshold=mac_threshold)
+        )
+        row_of = pd.Index(chromg.ids[keep])
+        for pid in pids:
+            ticker.advance()
+            start, end = inputs.bounds(pid)
+            vidx = _window(chromg, keep, start, end, window)
+            top = signif.loc[pid, "variant_id"]
+            loc = row_of.get_indexer([str(top)])[0]
+            if loc < 0 or keep[loc] not in set(vidx.tolist()):
+                raise InputError(
+                    f"top variant {top} of {pid} in cis_df is not a tested variant of its window "
+                    "(same window and filters as map_cis needed)"
+                )
+            found = _independent_one(
+                _Conditional(inputs, chromg, vidx, pid, perms, nperm),
+                signif.loc[pid],
+                int(keep[loc]),
+                threshold,
+            )
+            for row in found:
+                rows.append(row)
+                index.append(pid)
+        del chromg
+    ticker.close()
+    table = _cis_frame(rows, index, extra=("rank",)).reset_index()
+    validate_table(table, "cis_independent_qtl")
+    logger.info("%d independent cis-QTL(s) for %d eGene(s)", len(table), table["phenotype_id"].nunique())
+    return table
+
+
+def _independent_one(cond: _Conditional, top_row: pd.Series, top_v: int, threshold: float) -> list[dict]:
+    """Forward then backward pass of one eGene; rows with ``rank``."""
+    forward = [{c: top_row[c] for c in CIS_COLUMNS}]
+    selected = [top_v]
+    while len(selected) < cond.vidx.size:
+        res = cond.scan(selected)
+        if res is None or not res[0]["pval_beta"] <= threshold:
+            break
+        forward.append(res[0])
+        selected.append(res[1])
+    if len(selected) == 1:
+        return [{**forward[0], "rank": 1}]
+    kept, seen = [], set()
+    for k, v in enumerate(selected, 1):
+        res = cond.scan([w for w in selected if w != v])
+        if res is None:
+            continue
+        row, top = res
+        if row["pval_beta"] <= threshold and top not in seen:
+            kept.append({**row, "rank": k})
+            seen.add(top)
+    return kept

@@ -1,0 +1,595 @@
+"""Numerical kernels of tensorQTL-style cis mapping: one chromosome in memory, exact float64 statistics.
+
+Notation: ``n`` analysed samples, ``Q`` an orthonormal basis (n x (k+1)) of the intercept and the
+``k`` covariates, ``df = n - 2 - k``. For a phenotype ``y``, ``y_res = y - Q Q^T y`` and its unit
+vector ``u = y_res / ||y_res||``. For a variant ``g`` (imputed dosages), ``g_res = g - Q Q^T g``.
+Because ``u`` is orthogonal to every column of ``Q`` (the intercept included),
+``<g, u> = <g_res, u>``: the raw dosages enter the products and only ``||g_res||`` is needed per
+variant, computed once per chromosome (:func:`load_chromosome`), explicitly and in float64.
+
+Nominal statistics of a pair (:func:`association_stats`; exactly OLS ``y ~ 1 + C + g``):
+``r = <g, u> / ||g_res||``, ``slope = <g, y_res> / ||g_res||^2``,
+``slope_se = ||y_res|| sqrt((1 - r^2) / df) / ||g_res||``, ``t = r sqrt(df / (1 - r^2))``,
+``p = 2 P(T_df > |t|) = I_{1 - r^2}(df/2, 1/2)``.
+
+Permutations (:func:`scan_permutations`): for each permutation ``j`` the maximum over the window
+of ``r_vj^2`` with the permuted phenotype residualised on the unpermuted covariates. The
+(variants x samples) x (samples x permutations) products are done in float32, block by block
+(the running maximum kept, the block discarded), and every (variant, permutation) pair the
+float32 error bound cannot exclude from being the maximum is recomputed in float64; the
+reported maxima are therefore the float64 ones (see :func:`scan_permutations` for the bound).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+from ..errors import InputError
+
+__all__ = [
+    "ChromGenotypes",
+    "ScanResult",
+    "association_stats",
+    "extend_basis",
+    "float32_error_factor",
+    "load_chromosome",
+    "residual_unit",
+    "scan_permutations",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Unit roundoff of float32 (2^-24).
+U32 = float(np.finfo(np.float32).eps) / 2.0
+#: A variant whose residual norm is below ``||g - mean|| / UNTESTABLE_RATIO`` (R^2 on the
+#: covariates above 1 - 1e-10) is treated as collinear with the covariates: not testable.
+UNTESTABLE_RATIO = 1e5
+#: Variants with ``||g - mean|| / ||g_res||`` above this go through the permutation scan in
+#: float64 (their float32 error bound would be too loose to prune anything).
+EXACT_RATIO = 16.0
+#: Variants read per block when loading a chromosome.
+LOAD_BLOCK = 8192
+#: Variants per block of the permutation products.
+SCAN_BLOCK = 1024
+
+
+@dataclass
+class ChromGenotypes:
+    """One chromosome's genotypes over the analysed samples, sorted by (position, variant ID).
+
+    Attributes
+    ----------
+    chrom : str
+        Chromosome name.
+    ids : numpy.ndarray
+        Variant IDs (object array of str), sorted by position then ID.
+    pos : numpy.ndarray
+        int64 positions (non-decreasing).
+    g32 : numpy.ndarray
+        float32 dosages, variants x samples; missing calls hold the float32-rounded variant
+        mean (the exact float64 values come from :meth:`rows64`).
+    miss_rows : numpy.ndarray
+        Sorted rows with missing calls.
+    miss_mask : numpy.ndarray
+        bool, ``len(miss_rows)`` x samples: which calls of those rows were missing.
+    mean : numpy.ndarray
+        Mean dosage over the non-missing calls (float64): the imputed value.
+    af, ma_samples, ma_count : numpy.ndarray
+        tensorQTL's allele frequency (float64) and minor-allele sample and allele counts (int32).
+    centered_norm : numpy.ndarray
+        ``||g - mean(g)||`` (float64).
+    res_norm : numpy.ndarray
+        ``||g_res||`` (float64), 0 for variants that are not testable.
+    monomorphic : numpy.ndarray
+        bool: every imputed value equals the first one (tensorQTL's rule).
+    testable : numpy.ndarray
+        bool: neither monomorphic nor collinear with the covariates.
+    """
+
+    chrom: str
+    ids: np.ndarray
+    pos: np.ndarray
+    g32: np.ndarray
+    miss_rows: np.ndarray
+    miss_mask: np.ndarray
+    mean: np.ndarray
+    af: np.ndarray
+    ma_samples: np.ndarray
+    ma_count: np.ndarray
+    centered_norm: np.ndarray
+    res_norm: np.ndarray
+    monomorphic: np.ndarray
+    testable: np.ndarray
+
+    @property
+    def n_variants(self) -> int:
+        """Number of variants."""
+        return int(self.g32.shape[0])
+
+    @property
+    def maf(self) -> np.ndarray:
+        """Minor allele frequency ``min(af, 1 - af)``."""
+        return np.minimum(self.af, 1.0 - self.af)
+
+    def rows64(self, rows) -> np.ndarray:
+        """Exact imputed float64 dosages of ``rows`` (a slice or an int array).
+
+        Parameters
+        ----------
+        rows
+            Row positions.
+
+        Returns
+        -------
+        numpy.ndarray
+            float64, ``len(rows)`` x samples; missing calls hold the float64 variant mean.
+        """
+        idx = np.arange(self.n_variants)[rows] if isinstance(rows, slice) else np.asarray(rows)
+        out = self.g32[rows].astype(np.float64)
+        if self.miss_rows.size and idx.size:
+            loc = np.searchsorted(self.miss_rows, idx)
+            loc_clip = np.minimum(loc, self.miss_rows.size - 1)
+            hit = self.miss_rows[loc_clip] == idx
+            for k in np.flatnonzero(hit):
+                out[k, self.miss_mask[loc_clip[k]]] = self.mean[idx[k]]
+        return out
+
+
+def _residual_norms(centered: np.ndarray, cnorm2: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``||x - Q Q^T x||`` of centred rows ``x``.
+
+    ``||x_res||^2 = ||x||^2 - ||Q^T x||^2`` (one product); its relative rounding error is about
+    ``eps (k+1) ||x||^2 / ||x_res||^2``, below 1e-11 while ``||x_res||^2 >= 1e-4 ||x||^2``. Rows
+    below that (R^2 on the covariates above 0.9999) get ``x_res`` explicitly, projected twice.
+    """
+    proj = centered @ q
+    rn2 = cnorm2 - np.einsum("ij,ij->i", proj, proj)
+    redo = np.flatnonzero(rn2 < 1e-4 * cnorm2)
+    if redo.size:
+        sub = centered[redo]
+        sub -= (sub @ q) @ q.T
+        sub -= (sub @ q) @ q.T
+        rn2[redo] = np.einsum("ij,ij->i", sub, sub)
+    return np.sqrt(np.clip(rn2, 0.0, None))
+
+
+def _allele_counts(x: np.ndarray, sums: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Allele frequency, minor-allele samples and count of imputed dosages (rows of ``x``), as tensorQTL.
+
+    ``sums`` are the row sums (float64). The sum of the dosages above 0.5 is truncated to an
+    integer as tensorQTL's ``.int()`` does (a float sum that is mathematically an integer must not
+    fall just below it: 1e-9 of slack).
+    """
+    two_n = 2 * n
+    af = sums / two_n
+    low = af <= 0.5
+    above = x > 0.5
+    n_above = np.count_nonzero(above, axis=1)
+    n_below = np.count_nonzero(x < 1.5, axis=1)
+    s = np.einsum("ij,ij->i", x, above, dtype=np.float64)
+    s_int = np.floor(s + 1e-9 * np.maximum(1.0, s)).astype(np.int64)
+    ma_samples = np.where(low, n_above, n_below).astype(np.int32)
+    ma_count = np.where(low, s_int, two_n - s_int).astype(np.int32)
+    return af, ma_samples, ma_count
+
+
+_STATS = (
+    ("mean", np.float64),
+    ("af", np.float64),
+    ("ma_samples", np.int32),
+    ("ma_count", np.int32),
+    ("centered_norm", np.float64),
+    ("res_norm", np.float64),
+    ("monomorphic", bool),
+    ("testable", bool),
+)
+
+
+def _block_stats(raw: np.ndarray, q: np.ndarray, buf: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Impute one block (in place, float32-rounded) and compute its per-variant statistics.
+
+    Returns the statistics, the rows with missing calls and their missing masks.
+    """
+    b, n = raw.shape
+    sums = raw.sum(axis=1, dtype=np.float64)
+    rows_nan = np.flatnonzero(np.isnan(sums))
+    x64 = buf[:b]
+    np.copyto(x64, raw)
+    masks = np.isnan(raw[rows_nan])
+    if rows_nan.size:
+        sub = x64[rows_nan]
+        counts = n - masks.sum(axis=1)
+        obs = np.where(masks, 0.0, sub).sum(axis=1)
+        means = np.divide(obs, counts, out=np.zeros_like(obs), where=counts > 0)
+        sub[masks] = np.broadcast_to(means[:, None], sub.shape)[masks]
+        x64[rows_nan] = sub
+        raw[rows_nan] = sub  # float32-rounded imputed values
+        sums[rows_nan] = sub.sum(axis=1)
+    af, ma_samples, ma_count = _allele_counts(raw, sums, n)
+    if rows_nan.size:  # the exact counts of imputed rows come from the float64 values
+        af[rows_nan], ma_samples[rows_nan], ma_count[rows_nan] = _allele_counts(
+            x64[rows_nan], sums[rows_nan], n
+        )
+    mono = np.all(raw == raw[:, :1], axis=1)
+    if rows_nan.size:
+        mono[rows_nan] = np.all(x64[rows_nan] == x64[rows_nan, :1], axis=1)
+    mean = sums / n
+    x64 -= mean[:, None]
+    cn2 = np.einsum("ij,ij->i", x64, x64)
+    rnorm = _residual_norms(x64, cn2, q)
+    cnorm = np.sqrt(cn2)
+    testable = ~mono & (cnorm > 0) & (rnorm * UNTESTABLE_RATIO > cnorm)
+    stats = {
+        "mean": mean,
+        "af": af,
+        "ma_samples": ma_samples,
+        "ma_count": ma_count,
+        "centered_norm": cnorm,
+        "res_norm": np.where(testable, rnorm, 0.0),
+        "monomorphic": mono,
+        "testable": testable,
+    }
+    return stats, rows_nan, masks
+
+
+def load_chromosome(source, chrom: str, samples, q: np.ndarray, *, block: int = LOAD_BLOCK) -> ChromGenotypes:
+    """Read one chromosome, impute, and compute every per-variant quantity once.
+
+    Parameters
+    ----------
+    source
+        A :class:`~tbeqtl.io.genotypes.GenotypeSource`.
+    chrom
+        Chromosome (as in ``source.variant_df``).
+    samples
+        Genotype individual of each analysed sample (the cohort's ``genotype_ids``).
+    q
+        Orthonormal basis (n x (k+1)) of the intercept and covariates.
+    block
+        Variants read and processed at a time.
+
+    Returns
+    -------
+    ChromGenotypes
+        The chromosome, variants sorted by (position, ID), with float32 dosages (one matrix of
+        4 bytes per call) and float64 per-variant statistics.
+    """
+    vdf = source.variant_df
+    sel = np.flatnonzero(vdf["chrom"].to_numpy() == chrom)
+    ids = vdf.index.to_numpy()[sel].astype(str).astype(object)
+    pos = vdf["pos"].to_numpy()[sel].astype(np.int64)
+    order = np.lexsort((ids, pos))
+    dest_of = np.empty(order.size, dtype=np.int64)
+    dest_of[order] = np.arange(order.size)
+    n_var, n = sel.size, len(samples)
+    g32 = np.empty((n_var, n), dtype=np.float32)
+    stats = {name: np.empty(n_var, dtype=dt) for name, dt in _STATS}
+    buf = np.empty((min(block, max(n_var, 1)), n))
+    miss_rows, miss_masks = [], []
+    samples = list(samples)
+    for start in range(0, n_var, block):
+        stop = min(start + block, n_var)
+        raw = np.asarray(source.read_chrom(chrom, samples=samples, start=start, stop=stop), dtype=np.float32)
+        if raw.shape != (stop - start, n):
+            raise InputError(
+                f"genotype source returned a {raw.shape} block for {chrom} variants {start}:{stop} "
+                f"(expected {(stop - start, n)})"
+            )
+        block_stats, rows_nan, masks = _block_stats(raw, q, buf)
+        dest = dest_of[start:stop]
+        g32[dest] = raw
+        for name, _ in _STATS:
+            stats[name][dest] = block_stats[name]
+        if rows_nan.size:
+            miss_rows.append(dest[rows_nan])
+            miss_masks.append(masks)
+    if miss_rows:
+        rows, masks = np.concatenate(miss_rows), np.concatenate(miss_masks)
+        by = np.argsort(rows)
+        rows, masks = rows[by], masks[by]
+    else:
+        rows, masks = np.empty(0, dtype=np.int64), np.empty((0, n), dtype=bool)
+    return ChromGenotypes(
+        chrom=chrom, ids=ids[order], pos=pos[order], g32=g32, miss_rows=rows, miss_mask=masks, **stats
+    )
+
+
+def residual_unit(values: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Residualise rows on ``q`` (twice, so they are orthogonal to it to float64 precision) and scale.
+
+    Parameters
+    ----------
+    values
+        m x n float64 rows (not modified).
+    q
+        n x c orthonormal columns.
+
+    Returns
+    -------
+    unit : numpy.ndarray
+        m x n residuals scaled to unit norm (zero rows stay 0).
+    norms : numpy.ndarray
+        Residual norms.
+    """
+    x = np.array(values, dtype=np.float64, copy=True, ndmin=2)
+    x -= (x @ q) @ q.T
+    x -= (x @ q) @ q.T
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+    scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    x *= scale[:, None]
+    return x, norms
+
+
+def extend_basis(q: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """Orthonormal columns spanning ``columns`` orthogonalised against ``q`` (Gram-Schmidt, twice).
+
+    Parameters
+    ----------
+    q
+        n x c orthonormal basis.
+    columns
+        n x s new covariates (e.g. selected variants' dosages).
+
+    Returns
+    -------
+    numpy.ndarray
+        n x s orthonormal columns, orthogonal to ``q``: ``[q, result]`` spans ``[q, columns]``.
+
+    Raises
+    ------
+    InputError
+        A new column lies in the span of ``q`` and the columns before it.
+    """
+    basis = q
+    added = []
+    for col in np.asarray(columns, dtype=np.float64).T:
+        v = col - basis @ (basis.T @ col)
+        v -= basis @ (basis.T @ v)
+        norm = np.linalg.norm(v)
+        if norm <= 1e-10 * max(np.linalg.norm(col - col.mean()), 1e-300):
+            raise InputError("a conditioning variant is collinear with the covariates and earlier variants")
+        v /= norm
+        added.append(v)
+        basis = np.column_stack([basis, v])
+    return np.column_stack(added) if added else np.empty((q.shape[0], 0))
+
+
+def association_stats(dots, res_norm, y_norm: float, df: float) -> dict[str, np.ndarray]:
+    """OLS statistics of the variants of one phenotype from ``<g, y_res>``.
+
+    Parameters
+    ----------
+    dots
+        ``<g, y_res>`` per variant (float64; ``y_res`` the residualised phenotype, not scaled).
+    res_norm
+        ``||g_res||`` per variant (0 = not testable: NaN statistics).
+    y_norm
+        ``||y_res||``.
+    df
+        Residual degrees of freedom ``n - 2 - k``.
+
+    Returns
+    -------
+    dict
+        ``r``, ``r2``, ``slope``, ``slope_se``, ``tstat``, ``pval`` (float64 arrays).
+    """
+    dots = np.asarray(dots, dtype=np.float64)
+    res_norm = np.asarray(res_norm, dtype=np.float64)
+    ok = res_norm > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(ok, dots / (res_norm * y_norm), np.nan)
+        r = np.clip(r, -1.0, 1.0)
+        one_minus = (1.0 - r) * (1.0 + r)
+        slope = np.where(ok, dots / (res_norm * res_norm), np.nan)
+        slope_se = np.sqrt(one_minus / df) * y_norm / res_norm
+        tstat = r * np.sqrt(df / one_minus)
+        pval = special.betainc(df / 2.0, 0.5, one_minus)
+    return {
+        "r": r,
+        "r2": r * r,
+        "slope": slope,
+        "slope_se": np.where(ok, slope_se, np.nan),
+        "tstat": tstat,
+        "pval": pval,
+    }
+
+
+def float32_error_factor(n: int) -> float:
+    """``gamma = (n + 3) u / (1 - (n + 3) u)`` with ``u = 2^-24``: see :func:`scan_permutations`."""
+    m = (n + 3) * U32
+    return m / (1.0 - m)
+
+
+@dataclass
+class ScanResult:
+    """One phenotype's window scanned against its permutations.
+
+    Attributes
+    ----------
+    dots : numpy.ndarray
+        ``<g, u>`` per window variant (float64; ``u`` the unit residual phenotype).
+    res_norm : numpy.ndarray
+        ``||g_res||`` per window variant w.r.t. the basis used (0 = not testable).
+    r2_perm : numpy.ndarray
+        float64 maximum of ``r^2`` over the testable window variants, per permutation.
+    r2_perm_float32 : numpy.ndarray or None
+        The float32 maxima before the float64 recomputation (only with ``keep_float32``).
+    bound : float
+        Largest float32 error bound ``delta_v`` on ``|r|`` over the variants scanned in float32.
+    n_candidates : int
+        (variant, permutation) pairs recomputed in float64.
+    """
+
+    dots: np.ndarray
+    res_norm: np.ndarray
+    r2_perm: np.ndarray
+    r2_perm_float32: np.ndarray | None
+    bound: float
+    n_candidates: int
+
+
+def _window_norms(chromg, vb, x64, extra, q_full):
+    """Residual norms of block rows w.r.t. ``[Q, extra]`` (downdated, recomputed where that cancels)."""
+    base = chromg.res_norm[vb]
+    if extra is None:
+        return base.copy()
+    proj = x64 @ extra  # <g, q_l> = <g_res, q_l> since q_l is orthogonal to Q
+    rn2 = base * base - np.einsum("ij,ij->i", proj, proj)
+    redo = np.flatnonzero((base > 0) & (rn2 < 1e-4 * base * base))
+    if redo.size:
+        sub = x64[redo] - chromg.mean[vb[redo], None]
+        sub -= (sub @ q_full) @ q_full.T
+        sub -= (sub @ q_full) @ q_full.T
+        rn2[redo] = np.einsum("ij,ij->i", sub, sub)
+    rn = np.sqrt(np.clip(rn2, 0.0, None))
+    ok = (base > 0) & (rn * UNTESTABLE_RATIO > chromg.centered_norm[vb])
+    return np.where(ok, rn, 0.0)
+
+
+def _exact_candidates(chromg, cand_v, cand_j, norms_of, yp: np.ndarray, r2_perm: np.ndarray) -> None:
+    """Recompute candidate pairs in float64 and raise ``r2_perm`` to their maxima (in place)."""
+    n_perm = yp.shape[0]
+    uniq, inv, counts = np.unique(cand_v, return_inverse=True, return_counts=True)
+    x = chromg.rows64(uniq)
+    norms = norms_of(uniq)
+    dense = counts > max(n_perm // 16, 1)
+    if dense.any():
+        r = (x[dense] @ yp.T) / norms[dense, None]
+        np.maximum(r2_perm, (r * r).max(axis=0), out=r2_perm)
+    sparse = ~dense[inv]
+    v_loc, j = inv[sparse], cand_j[sparse]
+    chunk = 8192
+    for s in range(0, v_loc.size, chunk):
+        vl, jj = v_loc[s : s + chunk], j[s : s + chunk]
+        r = np.einsum("ij,ij->i", x[vl], yp[jj]) / norms[vl]
+        np.maximum.at(r2_perm, jj, r * r)
+
+
+def scan_permutations(
+    chromg: ChromGenotypes,
+    vidx: np.ndarray,
+    u: np.ndarray,
+    yp: np.ndarray,
+    *,
+    extra: np.ndarray | None = None,
+    q_full: np.ndarray | None = None,
+    block: int = SCAN_BLOCK,
+    keep_float32: bool = False,
+) -> ScanResult:
+    """Nominal products and permutation maxima of ``r^2`` over one phenotype's window.
+
+    Parameters
+    ----------
+    chromg
+        The chromosome.
+    vidx
+        Window variants (rows of ``chromg``), in position order.
+    u
+        Unit residual phenotype (n,), orthogonal to the basis in use.
+    yp
+        Unit residual permuted phenotypes (P x n float64), orthogonal to the basis in use.
+    extra
+        Columns added to the covariate basis (n x s, orthonormal and orthogonal to ``Q``), as in
+        the conditional passes; the residual norms are downdated for them.
+    q_full
+        ``[Q, extra]`` (needed with ``extra``).
+    block
+        Variants per float32 product block.
+    keep_float32
+        Also return the float32 maxima (for tests of the bound).
+
+    Returns
+    -------
+    ScanResult
+        Products, norms, and the float64 permutation maxima.
+
+    Notes
+    -----
+    Each variant enters the float32 product as ``x_v = fl32((g_v - mean_v) / ||g_res,v||)`` (computed
+    in float64 from the exact dosages, rounded once), the permutations as ``fl32(yp_j)``. With
+    ``u = 2^-24`` and ``rho_v = ||g_v - mean_v|| / ||g_res,v||`` (>= 1; 1 / sqrt(1 - R^2) of the
+    variant on the covariates), the float32 correlation obeys
+
+        ``| |r32_vj| - |r_vj| | <= delta_v = gamma * rho_v``,  ``gamma = (n + 3) u / (1 - (n + 3) u)``
+
+    (the standard bound ``gamma_n sum |x_i y_i|`` of a dot product in any summation order, plus
+    one rounding of each operand; ``sum |x_i y_i| <= rho_v`` by Cauchy-Schwarz since ``yp_j`` has
+    unit norm and is orthogonal to the intercept). For n = 445 and rho = 1, delta = 2.7e-5.
+    With ``L_j = max_v (|r32_vj| - delta_v)`` a lower bound of the true maximum, every pair with
+    ``|r32_vj| + delta_v >= L_j`` is recomputed in float64 and no other pair can hold the maximum,
+    so ``r2_perm`` is the float64 maximum (to float64 rounding, ~1e-15) whatever float32 does.
+    Variants with ``rho_v > EXACT_RATIO`` are computed in float64 for every permutation.
+    """
+    n_perm, n = yp.shape
+    nw = vidx.size
+    dots = np.empty(nw)
+    norms = np.empty(nw)
+    yp32t = np.ascontiguousarray(yp.T, dtype=np.float32)
+    gamma = float32_error_factor(n)
+    lower = np.full(n_perm, -np.inf, dtype=np.float32)
+    m32 = np.zeros(n_perm, dtype=np.float32) if keep_float32 else None
+    rec_v, rec_j, rec_val, rec_d = [], [], [], []
+    exact_rows = []
+    bound = 0.0
+    for s in range(0, nw, block):
+        vb = vidx[s : s + block]
+        x64 = chromg.rows64(vb)
+        dots[s : s + vb.size] = x64 @ u
+        nb = _window_norms(chromg, vb, x64, extra, q_full)
+        norms[s : s + vb.size] = nb
+        ok = nb > 0
+        ratio = np.divide(chromg.centered_norm[vb], nb, out=np.full(vb.size, np.inf), where=ok)
+        exact = ok & (ratio > EXACT_RATIO)
+        if exact.any():
+            exact_rows.append(s + np.flatnonzero(exact))
+        scan = np.flatnonzero(ok & ~exact)
+        if not scan.size:
+            continue
+        xs = x64[scan]
+        xs -= chromg.mean[vb[scan], None]
+        xs *= (1.0 / nb[scan])[:, None]
+        r = xs.astype(np.float32) @ yp32t
+        np.abs(r, out=r)
+        # + 4u: the float32 comparisons below round values of magnitude <= 1 by at most u each
+        delta = np.float32(gamma * ratio[scan].max() * (1 + 4 * U32) + 4 * U32)
+        bound = max(bound, float(delta))
+        bm = r.max(axis=0)
+        if m32 is not None:
+            np.maximum(m32, bm, out=m32)
+        np.maximum(lower, bm - delta, out=lower)
+        if np.any(bm + delta >= lower):
+            rows, cols = np.nonzero(r >= (lower - delta)[None, :])
+            rec_v.append(s + scan[rows])
+            rec_j.append(cols)
+            rec_val.append(r[rows, cols])
+            rec_d.append(np.full(rows.size, delta, dtype=np.float32))
+    r2_perm = np.zeros(n_perm)
+    n_cand = 0
+    if rec_v:
+        cv, cj = np.concatenate(rec_v), np.concatenate(rec_j)
+        keep = np.concatenate(rec_val) + np.concatenate(rec_d) >= lower[cj]
+        cv, cj = cv[keep], cj[keep]
+        n_cand = int(cv.size)
+        _exact_candidates(chromg, vidx[cv], cj, _norm_lookup(vidx, norms), yp, r2_perm)
+    if exact_rows:
+        loc = np.concatenate(exact_rows)
+        x = chromg.rows64(vidx[loc])
+        r = (x @ yp.T) / norms[loc, None]
+        np.maximum(r2_perm, (r * r).max(axis=0), out=r2_perm)
+    r2_32 = None if m32 is None else m32.astype(np.float64) ** 2
+    return ScanResult(
+        dots=dots, res_norm=norms, r2_perm=r2_perm, r2_perm_float32=r2_32, bound=bound, n_candidates=n_cand
+    )
+
+
+def _norm_lookup(vidx: np.ndarray, norms: np.ndarray):
+    """Map chromosome rows (a subset of ``vidx``, which is sorted) to their window norms."""
+
+    def lookup(rows: np.ndarray) -> np.ndarray:
+        return norms[np.searchsorted(vidx, rows)]
+
+    return lookup
