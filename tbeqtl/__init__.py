@@ -2,8 +2,10 @@
 
 Gewirtz, Townes & Engelhardt (2022), *Life Science Alliance* 5(12):e202101300.
 
-The public API is imported lazily so that ``import tbeqtl`` stays fast and a script that
-only runs association tests does not import torch.
+``TBLDA`` and ``map_eqtls`` are imported lazily so that ``import tbeqtl`` stays fast and a
+script that only runs association tests does not import torch. ``simulate`` is bound eagerly
+(numpy, pandas and scipy only): the attribute ``tbeqtl.simulate`` is then always the function,
+whichever ``tbeqtl.simulate`` submodules are imported later.
 """
 
 from __future__ import annotations
@@ -18,15 +20,15 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 
 from .data import EQTLData
 from .errors import InputError, TbeqtlError
+from .simulate import simulate  # after importing the package: rebinds tbeqtl.simulate to the function
 
 #: name -> module that defines it; resolved on first access.
 _LAZY = {
-    "simulate": "tbeqtl.simulate",
     "TBLDA": "tbeqtl.tblda",
     "map_eqtls": "tbeqtl.association",
 }
 
-__all__ = ["EQTLData", "InputError", "TbeqtlError", "__version__", *_LAZY]
+__all__ = ["EQTLData", "InputError", "TbeqtlError", "__version__", "simulate", *_LAZY]
 
 
 def __getattr__(name: str):

@@ -96,7 +96,7 @@ def test_make_temp_dir_mode_follows_umask(tmp_path, umask):
 
 def test_write_simulation_folder_is_readable(tmp_path, umask):
     from tbeqtl.simulate import simulate
-    from tbeqtl.simulate_write import write_simulation
+    from tbeqtl.simulate.write import write_simulation
 
     out = write_simulation(simulate(preset="tiny", seed=3, n_individuals=8, n_samples=16), tmp_path / "sim")
     assert _mode(out) == UMASKS[umask][1]

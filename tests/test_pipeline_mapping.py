@@ -114,7 +114,7 @@ def test_factor_set_topics():
 
 def _oracle_ranking(sim, data: EQTLData, *, top_fraction: float) -> pd.DataFrame:
     """Rank the *true* topics with the paper's rules (W2 ~ mean |psi_k - psi_k'| and MAF residuals)."""
-    from tbeqtl.simulate_effects import gene_topic_scores, snp_topic_scores
+    from tbeqtl.simulate.effects import gene_topic_scores, snp_topic_scores
 
     psi = sim.truth.gene_topics_df.loc[data.genes]
     lam = sim.truth.snp_topics_df.loc[data.snps]

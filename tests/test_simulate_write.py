@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-import tbeqtl.simulate_write as simulate_write
 from tbeqtl.cli import main
 from tbeqtl.errors import InputError
 from tbeqtl.io import read_dataset, read_h5ad, read_plink
 from tbeqtl.simulate import Simulation, simulate
+from tbeqtl.simulate import write as simulate_write
 from tbeqtl.tblda.ancestry import (
     read_admixture_p,
     read_admixture_q,

@@ -132,7 +132,7 @@ def test_snp_residuals_match_statsmodels(rng):
 def test_one_maf_residual_implementation_with_one_edge_case(rng):
     """The robust-component step and the simulator use the ranking's MAF residuals, bit for bit."""
     from tbeqtl.pipeline.robust import maf_residuals
-    from tbeqtl.simulate_effects import snp_topic_scores
+    from tbeqtl.simulate.effects import snp_topic_scores
 
     snps = [f"rs{i}" for i in range(40)]
     geno = pd.DataFrame(rng.binomial(2, rng.uniform(0.05, 0.5, size=(40, 1)), size=(40, 25)).astype(float),

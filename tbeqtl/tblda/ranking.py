@@ -35,7 +35,7 @@ SNPs
     frequency ``mean_i y_ij / 2`` of SNP ``j``; the score is the absolute residual. This module
     owns that computation (:func:`snp_maf_residuals`): the robust-component step
     (:func:`tbeqtl.pipeline.robust.maf_residuals`) and the simulator's planted trans-eQTLs
-    (:func:`tbeqtl.simulate_effects.snp_topic_scores`) call it.
+    (:func:`tbeqtl.simulate.effects.snp_topic_scores`) call it.
 
 Both kinds keep the top ``top_fraction`` (10% by default, at least one) of features per
 topic, ranked within (topic, kind) by score (ties broken by feature ID).

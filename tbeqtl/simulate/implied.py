@@ -39,7 +39,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
+from ..errors import InputError
 
 __all__ = ["implied_associations"]
 

@@ -29,7 +29,7 @@ at 0, the data are exactly draws of equations 1-9):
 - planted cis-eQTLs (SNP within ``cis_window`` bp of the gene's TSS) and trans-eQTLs (SNP on
   another chromosome, chosen among a topic's top-scoring SNPs, target among the same topic's
   top genes), multiplicative on the gene's rate: ``exp(effect * (y_ij - mean_j))`` for every
-  sample of individual ``i`` (see :mod:`tbeqtl.simulate_effects`);
+  sample of individual ``i`` (see :mod:`tbeqtl.simulate.effects`);
 - sex (individual level, GTEx ``SEX`` coding 1 = male, 2 = female) and expression
   ``platform`` (sample level, 0/1) effects on a fraction of genes; ``pcr`` (individual level,
   0/1) is a null covariate;
@@ -71,9 +71,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sys
 import time
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,16 +79,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import simulate_draw as draw
-from .data import EQTLData
-from .errors import InputError, format_ids
-from .simulate_effects import (
+from ..data import EQTLData
+from ..errors import InputError, format_ids
+from . import draw
+from .effects import (
     choose_cis_eqtls,
     choose_trans_eqtls,
     draw_covariate_effects,
     eqtl_log_multiplier,
 )
-from .simulate_genome import (
+from .genome import (
     CELL_TYPE_NAMES,
     TISSUE_NAMES,
     draw_gene_info,
@@ -424,7 +422,7 @@ class Simulation:
     def write(self, out_dir: str | Path, *, overwrite: bool = False) -> Path:
         """Write the data in real formats plus ``truth/``, atomically as a whole.
 
-        See :func:`tbeqtl.simulate_write.write_simulation`.
+        See :func:`tbeqtl.simulate.write.write_simulation`.
 
         Parameters
         ----------
@@ -438,7 +436,7 @@ class Simulation:
         pathlib.Path
             ``out_dir``.
         """
-        from .simulate_write import write_simulation
+        from .write import write_simulation
 
         return write_simulation(self, out_dir, overwrite=overwrite)
 
@@ -731,16 +729,3 @@ def _default_group_weights(n_ancestry: int) -> np.ndarray:
     w = 0.5 ** np.arange(n_ancestry)
     return w / w.sum()
 
-
-class _CallableModule(types.ModuleType):
-    """Make ``tbeqtl.simulate(...)`` work after ``import tbeqtl.simulate``.
-
-    Importing the submodule rebinds the package attribute ``tbeqtl.simulate`` from the
-    function to this module; calling the module then calls :func:`simulate`.
-    """
-
-    def __call__(self, **kwargs: Any) -> Simulation:
-        return simulate(**kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

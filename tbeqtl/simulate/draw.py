@@ -1,7 +1,7 @@
 """Numerical draws of the TBLDA generative model (paper, Materials and Methods, equations 1-9).
 
 Every function takes an explicit :class:`numpy.random.Generator` and returns plain arrays;
-:mod:`tbeqtl.simulate` labels them with IDs. Shapes follow the paper: ``G`` genes, ``L``
+:mod:`tbeqtl.simulate.core` labels them with IDs. Shapes follow the paper: ``G`` genes, ``L``
 samples, ``S`` SNPs, ``N`` individuals, ``K`` topics, ``Q`` ancestral populations.
 """
 

@@ -4,7 +4,7 @@ Effects are multiplicative on a gene's multinomial rate: for every sample ``l`` 
 ``i``, ``pi_lg`` is multiplied by ``exp(effect * (y_ij - mean_j y_j))`` for a planted eQTL
 (SNP ``j``, gene ``g``) and by ``exp(b_g * (c - mean c))`` for a covariate ``c`` with an effect
 ``b_g`` on gene ``g``; rates are then renormalised per sample (see
-:func:`tbeqtl.simulate_draw.draw_counts`). ``effect`` is therefore the natural-log fold change of
+:func:`tbeqtl.simulate.draw.draw_counts`). ``effect`` is therefore the natural-log fold change of
 the gene's expression share per alternative allele.
 """
 
@@ -15,8 +15,8 @@ import logging
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
-from .tblda.ranking import snp_maf_residual_scores
+from ..errors import InputError
+from ..tblda.ranking import snp_maf_residual_scores
 
 __all__ = [
     "choose_cis_eqtls",

@@ -52,12 +52,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import __version__
-from .atomic import atomic_path, atomic_write, make_temp_dir, write_json, write_table
-from .errors import InputError
+from .. import __version__
+from ..atomic import atomic_path, atomic_write, make_temp_dir, write_json, write_table
+from ..errors import InputError
 
 if TYPE_CHECKING:
-    from .simulate import Simulation, SimulationTruth
+    from .core import Simulation, SimulationTruth
 
 __all__ = ["GTEX_PAIR_COLUMNS", "MANIFEST", "gtex_pairs", "gtex_tissue_file_name", "gtex_trans_pairs",
            "planted_pair_statistics", "write_cells_h5ad", "write_simulation", "write_truth"]
@@ -367,7 +367,7 @@ def write_simulation(sim: Simulation, out_dir: str | Path, *, overwrite: bool = 
     InputError
         ``out_dir`` holds files and ``overwrite`` is false, or is not a folder.
     """
-    from .io import write_dataset
+    from ..io import write_dataset
 
     out = Path(out_dir)
     existing = _existing_entries(out)
