@@ -18,6 +18,12 @@ from tbeqtl.errors import InputError
 WINDOW = 100_000
 
 
+@pytest.fixture(autouse=True)
+def _propagate_tbeqtl_logs(monkeypatch):
+    """caplog needs the tbeqtl logger to propagate (a CLI run in another module may have turned it off)."""
+    monkeypatch.setattr(logging.getLogger("tbeqtl"), "propagate", True)
+
+
 @pytest.fixture(scope="module")
 def cohort():
     return make_cohort(

@@ -28,6 +28,12 @@ WINDOW = 150_000
 NPERM = 300
 
 
+@pytest.fixture(autouse=True)
+def _propagate_tbeqtl_logs(monkeypatch):
+    """caplog needs the tbeqtl logger to propagate (a CLI run in another module may have turned it off)."""
+    monkeypatch.setattr(logging.getLogger("tbeqtl"), "propagate", True)
+
+
 @pytest.fixture(scope="module")
 def cohort():
     return make_cohort(21, n_variants=1500, n_phenotypes=12, chroms=("chr1", "chr2"), span=1_000_000)

@@ -127,3 +127,12 @@ def test_significant_pairs_hand_made(tmp_path):
         get_significant_pairs(table.drop(columns="qval"), files)
     with pytest.raises(InputError, match="no nominal pair files"):
         get_significant_pairs(table, str(tmp_path / "absent"))
+
+
+def test_smoother_pi0_at_or_below_zero_falls_back_to_bh():
+    # no p-value above 0.3: pi0(lambda) = 0 beyond it and the smoothing spline ends below 0
+    p = np.r_[np.full(15, 1e-8), np.linspace(0.05, 0.3, 5)]
+    table = _cis_table(p)
+    calculate_qvalues(table)
+    q, _ = _storey_by_hand(list(p), 0.0)  # lambda = 0: pi0 = 1, plain BH
+    np.testing.assert_allclose(table["qval"], q, rtol=1e-12)

@@ -69,9 +69,10 @@ class ChromGenotypes:
         Variant IDs (object array of str), sorted by position then ID.
     pos : numpy.ndarray
         int64 positions (non-decreasing).
-    g32 : numpy.ndarray
-        float32 dosages, variants x samples; missing calls hold the float32-rounded variant
-        mean (the exact float64 values come from :meth:`rows64`).
+    store : numpy.ndarray
+        Dosages, variants x samples: int8 when every call is a hard call 0/1/2 (1 byte per call),
+        float32 otherwise; missing calls hold a placeholder (the exact float64 imputed values
+        come from :meth:`rows64`).
     miss_rows : numpy.ndarray
         Sorted rows with missing calls.
     miss_mask : numpy.ndarray
@@ -93,7 +94,7 @@ class ChromGenotypes:
     chrom: str
     ids: np.ndarray
     pos: np.ndarray
-    g32: np.ndarray
+    store: np.ndarray
     miss_rows: np.ndarray
     miss_mask: np.ndarray
     mean: np.ndarray
@@ -108,7 +109,7 @@ class ChromGenotypes:
     @property
     def n_variants(self) -> int:
         """Number of variants."""
-        return int(self.g32.shape[0])
+        return int(self.store.shape[0])
 
     @property
     def maf(self) -> np.ndarray:
@@ -129,7 +130,7 @@ class ChromGenotypes:
             float64, ``len(rows)`` x samples; missing calls hold the float64 variant mean.
         """
         idx = np.arange(self.n_variants)[rows] if isinstance(rows, slice) else np.asarray(rows)
-        out = self.g32[rows].astype(np.float64)
+        out = self.store[rows].astype(np.float64)
         if self.miss_rows.size and idx.size:
             loc = np.searchsorted(self.miss_rows, idx)
             loc_clip = np.minimum(loc, self.miss_rows.size - 1)
@@ -236,6 +237,33 @@ def _block_stats(raw: np.ndarray, q: np.ndarray, buf: np.ndarray) -> tuple[dict,
     return stats, rows_nan, masks
 
 
+def _hard_codes(raw: np.ndarray) -> np.ndarray | None:
+    """int8 copy of a block of hard calls (0/1/2, -1 where missing), or None if it holds other values."""
+    nan = np.isnan(raw)
+    finite = np.where(nan, np.float32(0), raw)
+    codes = finite.astype(np.int8)
+    if not (np.array_equal(codes, finite) and codes.min(initial=0) >= 0 and codes.max(initial=0) <= 2):
+        return None
+    codes[nan] = -1
+    return codes
+
+
+def _position_order(pos: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Order of variants by position, then ID among variants sharing a position."""
+    order = np.argsort(pos, kind="stable")
+    p = pos[order]
+    tie = np.flatnonzero(p[1:] == p[:-1])
+    if tie.size:
+        starts = tie[np.r_[True, np.diff(tie) > 1]]
+        for a in starts:
+            b = a + 1
+            while b < p.size and p[b] == p[a]:
+                b += 1
+            seg = order[a:b]
+            order[a:b] = seg[np.argsort(ids[seg].astype(str), kind="stable")]
+    return order
+
+
 def load_chromosome(source, chrom: str, samples, q: np.ndarray, *, block: int = LOAD_BLOCK) -> ChromGenotypes:
     """Read one chromosome, impute, and compute every per-variant quantity once.
 
@@ -255,18 +283,19 @@ def load_chromosome(source, chrom: str, samples, q: np.ndarray, *, block: int = 
     Returns
     -------
     ChromGenotypes
-        The chromosome, variants sorted by (position, ID), with float32 dosages (one matrix of
-        4 bytes per call) and float64 per-variant statistics.
+        The chromosome, variants sorted by (position, ID): its dosages in one int8 matrix (hard
+        calls) or float32 matrix (dosages) and float64 per-variant statistics.
     """
     vdf = source.variant_df
     sel = np.flatnonzero(vdf["chrom"].to_numpy() == chrom)
-    ids = vdf.index.to_numpy()[sel].astype(str).astype(object)
+    ids = np.asarray(vdf.index.to_numpy()[sel], dtype=object)
     pos = vdf["pos"].to_numpy()[sel].astype(np.int64)
-    order = np.lexsort((ids, pos))
+    order = _position_order(pos, ids)
+    in_order = bool(np.all(order == np.arange(order.size)))
     dest_of = np.empty(order.size, dtype=np.int64)
     dest_of[order] = np.arange(order.size)
     n_var, n = sel.size, len(samples)
-    g32 = np.empty((n_var, n), dtype=np.float32)
+    store = None
     stats = {name: np.empty(n_var, dtype=dt) for name, dt in _STATS}
     buf = np.empty((min(block, max(n_var, 1)), n))
     miss_rows, miss_masks = [], []
@@ -279,13 +308,18 @@ def load_chromosome(source, chrom: str, samples, q: np.ndarray, *, block: int = 
                 f"genotype source returned a {raw.shape} block for {chrom} variants {start}:{stop} "
                 f"(expected {(stop - start, n)})"
             )
+        codes = _hard_codes(raw) if store is None or store.dtype == np.int8 else None
+        if store is None:
+            store = np.empty((n_var, n), dtype=np.float32 if codes is None else np.int8)
+        elif codes is None and store.dtype == np.int8:
+            store = store.astype(np.float32)  # dosages after hard calls: widen once
         block_stats, rows_nan, masks = _block_stats(raw, q, buf)
-        dest = dest_of[start:stop]
-        g32[dest] = raw
+        dest = slice(start, stop) if in_order else dest_of[start:stop]
+        store[dest] = raw if codes is None else codes
         for name, _ in _STATS:
             stats[name][dest] = block_stats[name]
         if rows_nan.size:
-            miss_rows.append(dest[rows_nan])
+            miss_rows.append(dest_of[start:stop][rows_nan])
             miss_masks.append(masks)
     if miss_rows:
         rows, masks = np.concatenate(miss_rows), np.concatenate(miss_masks)
@@ -293,8 +327,10 @@ def load_chromosome(source, chrom: str, samples, q: np.ndarray, *, block: int = 
         rows, masks = rows[by], masks[by]
     else:
         rows, masks = np.empty(0, dtype=np.int64), np.empty((0, n), dtype=bool)
+    if store is None:
+        store = np.empty((0, n), dtype=np.int8)
     return ChromGenotypes(
-        chrom=chrom, ids=ids[order], pos=pos[order], g32=g32, miss_rows=rows, miss_mask=masks, **stats
+        chrom=chrom, ids=ids[order], pos=pos[order], store=store, miss_rows=rows, miss_mask=masks, **stats
     )
 
 
@@ -529,6 +565,7 @@ def scan_permutations(
     dots = np.empty(nw)
     norms = np.empty(nw)
     yp32t = np.ascontiguousarray(yp.T, dtype=np.float32)
+    rbuf = np.empty((min(block, max(nw, 1)), n_perm), dtype=np.float32)
     gamma = float32_error_factor(n)
     lower = np.full(n_perm, -np.inf, dtype=np.float32)
     m32 = np.zeros(n_perm, dtype=np.float32) if keep_float32 else None
@@ -552,7 +589,7 @@ def scan_permutations(
         xs = x64[scan]
         xs -= chromg.mean[vb[scan], None]
         xs *= (1.0 / nb[scan])[:, None]
-        r = xs.astype(np.float32) @ yp32t
+        r = np.matmul(xs.astype(np.float32), yp32t, out=rbuf[: scan.size])
         np.abs(r, out=r)
         # + 4u: the float32 comparisons below round values of magnitude <= 1 by at most u each
         delta = np.float32(gamma * ratio[scan].max() * (1 + 4 * U32) + 4 * U32)
@@ -561,11 +598,14 @@ def scan_permutations(
         if m32 is not None:
             np.maximum(m32, bm, out=m32)
         np.maximum(lower, bm - delta, out=lower)
-        if np.any(bm + delta >= lower):
-            rows, cols = np.nonzero(r >= (lower - delta)[None, :])
+        # permutations for which this block may hold the maximum; after the first blocks few do
+        cols = np.flatnonzero(bm + delta >= lower)
+        if cols.size:
+            sub = r if cols.size == n_perm else r[:, cols]
+            rows, cc = np.nonzero(sub >= (lower[cols] - delta)[None, :])
             rec_v.append(s + scan[rows])
-            rec_j.append(cols)
-            rec_val.append(r[rows, cols])
+            rec_j.append(cols[cc])
+            rec_val.append(sub[rows, cc])
             rec_d.append(np.full(rows.size, delta, dtype=np.float32))
     r2_perm = np.zeros(n_perm)
     n_cand = 0

@@ -40,7 +40,8 @@ def calculate_qvalues(
         FDR level defining the eGenes for the nominal thresholds.
     qvalue_lambda
         A fixed lambda for pi0: ``pi0 = #{p >= lambda} / (m (1 - lambda))``, capped at 1 (R's
-        ``qvalue(p, lambda=...)``; tensorQTL's ``--qvalue_lambda``). Default: qvalue's smoother.
+        ``qvalue(p, lambda=...)``; tensorQTL's ``--qvalue_lambda``). Default: qvalue's smoother
+        (when it gives pi0 <= 0, where R's qvalue stops, pi0 = 1 with a warning).
 
     Returns
     -------
@@ -77,7 +78,15 @@ def calculate_qvalues(
             format_ids(cis_df.index[~ok]),
         )
     if qvalue_lambda is None:
-        pi0 = estimate_pi0(p[ok])
+        try:
+            pi0 = estimate_pi0(p[ok])
+        except InputError:  # R's qvalue stops here; BH (pi0 = 1) is the conservative answer
+            logger.warning(
+                "the smoothed pi0 estimate is <= 0 (%d p-values): using pi0 = 1 (Benjamini-Hochberg); "
+                "pass qvalue_lambda for a fixed lambda",
+                int(ok.sum()),
+            )
+            pi0 = 1.0
     else:
         if not 0 <= qvalue_lambda < 1:
             raise InputError(f"qvalue_lambda must lie in [0, 1), got {qvalue_lambda}")
