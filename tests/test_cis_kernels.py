@@ -1,0 +1,79 @@
+"""tbeqtl.association.cis_kernels.load_chromosome: storage, exact imputation, residual norms, testability.
+
+References: pandas/numpy mean imputation and numpy lstsq residuals, written out here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tbeqtl.association.cis_kernels import load_chromosome
+from tbeqtl.association.residualize import covariate_basis
+from tbeqtl.io.genotypes import FrameGenotypes
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(3)
+    n, v = 80, 300
+    samples = [f"S{i:02d}" for i in range(n)]
+    g = rng.binomial(2, rng.uniform(0.05, 0.5, (v, 1)), (v, n)).astype(float)
+    g[rng.uniform(size=g.shape) < 0.02] = np.nan
+    g[200:] += rng.uniform(-0.3, 0.3, (100, n))  # dosages after hard calls: the int8 store widens
+    g[200:] = g[200:].clip(0, 2)
+    cov = rng.normal(size=(n, 3))
+    g[10] = cov[:, 0]  # a covariate (up to the float32 rounding of the store): collinear
+    g[11] = cov[:, 1] + 1e-3 * rng.normal(size=n)  # nearly collinear: residual recomputed explicitly
+    g[12] = 1.0  # monomorphic
+    g[13, :5] = np.nan
+    g[13, 5:] = 2.0  # monomorphic once imputed
+    ids = [f"v{i:03d}" for i in range(v)]
+    pos = rng.permutation(np.arange(v) * 100 + 1)  # rows not in position order
+    geno = pd.DataFrame(g, index=ids, columns=samples)
+    var = pd.DataFrame({"chrom": "chr3", "pos": pos}, index=ids)
+    q = covariate_basis(cov.T, n).q
+    return geno, var, cov, q
+
+
+def test_rows_sorted_imputed_exactly_and_stored_compactly(data):
+    geno, var, cov, q = data
+    src = FrameGenotypes(geno, var)
+    chromg = load_chromosome(src, "chr3", list(geno.columns), q, block=64)
+    order = var.sort_values("pos").index
+    assert list(chromg.ids) == list(order)
+    assert chromg.store.dtype == np.float32  # widened when the dosage blocks arrived
+    # sources deliver float32 (dosages rounded on reading); the imputed means are float64
+    want = geno.loc[order].astype(np.float32).astype(float).apply(lambda r: r.fillna(r.mean()), axis=1)
+    want = want.to_numpy()
+    # observed calls exact; imputed means to the last bit of the summation order
+    np.testing.assert_allclose(chromg.rows64(np.arange(len(order))), want, rtol=5e-16, atol=0)
+    np.testing.assert_allclose(chromg.rows64(slice(5, 50)), want[5:50], rtol=5e-16, atol=0)
+    calls = geno.iloc[14:200]  # hard calls only (tensorQTL's int8 with -9 missing)
+    hard = FrameGenotypes(calls.fillna(-9).astype(np.int8), var.loc[calls.index])
+    chromh = load_chromosome(hard, "chr3", list(geno.columns), q, block=64)
+    assert chromh.store.dtype == np.int8
+    sub = calls.loc[chromh.ids]
+    np.testing.assert_allclose(
+        chromh.rows64(np.arange(len(sub))),
+        sub.apply(lambda r: r.fillna(r.mean()), axis=1).to_numpy(),
+        rtol=5e-16,
+    )
+
+
+def test_residual_norms_and_testability(data):
+    geno, var, cov, q = data
+    chromg = load_chromosome(FrameGenotypes(geno, var), "chr3", list(geno.columns), q, block=64)
+    x = chromg.rows64(np.arange(chromg.n_variants))
+    design = np.column_stack([np.ones(x.shape[1]), cov])
+    res = x - (design @ np.linalg.lstsq(design, x.T, rcond=None)[0]).T
+    norms = np.linalg.norm(res, axis=1)
+    row = {v: i for i, v in enumerate(chromg.ids)}
+    untestable = [row[v] for v in ("v010", "v012", "v013")]
+    assert not chromg.testable[untestable].any()
+    assert chromg.monomorphic[[row["v012"], row["v013"]]].all()
+    ok = chromg.testable
+    assert ok.sum() == chromg.n_variants - 3
+    np.testing.assert_allclose(chromg.res_norm[ok], norms[ok], rtol=1e-10)
+    assert chromg.centered_norm[row["v011"]] / chromg.res_norm[row["v011"]] > 100  # the explicit path
