@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -14,9 +15,9 @@ from .cistrans import build_cis_index
 from .fdr import DEFAULT_LAMBDAS
 from .histogram import aggregate_bins, counts_to_pbins, histogram_edges, histogram_table, score_edges
 from .inputs import check_samples, genotype_view, numeric_matrix, reorder
-from .kernels import PoolAccumulator, resolve_backend, stream_blocks
+from .kernels import KernelOutput, PoolAccumulator, resolve_backend, stream_blocks
 from .models import get_model, p_from_stat
-from .residualize import covariate_basis, impute_row_mean, residualize_rows
+from .residualize import CovariateBasis, covariate_basis, impute_row_mean, residualize_rows
 from .result import AssociationResult, gene_type_group, recompute_fdr
 
 __all__ = ["map_eqtls"]
@@ -153,6 +154,94 @@ def map_eqtls(
     >>> res.cis.head()  # doctest: +SKIP
     """
     mdl = get_model(model)
+    split = _check_options(
+        mdl,
+        precision=precision,
+        covariate_missing=covariate_missing,
+        pv_cis=pv_cis,
+        pv_trans=pv_trans,
+        snp_pos_df=snp_pos_df,
+        gene_pos_df=gene_pos_df,
+    )
+    data = _align(genotype_df, expression_df, covariates_df)
+    design = _design(data, mdl, collinear=collinear, covariate_missing=covariate_missing)
+    n_geno_na = _check_genotypes(data, mdl)
+    expression = _residual_expression(data, design)
+    types_s = _gene_types(gene_types, data.genes)
+    cis_index = _cis_index(data, snp_pos_df, gene_pos_df, cis_dist=cis_dist) if split else None
+    edges = _histogram_edges(pvalue_hist, mdl, df=design.df, qvalue=qvalue)
+    crit, pools = _pools(mdl, data, df=design.df, pv_cis=pv_cis, pv_trans=pv_trans, split=split, edges=edges)
+    scan = _scan(
+        data,
+        design,
+        expression,
+        mdl,
+        cis_index=cis_index,
+        pools=pools,
+        precision=precision,
+        backend=backend,
+        block_size=block_size,
+        max_block_bytes=max_block_bytes,
+        min_pvalues=min_pvalues,
+        show_progress=show_progress,
+    )
+    out = scan.out
+    n_tests = _count_tests(out, types_s, n_snps=len(data.snps), split=split)
+    pairs, lambda_counts, hist_df = _assemble_pools(
+        out,
+        mdl,
+        data=data,
+        df=design.df,
+        crit=crit,
+        e_norm=expression.norm,
+        types_s=types_s,
+        n_tests=n_tests,
+        edges=edges,
+        split=split,
+        qvalue=qvalue,
+    )
+    min_df = (
+        _min_pvalue_table(out.pools, mdl, df=design.df, snps=data.snps, genes=data.genes)
+        if min_pvalues
+        else None
+    )
+    params = _run_params(
+        mdl,
+        data=data,
+        design=design,
+        expression=expression,
+        scan=scan,
+        cis_index=cis_index,
+        crit=crit,
+        types_s=types_s,
+        n_geno_na=n_geno_na,
+        options={
+            "cis_dist": cis_dist,
+            "pv_cis": pv_cis,
+            "pv_trans": pv_trans,
+            "split": split,
+            "precision": precision,
+            "collinear": collinear,
+            "covariate_missing": covariate_missing,
+            "pvalue_hist": pvalue_hist,
+            "qvalue": qvalue,
+        },
+    )
+    return AssociationResult(
+        pairs=pairs,
+        n_tests=n_tests,
+        hist=hist_df,
+        min_pvalues=min_df,
+        params=params,
+        lambda_counts=lambda_counts,
+    )
+
+
+# --- the steps of map_eqtls, in order ----------------------------------------------------------
+
+
+def _check_options(mdl, *, precision, covariate_missing, pv_cis, pv_trans, snp_pos_df, gene_pos_df) -> bool:
+    """Reject invalid options; return whether pairs are split into cis and trans pools."""
     if precision not in ("float64", "float32"):
         raise InputError(f"precision must be 'float64' or 'float32', got {precision!r}")
     if covariate_missing not in ("error", "mean"):
@@ -165,7 +254,26 @@ def map_eqtls(
         raise InputError(f"pv_trans ({pv_trans}) must not exceed pv_cis ({pv_cis}) (MatrixEQTL's rule)")
     if (snp_pos_df is None) != (gene_pos_df is None):
         raise InputError("give both snp_pos_df and gene_pos_df for a cis/trans split, or neither")
+    return split
 
+
+@dataclass(frozen=True)
+class _Aligned:
+    """The inputs on the shared samples, in the canonical sample order."""
+
+    snps: pd.Index
+    genes: pd.Index
+    geno: np.ndarray  # raw genotype values (a view when possible), columns not yet reordered
+    sample_idx: np.ndarray | None  # column order putting ``geno`` in sample order (None: already)
+    expr: np.ndarray  # genes x samples, NaN not yet imputed
+    cov_df: pd.DataFrame | None
+
+    @property
+    def n_samples(self) -> int:
+        return self.expr.shape[1]
+
+
+def _align(genotype_df, expression_df, covariates_df) -> _Aligned:
     samples = check_samples(genotype_df, expression_df, covariates_df)
     expr_df = reorder(expression_df, samples)
     cov_df = reorder(covariates_df, samples)
@@ -173,8 +281,20 @@ def map_eqtls(
     genes = pd.Index(expr_df.index.astype(str))
     geno, sample_idx = genotype_view(genotype_df, samples)
     expr = numeric_matrix(expr_df, "expression")
-    n = expr.shape[1]
+    return _Aligned(snps, genes, geno, sample_idx, expr, cov_df)
 
+
+@dataclass(frozen=True)
+class _Design:
+    """Covariate basis, interaction covariate (``linear_cross``) and residual degrees of freedom."""
+
+    basis: CovariateBasis
+    cross: np.ndarray | None
+    df: int
+
+
+def _design(data: _Aligned, mdl, *, collinear: str, covariate_missing: str) -> _Design:
+    cov_df = data.cov_df
     cov = None
     cov_names: list[str] = []
     if cov_df is not None and cov_df.shape[0]:
@@ -198,6 +318,7 @@ def map_eqtls(
             raise InputError("the interaction covariate (last row) has missing values", ids=[cov_names[-1]])
     if cov is not None:
         cov = impute_row_mean(cov)
+    n = data.n_samples
     basis = covariate_basis(cov, n, names=cov_names, collinear=collinear)
     df = mdl.df(n, basis.n_covariates)
     if df <= 0:
@@ -205,7 +326,12 @@ def map_eqtls(
             f"no residual degrees of freedom: {n} samples, {basis.n_covariates} covariates, "
             f"model {mdl.name} (df = {df})"
         )
-    n_geno_na, n_geno_na_rows = _scan_genotypes(geno, snps, anova=mdl.name == "anova")
+    return _Design(basis, cross, df)
+
+
+def _check_genotypes(data: _Aligned, mdl) -> int:
+    """Check genotype values and log how missing ones are filled; return their number."""
+    n_geno_na, n_geno_na_rows = _scan_genotypes(data.geno, data.snps, anova=mdl.name == "anova")
     if n_geno_na:
         logger.info(
             "%d missing genotype value(s) in %d SNP(s): %s",
@@ -213,37 +339,73 @@ def map_eqtls(
             n_geno_na_rows,
             "imputed by the SNP's mean" if mdl.name != "anova" else "put in the most frequent genotype group",
         )
-    n_expr_na = int(np.isnan(expr).sum())
+    return n_geno_na
+
+
+@dataclass(frozen=True)
+class _Expression:
+    """Unit residual expression ``E~`` and its norms, with what was imputed or zeroed."""
+
+    unit: np.ndarray
+    norm: np.ndarray
+    n_missing: int
+    n_constant: int
+
+
+def _residual_expression(data: _Aligned, design: _Design) -> _Expression:
+    n_expr_na = int(np.isnan(data.expr).sum())
     if n_expr_na:
         logger.info("%d missing expression value(s) imputed by the gene's mean", n_expr_na)
-    expr = impute_row_mean(expr)
-    e_unit, e_norm = residualize_rows(expr, basis.q)
+    expr = impute_row_mean(data.expr)
+    e_unit, e_norm = residualize_rows(expr, design.basis.q)
     n_dead_genes = int((e_norm == 0).sum())
     if n_dead_genes:
         logger.warning(
             "%d gene(s) constant after removing covariates: tested with t = 0, p = 1: %s",
             n_dead_genes,
-            format_ids(genes[e_norm == 0]),
+            format_ids(data.genes[e_norm == 0]),
         )
+    return _Expression(e_unit, e_norm, n_expr_na, n_dead_genes)
 
-    types_s = _gene_types(gene_types, genes)
-    cis_index = None
-    if split:
-        cis_index = build_cis_index(
-            snps,
-            genes,
-            snp_pos_df=snp_pos_df.rename(index=str),
-            gene_pos_df=gene_pos_df.rename(index=str),
-            cis_dist=cis_dist,
-        )
 
+def _cis_index(data: _Aligned, snp_pos_df: pd.DataFrame, gene_pos_df: pd.DataFrame, *, cis_dist: float):
+    """Return the cis pairs by MatrixEQTL's ``cisDist`` rule (:func:`~.cistrans.build_cis_index`)."""
+    return build_cis_index(
+        data.snps,
+        data.genes,
+        snp_pos_df=snp_pos_df.rename(index=str),
+        gene_pos_df=gene_pos_df.rename(index=str),
+        cis_dist=cis_dist,
+    )
+
+
+@dataclass(frozen=True)
+class _Edges:
+    """Histogram edges: ``p`` reported, ``count`` counted during the scan, ``score`` the same in scores."""
+
+    p: np.ndarray | None
+    count: np.ndarray | None
+    score: np.ndarray | None
+
+
+def _lambda_edges() -> np.ndarray:
+    return np.concatenate([[0.0], DEFAULT_LAMBDAS, [1.0]])
+
+
+def _histogram_edges(pvalue_hist, mdl, *, df: int, qvalue: bool) -> _Edges:
     p_edges = histogram_edges(pvalue_hist)
     count_edges = p_edges
     if qvalue:
-        lam_edges = np.concatenate([[0.0], DEFAULT_LAMBDAS, [1.0]])
+        lam_edges = _lambda_edges()
         count_edges = lam_edges if p_edges is None else np.union1d(p_edges, lam_edges)
     s_edges = None if count_edges is None else score_edges(count_edges, mdl, df=df)
+    return _Edges(p_edges, count_edges, s_edges)
 
+
+def _pools(
+    mdl, data: _Aligned, *, df: int, pv_cis: float, pv_trans: float, split: bool, edges: _Edges
+) -> tuple[dict[str, float], dict[str, PoolAccumulator | None]]:
+    """Return the critical statistic per pool and the empty pools (``cis`` is None without a split)."""
     crit = {"cis": mdl.critical_stat(pv_cis, df=df), "trans": mdl.critical_stat(pv_trans, df=df)}
     crit["all"] = crit["trans"]
 
@@ -251,46 +413,71 @@ def map_eqtls(
         s = float(mdl.score_from_stat(np.array([c]), df=df)[0])
         return s * (1 - 1e-9) if s > 0 else s
 
+    n_snps, n_genes = len(data.snps), len(data.genes)
     trans_name = "trans" if split else "all"
-    trans_pool = PoolAccumulator(
-        trans_name, score_threshold(crit[trans_name]), s_edges, len(snps), len(genes)
-    )
+    trans_pool = PoolAccumulator(trans_name, score_threshold(crit[trans_name]), edges.score, n_snps, n_genes)
     if pv_trans == 0:
         trans_pool.threshold = np.inf
     cis_pool = (
-        PoolAccumulator("cis", score_threshold(crit["cis"]), s_edges, len(snps), len(genes))
-        if split
-        else None
+        PoolAccumulator("cis", score_threshold(crit["cis"]), edges.score, n_snps, n_genes) if split else None
     )
+    return crit, {"cis": cis_pool, "trans": trans_pool}
 
+
+@dataclass(frozen=True)
+class _Scan:
+    """The streamed tests and how they were run."""
+
+    out: KernelOutput
+    backend: str
+    device: str
+    block_size: int
+
+
+def _scan(
+    data: _Aligned,
+    design: _Design,
+    expression: _Expression,
+    mdl,
+    *,
+    cis_index,
+    pools: dict[str, PoolAccumulator | None],
+    precision: str,
+    backend: str,
+    block_size: int | None,
+    max_block_bytes: float,
+    min_pvalues: bool,
+    show_progress: bool | None,
+) -> _Scan:
+    """Stream SNP blocks through every test; warn about the SNPs tested with t = 0."""
+    snps, genes = data.snps, data.genes
     backend_name, device = _auto_backend(backend)
-    n_mats = mdl.n_mats
-    bytes_per_row = len(genes) * ((8 if precision == "float64" else 4) * (n_mats + 1) + 8)
+    bytes_per_row = len(genes) * ((8 if precision == "float64" else 4) * (mdl.n_mats + 1) + 8)
     if block_size is None:
         block_size = int(max(16, min(len(snps), max_block_bytes // max(bytes_per_row, 1))))
     logger.debug(
         "map_eqtls: %d SNPs x %d genes x %d samples, k=%d, df=%d, block %d, %s %s on %s",
         len(snps),
         len(genes),
-        n,
-        basis.n_covariates,
-        df,
+        data.n_samples,
+        design.basis.n_covariates,
+        design.df,
         block_size,
         precision,
         backend_name,
         device,
     )
     out = stream_blocks(
-        geno,
-        e_unit,
+        data.geno,
+        expression.unit,
         mdl,
-        sample_index=sample_idx,
-        q=basis.q,
-        df=df,
+        sample_index=data.sample_idx,
+        q=design.basis.q,
+        df=design.df,
         cis_index=cis_index,
-        cis_pool=cis_pool,
-        trans_pool=trans_pool,
-        cross=cross,
+        cis_pool=pools["cis"],
+        trans_pool=pools["trans"],
+        cross=design.cross,
         block_size=block_size,
         precision=precision,
         backend=backend_name,
@@ -306,8 +493,11 @@ def map_eqtls(
                 n_dead,
                 format_ids(snps[out.beta_norm == 0]),
             )
+    return _Scan(out, backend_name, device, block_size)
 
-    # --- test counts per pool and stratum -----------------------------------------------------
+
+def _count_tests(out: KernelOutput, types_s: pd.Series | None, *, n_snps: int, split: bool) -> dict[str, int]:
+    """Count the tests per pool and, with gene types, per pool x type stratum (``cis:lincRNA``...)."""
     n_tests: dict[str, int] = {}
     for name, pool in out.pools.items():
         n_tests[name] = int(pool.n_tests)
@@ -318,11 +508,27 @@ def map_eqtls(
         for i, grp in enumerate(TYPE_GROUPS):
             if split:
                 n_tests[f"cis:{grp}"] = int(cis_per_type[i])
-                n_tests[f"trans:{grp}"] = int(len(snps) * per_type_genes[i] - cis_per_type[i])
+                n_tests[f"trans:{grp}"] = int(n_snps * per_type_genes[i] - cis_per_type[i])
             else:
-                n_tests[f"all:{grp}"] = int(len(snps) * per_type_genes[i])
+                n_tests[f"all:{grp}"] = int(n_snps * per_type_genes[i])
+    return n_tests
 
-    # --- assemble the pools ----------------------------------------------------------------------
+
+def _assemble_pools(
+    out: KernelOutput,
+    mdl,
+    *,
+    data: _Aligned,
+    df: int,
+    crit: dict[str, float],
+    e_norm: np.ndarray,
+    types_s: pd.Series | None,
+    n_tests: dict[str, int],
+    edges: _Edges,
+    split: bool,
+    qvalue: bool,
+) -> tuple[dict[str, pd.DataFrame], dict[str, np.ndarray] | None, pd.DataFrame | None]:
+    """Return the kept pairs with FDR per pool, the q-values' lambda counts and the histogram table."""
     pairs = {}
     lambda_counts = {} if qvalue else None
     hist_counts = {}
@@ -332,18 +538,18 @@ def map_eqtls(
             mdl,
             df=df,
             crit=crit[name],
-            snps=snps,
-            genes=genes,
+            snps=data.snps,
+            genes=data.genes,
             e_norm=e_norm,
             beta_norm=out.beta_norm,
             types_s=types_s,
         )
-        if s_edges is not None:
-            fine = counts_to_pbins(pool.hist_counts, lowest_edge=float(count_edges[0]))
-            if p_edges is not None:
-                hist_counts[name] = aggregate_bins(fine, count_edges, p_edges)
+        if edges.score is not None:
+            fine = counts_to_pbins(pool.hist_counts, lowest_edge=float(edges.count[0]))
+            if edges.p is not None:
+                hist_counts[name] = aggregate_bins(fine, edges.count, edges.p)
             if qvalue:
-                lam = aggregate_bins(fine, count_edges, np.concatenate([[0.0], DEFAULT_LAMBDAS, [1.0]]))
+                lam = aggregate_bins(fine, edges.count, _lambda_edges())
                 # p >= lambda_i  ~  bins above lambda_i (bins are (lo, hi])
                 lambda_counts[name] = np.cumsum(lam[::-1])[::-1][1:]
         pairs[name] = recompute_fdr(
@@ -351,49 +557,58 @@ def map_eqtls(
         )
     if split and "all" not in hist_counts and hist_counts:
         hist_counts = {"all": hist_counts["cis"] + hist_counts["trans"], **hist_counts}
-    hist_df = histogram_table(hist_counts, p_edges) if p_edges is not None else None
-    min_df = _min_pvalue_table(out.pools, mdl, df=df, snps=snps, genes=genes) if min_pvalues else None
+    hist_df = histogram_table(hist_counts, edges.p) if edges.p is not None else None
+    return pairs, lambda_counts, hist_df
 
-    params = {
+
+def _run_params(
+    mdl,
+    *,
+    data: _Aligned,
+    design: _Design,
+    expression: _Expression,
+    scan: _Scan,
+    cis_index,
+    crit: dict[str, float],
+    types_s: pd.Series | None,
+    n_geno_na: int,
+    options: dict,
+) -> dict:
+    """Return the run's parameters and counts (``AssociationResult.params``, JSON-ready)."""
+    beta_norm = scan.out.beta_norm
+    pvalue_hist = options["pvalue_hist"]
+    return {
         "model": mdl.name,
-        "n_snps": len(snps),
-        "n_genes": len(genes),
-        "n_samples": n,
-        "n_covariates": basis.n_covariates,
-        "covariates": list(basis.kept),
-        "dropped_covariates": list(basis.dropped),
-        "df": df,
-        "cis_dist": float(cis_dist),
-        "pv_cis": float(pv_cis),
-        "pv_trans": float(pv_trans),
+        "n_snps": len(data.snps),
+        "n_genes": len(data.genes),
+        "n_samples": data.n_samples,
+        "n_covariates": design.basis.n_covariates,
+        "covariates": list(design.basis.kept),
+        "dropped_covariates": list(design.basis.dropped),
+        "df": design.df,
+        "cis_dist": float(options["cis_dist"]),
+        "pv_cis": float(options["pv_cis"]),
+        "pv_trans": float(options["pv_trans"]),
         "critical_stat": {k: float(v) for k, v in crit.items()},
-        "split": bool(split),
+        "split": bool(options["split"]),
         "gene_types": types_s is not None,
-        "precision": precision,
-        "backend": backend_name,
-        "device": device,
-        "block_size": int(block_size),
-        "collinear": collinear,
-        "covariate_missing": covariate_missing,
+        "precision": options["precision"],
+        "backend": scan.backend,
+        "device": scan.device,
+        "block_size": int(scan.block_size),
+        "collinear": options["collinear"],
+        "covariate_missing": options["covariate_missing"],
         "n_missing_genotypes": n_geno_na,
-        "n_missing_expression": n_expr_na,
-        "n_constant_genes": n_dead_genes,
-        "n_degenerate_snps": None if out.beta_norm is None else int((out.beta_norm == 0).sum()),
+        "n_missing_expression": expression.n_missing,
+        "n_constant_genes": expression.n_constant,
+        "n_degenerate_snps": None if beta_norm is None else int((beta_norm == 0).sum()),
         "n_snps_without_position": None if cis_index is None else cis_index.n_snps_unplaced,
         "n_genes_without_position": None if cis_index is None else cis_index.n_genes_unplaced,
         "pvalue_hist": None
         if pvalue_hist is None
         else (pvalue_hist if isinstance(pvalue_hist, (str, bool, int)) else list(map(float, pvalue_hist))),
-        "qvalue": bool(qvalue),
+        "qvalue": bool(options["qvalue"]),
     }
-    return AssociationResult(
-        pairs=pairs,
-        n_tests=n_tests,
-        hist=hist_df,
-        min_pvalues=min_df,
-        params=params,
-        lambda_counts=lambda_counts,
-    )
 
 
 def _scan_genotypes(geno: np.ndarray, snps: pd.Index, *, anova: bool, chunk: int = 8192) -> tuple[int, int]:
