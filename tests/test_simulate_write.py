@@ -14,14 +14,14 @@ from scipy import stats
 from tbeqtl.cli import main
 from tbeqtl.errors import InputError
 from tbeqtl.io import read_dataset, read_h5ad, read_plink
-from tbeqtl.simulate import Simulation, simulate
-from tbeqtl.simulate import write as simulate_write
-from tbeqtl.tblda.ancestry import (
+from tbeqtl.io.ancestry import (
     read_admixture_p,
     read_admixture_q,
     read_terastructure_beta,
     read_terastructure_theta,
 )
+from tbeqtl.simulate import Simulation, simulate
+from tbeqtl.simulate import write as simulate_write
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "data" / "example"
 

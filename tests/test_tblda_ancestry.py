@@ -8,15 +8,14 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 
 from tbeqtl.errors import InputError
-from tbeqtl.tblda.ancestry import (
-    check_ancestry,
-    estimate_ancestry,
+from tbeqtl.io.ancestry import (
     read_admixture_p,
     read_admixture_q,
     read_ancestry_matrix,
     read_terastructure_beta,
     read_terastructure_theta,
 )
+from tbeqtl.tblda.ancestry import check_ancestry, estimate_ancestry
 
 
 def _draw(rng, n_snps=400, n_ind=150, q=3, missing=0.0):

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..data import EQTLData
 from ..errors import InputError
-from ..tblda.ancestry import (
+from ..io.ancestry import (
     read_admixture_p,
     read_admixture_q,
     read_terastructure_beta,

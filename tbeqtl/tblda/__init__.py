@@ -6,9 +6,9 @@ Public API:
   with :meth:`TBLDA.save` / :meth:`TBLDA.load` and :meth:`TBLDA.write_outputs`;
 - :func:`rank_features`: per-topic gene (2-Wasserstein) and SNP (MAF-residual) ranking as
   a ``feature_ranking`` table;
-- ancestry subspace readers and estimator: :func:`read_terastructure_beta`,
-  :func:`read_terastructure_theta`, :func:`read_admixture_p`, :func:`read_admixture_q`,
-  :func:`check_ancestry`, :func:`estimate_ancestry`;
+- ancestry subspace: :func:`check_ancestry`, :func:`estimate_ancestry`, and the readers
+  :func:`read_terastructure_beta`, :func:`read_terastructure_theta`, :func:`read_admixture_p`,
+  :func:`read_admixture_q` (defined in :mod:`tbeqtl.io.ancestry`, re-exported here);
 - :func:`read_topic_table` for the ``*_topics.tsv`` files of ``tbeqtl fit``.
 
 Modules: :mod:`~tbeqtl.tblda.model` (Pyro model/guide, paper symbols),

@@ -433,7 +433,7 @@ class TBLDA:
             Counts, genotypes and the sample -> individual map.
         ancestry
             ``(beta_df, tau_df)``: SNPs x Q allele frequencies and individuals x Q admixture
-            proportions (e.g. from :func:`~tbeqtl.tblda.ancestry.read_terastructure_beta`).
+            proportions (e.g. from :func:`~tbeqtl.io.ancestry.read_terastructure_beta`).
             ``None`` estimates them with ``n_ancestry`` populations
             (:func:`~tbeqtl.tblda.ancestry.estimate_ancestry`).
         resume
