@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tbeqtl.enrich.tf import read_tf_table, tf_recovery
+from tbeqtl.enrich.tf import tf_recovery
 from tbeqtl.errors import InputError
+from tbeqtl.io.tf import read_tf_table
 
 ANALYSIS = [f"ENSG{i:011d}.1" for i in range(1, 41)]
 

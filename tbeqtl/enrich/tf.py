@@ -5,7 +5,8 @@ The paper counts, for each tissue, how many of that tissue's specific TFs (Sonaw
 ("whole blood 10/12"), and how many TFs specific to *other* tissues a gene set contains
 (cross-tissue contamination: "subcutaneous adipose contained one TF from whole blood").
 
-The tissue-specific TF table is an input (columns ``tissue`` and ``gene``); the shared data
+The tissue-specific TF table is an input (columns ``tissue`` and ``gene``; read by
+:func:`tbeqtl.io.tf.read_tf_table`, re-exported here); the shared data
 only hold a general TF list (``go_human/tf_go0003700.tsv``, GO:0003700), which is not
 tissue-specific and serves here as a TF universe.
 """
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..io.tf import read_tf_table
 from ..schema import validate_table
 from .feature_sets import as_id_index, check_subset
 from .gene_ids import GeneIdTable, gene_id_type, map_gene_ids, normalize_gene_id
@@ -27,38 +29,6 @@ from .gene_ids import GeneIdTable, gene_id_type, map_gene_ids, normalize_gene_id
 __all__ = ["read_tf_table", "tf_recovery"]
 
 logger = logging.getLogger(__name__)
-
-
-def read_tf_table(path: str | Path) -> pd.DataFrame:
-    """Read a tissue-specific TF table: TSV with columns ``tissue`` and ``gene`` (ID or symbol).
-
-    Parameters
-    ----------
-    path
-        The file.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``tissue``, ``gene`` (strings), duplicates removed.
-
-    Raises
-    ------
-    InputError
-        If the file or the columns are missing.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("TF table not found", path=str(path))
-    df = pd.read_csv(path, sep="\t", dtype=str)
-    cols = {c.lower(): c for c in df.columns}
-    if "tissue" not in cols or not ({"gene", "symbol", "gene_id"} & set(cols)):
-        raise InputError(
-            "TF table needs columns 'tissue' and 'gene'; found", path=str(path), ids=list(df.columns)
-        )
-    gene_col = next(cols[c] for c in ("gene", "gene_id", "symbol") if c in cols)
-    out = pd.DataFrame({"tissue": df[cols["tissue"]].str.strip(), "gene": df[gene_col].str.strip()})
-    return out.dropna().drop_duplicates(ignore_index=True)
 
 
 def _tf_frame(tissue_tfs: Mapping[str, Collection[str]] | pd.DataFrame) -> pd.DataFrame:
