@@ -11,16 +11,15 @@ import pytest
 from scipy import stats
 
 from tbeqtl.cli import main
-from tbeqtl.enrich.gtex import (
-    compare_with_gtex,
+from tbeqtl.enrich.gtex import compare_with_gtex, tissue_key
+from tbeqtl.errors import InputError
+from tbeqtl.io.gtex import (
     read_gtex_egenes,
     read_gtex_lookup,
     read_gtex_pairs,
     read_gtex_trans,
     read_gtex_v6_zscores,
-    tissue_key,
 )
-from tbeqtl.errors import InputError
 
 FIXTURE = Path(__file__).parent / "data" / "gtex_v8_fixture"
 

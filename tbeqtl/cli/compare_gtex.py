@@ -115,8 +115,8 @@ def run(args: argparse.Namespace) -> int:
     """Read the lists, compare, and write the tables."""
     import pandas as pd
 
-    from ..enrich.gtex import (
-        compare_with_gtex,
+    from ..enrich.gtex import compare_with_gtex
+    from ..io.gtex import (
         read_gtex_egenes,
         read_gtex_lookup,
         read_gtex_pairs,

@@ -19,12 +19,12 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import InputError
+from ..io.annotation import ENSEMBL_GENE_ID, normalize_gene_id
 
 __all__ = ["GeneIdTable", "gene_id_type", "map_gene_ids", "normalize_gene_id", "read_gene_list"]
 
 logger = logging.getLogger(__name__)
 
-_ENSEMBL = re.compile(r"^(ENS[A-Z]*G\d{6,})(\.\d+)?(_PAR_Y)?$")
 ID_TYPES = ("ensembl", "entrez", "symbol")
 
 
@@ -41,29 +41,11 @@ def gene_id_type(gene_id: str) -> str:
     str
         Its type.
     """
-    if _ENSEMBL.match(gene_id):
+    if ENSEMBL_GENE_ID.match(gene_id):
         return "ensembl"
     if gene_id.isdigit():
         return "entrez"
     return "symbol"
-
-
-def normalize_gene_id(gene_id: object) -> str:
-    """Strip whitespace, and the version (``.12``) and ``_PAR_Y`` suffix of Ensembl IDs.
-
-    Parameters
-    ----------
-    gene_id
-        The identifier.
-
-    Returns
-    -------
-    str
-        The normalised identifier (``ENSG00000099977.9`` -> ``ENSG00000099977``).
-    """
-    text = str(gene_id).strip()
-    match = _ENSEMBL.match(text)
-    return match.group(1) if match else text
 
 
 def read_gene_list(path: str | Path) -> list[str]:

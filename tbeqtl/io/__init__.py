@@ -11,6 +11,10 @@ Conventions shared by every reader:
   and the offending IDs, rows or columns; parser exceptions never escape;
 - every writer writes atomically (gzip output is deterministic).
 
+Published result files are read here too: terastructure/ADMIXTURE ancestry matrices
+(:mod:`~tbeqtl.io.ancestry`), GTEx eQTL lists and sample tables (:mod:`~tbeqtl.io.gtex`) and
+tissue-specific TF tables (:mod:`~tbeqtl.io.tf`).
+
 Genotype inputs of the cohort workflow are opened as streamed sources by
 :func:`open_genotypes` (PLINK 2, PLINK 1, VCF/BCF, dosage TSV; :func:`sniff_genotype_format` is the
 one place formats are told apart), see :mod:`tbeqtl.io.genotypes`.
@@ -18,8 +22,16 @@ one place formats are told apart), see :mod:`tbeqtl.io.genotypes`.
 
 from __future__ import annotations
 
+from .ancestry import (
+    read_admixture_p,
+    read_admixture_q,
+    read_ancestry_matrix,
+    read_terastructure_beta,
+    read_terastructure_theta,
+)
 from .annotation import (
     harmonize_gene_types,
+    normalize_gene_id,
     read_gene_annotation,
     strip_version,
     write_gene_bed,
@@ -41,8 +53,13 @@ from .genotypes import (
 )
 from .gtex import (
     gtex_donor_ids,
+    read_gtex_egenes,
+    read_gtex_lookup,
+    read_gtex_pairs,
     read_gtex_sample_attributes,
     read_gtex_subject_phenotypes,
+    read_gtex_trans,
+    read_gtex_v6_zscores,
     write_gtex_sample_attributes,
     write_gtex_subject_phenotypes,
 )
@@ -59,6 +76,7 @@ from .pgen import PgenSource, read_psam, read_pvar, write_pgen
 from .plink import PlinkGenotypes, PlinkSource, iter_plink_blocks, read_bim, read_fam, read_plink, write_plink
 from .sample_map import read_sample_map, write_sample_map
 from .snp_positions import read_snp_positions
+from .tf import read_tf_table
 from .vcf import VCFGenotypes, VCFSource, iter_vcf_blocks, read_vcf, write_vcf
 
 __all__ = [
@@ -79,7 +97,11 @@ __all__ = [
     "iter_dosage_tsv_blocks",
     "iter_plink_blocks",
     "iter_vcf_blocks",
+    "normalize_gene_id",
     "open_genotypes",
+    "read_admixture_p",
+    "read_admixture_q",
+    "read_ancestry_matrix",
     "read_bim",
     "read_counts",
     "read_covariates",
@@ -91,8 +113,13 @@ __all__ = [
     "read_gct_descriptions",
     "read_gene_annotation",
     "read_genotype_table",
+    "read_gtex_egenes",
+    "read_gtex_lookup",
+    "read_gtex_pairs",
     "read_gtex_sample_attributes",
     "read_gtex_subject_phenotypes",
+    "read_gtex_trans",
+    "read_gtex_v6_zscores",
     "read_h5ad",
     "read_matrixeqtl_geneloc",
     "read_matrixeqtl_matrix",
@@ -102,6 +129,9 @@ __all__ = [
     "read_pvar",
     "read_sample_map",
     "read_snp_positions",
+    "read_terastructure_beta",
+    "read_terastructure_theta",
+    "read_tf_table",
     "read_vcf",
     "require_sorted_positions",
     "sniff_genotype_format",

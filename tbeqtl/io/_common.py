@@ -205,6 +205,25 @@ def check_unique(index: Iterable[object], what: str, *, path: str | Path | None 
         raise InputError(f"duplicate {what} IDs", path=None if path is None else str(path), ids=dups)
 
 
+def require_columns(df: pd.DataFrame, columns: Sequence[str], *, path: str | Path, what: str) -> None:
+    """Raise :class:`InputError` listing the ``columns`` missing from ``df`` (and those it has).
+
+    Parameters
+    ----------
+    df
+        The table.
+    columns
+        Required column names.
+    path
+        The file (or a name for an in-memory table).
+    what
+        What the table is, for the message.
+    """
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise InputError(f"{what} lacks columns {missing}; found", path=str(path), ids=list(df.columns))
+
+
 def check_not_empty(df: pd.DataFrame, what: str, *, path: str | Path | None = None) -> None:
     """Raise :class:`InputError` if a table has no rows or no columns."""
     if df.shape[0] == 0 or df.shape[1] == 0:

@@ -36,8 +36,10 @@ from ._common import (
 )
 
 __all__ = [
+    "ENSEMBL_GENE_ID",
     "LNCRNA_LEGACY_TYPES",
     "harmonize_gene_types",
+    "normalize_gene_id",
     "read_gene_annotation",
     "strip_version",
     "write_gene_bed",
@@ -62,6 +64,9 @@ LNCRNA_LEGACY_TYPES = frozenset(
     }
 )
 
+#: An Ensembl gene ID (any species prefix), optionally versioned and with GENCODE's ``_PAR_Y``.
+ENSEMBL_GENE_ID = re.compile(r"^(ENS[A-Z]*G\d{6,})(\.\d+)?(_PAR_Y)?$")
+
 _GENE_ID = ("gene_id", "geneid", "ensembl_gene_id", "gene", "id", "name", "phenotype_id")
 _CHROM = ("chrom", "chr", "chromosome", "chromosome_name", "seqnames", "seqname", "#chr", "#chrom", "contig")
 _START = ("start", "left", "start_position", "txstart", "chromstart")
@@ -77,6 +82,24 @@ def strip_version(ids: Iterable[object]) -> pd.Index:
     ``_PAR_Y`` suffixes of GENCODE chrY copies are kept so that IDs stay unique.
     """
     return pd.Index([re.sub(r"\.\d+(?=$|_PAR_Y$)", "", str(i)) for i in ids])
+
+
+def normalize_gene_id(gene_id: object) -> str:
+    """Strip whitespace, and the version (``.12``) and ``_PAR_Y`` suffix of Ensembl IDs.
+
+    Parameters
+    ----------
+    gene_id
+        The identifier.
+
+    Returns
+    -------
+    str
+        The normalised identifier (``ENSG00000099977.9`` -> ``ENSG00000099977``).
+    """
+    text = str(gene_id).strip()
+    match = ENSEMBL_GENE_ID.match(text)
+    return match.group(1) if match else text
 
 
 def harmonize_gene_types(types: Iterable[object]) -> pd.Index:

@@ -1,31 +1,60 @@
-"""GTEx sample-attribute and subject-phenotype tables, and the GTEx sample -> donor rule.
+"""GTEx files: sample attributes, subject phenotypes, the sample -> donor rule, and eQTL lists.
 
 GTEx sample IDs look like ``GTEX-1117F-0226-SM-5GZZ7``: the donor (subject) ID is the first
 two dash-separated fields (``GTEX-1117F``). ``SMTSD`` is the detailed tissue name, ``SEX`` in
 the subject phenotypes is 1 = male, 2 = female.
+
+Published eQTL lists (compared with our calls by :func:`tbeqtl.enrich.compare_with_gtex`):
+
+- v8 ``<Tissue>.v8.signif_variant_gene_pairs.txt.gz`` (or parquet): ``variant_id``
+  (``chr1_13550_G_A_b38``), ``gene_id`` (versioned ENSG), ``tss_distance``, ``ma_samples``,
+  ``ma_count``, ``maf``, ``pval_nominal``, ``slope``, ``slope_se``, ``pval_nominal_threshold``,
+  ``min_pval_nominal``, ``pval_beta``: every significant cis pair of one tissue
+  (:func:`read_gtex_pairs`).
+- v8 ``<Tissue>.v8.egenes.txt.gz``: one row per tested gene with its top variant, ``pval_nominal``,
+  ``pval_beta`` and ``qval`` (eGenes: ``qval <= 0.05``; :func:`read_gtex_egenes`).
+- a trans-eQTL table (tissue, variant, gene, p-value; column spellings ``tissue_id``/``tissue``,
+  ``variant_id``, ``gene_id``, ``pval``/``pval_nominal``/``p_value``; :func:`read_gtex_trans`).
+- the v8 variant lookup table (``variant_id``, ``rs_id_dbSNP151_GRCh38p7``, ``variant_id_b37``...)
+  used to translate rsIDs to GTEx variant IDs (:func:`read_gtex_lookup`).
+- the v6 top-eQTL z-score table in the shared data (``gene_snp`` keys, 44 tissue columns;
+  :func:`read_gtex_v6_zscores`).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
 from ..atomic import atomic_path
 from ..errors import InputError
-from ._common import check_unique, read_delimited
+from ._common import check_unique, read_delimited, require_columns
+from .annotation import normalize_gene_id
 
 __all__ = [
+    "GTEX_VARIANT_ID",
     "gtex_donor_ids",
+    "read_gtex_egenes",
+    "read_gtex_lookup",
+    "read_gtex_pairs",
     "read_gtex_sample_attributes",
     "read_gtex_subject_phenotypes",
+    "read_gtex_trans",
+    "read_gtex_v6_zscores",
     "write_gtex_sample_attributes",
     "write_gtex_subject_phenotypes",
 ]
 
 logger = logging.getLogger(__name__)
+
+#: A GTEx variant ID, ``chr1_13550_G_A_b38`` (v8) or ``1_13550_G_A_b37`` (v6).
+GTEX_VARIANT_ID = re.compile(r"^(chr)?[0-9XYMT]+_\d+_[A-Za-z*]+_[A-Za-z*]+_b3[78]$")
 
 
 def gtex_donor_ids(sample_ids: Iterable[object]) -> pd.Series:
@@ -179,3 +208,203 @@ def write_gtex_subject_phenotypes(individual_info_df: pd.DataFrame, path: str | 
         cols.remove("sex")
         individual_info_df = individual_info_df[["sex", *cols]]
     _write_ids_table(individual_info_df, path, "SUBJID", {"sex": "SEX"})
+
+
+def _read_any(path: str | Path, *, what: str) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what} not found", path=str(path))
+    if path.name.endswith(".parquet"):
+        return pd.read_parquet(path)
+    return pd.read_csv(path, sep="\t", dtype={"variant_id": str, "gene_id": str})
+
+
+def _tissue_from_name(path: str | Path) -> str:
+    name = Path(path).name
+    return name.split(".v8.")[0] if ".v8." in name else name.split(".")[0]
+
+
+def _check_variants(ids: pd.Series, *, path: str | Path) -> None:
+    bad = ids[~ids.astype(str).str.match(GTEX_VARIANT_ID)]
+    if len(bad):
+        raise InputError("variant IDs are not GTEx chr_pos_ref_alt_b38 IDs", path=str(path), ids=bad.unique())
+
+
+def read_gtex_pairs(path: str | Path, *, tissue: str | None = None) -> pd.DataFrame:
+    """Read a GTEx v8 ``signif_variant_gene_pairs`` table (TSV, TSV.gz or parquet).
+
+    Parameters
+    ----------
+    path
+        The file, e.g. ``Whole_Blood.v8.signif_variant_gene_pairs.txt.gz``.
+    tissue
+        Tissue name (default: the file-name prefix before ``.v8.``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``tissue``, ``kind`` (``"cis"``), ``variant_id``, ``gene_id`` (unversioned),
+        ``p_value`` (``pval_nominal``), ``slope``.
+    """
+    df = _read_any(path, what="GTEx signif_variant_gene_pairs table")
+    require_columns(
+        df, ["variant_id", "gene_id", "pval_nominal"], path=path, what="signif_variant_gene_pairs table"
+    )
+    _check_variants(df["variant_id"], path=path)
+    out = pd.DataFrame(
+        {
+            "tissue": tissue or _tissue_from_name(path),
+            "kind": "cis",
+            "variant_id": df["variant_id"].astype(str),
+            "gene_id": df["gene_id"].map(normalize_gene_id),
+            "p_value": pd.to_numeric(df["pval_nominal"], errors="raise").astype(float),
+            "slope": pd.to_numeric(df["slope"], errors="coerce") if "slope" in df else np.nan,
+        }
+    )
+    logger.info("%s: %d cis pairs, %d eGenes", Path(path).name, len(out), out["gene_id"].nunique())
+    return out
+
+
+def read_gtex_egenes(path: str | Path, *, tissue: str | None = None, qval: float = 0.05) -> pd.DataFrame:
+    """Read a GTEx v8 ``egenes`` table and keep the eGenes (``qval <= qval``).
+
+    Parameters
+    ----------
+    path
+        The file, e.g. ``Whole_Blood.v8.egenes.txt.gz``.
+    tissue
+        Tissue name (default: the file-name prefix).
+    qval
+        eGene q-value threshold (GTEx: 0.05).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``tissue``, ``kind`` (``"cis"``), ``variant_id`` (the top variant), ``gene_id``
+        (unversioned), ``p_value`` (``pval_nominal`` of the top variant), ``qval``.
+    """
+    df = _read_any(path, what="GTEx egenes table")
+    require_columns(df, ["gene_id", "variant_id", "pval_nominal", "qval"], path=path, what="egenes table")
+    _check_variants(df["variant_id"], path=path)
+    df = df[pd.to_numeric(df["qval"], errors="coerce") <= qval]
+    return pd.DataFrame(
+        {
+            "tissue": tissue or _tissue_from_name(path),
+            "kind": "cis",
+            "variant_id": df["variant_id"].astype(str).to_numpy(),
+            "gene_id": df["gene_id"].map(normalize_gene_id).to_numpy(),
+            "p_value": df["pval_nominal"].astype(float).to_numpy(),
+            "qval": df["qval"].astype(float).to_numpy(),
+        }
+    )
+
+
+def read_gtex_trans(path: str | Path, *, tissue: str | None = None) -> pd.DataFrame:
+    """Read a GTEx trans-eQTL table (one row per trans pair).
+
+    Parameters
+    ----------
+    path
+        TSV/TSV.gz/parquet with a variant column (``variant_id``), a gene column (``gene_id``), a
+        p-value column (``pval``, ``pval_nominal`` or ``p_value``) and a tissue column
+        (``tissue_id`` or ``tissue``) unless ``tissue`` is given.
+    tissue
+        Tissue of every row, when the table has no tissue column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``tissue``, ``kind`` (``"trans"``), ``variant_id``, ``gene_id`` (unversioned), ``p_value``.
+    """
+    df = _read_any(path, what="GTEx trans-eQTL table")
+    pcol = next((c for c in ("pval", "pval_nominal", "p_value", "pvalue") if c in df.columns), None)
+    tcol = next((c for c in ("tissue_id", "tissue", "tissue_site_detail_id") if c in df.columns), None)
+    if "gene_id" not in df.columns and "phenotype_id" in df.columns:
+        df = df.rename(columns={"phenotype_id": "gene_id"})
+    require_columns(df, ["variant_id", "gene_id"], path=path, what="trans-eQTL table")
+    if pcol is None or (tcol is None and tissue is None):
+        raise InputError(
+            "trans-eQTL table needs a p-value column (pval) and a tissue column (tissue_id) "
+            "or tissue=...; found",
+            path=str(path),
+            ids=list(df.columns),
+        )
+    _check_variants(df["variant_id"], path=path)
+    return pd.DataFrame(
+        {
+            "tissue": df[tcol].astype(str).to_numpy() if tcol else tissue,
+            "kind": "trans",
+            "variant_id": df["variant_id"].astype(str).to_numpy(),
+            "gene_id": df["gene_id"].map(normalize_gene_id).to_numpy(),
+            "p_value": df[pcol].astype(float).to_numpy(),
+        }
+    )
+
+
+def read_gtex_lookup(path: str | Path) -> pd.DataFrame:
+    """Read the GTEx v8 variant lookup table (variant ID <-> rsID, b37 ID).
+
+    Parameters
+    ----------
+    path
+        ``GTEx_Analysis_2017-06-05_v8_WholeGenomeSeq_866Indiv.lookup_table.txt.gz`` or a subset
+        (TSV/parquet) with ``variant_id`` and ``rs_id_dbSNP151_GRCh38p7`` (or ``rs_id``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``variant_id``, ``rs_id`` and, when present, ``variant_id_b37``; rows without an
+        rsID (``.``) are kept with ``rs_id`` missing.
+    """
+    df = _read_any(path, what="GTEx lookup table")
+    rs_col = next(
+        (c for c in ("rs_id_dbSNP151_GRCh38p7", "rs_id_dbSNP150_GRCh38p7", "rs_id") if c in df), None
+    )
+    if rs_col is None or "variant_id" not in df:
+        raise InputError(
+            "lookup table needs variant_id and rs_id_dbSNP151_GRCh38p7 columns; found",
+            path=str(path),
+            ids=list(df.columns),
+        )
+    out = pd.DataFrame(
+        {
+            "variant_id": df["variant_id"].astype(str),
+            "rs_id": df[rs_col].astype(str).where(df[rs_col].astype(str) != ".", None),
+        }
+    )
+    if "variant_id_b37" in df:
+        out["variant_id_b37"] = df["variant_id_b37"].astype(str)
+    return out
+
+
+def read_gtex_v6_zscores(path: str | Path, *, z_threshold: float | None = None) -> pd.DataFrame:
+    """Read the GTEx v6 top-eQTL z-score table (``gene_snp`` x 44 tissues) into long pairs.
+
+    Parameters
+    ----------
+    path
+        ``gtex_v6_top_eqtl_zscores_1000x44.tsv.gz``: row key ``ENSG..._chr_pos_ref_alt_b37``.
+    z_threshold
+        Keep only rows with ``|z| >= z_threshold`` (default: keep all).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``tissue``, ``kind`` (``"cis"``), ``variant_id`` (``chr_pos_ref_alt_b37``),
+        ``gene_id`` (unversioned), ``z``, ``p_value`` (two-sided normal, ``2 * norm.sf(|z|)``).
+    """
+    df = _read_any(path, what="GTEx v6 z-score table")
+    if "gene_snp" not in df.columns:
+        raise InputError("expected a gene_snp key column; found", path=str(path), ids=list(df.columns)[:5])
+    parts = df["gene_snp"].astype(str).str.split("_", n=1, expand=True)
+    if parts.shape[1] != 2 or parts[1].isna().any():
+        raise InputError("gene_snp keys must look like ENSG..._chr_pos_ref_alt_b37", path=str(path))
+    long = df.drop(columns="gene_snp").assign(gene_id=parts[0].map(normalize_gene_id), variant_id=parts[1])
+    long = long.melt(id_vars=["gene_id", "variant_id"], var_name="tissue", value_name="z").dropna(
+        subset=["z"]
+    )
+    if z_threshold is not None:
+        long = long[long["z"].abs() >= z_threshold]
+    long["p_value"] = 2.0 * stats.norm.sf(long["z"].abs().to_numpy())
+    long["kind"] = "cis"
+    return long[["tissue", "kind", "variant_id", "gene_id", "z", "p_value"]].reset_index(drop=True)

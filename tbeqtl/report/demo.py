@@ -210,7 +210,8 @@ def _bins_stage(layout: RunLayout, data: Any) -> str | None:
 
 
 def _gtex_stage(layout: RunLayout) -> str | None:
-    from ..enrich.gtex import compare_with_gtex, read_gtex_pairs
+    from ..enrich.gtex import compare_with_gtex
+    from ..io.gtex import read_gtex_pairs
 
     files = sorted((layout.simulation / "truth" / "gtex").glob("*.signif_variant_gene_pairs.txt.gz"))
     if not files:
