@@ -20,7 +20,13 @@ from scipy import stats
 
 from tbeqtl.association import map_cis
 from tbeqtl.association.cis_inputs import prepare_cis
-from tbeqtl.association.cis_kernels import EXACT_RATIO, load_chromosome, residual_unit, scan_permutations
+from tbeqtl.association.cis_kernels import (
+    EXACT_RATIO,
+    WindowCache,
+    load_chromosome,
+    residual_unit,
+    scan_permutations,
+)
 from tbeqtl.association.permutation import canonical_permutations
 from tbeqtl.io.genotypes import FrameGenotypes
 
@@ -130,7 +136,7 @@ def _scan_inputs(c, genotype_df=None, covariates_df=None):
     return inputs
 
 
-def _kernel_maxima(inputs, pid, perms, *, block=1024):
+def _kernel_maxima(inputs, pid, perms, *, block=1024, cached=False):
     chrom = inputs.positions.loc[pid, "chrom"]
     chromg = load_chromosome(inputs.source, chrom, inputs.cohort.genotype_ids, inputs.q)
     start, end = inputs.bounds(pid)
@@ -140,6 +146,9 @@ def _kernel_maxima(inputs, pid, perms, *, block=1024):
     y = inputs.values[pid]
     u, _ = residual_unit(y, inputs.q)
     yp, _ = residual_unit(y[perms], inputs.q)
+    if cached:  # blocks of the chromosome's tested variants, not aligned with the window
+        cache = WindowCache(chromg, keep, block=block)
+        return chromg, vidx, scan_permutations(chromg, vidx, u[0], yp, cache=cache, keep_float32=True)
     return chromg, vidx, scan_permutations(chromg, vidx, u[0], yp, block=block, keep_float32=True)
 
 
@@ -152,8 +161,9 @@ def test_permutation_maxima_equal_a_float64_loop_and_float32_stays_within_its_bo
         ids, g = _testable_window(c, pid, samples)
         y = c.phenotype_df.loc[pid, samples].to_numpy()
         ref = r2_perm_reference(y, cov, g, perms)
-        for block in (1024, 37):  # one block, and many blocks (the running bound across blocks)
-            _, _, scan = _kernel_maxima(inputs, pid, perms, block=block)
+        # one block, many blocks (the running bound across blocks), cached blocks across the window edges
+        for block, cached in ((1024, False), (37, False), (53, True)):
+            _, _, scan = _kernel_maxima(inputs, pid, perms, block=block, cached=cached)
             np.testing.assert_allclose(scan.r2_perm, ref, rtol=1e-11)
             # the float32 maxima differ from the float64 ones by at most the stated bound on |r|
             assert 0 < scan.bound < 1e-4

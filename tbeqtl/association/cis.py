@@ -34,6 +34,7 @@ from ..schema import validate_table
 from .cis_inputs import CisInputs, Ticker, prepare_cis
 from .cis_kernels import (
     ChromGenotypes,
+    WindowCache,
     association_stats,
     extend_basis,
     load_chromosome,
@@ -355,6 +356,7 @@ def map_cis(
             chromg.testable
             & _variant_filter(chromg, maf_threshold=maf_threshold, mac_threshold=mac_threshold)
         )
+        cache = WindowCache(chromg, keep)
         for pid in pids:
             ticker.advance()
             start, end = inputs.bounds(pid)
@@ -362,9 +364,11 @@ def map_cis(
             if not vidx.size:
                 n_empty += 1
                 continue
+            cache.release(int(np.searchsorted(keep, vidx[0])))
             y = inputs.values[pid]
             u, y_norm = residual_unit(y, inputs.q)
-            scan = scan_permutations(chromg, vidx, u[0], _unit_permutations(y, perms, inputs.q))
+            yp = _unit_permutations(y, perms, inputs.q)
+            scan = scan_permutations(chromg, vidx, u[0], yp, cache=cache)
             row, _ = _top_row(
                 inputs, chromg, vidx, scan, pid=pid, y_norm=float(y_norm[0]), dof=inputs.df, nperm=nperm
             )

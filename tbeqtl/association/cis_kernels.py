@@ -33,6 +33,7 @@ from ..errors import InputError
 __all__ = [
     "ChromGenotypes",
     "ScanResult",
+    "WindowCache",
     "association_stats",
     "extend_basis",
     "float32_error_factor",
@@ -335,14 +336,18 @@ def load_chromosome(source, chrom: str, samples, q: np.ndarray, *, block: int = 
 
 
 def residual_unit(values: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Residualise rows on ``q`` (twice, so they are orthogonal to it to float64 precision) and scale.
+    """Residualise rows on ``q`` (an orthonormal basis containing the intercept direction) and scale.
+
+    Rows are centred, projected once, and projected again where the first pass cancelled most
+    of them (``||x_res||^2 < 1e-4 ||x - mean||^2``), so they are orthogonal to ``q`` to float64
+    precision relative to their own norm.
 
     Parameters
     ----------
     values
         m x n float64 rows (not modified).
     q
-        n x c orthonormal columns.
+        n x c orthonormal columns spanning the intercept and the covariates.
 
     Returns
     -------
@@ -352,9 +357,17 @@ def residual_unit(values: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.nda
         Residual norms.
     """
     x = np.array(values, dtype=np.float64, copy=True, ndmin=2)
+    x -= x.mean(axis=1, keepdims=True)
+    centered = np.einsum("ij,ij->i", x, x)
     x -= (x @ q) @ q.T
-    x -= (x @ q) @ q.T
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+    norms2 = np.einsum("ij,ij->i", x, x)
+    again = np.flatnonzero(norms2 < 1e-4 * centered)
+    if again.size:
+        sub = x[again]
+        sub -= (sub @ q) @ q.T
+        x[again] = sub
+        norms2[again] = np.einsum("ij,ij->i", sub, sub)
+    norms = np.sqrt(norms2)
     scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
     x *= scale[:, None]
     return x, norms
@@ -505,6 +518,78 @@ def _exact_candidates(chromg, cand_v, cand_j, norms_of, yp: np.ndarray, r2_perm:
         np.maximum.at(r2_perm, jj, r * r)
 
 
+class WindowCache:
+    """Prepared blocks of a chromosome's tested variants, kept while phenotype windows slide along it.
+
+    The tested variants (``keep``, sorted rows) are cut into blocks of ``block`` consecutive
+    tested variants; a block holds its exact float64 rows and their float32 scaled, centred
+    copies ``fl32((g - mean) / ||g_res||)`` (rows with ``rho > EXACT_RATIO`` zeroed: they go through
+    float64). A window of tested variants is a contiguous range of them, so it is a run of block
+    slices, prepared once however many windows share them. Phenotypes come in position order:
+    :meth:`release` drops the blocks left of the current window.
+
+    Parameters
+    ----------
+    chromg
+        The chromosome.
+    keep
+        Sorted rows of the variants to test.
+    block
+        Tested variants per block.
+    """
+
+    def __init__(self, chromg: ChromGenotypes, keep: np.ndarray, *, block: int = SCAN_BLOCK):
+        self.chromg, self.keep, self.block = chromg, keep, block
+        self._blocks: dict[int, tuple] = {}
+
+    def _get(self, k: int) -> tuple:
+        if k not in self._blocks:
+            g = self.chromg
+            rows = self.keep[k * self.block : (k + 1) * self.block]
+            x64 = g.rows64(rows)
+            norms = g.res_norm[rows]
+            ratio = g.centered_norm[rows] / norms
+            exact = ratio > EXACT_RATIO
+            z = (x64 - g.mean[rows, None]) * (1.0 / norms)[:, None]
+            z[exact] = 0.0
+            self._blocks[k] = (rows, x64, norms, ratio, exact, z.astype(np.float32))
+        return self._blocks[k]
+
+    def release(self, first_kept: int) -> None:
+        """Forget the blocks that end before tested variant number ``first_kept``."""
+        for k in [k for k in self._blocks if (k + 1) * self.block <= first_kept]:
+            del self._blocks[k]
+
+    def pieces(self, vidx: np.ndarray):
+        """Yield ``(offset, rows, x64, norms, ratio, exact, z32)`` slices covering the window ``vidx``."""
+        a = int(np.searchsorted(self.keep, vidx[0])) if vidx.size else 0
+        if vidx.size and not np.array_equal(self.keep[a : a + vidx.size], vidx):
+            raise ValueError("window rows are not a contiguous run of the cached tested variants")
+        b = a + vidx.size
+        pos = a
+        while pos < b:
+            k = pos // self.block
+            lo, hi = pos - k * self.block, min(b, (k + 1) * self.block) - k * self.block
+            rows, x64, norms, ratio, exact, z = self._get(k)
+            yield pos - a, rows[lo:hi], x64[lo:hi], norms[lo:hi], ratio[lo:hi], exact[lo:hi], z[lo:hi]
+            pos += hi - lo
+
+
+def _fresh_pieces(chromg, vidx, extra, q_full, block):
+    """Like :meth:`WindowCache.pieces`, computed for this window (and extra covariates) only."""
+    for s in range(0, vidx.size, block):
+        vb = vidx[s : s + block]
+        x64 = chromg.rows64(vb)
+        nb = _window_norms(chromg, vb, x64, extra, q_full)
+        ok = nb > 0
+        ratio = np.divide(chromg.centered_norm[vb], nb, out=np.full(vb.size, np.inf), where=ok)
+        exact = ok & (ratio > EXACT_RATIO)
+        scan = ok & ~exact
+        z = np.zeros(x64.shape, dtype=np.float32)
+        z[scan] = (x64[scan] - chromg.mean[vb[scan], None]) * (1.0 / nb[scan])[:, None]
+        yield s, vb, x64, nb, np.where(scan, ratio, 0.0), exact, z
+
+
 def scan_permutations(
     chromg: ChromGenotypes,
     vidx: np.ndarray,
@@ -513,6 +598,7 @@ def scan_permutations(
     *,
     extra: np.ndarray | None = None,
     q_full: np.ndarray | None = None,
+    cache: WindowCache | None = None,
     block: int = SCAN_BLOCK,
     keep_float32: bool = False,
 ) -> ScanResult:
@@ -533,8 +619,11 @@ def scan_permutations(
         the conditional passes; the residual norms are downdated for them.
     q_full
         ``[Q, extra]`` (needed with ``extra``).
+    cache
+        Prepared blocks shared by the windows of a chromosome (without ``extra`` only; ``vidx``
+        must then be a contiguous run of its tested variants).
     block
-        Variants per float32 product block.
+        Variants per float32 product block (without a cache).
     keep_float32
         Also return the float32 maxima (for tests of the bound).
 
@@ -565,34 +654,31 @@ def scan_permutations(
     dots = np.empty(nw)
     norms = np.empty(nw)
     yp32t = np.ascontiguousarray(yp.T, dtype=np.float32)
-    rbuf = np.empty((min(block, max(nw, 1)), n_perm), dtype=np.float32)
+    rbuf = np.empty((min(cache.block if cache is not None else block, max(nw, 1)), n_perm), dtype=np.float32)
     gamma = float32_error_factor(n)
     lower = np.full(n_perm, -np.inf, dtype=np.float32)
     m32 = np.zeros(n_perm, dtype=np.float32) if keep_float32 else None
     rec_v, rec_j, rec_val, rec_d = [], [], [], []
     exact_rows = []
     bound = 0.0
-    for s in range(0, nw, block):
-        vb = vidx[s : s + block]
-        x64 = chromg.rows64(vb)
-        dots[s : s + vb.size] = x64 @ u
-        nb = _window_norms(chromg, vb, x64, extra, q_full)
-        norms[s : s + vb.size] = nb
-        ok = nb > 0
-        ratio = np.divide(chromg.centered_norm[vb], nb, out=np.full(vb.size, np.inf), where=ok)
-        exact = ok & (ratio > EXACT_RATIO)
+    if cache is not None and extra is None:
+        pieces = cache.pieces(vidx)
+    else:
+        pieces = _fresh_pieces(chromg, vidx, extra, q_full, block)
+    for s, _, x64, nb, ratio, exact, z in pieces:
+        m = nb.size
+        dots[s : s + m] = x64 @ u
+        norms[s : s + m] = nb
         if exact.any():
             exact_rows.append(s + np.flatnonzero(exact))
-        scan = np.flatnonzero(ok & ~exact)
-        if not scan.size:
+        scanned = (nb > 0) & ~exact
+        scan_ratio = ratio[scanned]
+        if not scan_ratio.size:
             continue
-        xs = x64[scan]
-        xs -= chromg.mean[vb[scan], None]
-        xs *= (1.0 / nb[scan])[:, None]
-        r = np.matmul(xs.astype(np.float32), yp32t, out=rbuf[: scan.size])
+        r = np.matmul(z, yp32t, out=rbuf[:m])
         np.abs(r, out=r)
         # + 4u: the float32 comparisons below round values of magnitude <= 1 by at most u each
-        delta = np.float32(gamma * ratio[scan].max() * (1 + 4 * U32) + 4 * U32)
+        delta = np.float32(gamma * scan_ratio.max() * (1 + 4 * U32) + 4 * U32)
         bound = max(bound, float(delta))
         bm = r.max(axis=0)
         if m32 is not None:
@@ -603,7 +689,9 @@ def scan_permutations(
         if cols.size:
             sub = r if cols.size == n_perm else r[:, cols]
             rows, cc = np.nonzero(sub >= (lower[cols] - delta)[None, :])
-            rec_v.append(s + scan[rows])
+            real = scanned[rows]  # zero rows stand for variants not in the float32 product
+            rows, cc = rows[real], cc[real]
+            rec_v.append(s + rows)
             rec_j.append(cols[cc])
             rec_val.append(sub[rows, cc])
             rec_d.append(np.full(rows.size, delta, dtype=np.float32))
