@@ -102,8 +102,16 @@ __all__ = ["PRESETS", "Simulation", "SimulationParams", "SimulationTruth", "reso
 logger = logging.getLogger(__name__)
 
 #: Cell types whose per-sample enrichment scores track shared topics (GTEx xCell names).
-CELL_TYPE_SCORE_NAMES = ("Fibroblasts", "Adipocytes", "Neutrophils", "Keratinocytes", "Myocytes",
-                         "Epithelial_cells", "Endothelial_cells", "Macrophages")
+CELL_TYPE_SCORE_NAMES = (
+    "Fibroblasts",
+    "Adipocytes",
+    "Neutrophils",
+    "Keratinocytes",
+    "Myocytes",
+    "Epithelial_cells",
+    "Endothelial_cells",
+    "Macrophages",
+)
 
 #: Ancestry group labels (group ``q`` is centred on population ``q``).
 ANCESTRY_LABELS = ("EUR", "AFR", "EAS", "AMR", "SAS")
@@ -235,25 +243,81 @@ class SimulationParams:
 #: Named presets: overrides of :class:`SimulationParams`.
 PRESETS: dict[str, dict[str, Any]] = {
     # Test fixtures: every GTEx-like extra, < 1 s.
-    "tiny": dict(n_genes=60, n_individuals=24, n_samples=72, n_snps=150, n_topics=6, n_ancestry=2,
-                 n_tissues=4, n_tissue_topics=1, n_chromosomes=2, n_cis=6, n_trans=4,
-                 trans_effect=(0.4, 0.8)),
+    "tiny": dict(
+        n_genes=60,
+        n_individuals=24,
+        n_samples=72,
+        n_snps=150,
+        n_topics=6,
+        n_ancestry=2,
+        n_tissues=4,
+        n_tissue_topics=1,
+        n_chromosomes=2,
+        n_cis=6,
+        n_trans=4,
+        trans_effect=(0.4, 0.8),
+    ),
     # The TBLDA test size: a pure draw of equations 1-9 (symmetric sigma, no extras).
-    "small": dict(n_genes=200, n_individuals=100, n_samples=300, n_snps=500, n_topics=10, n_ancestry=3,
-                  n_tissues=5, n_tissue_topics=0, n_chromosomes=2, n_cis=0, n_trans=0,
-                  covariate_effects=False, n_cell_type_topics=0),
+    "small": dict(
+        n_genes=200,
+        n_individuals=100,
+        n_samples=300,
+        n_snps=500,
+        n_topics=10,
+        n_ancestry=3,
+        n_tissues=5,
+        n_tissue_topics=0,
+        n_chromosomes=2,
+        n_cis=0,
+        n_trans=0,
+        covariate_effects=False,
+        n_cell_type_topics=0,
+    ),
     # The whole pipeline in a few minutes on 2 cores: 3 chromosomes, 6 tissues.
-    "demo": dict(n_genes=600, n_individuals=150, n_samples=600, n_snps=1500, n_topics=12, n_ancestry=3,
-                 n_tissues=6, n_tissue_topics=1, n_chromosomes=3, n_cis=60, n_trans=30),
+    "demo": dict(
+        n_genes=600,
+        n_individuals=150,
+        n_samples=600,
+        n_snps=1500,
+        n_topics=12,
+        n_ancestry=3,
+        n_tissues=6,
+        n_tissue_topics=1,
+        n_chromosomes=3,
+        n_cis=60,
+        n_trans=30,
+    ),
     # GTEx chromosome scale (about chr12 in the paper): 2 chromosomes so that trans pairs exist.
-    "chromosome": dict(n_genes=1000, n_individuals=800, n_samples=5000, n_snps=10000, n_topics=20,
-                       n_ancestry=3, n_tissues=10, n_tissue_topics=1, n_chromosomes=2, n_cis=200,
-                       n_trans=100),
+    "chromosome": dict(
+        n_genes=1000,
+        n_individuals=800,
+        n_samples=5000,
+        n_snps=10000,
+        n_topics=20,
+        n_ancestry=3,
+        n_tissues=10,
+        n_tissue_topics=1,
+        n_chromosomes=2,
+        n_cis=200,
+        n_trans=100,
+    ),
     # Single cell: many cells per donor, cell types as "tissues".
-    "single_cell": dict(n_genes=300, n_individuals=20, n_snps=600, n_topics=8, n_ancestry=2, n_tissues=4,
-                        n_tissue_topics=1, n_chromosomes=2, n_cis=10, n_trans=5, cells_per_donor=100.0,
-                        n_cell_type_topics=0,
-                        library_size_sd=0.5, trans_effect=(0.4, 0.8)),
+    "single_cell": dict(
+        n_genes=300,
+        n_individuals=20,
+        n_snps=600,
+        n_topics=8,
+        n_ancestry=2,
+        n_tissues=4,
+        n_tissue_topics=1,
+        n_chromosomes=2,
+        n_cis=10,
+        n_trans=5,
+        cells_per_donor=100.0,
+        n_cell_type_topics=0,
+        library_size_sd=0.5,
+        trans_effect=(0.4, 0.8),
+    ),
 }
 
 
@@ -264,39 +328,51 @@ def _tupled(value: Any) -> Any:
 def _check_params(p: SimulationParams) -> None:
     positive = ("n_genes", "n_individuals", "n_snps", "n_topics", "n_ancestry", "n_tissues", "n_chromosomes")
     bad = [f"{name}={getattr(p, name)}" for name in positive if int(getattr(p, name)) < 1]
-    bad += [f"{name}={getattr(p, name)}" for name in ("n_cis", "n_trans", "n_tissue_topics")
-            if int(getattr(p, name)) < 0]
+    bad += [
+        f"{name}={getattr(p, name)}"
+        for name in ("n_cis", "n_trans", "n_tissue_topics")
+        if int(getattr(p, name)) < 0
+    ]
     if bad:
-        raise InputError("simulation sizes must be positive (counts of eQTLs and tissue topics >= 0)",
-                         ids=bad)
+        raise InputError(
+            "simulation sizes must be positive (counts of eQTLs and tissue topics >= 0)", ids=bad
+        )
     if not 0.0 <= p.alpha <= 1.0:
         raise InputError(f"alpha must be in [0, 1], got {p.alpha}")
     if p.n_chromosomes > 22:
         raise InputError(f"n_chromosomes must be at most 22, got {p.n_chromosomes}")
     if not p.single_cell:
         if p.n_samples < p.n_individuals:
-            raise InputError(f"n_samples ({p.n_samples}) must be at least n_individuals ({p.n_individuals}): "
-                             "every individual has a sample")
+            raise InputError(
+                f"n_samples ({p.n_samples}) must be at least n_individuals ({p.n_individuals}): "
+                "every individual has a sample"
+            )
         if p.n_samples > p.n_individuals * p.n_tissues:
-            raise InputError(f"n_samples ({p.n_samples}) exceeds n_individuals x n_tissues "
-                             f"({p.n_individuals * p.n_tissues}): at most one sample per tissue per "
-                             "individual")
+            raise InputError(
+                f"n_samples ({p.n_samples}) exceeds n_individuals x n_tissues "
+                f"({p.n_individuals * p.n_tissues}): at most one sample per tissue per "
+                "individual"
+            )
     elif p.cells_per_donor < 1:
         raise InputError(f"cells_per_donor must be at least 1, got {p.cells_per_donor}")
     names = CELL_TYPE_NAMES if p.single_cell else TISSUE_NAMES
     if p.n_tissues > len(names):
         raise InputError(f"n_tissues must be at most {len(names)}, got {p.n_tissues}")
     if p.n_tissues * p.n_tissue_topics >= p.n_topics and p.n_tissue_topics > 0:
-        raise InputError(f"n_topics ({p.n_topics}) must exceed n_tissues x n_tissue_topics "
-                         f"({p.n_tissues * p.n_tissue_topics}) so that shared topics exist")
+        raise InputError(
+            f"n_topics ({p.n_topics}) must exceed n_tissues x n_tissue_topics "
+            f"({p.n_tissues * p.n_tissue_topics}) so that shared topics exist"
+        )
     if max(p.n_chromosomes, 1) > min(p.n_genes, p.n_snps):
         raise InputError("need at least one gene and one SNP per chromosome")
     if not 0.0 < p.fst < 1.0:
         raise InputError(f"fst must be in (0, 1), got {p.fst}")
     n_shared = p.n_topics - p.n_tissues * p.n_tissue_topics
     if not 0 <= p.n_cell_type_topics <= min(n_shared, len(CELL_TYPE_SCORE_NAMES)):
-        raise InputError(f"n_cell_type_topics must be between 0 and the number of shared topics "
-                         f"({min(n_shared, len(CELL_TYPE_SCORE_NAMES))}), got {p.n_cell_type_topics}")
+        raise InputError(
+            f"n_cell_type_topics must be between 0 and the number of shared topics "
+            f"({min(n_shared, len(CELL_TYPE_SCORE_NAMES))}), got {p.n_cell_type_topics}"
+        )
     if p.individual_sigma < 0:
         raise InputError(f"individual_sigma must be >= 0, got {p.individual_sigma}")
     if p.expression_noise_sd < 0:
@@ -304,10 +380,18 @@ def _check_params(p: SimulationParams) -> None:
     if not 0.0 <= p.missing_rate < 1.0:
         raise InputError(f"missing_rate must be in [0, 1), got {p.missing_rate}")
     if p.ancestry_group_weights is not None and len(p.ancestry_group_weights) != p.n_ancestry:
-        raise InputError(f"ancestry_group_weights needs {p.n_ancestry} values, got "
-                         f"{len(p.ancestry_group_weights)}")
-    for name in ("gene_concentration", "sigma", "tissue_sigma", "off_tissue_sigma", "zeta", "gamma",
-                 "admixture_concentration"):
+        raise InputError(
+            f"ancestry_group_weights needs {p.n_ancestry} values, got {len(p.ancestry_group_weights)}"
+        )
+    for name in (
+        "gene_concentration",
+        "sigma",
+        "tissue_sigma",
+        "off_tissue_sigma",
+        "zeta",
+        "gamma",
+        "admixture_concentration",
+    ):
         if not getattr(p, name) > 0:
             raise InputError(f"{name} must be positive, got {getattr(p, name)}")
 
@@ -444,13 +528,30 @@ class Simulation:
         eq = self.truth.eqtls_df
         n_cis = int((eq["kind"] == "cis").sum())
         params = self.truth.params
-        return (f"Simulation(preset={params.get('preset')!r}, seed={params.get('seed')}, "
-                f"alpha={self.truth.alpha}, {n_cis} cis + {len(eq) - n_cis} trans eQTLs)\n{self.data!r}")
+        return (
+            f"Simulation(preset={params.get('preset')!r}, seed={params.get('seed')}, "
+            f"alpha={self.truth.alpha}, {n_cis} cis + {len(eq) - n_cis} trans eQTLs)\n{self.data!r}"
+        )
 
 
-_STREAMS = ("genome", "ids", "design", "ancestry", "gene_topics", "sample_topics", "snp_topics",
-            "genotypes", "missing", "eqtls", "covariates", "library", "counts", "noise", "cell_types",
-            "individual_topics")
+_STREAMS = (
+    "genome",
+    "ids",
+    "design",
+    "ancestry",
+    "gene_topics",
+    "sample_topics",
+    "snp_topics",
+    "genotypes",
+    "missing",
+    "eqtls",
+    "covariates",
+    "library",
+    "counts",
+    "noise",
+    "cell_types",
+    "individual_topics",
+)
 
 
 def simulate(*, preset: str = "small", seed: int = 0, **overrides: Any) -> Simulation:
@@ -494,10 +595,25 @@ def simulate(*, preset: str = "small", seed: int = 0, **overrides: Any) -> Simul
     covariates = _draw_covariates(params, rng, layout)
     cis, trans = _choose_eqtls(params, rng, layout, model)
     counts, library_sizes = _draw_expression(params, rng, layout, model, covariates, cis=cis, trans=trans)
-    sim = _assemble(params, rng, layout, model, covariates, counts=counts, library_sizes=library_sizes,
-                    cis=cis, trans=trans, record={"preset": preset, "seed": int(seed)})
-    logger.info("simulated %s (preset %s, seed %d) in %.2f s", repr(sim.data).splitlines()[0], preset, seed,
-                time.perf_counter() - started)
+    sim = _assemble(
+        params,
+        rng,
+        layout,
+        model,
+        covariates,
+        counts=counts,
+        library_sizes=library_sizes,
+        cis=cis,
+        trans=trans,
+        record={"preset": preset, "seed": int(seed)},
+    )
+    logger.info(
+        "simulated %s (preset %s, seed %d) in %.2f s",
+        repr(sim.data).splitlines()[0],
+        preset,
+        seed,
+        time.perf_counter() - started,
+    )
     return sim
 
 
@@ -540,37 +656,60 @@ class _Covariates:
 
 
 def _draw_layout(p: SimulationParams, rng: dict[str, np.random.Generator]) -> _Layout:
-    gene_info_df = draw_gene_info(rng["genome"], p.n_genes, n_chromosomes=p.n_chromosomes,
-                                  lincrna_fraction=p.lincrna_fraction)
+    gene_info_df = draw_gene_info(
+        rng["genome"], p.n_genes, n_chromosomes=p.n_chromosomes, lincrna_fraction=p.lincrna_fraction
+    )
     snp_info_df = draw_snp_info(rng["genome"], p.n_snps, n_chromosomes=p.n_chromosomes)
     if p.single_cell:
         ind_idx, tis_idx = draw.draw_single_cell_design(
-            rng["design"], n_individuals=p.n_individuals, cells_per_donor=p.cells_per_donor,
-            n_cell_types=p.n_tissues)
-        tissue_names = np.array(CELL_TYPE_NAMES[:p.n_tissues], dtype=object)
+            rng["design"],
+            n_individuals=p.n_individuals,
+            cells_per_donor=p.cells_per_donor,
+            n_cell_types=p.n_tissues,
+        )
+        tissue_names = np.array(CELL_TYPE_NAMES[: p.n_tissues], dtype=object)
     else:
-        ind_idx, tis_idx = draw.draw_bulk_design(rng["design"], n_individuals=p.n_individuals,
-                                                  n_samples=p.n_samples, n_tissues=p.n_tissues)
-        tissue_names = np.array(TISSUE_NAMES[:p.n_tissues], dtype=object)
-    individuals = pd.Index(draw_individual_ids(rng["ids"], p.n_individuals, single_cell=p.single_cell),
-                           name="individual")
-    samples = pd.Index(draw_sample_ids(rng["ids"], list(individuals[ind_idx]), tis_idx,
-                                       single_cell=p.single_cell), name="sample")
+        ind_idx, tis_idx = draw.draw_bulk_design(
+            rng["design"], n_individuals=p.n_individuals, n_samples=p.n_samples, n_tissues=p.n_tissues
+        )
+        tissue_names = np.array(TISSUE_NAMES[: p.n_tissues], dtype=object)
+    individuals = pd.Index(
+        draw_individual_ids(rng["ids"], p.n_individuals, single_cell=p.single_cell), name="individual"
+    )
+    samples = pd.Index(
+        draw_sample_ids(rng["ids"], list(individuals[ind_idx]), tis_idx, single_cell=p.single_cell),
+        name="sample",
+    )
     return _Layout(gene_info_df, snp_info_df, ind_idx, tis_idx, tissue_names, individuals, samples)
 
 
 def _draw_model(p: SimulationParams, rng: dict[str, np.random.Generator], layout: _Layout) -> _Model:
     """Equations 1, 2 and 5-9 (the private ancestry subspace, the topics and the genotypes)."""
-    weights = (np.asarray(p.ancestry_group_weights, dtype=float) if p.ancestry_group_weights is not None
-               else _default_group_weights(p.n_ancestry))
+    weights = (
+        np.asarray(p.ancestry_group_weights, dtype=float)
+        if p.ancestry_group_weights is not None
+        else _default_group_weights(p.n_ancestry)
+    )
     beta, tau, group = draw.draw_ancestry(
-        rng["ancestry"], n_snps=p.n_snps, n_individuals=p.n_individuals, n_ancestry=p.n_ancestry, fst=p.fst,
-        maf_range=p.maf_range, group_weights=weights / weights.sum(),
-        admixture_concentration=p.admixture_concentration, own_fraction=p.own_ancestry_fraction)
+        rng["ancestry"],
+        n_snps=p.n_snps,
+        n_individuals=p.n_individuals,
+        n_ancestry=p.n_ancestry,
+        fst=p.fst,
+        maf_range=p.maf_range,
+        group_weights=weights / weights.sum(),
+        admixture_concentration=p.admixture_concentration,
+        own_fraction=p.own_ancestry_fraction,
+    )
     psi = draw.draw_gene_topics(rng["gene_topics"], p.n_genes, p.n_topics, xi=p.gene_concentration)
     conc, topic_tissue = draw.tissue_concentrations(
-        p.n_tissues, p.n_topics, n_tissue_topics=p.n_tissue_topics, sigma=p.sigma,
-        tissue_sigma=p.tissue_sigma, off_tissue_sigma=p.off_tissue_sigma)
+        p.n_tissues,
+        p.n_topics,
+        n_tissue_topics=p.n_tissue_topics,
+        sigma=p.sigma,
+        tissue_sigma=p.tissue_sigma,
+        off_tissue_sigma=p.off_tissue_sigma,
+    )
     sample_conc = conc[layout.tissue_index]
     if p.individual_sigma > 0:
         # individual-level preference over the shared topics, shared by all of an individual's samples
@@ -587,43 +726,71 @@ def _draw_model(p: SimulationParams, rng: dict[str, np.random.Generator], layout
     return _Model(beta, tau, group, psi, topic_tissue, phi, theta, lam, y_complete, y)
 
 
-def _draw_covariates(p: SimulationParams, rng: dict[str, np.random.Generator],
-                     layout: _Layout) -> _Covariates:
+def _draw_covariates(
+    p: SimulationParams, rng: dict[str, np.random.Generator], layout: _Layout
+) -> _Covariates:
     crng = rng["covariates"]
     # GTEx SEX coding: 1 male, 2 female
     sex = np.where(crng.random(p.n_individuals) < 0.66, 1, 2).astype(np.int64)
     pcr = (crng.random(p.n_individuals) < 0.3).astype(np.int64)
     platform = (crng.random(layout.samples.size) < 0.3).astype(np.int64)
     if p.covariate_effects:
-        sex_eff = draw_covariate_effects(crng, p.n_genes, fraction=p.covariate_gene_fraction,
-                                         effect_range=p.sex_effect)
-        plat_eff = draw_covariate_effects(crng, p.n_genes, fraction=p.covariate_gene_fraction,
-                                          effect_range=p.platform_effect)
+        sex_eff = draw_covariate_effects(
+            crng, p.n_genes, fraction=p.covariate_gene_fraction, effect_range=p.sex_effect
+        )
+        plat_eff = draw_covariate_effects(
+            crng, p.n_genes, fraction=p.covariate_gene_fraction, effect_range=p.platform_effect
+        )
     else:
         sex_eff = np.zeros(p.n_genes)
         plat_eff = np.zeros(p.n_genes)
     return _Covariates(sex, pcr, platform, sex_eff, plat_eff)
 
 
-def _choose_eqtls(p: SimulationParams, rng: dict[str, np.random.Generator], layout: _Layout, model: _Model
-                  ) -> tuple[list[tuple[int, int, float]], list[tuple[int, int, float, int]]]:
+def _choose_eqtls(
+    p: SimulationParams, rng: dict[str, np.random.Generator], layout: _Layout, model: _Model
+) -> tuple[list[tuple[int, int, float]], list[tuple[int, int, float, int]]]:
     coded_maf = model.y_complete.mean(axis=1) / 2.0
     maf = np.minimum(coded_maf, 1.0 - coded_maf)
     used_genes: set[int] = set()
-    cis = choose_cis_eqtls(rng["eqtls"], p.n_cis, gene_info_df=layout.gene_info_df,
-                           snp_info_df=layout.snp_info_df, maf=maf, window=p.cis_window,
-                           effect_range=p.cis_effect, min_maf=p.eqtl_min_maf, used_genes=used_genes)
+    cis = choose_cis_eqtls(
+        rng["eqtls"],
+        p.n_cis,
+        gene_info_df=layout.gene_info_df,
+        snp_info_df=layout.snp_info_df,
+        maf=maf,
+        window=p.cis_window,
+        effect_range=p.cis_effect,
+        min_maf=p.eqtl_min_maf,
+        used_genes=used_genes,
+    )
     trans = choose_trans_eqtls(
-        rng["eqtls"], p.n_trans, psi=model.psi, lam=model.lam, coded_maf=coded_maf, maf=maf,
-        gene_chrom=layout.gene_info_df["chrom"].to_numpy(), snp_chrom=layout.snp_info_df["chrom"].to_numpy(),
-        top_fraction=p.trans_top_fraction, effect_range=p.trans_effect, min_maf=p.eqtl_min_maf,
-        used_genes=used_genes, used_snps={j for j, _, _ in cis})
+        rng["eqtls"],
+        p.n_trans,
+        psi=model.psi,
+        lam=model.lam,
+        coded_maf=coded_maf,
+        maf=maf,
+        gene_chrom=layout.gene_info_df["chrom"].to_numpy(),
+        snp_chrom=layout.snp_info_df["chrom"].to_numpy(),
+        top_fraction=p.trans_top_fraction,
+        effect_range=p.trans_effect,
+        min_maf=p.eqtl_min_maf,
+        used_genes=used_genes,
+        used_snps={j for j, _, _ in cis},
+    )
     return cis, trans
 
 
 def _draw_expression(
-    p: SimulationParams, rng: dict[str, np.random.Generator], layout: _Layout, model: _Model,
-    covariates: _Covariates, *, cis: list, trans: list,
+    p: SimulationParams,
+    rng: dict[str, np.random.Generator],
+    layout: _Layout,
+    model: _Model,
+    covariates: _Covariates,
+    *,
+    cis: list,
+    trans: list,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Equations 3-4 with the multiplicative extras; returns (G x L counts, library sizes)."""
     ind_idx = layout.individual_index
@@ -646,8 +813,16 @@ def _draw_expression(
 
 
 def _assemble(
-    p: SimulationParams, rng: dict[str, np.random.Generator], layout: _Layout, model: _Model,
-    covariates: _Covariates, *, counts: np.ndarray, library_sizes: np.ndarray, cis: list, trans: list,
+    p: SimulationParams,
+    rng: dict[str, np.random.Generator],
+    layout: _Layout,
+    model: _Model,
+    covariates: _Covariates,
+    *,
+    counts: np.ndarray,
+    library_sizes: np.ndarray,
+    cis: list,
+    trans: list,
     record: dict[str, Any],
 ) -> Simulation:
     """Label everything by ID, build the EQTLData and the truth tables."""
@@ -657,39 +832,56 @@ def _assemble(
     counts_df = pd.DataFrame(counts, index=genes, columns=samples)
     genotype_df = pd.DataFrame(model.y, index=snps, columns=individuals)
     sample_map_s = pd.Series(individuals[layout.individual_index], index=samples, name="individual")
-    sample_info_df = pd.DataFrame({"tissue": layout.tissue_names[layout.tissue_index],
-                                   "platform": covariates.platform}, index=samples)
+    sample_info_df = pd.DataFrame(
+        {"tissue": layout.tissue_names[layout.tissue_index], "platform": covariates.platform}, index=samples
+    )
     if p.single_cell:
         sample_info_df["cell_type"] = sample_info_df["tissue"]
     shared_topics = np.flatnonzero(model.topic_tissue < 0)
-    cell_types = pd.Index(CELL_TYPE_SCORE_NAMES[:p.n_cell_type_topics], name="cell_type")
-    cell_type_topic_s = pd.Series(shared_topics[:p.n_cell_type_topics], index=cell_types, name="topic",
-                                  dtype=np.int64)
+    cell_types = pd.Index(CELL_TYPE_SCORE_NAMES[: p.n_cell_type_topics], name="cell_type")
+    cell_type_topic_s = pd.Series(
+        shared_topics[: p.n_cell_type_topics], index=cell_types, name="topic", dtype=np.int64
+    )
     for name, k in cell_type_topic_s.items():
         noise = rng["cell_types"].normal(0.0, p.cell_type_score_noise, size=samples.size)
         sample_info_df[f"celltype_{name}"] = model.phi[:, k] * np.exp(noise)
-    labels = np.array([ANCESTRY_LABELS[q] if q < len(ANCESTRY_LABELS) else f"POP{q + 1}"
-                       for q in range(p.n_ancestry)], dtype=object)
-    individual_info_df = pd.DataFrame({"sex": covariates.sex, "pcr": covariates.pcr,
-                                       "ancestry": labels[model.group]}, index=individuals)
-    data = EQTLData.from_frames(counts_df, genotype_df, sample_map_s, sample_info_df=sample_info_df,
-                                individual_info_df=individual_info_df, gene_info_df=layout.gene_info_df,
-                                snp_info_df=layout.snp_info_df)
+    labels = np.array(
+        [ANCESTRY_LABELS[q] if q < len(ANCESTRY_LABELS) else f"POP{q + 1}" for q in range(p.n_ancestry)],
+        dtype=object,
+    )
+    individual_info_df = pd.DataFrame(
+        {"sex": covariates.sex, "pcr": covariates.pcr, "ancestry": labels[model.group]}, index=individuals
+    )
+    data = EQTLData.from_frames(
+        counts_df,
+        genotype_df,
+        sample_map_s,
+        sample_info_df=sample_info_df,
+        individual_info_df=individual_info_df,
+        gene_info_df=layout.gene_info_df,
+        snp_info_df=layout.snp_info_df,
+    )
     dropped_genes = genes.difference(data.genes, sort=False)
     dropped_snps = snps.difference(data.snps, sort=False)
     if len(dropped_genes) or len(dropped_snps):
-        logger.warning("simulated data lost %d all-zero genes and %d monomorphic SNPs (%s); the truth "
-                       "tables are restricted to the kept features", len(dropped_genes), len(dropped_snps),
-                       format_ids([*dropped_genes, *dropped_snps]))
+        logger.warning(
+            "simulated data lost %d all-zero genes and %d monomorphic SNPs (%s); the truth "
+            "tables are restricted to the kept features",
+            len(dropped_genes),
+            len(dropped_snps),
+            format_ids([*dropped_genes, *dropped_snps]),
+        )
 
     eqtls_df = _eqtl_table(layout, cis=cis, trans=trans)
     kept = eqtls_df["snp"].isin(data.snps) & eqtls_df["gene"].isin(data.genes)
     eqtls_df = eqtls_df[kept].reset_index(drop=True)
     anc_columns = pd.Index([f"ancestry_{q}" for q in range(p.n_ancestry)], name="ancestry")
-    tissue_of_topic = np.where(model.topic_tissue >= 0,
-                               layout.tissue_names[np.maximum(model.topic_tissue, 0)], "")
-    effects_df = pd.DataFrame({"sex": covariates.sex_effect, "platform": covariates.platform_effect},
-                              index=genes)
+    tissue_of_topic = np.where(
+        model.topic_tissue >= 0, layout.tissue_names[np.maximum(model.topic_tissue, 0)], ""
+    )
+    effects_df = pd.DataFrame(
+        {"sex": covariates.sex_effect, "platform": covariates.platform_effect}, index=genes
+    )
     truth = SimulationTruth(
         gene_topics_df=pd.DataFrame(model.psi, index=genes, columns=topics).loc[data.genes],
         sample_topics_df=pd.DataFrame(model.phi, index=samples, columns=topics),
@@ -713,12 +905,15 @@ def _eqtl_table(layout: _Layout, *, cis: list, trans: list) -> pd.DataFrame:
     rows = [(snps[j], genes[g], "cis", e, -1) for j, g, e in cis]
     rows += [(snps[j], genes[g], "trans", e, k) for j, g, e, k in trans]
     eqtls_df = pd.DataFrame(rows, columns=["snp", "gene", "kind", "effect", "topic"])
-    eqtls_df = eqtls_df.astype({"snp": object, "gene": object, "kind": object, "effect": float,
-                                "topic": np.int64})
+    eqtls_df = eqtls_df.astype(
+        {"snp": object, "gene": object, "kind": object, "effect": float, "topic": np.int64}
+    )
     info = layout.gene_info_df
     tss_s = pd.Series(np.where(info["strand"] == "+", info["start"], info["end"]), index=genes)
-    distance = (layout.snp_info_df["pos"].reindex(eqtls_df["snp"]).to_numpy()
-                - tss_s.reindex(eqtls_df["gene"]).to_numpy())
+    distance = (
+        layout.snp_info_df["pos"].reindex(eqtls_df["snp"]).to_numpy()
+        - tss_s.reindex(eqtls_df["gene"]).to_numpy()
+    )
     eqtls_df["distance"] = np.where(eqtls_df["kind"] == "cis", distance, np.nan)
     return eqtls_df
 
@@ -728,4 +923,3 @@ def _default_group_weights(n_ancestry: int) -> np.ndarray:
         return np.array([0.6, 0.3, 0.1])
     w = 0.5 ** np.arange(n_ancestry)
     return w / w.sum()
-

@@ -161,7 +161,12 @@ def draw_gene_topics(rng: np.random.Generator, n_genes: int, n_topics: int, *, x
 
 
 def tissue_concentrations(
-    n_tissues: int, n_topics: int, *, n_tissue_topics: int, sigma: float, tissue_sigma: float,
+    n_tissues: int,
+    n_topics: int,
+    *,
+    n_tissue_topics: int,
+    sigma: float,
+    tissue_sigma: float,
     off_tissue_sigma: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Dirichlet concentration of ``phi_l`` for a sample of each tissue.
@@ -252,8 +257,9 @@ def individual_topics(phi: np.ndarray, individual_index: np.ndarray, n_individua
     return (sums / counts[:, None]).T.copy()
 
 
-def draw_snp_topics(rng: np.random.Generator, n_snps: int, n_topics: int, *, zeta: float,
-                    gamma: float) -> np.ndarray:
+def draw_snp_topics(
+    rng: np.random.Generator, n_snps: int, n_topics: int, *, zeta: float, gamma: float
+) -> np.ndarray:
     """Draw SNP topics ``lambda_jk ~ Beta(zeta, gamma)`` (equation 6).
 
     Parameters
@@ -274,8 +280,15 @@ def draw_snp_topics(rng: np.random.Generator, n_snps: int, n_topics: int, *, zet
 
 
 def draw_ancestry(
-    rng: np.random.Generator, *, n_snps: int, n_individuals: int, n_ancestry: int, fst: float,
-    maf_range: tuple[float, float], group_weights: np.ndarray, admixture_concentration: float,
+    rng: np.random.Generator,
+    *,
+    n_snps: int,
+    n_individuals: int,
+    n_ancestry: int,
+    fst: float,
+    maf_range: tuple[float, float],
+    group_weights: np.ndarray,
+    admixture_concentration: float,
     own_fraction: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Draw the private ancestry subspace: allele frequencies ``beta`` and admixture ``tau``.
@@ -313,8 +326,10 @@ def draw_ancestry(
     """
     base = rng.uniform(maf_range[0], maf_range[1], size=n_snps)
     scale = (1.0 - fst) / fst
-    beta = rng.beta(np.repeat((base * scale)[:, None], n_ancestry, axis=1),
-                    np.repeat(((1.0 - base) * scale)[:, None], n_ancestry, axis=1))
+    beta = rng.beta(
+        np.repeat((base * scale)[:, None], n_ancestry, axis=1),
+        np.repeat(((1.0 - base) * scale)[:, None], n_ancestry, axis=1),
+    )
     beta = np.clip(beta, 1e-4, 1.0 - 1e-4)
     group = rng.choice(n_ancestry, size=n_individuals, p=group_weights)
     if n_ancestry == 1:
@@ -326,8 +341,9 @@ def draw_ancestry(
     return beta, tau, group
 
 
-def genotype_probabilities(alpha: float, *, beta: np.ndarray, tau: np.ndarray, lam: np.ndarray,
-                           theta: np.ndarray) -> np.ndarray:
+def genotype_probabilities(
+    alpha: float, *, beta: np.ndarray, tau: np.ndarray, lam: np.ndarray, theta: np.ndarray
+) -> np.ndarray:
     """``rho_ij = alpha * sum_q beta_jq tau_qi + (1 - alpha) * sum_k lambda_jk theta_ki`` (equation 8).
 
     Parameters
@@ -389,7 +405,11 @@ def mask_genotypes(rng: np.random.Generator, y: np.ndarray, *, missing_rate: flo
 
 
 def draw_counts(
-    rng: np.random.Generator, psi: np.ndarray, phi: np.ndarray, *, library_sizes: np.ndarray,
+    rng: np.random.Generator,
+    psi: np.ndarray,
+    phi: np.ndarray,
+    *,
+    library_sizes: np.ndarray,
     log_multiplier: np.ndarray | None = None,
 ) -> np.ndarray:
     """Draw counts ``x_l ~ Multinomial(C_l, pi_l)`` with ``pi_l = Psi phi_l`` (equations 3-4).

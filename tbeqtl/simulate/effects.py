@@ -81,8 +81,15 @@ def gene_topic_scores(psi: np.ndarray) -> np.ndarray:
 
 
 def choose_cis_eqtls(
-    rng: np.random.Generator, n_cis: int, *, gene_info_df: pd.DataFrame, snp_info_df: pd.DataFrame,
-    maf: np.ndarray, window: float, effect_range: tuple[float, float], min_maf: float,
+    rng: np.random.Generator,
+    n_cis: int,
+    *,
+    gene_info_df: pd.DataFrame,
+    snp_info_df: pd.DataFrame,
+    maf: np.ndarray,
+    window: float,
+    effect_range: tuple[float, float],
+    min_maf: float,
     used_genes: set[int],
 ) -> list[tuple[int, int, float]]:
     """Plant cis-eQTLs: a random gene and a random SNP within ``window`` bp of its TSS (same chromosome).
@@ -121,8 +128,11 @@ def choose_cis_eqtls(
     """
     if n_cis == 0:
         return []
-    tss = np.where(gene_info_df["strand"].to_numpy() == "+", gene_info_df["start"].to_numpy(),
-                   gene_info_df["end"].to_numpy())
+    tss = np.where(
+        gene_info_df["strand"].to_numpy() == "+",
+        gene_info_df["start"].to_numpy(),
+        gene_info_df["end"].to_numpy(),
+    )
     gene_chrom = gene_info_df["chrom"].to_numpy()
     snp_chrom = snp_info_df["chrom"].to_numpy()
     snp_pos = snp_info_df["pos"].to_numpy()
@@ -143,15 +153,28 @@ def choose_cis_eqtls(
         used_genes.add(int(g))
         out.append((j, int(g), float(_signed_effects(rng, 1, effect_range)[0])))
     if len(out) < n_cis:
-        raise InputError(f"cannot plant {n_cis} cis-eQTLs: only {len(out)} genes have a SNP with MAF >= "
-                         f"{min_maf} within {window:g} bp of their TSS; lower n_cis or raise n_snps")
+        raise InputError(
+            f"cannot plant {n_cis} cis-eQTLs: only {len(out)} genes have a SNP with MAF >= "
+            f"{min_maf} within {window:g} bp of their TSS; lower n_cis or raise n_snps"
+        )
     return out
 
 
 def choose_trans_eqtls(
-    rng: np.random.Generator, n_trans: int, *, psi: np.ndarray, lam: np.ndarray, coded_maf: np.ndarray,
-    maf: np.ndarray, gene_chrom: np.ndarray, snp_chrom: np.ndarray, top_fraction: float,
-    effect_range: tuple[float, float], min_maf: float, used_genes: set[int], used_snps: set[int],
+    rng: np.random.Generator,
+    n_trans: int,
+    *,
+    psi: np.ndarray,
+    lam: np.ndarray,
+    coded_maf: np.ndarray,
+    maf: np.ndarray,
+    gene_chrom: np.ndarray,
+    snp_chrom: np.ndarray,
+    top_fraction: float,
+    effect_range: tuple[float, float],
+    min_maf: float,
+    used_genes: set[int],
+    used_snps: set[int],
 ) -> list[tuple[int, int, float, int]]:
     """Plant trans-eQTLs between a topic's top SNPs and the same topic's top genes on other chromosomes.
 
@@ -220,9 +243,11 @@ def choose_trans_eqtls(
                 pair = (j, genes_ok[int(rng.integers(len(genes_ok)))])
                 break
         if pair is None:
-            raise InputError(f"cannot plant trans-eQTL {i + 1} of {n_trans} in topic {k}: no unused top-"
-                             f"{top_fraction:.0%} SNP and gene on different chromosomes; lower n_trans or "
-                             "raise trans_top_fraction")
+            raise InputError(
+                f"cannot plant trans-eQTL {i + 1} of {n_trans} in topic {k}: no unused top-"
+                f"{top_fraction:.0%} SNP and gene on different chromosomes; lower n_trans or "
+                "raise trans_top_fraction"
+            )
         j, g = pair
         used_snps.add(int(j))
         used_genes.add(int(g))
@@ -260,7 +285,10 @@ def draw_covariate_effects(
 
 
 def eqtl_log_multiplier(
-    genotypes: np.ndarray, individual_index: np.ndarray, *, n_genes: int,
+    genotypes: np.ndarray,
+    individual_index: np.ndarray,
+    *,
+    n_genes: int,
     eqtls: list[tuple[int, int, float]],
 ) -> np.ndarray:
     """Log rate multipliers ``m_lg = sum over eQTLs (j, g) of effect * (y_j,i(l) - mean_j)``.

@@ -24,40 +24,104 @@ __all__ = [
 
 #: GRCh38 autosome lengths (bp), chr1 ... chr22.
 CHROM_LENGTHS_B38 = (
-    248_956_422, 242_193_529, 198_295_559, 190_214_555, 181_538_259, 170_805_979, 159_345_973,
-    145_138_636, 138_394_717, 133_797_422, 135_086_622, 133_275_309, 114_364_328, 107_043_718,
-    101_991_189, 90_338_345, 83_257_441, 80_373_285, 58_617_616, 64_444_167, 46_709_983, 50_818_468,
+    248_956_422,
+    242_193_529,
+    198_295_559,
+    190_214_555,
+    181_538_259,
+    170_805_979,
+    159_345_973,
+    145_138_636,
+    138_394_717,
+    133_797_422,
+    135_086_622,
+    133_275_309,
+    114_364_328,
+    107_043_718,
+    101_991_189,
+    90_338_345,
+    83_257_441,
+    80_373_285,
+    58_617_616,
+    64_444_167,
+    46_709_983,
+    50_818_468,
 )
 
 #: GTEx v8 tissue names (``SMTSD``), roughly in decreasing order of GTEx sample size.
 TISSUE_NAMES = (
-    "Muscle - Skeletal", "Whole Blood", "Skin - Sun Exposed (Lower leg)", "Adipose - Subcutaneous",
-    "Artery - Tibial", "Thyroid", "Nerve - Tibial", "Skin - Not Sun Exposed (Suprapubic)", "Lung",
-    "Esophagus - Mucosa", "Cells - Cultured fibroblasts", "Esophagus - Muscularis", "Breast - Mammary Tissue",
-    "Adipose - Visceral (Omentum)", "Heart - Left Ventricle", "Artery - Aorta", "Colon - Transverse",
-    "Testis", "Stomach", "Pancreas", "Heart - Atrial Appendage", "Esophagus - Gastroesophageal Junction",
-    "Colon - Sigmoid", "Pituitary", "Spleen", "Prostate", "Adrenal Gland", "Liver", "Ovary",
-    "Brain - Cerebellum", "Artery - Coronary", "Uterus", "Vagina", "Minor Salivary Gland",
-    "Brain - Caudate (basal ganglia)", "Brain - Cortex", "Small Intestine - Terminal Ileum",
-    "Brain - Nucleus accumbens (basal ganglia)", "Brain - Frontal Cortex (BA9)",
-    "Cells - EBV-transformed lymphocytes", "Brain - Hypothalamus", "Brain - Putamen (basal ganglia)",
-    "Brain - Cerebellar Hemisphere", "Brain - Hippocampus", "Brain - Anterior cingulate cortex (BA24)",
-    "Brain - Spinal cord (cervical c-1)", "Brain - Amygdala", "Brain - Substantia nigra",
+    "Muscle - Skeletal",
+    "Whole Blood",
+    "Skin - Sun Exposed (Lower leg)",
+    "Adipose - Subcutaneous",
+    "Artery - Tibial",
+    "Thyroid",
+    "Nerve - Tibial",
+    "Skin - Not Sun Exposed (Suprapubic)",
+    "Lung",
+    "Esophagus - Mucosa",
+    "Cells - Cultured fibroblasts",
+    "Esophagus - Muscularis",
+    "Breast - Mammary Tissue",
+    "Adipose - Visceral (Omentum)",
+    "Heart - Left Ventricle",
+    "Artery - Aorta",
+    "Colon - Transverse",
+    "Testis",
+    "Stomach",
+    "Pancreas",
+    "Heart - Atrial Appendage",
+    "Esophagus - Gastroesophageal Junction",
+    "Colon - Sigmoid",
+    "Pituitary",
+    "Spleen",
+    "Prostate",
+    "Adrenal Gland",
+    "Liver",
+    "Ovary",
+    "Brain - Cerebellum",
+    "Artery - Coronary",
+    "Uterus",
+    "Vagina",
+    "Minor Salivary Gland",
+    "Brain - Caudate (basal ganglia)",
+    "Brain - Cortex",
+    "Small Intestine - Terminal Ileum",
+    "Brain - Nucleus accumbens (basal ganglia)",
+    "Brain - Frontal Cortex (BA9)",
+    "Cells - EBV-transformed lymphocytes",
+    "Brain - Hypothalamus",
+    "Brain - Putamen (basal ganglia)",
+    "Brain - Cerebellar Hemisphere",
+    "Brain - Hippocampus",
+    "Brain - Anterior cingulate cortex (BA24)",
+    "Brain - Spinal cord (cervical c-1)",
+    "Brain - Amygdala",
+    "Brain - Substantia nigra",
     "Kidney - Cortex",
 )
 
 #: Cell-type names for the single-cell variant.
 CELL_TYPE_NAMES = (
-    "CD4+ T cell", "CD14+ monocyte", "B cell", "CD8+ T cell", "NK cell", "FCGR3A+ monocyte",
-    "Dendritic cell", "Megakaryocyte", "Plasmacytoid dendritic cell", "Regulatory T cell",
+    "CD4+ T cell",
+    "CD14+ monocyte",
+    "B cell",
+    "CD8+ T cell",
+    "NK cell",
+    "FCGR3A+ monocyte",
+    "Dendritic cell",
+    "Megakaryocyte",
+    "Plasmacytoid dendritic cell",
+    "Regulatory T cell",
 )
 
 _ALNUM = np.array(list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
 _BASES = np.array(list("ACGT"))
 
 
-def _random_codes(rng: np.random.Generator, n: int, length: int, *,
-                  exclude: set[str] | None = None) -> list[str]:
+def _random_codes(
+    rng: np.random.Generator, n: int, length: int, *, exclude: set[str] | None = None
+) -> list[str]:
     """Draw ``n`` distinct upper-case alphanumeric codes of ``length`` characters."""
     seen = set() if exclude is None else set(exclude)
     out: list[str] = []
@@ -95,7 +159,10 @@ def draw_individual_ids(rng: np.random.Generator, n: int, *, single_cell: bool =
 
 
 def draw_sample_ids(
-    rng: np.random.Generator, individual_of_sample: list[str], tissue_index: np.ndarray, *,
+    rng: np.random.Generator,
+    individual_of_sample: list[str],
+    tissue_index: np.ndarray,
+    *,
     single_cell: bool = False,
 ) -> list[str]:
     """Draw sample IDs that telescope back to their individual.
@@ -134,8 +201,10 @@ def draw_sample_ids(
                         break
         return [f"{ind}_{bc}" for ind, bc in zip(individual_of_sample, out, strict=True)]
     codes = _random_codes(rng, n, 5)
-    return [f"{ind}-{100 * (int(t) + 1) + 26:04d}-SM-{code}"
-            for ind, t, code in zip(individual_of_sample, tissue_index, codes, strict=True)]
+    return [
+        f"{ind}-{100 * (int(t) + 1) + 26:04d}-SM-{code}"
+        for ind, t, code in zip(individual_of_sample, tissue_index, codes, strict=True)
+    ]
 
 
 def _chrom_names(n_chromosomes: int) -> list[str]:
@@ -151,7 +220,11 @@ def _allocate(rng: np.random.Generator, n: int, n_chromosomes: int) -> np.ndarra
 
 
 def draw_gene_info(
-    rng: np.random.Generator, n_genes: int, *, n_chromosomes: int, lincrna_fraction: float,
+    rng: np.random.Generator,
+    n_genes: int,
+    *,
+    n_chromosomes: int,
+    lincrna_fraction: float,
 ) -> pd.DataFrame:
     """Draw GENCODE-like gene annotation on ``chr1 ... chrN``.
 
@@ -189,14 +262,18 @@ def draw_gene_info(
     versions = rng.integers(1, 15, size=n_genes)
     order = np.lexsort((start, chrom_idx))
     chroms = np.array(_chrom_names(n_chromosomes), dtype=object)
-    df = pd.DataFrame({
-        "chrom": chroms[chrom_idx[order]],
-        "start": start[order],
-        "end": end[order],
-        "strand": strand[order],
-        "gene_type": np.where(is_linc[order], "lincRNA", "protein_coding"),
-    }, index=pd.Index([f"ENSG00000{n:06d}.{v}" for n, v in zip(numbers, versions, strict=True)],
-                      name="gene"))
+    df = pd.DataFrame(
+        {
+            "chrom": chroms[chrom_idx[order]],
+            "start": start[order],
+            "end": end[order],
+            "strand": strand[order],
+            "gene_type": np.where(is_linc[order], "lincRNA", "protein_coding"),
+        },
+        index=pd.Index(
+            [f"ENSG00000{n:06d}.{v}" for n, v in zip(numbers, versions, strict=True)], name="gene"
+        ),
+    )
     names = []
     n_pc = n_linc = 0
     for t in df["gene_type"]:
@@ -239,5 +316,7 @@ def draw_snp_info(rng: np.random.Generator, n_snps: int, *, n_chromosomes: int) 
     ref, alt = _BASES[ref_i], _BASES[alt_i]
     chrom = np.array(chroms, dtype=object)[chrom_idx]
     ids = [f"{c}_{p}_{r}_{a}_b38" for c, p, r, a in zip(chrom, pos, ref, alt, strict=True)]
-    return pd.DataFrame({"chrom": chrom, "pos": pos, "ref": ref.astype(object), "alt": alt.astype(object)},
-                        index=pd.Index(ids, name="snp"))
+    return pd.DataFrame(
+        {"chrom": chrom, "pos": pos, "ref": ref.astype(object), "alt": alt.astype(object)},
+        index=pd.Index(ids, name="snp"),
+    )

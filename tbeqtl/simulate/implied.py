@@ -99,9 +99,11 @@ def implied_associations(
         Unknown IDs, or too few samples for the covariates.
     """
     snps, genes, samples = pd.Index(snps), pd.Index(genes), pd.Index(samples)
-    for name, ids, index in (("SNPs", snps, truth.snp_topics_df.index),
-                             ("genes", genes, truth.gene_topics_df.index),
-                             ("samples", samples, truth.sample_topics_df.index)):
+    for name, ids, index in (
+        ("SNPs", snps, truth.snp_topics_df.index),
+        ("genes", genes, truth.gene_topics_df.index),
+        ("samples", samples, truth.sample_topics_df.index),
+    ):
         missing = ids.difference(index)
         if len(missing):
             raise InputError(f"{name} not in the simulation truth", ids=list(missing))
@@ -121,7 +123,7 @@ def implied_associations(
     lam = truth.snp_topics_df.loc[snps].to_numpy(dtype=float)
     beta = truth.ancestry_beta_df.loc[snps].to_numpy(dtype=float)
     alpha = float(truth.alpha)
-    rho = alpha * beta @ tau.T + (1.0 - alpha) * lam @ theta.T          # S x n
+    rho = alpha * beta @ tau.T + (1.0 - alpha) * lam @ theta.T  # S x n
     mean_dosage = 2.0 * rho
     binomial_var = 2.0 * rho * (1.0 - rho)
     if genotype_df is not None:
@@ -138,20 +140,30 @@ def implied_associations(
     # equations 3-4: E[x_lg] = C_l (Psi phi_l)_g; the CPM scale removes C_l
     psi = truth.gene_topics_df.loc[genes].to_numpy(dtype=float)
     phi = truth.sample_topics_df.loc[samples].to_numpy(dtype=float)
-    log_expr = np.log(psi @ phi.T)                                       # G x n
+    log_expr = np.log(psi @ phi.T)  # G x n
     m = _residualise(mean_dosage, design)
     f = _residualise(log_expr, design)
     # leverages h_l: the residual of the binomial noise keeps (1 - h_l) of its variance
     leverage = np.einsum("ij,ji->i", design, np.linalg.pinv(design))
     cov = m @ f.T / n
-    var_y = (m ** 2).mean(axis=1) + (binomial_var * (1.0 - leverage)).mean(axis=1)
-    var_f = (f ** 2).mean(axis=1)
+    var_y = (m**2).mean(axis=1) + (binomial_var * (1.0 - leverage)).mean(axis=1)
+    var_f = (f**2).mean(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         r = cov / np.sqrt(np.outer(var_y, var_f))
     r = np.nan_to_num(r, nan=0.0)
-    t = r * np.sqrt(dof) / np.sqrt(np.clip(1.0 - r ** 2, 1e-12, None))
-    logger.debug("implied associations: %d SNPs x %d genes on %d samples, max |r| %.3f", len(snps),
-                 len(genes), n, float(np.abs(r).max()) if r.size else 0.0)
-    return pd.DataFrame({"snp": np.repeat(snps.to_numpy(), len(genes)),
-                         "gene": np.tile(genes.to_numpy(), len(snps)),
-                         "r": r.ravel(), "expected_t": t.ravel()})
+    t = r * np.sqrt(dof) / np.sqrt(np.clip(1.0 - r**2, 1e-12, None))
+    logger.debug(
+        "implied associations: %d SNPs x %d genes on %d samples, max |r| %.3f",
+        len(snps),
+        len(genes),
+        n,
+        float(np.abs(r).max()) if r.size else 0.0,
+    )
+    return pd.DataFrame(
+        {
+            "snp": np.repeat(snps.to_numpy(), len(genes)),
+            "gene": np.tile(genes.to_numpy(), len(snps)),
+            "r": r.ravel(),
+            "expected_t": t.ravel(),
+        }
+    )

@@ -59,8 +59,17 @@ from ..errors import InputError
 if TYPE_CHECKING:
     from .core import Simulation, SimulationTruth
 
-__all__ = ["GTEX_PAIR_COLUMNS", "MANIFEST", "gtex_pairs", "gtex_tissue_file_name", "gtex_trans_pairs",
-           "planted_pair_statistics", "write_cells_h5ad", "write_simulation", "write_truth"]
+__all__ = [
+    "GTEX_PAIR_COLUMNS",
+    "MANIFEST",
+    "gtex_pairs",
+    "gtex_tissue_file_name",
+    "gtex_trans_pairs",
+    "planted_pair_statistics",
+    "write_cells_h5ad",
+    "write_simulation",
+    "write_truth",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +77,17 @@ logger = logging.getLogger(__name__)
 MANIFEST = "simulation.json"
 
 #: Columns of the GTEx v8 ``signif_variant_gene_pairs`` files written under ``truth/gtex/``.
-GTEX_PAIR_COLUMNS = ["variant_id", "gene_id", "tss_distance", "ma_samples", "ma_count", "maf", "pval_nominal",
-                     "slope", "slope_se"]
+GTEX_PAIR_COLUMNS = [
+    "variant_id",
+    "gene_id",
+    "tss_distance",
+    "ma_samples",
+    "ma_count",
+    "maf",
+    "pval_nominal",
+    "slope",
+    "slope_se",
+]
 
 #: Files that may already be in ``out_dir`` without ``overwrite`` (the CLI's log).
 _ALLOWED_EXISTING = {"tbeqtl.log"}
@@ -174,8 +192,9 @@ def planted_pair_statistics(sim: Simulation, *, kind: str, min_samples: int = 10
         pseudo_lib = np.bincount(code, weights=lib[cols], minlength=len(donors))
         expr = np.log(pseudo / np.maximum(pseudo_lib, 1.0)[None, :] * 1e6 + 1.0)
         dosages = data.genotype_df.loc[pairs["snp"], donors].to_numpy(dtype=float)
-        for i, (snp, gene, distance) in enumerate(zip(pairs["snp"], pairs["gene"], pairs["distance"],
-                                                      strict=True)):
+        for i, (snp, gene, distance) in enumerate(
+            zip(pairs["snp"], pairs["gene"], pairs["distance"], strict=True)
+        ):
             ok = ~np.isnan(dosages[i])
             x, y = dosages[i][ok], expr[genes.get_loc(gene)][ok]
             if ok.sum() < 3 or np.ptp(x) == 0:
@@ -183,8 +202,20 @@ def planted_pair_statistics(sim: Simulation, *, kind: str, min_samples: int = 10
             slope, slope_se, pval = _ols(x, y)
             alt_freq = x.mean() / 2.0
             minor = 2.0 - x if alt_freq > 0.5 else x
-            rows.append((str(name), snp, gene, distance, int((minor > 0).sum()), int(minor.sum()),
-                         float(min(alt_freq, 1.0 - alt_freq)), pval, slope, slope_se))
+            rows.append(
+                (
+                    str(name),
+                    snp,
+                    gene,
+                    distance,
+                    int((minor > 0).sum()),
+                    int(minor.sum()),
+                    float(min(alt_freq, 1.0 - alt_freq)),
+                    pval,
+                    slope,
+                    slope_se,
+                )
+            )
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -211,8 +242,10 @@ def gtex_pairs(sim: Simulation, *, min_samples: int = 10) -> dict[str, pd.DataFr
     """
     stats_df = planted_pair_statistics(sim, kind="cis", min_samples=min_samples)
     stats_df["tss_distance"] = stats_df["tss_distance"].astype(np.int64)
-    return {str(tissue): group.drop(columns="tissue").reset_index(drop=True)
-            for tissue, group in stats_df.groupby("tissue", sort=False)}
+    return {
+        str(tissue): group.drop(columns="tissue").reset_index(drop=True)
+        for tissue, group in stats_df.groupby("tissue", sort=False)
+    }
 
 
 def gtex_trans_pairs(sim: Simulation, *, min_samples: int = 10) -> pd.DataFrame:
@@ -233,11 +266,17 @@ def gtex_trans_pairs(sim: Simulation, *, min_samples: int = 10) -> pd.DataFrame:
         :func:`planted_pair_statistics`.
     """
     df = planted_pair_statistics(sim, kind="trans", min_samples=min_samples)
-    return pd.DataFrame({
-        "tissue_id": [gtex_tissue_file_name(t) for t in df["tissue"]],
-        "variant_id": df["variant_id"], "gene_id": df["gene_id"], "maf": df["maf"],
-        "pval": df["pval_nominal"], "slope": df["slope"], "slope_se": df["slope_se"],
-    })
+    return pd.DataFrame(
+        {
+            "tissue_id": [gtex_tissue_file_name(t) for t in df["tissue"]],
+            "variant_id": df["variant_id"],
+            "gene_id": df["gene_id"],
+            "maf": df["maf"],
+            "pval": df["pval_nominal"],
+            "slope": df["slope"],
+            "slope_se": df["slope_se"],
+        }
+    )
 
 
 def _write_gzip_tsv(df: pd.DataFrame, path: Path) -> None:
@@ -282,14 +321,18 @@ def write_truth(truth: SimulationTruth, out_dir: str | Path, *, sim: Simulation 
     write_table(truth.library_size_s.rename_axis("sample").reset_index(), out / "library_sizes.tsv")
     write_table(truth.cell_type_topic_s.rename_axis("cell_type").reset_index(), out / "cell_type_topics.tsv")
     n_anc = truth.ancestry_beta_df.shape[1]
-    _write_ancestry_text(truth.ancestry_beta_df.to_numpy(), out / "terastructure" / "beta.txt",
-                         style="terastructure")
-    _write_ancestry_text(truth.ancestry_tau_df.to_numpy(), out / "terastructure" / "theta.txt",
-                         style="terastructure")
-    _write_ancestry_text(truth.ancestry_beta_df.to_numpy(), out / "admixture" / f"genotypes.{n_anc}.P",
-                         style="admixture")
-    _write_ancestry_text(truth.ancestry_tau_df.to_numpy(), out / "admixture" / f"genotypes.{n_anc}.Q",
-                         style="admixture")
+    _write_ancestry_text(
+        truth.ancestry_beta_df.to_numpy(), out / "terastructure" / "beta.txt", style="terastructure"
+    )
+    _write_ancestry_text(
+        truth.ancestry_tau_df.to_numpy(), out / "terastructure" / "theta.txt", style="terastructure"
+    )
+    _write_ancestry_text(
+        truth.ancestry_beta_df.to_numpy(), out / "admixture" / f"genotypes.{n_anc}.P", style="admixture"
+    )
+    _write_ancestry_text(
+        truth.ancestry_tau_df.to_numpy(), out / "admixture" / f"genotypes.{n_anc}.Q", style="admixture"
+    )
     if sim is not None:
         for tissue, df in gtex_pairs(sim).items():
             name = f"{gtex_tissue_file_name(tissue)}.v8.signif_variant_gene_pairs.txt.gz"
@@ -372,8 +415,11 @@ def write_simulation(sim: Simulation, out_dir: str | Path, *, overwrite: bool = 
     out = Path(out_dir)
     existing = _existing_entries(out)
     if existing and not overwrite:
-        raise InputError("output folder is not empty (pass overwrite=True / --overwrite to replace the "
-                         "data set)", path=str(out), ids=existing)
+        raise InputError(
+            "output folder is not empty (pass overwrite=True / --overwrite to replace the data set)",
+            path=str(out),
+            ids=existing,
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = make_temp_dir(out.parent, prefix=f".{out.name}.")  # 0777 less the umask, as mkdir gives
     try:
@@ -382,8 +428,15 @@ def write_simulation(sim: Simulation, out_dir: str | Path, *, overwrite: bool = 
             write_cells_h5ad(sim, tmp / "cells.h5ad")
         write_truth(sim.truth, tmp / "truth", sim=sim)
         files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
-        write_json({"preset": sim.truth.params.get("preset"), "seed": sim.truth.params.get("seed"),
-                    "tbeqtl_version": __version__, "files": files}, tmp / MANIFEST)
+        write_json(
+            {
+                "preset": sim.truth.params.get("preset"),
+                "seed": sim.truth.params.get("seed"),
+                "tbeqtl_version": __version__,
+                "files": files,
+            },
+            tmp / MANIFEST,
+        )
         if not out.exists():
             os.rename(tmp, out)
         else:
