@@ -76,7 +76,7 @@ What is asserted (issue 15, item 5). BH at level q bounds the expected false dis
 A call is false when it is neither planted nor model-implied (expected |t| >= 2 of the SNP's
 association with the noise-free log expression on the tissue's held-out samples after its
 covariates, :func:`tbeqtl.simulate_implied.implied_associations`); planted and model scoring
-agree on every per-run call of seeds 5-10 (310). ``pi0`` is the share of the family's tests that are neither.
+agree on every per-run call of seeds 5-10 (278). ``pi0`` is the share of the family's tests that are neither.
 
 Measured with this file (seeds 5-10, numpy's Gamma sampler, iterate averaging; found / calls /
 false; "FDP/fam" = mean per-family FDP over the seed's 16 families):
