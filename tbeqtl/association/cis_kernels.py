@@ -536,10 +536,14 @@ class WindowCache:
         Sorted rows of the variants to test.
     block
         Tested variants per block.
+    float32
+        Also prepare the float32 scaled copies (False: the exact rows only, for nominal products).
     """
 
-    def __init__(self, chromg: ChromGenotypes, keep: np.ndarray, *, block: int = SCAN_BLOCK):
-        self.chromg, self.keep, self.block = chromg, keep, block
+    def __init__(
+        self, chromg: ChromGenotypes, keep: np.ndarray, *, block: int = SCAN_BLOCK, float32: bool = True
+    ):
+        self.chromg, self.keep, self.block, self.float32 = chromg, keep, block, float32
         self._blocks: dict[int, tuple] = {}
 
     def _get(self, k: int) -> tuple:
@@ -547,6 +551,9 @@ class WindowCache:
             g = self.chromg
             rows = self.keep[k * self.block : (k + 1) * self.block]
             x64 = g.rows64(rows)
+            if not self.float32:  # float64 rows only (nominal products)
+                self._blocks[k] = (rows, x64, *([np.empty((rows.size, 0))] * 4))
+                return self._blocks[k]
             norms = g.res_norm[rows]
             ratio = g.centered_norm[rows] / norms
             exact = ratio > EXACT_RATIO

@@ -1,8 +1,9 @@
 """Nominal cis pairs of one chromosome, streamed to parquet (see :func:`tbeqtl.association.cis.map_nominal`).
 
 Phenotypes are taken in groups of neighbours whose windows overlap: the union of their windows
-is converted to float64 once and multiplied by the group's residualised phenotypes in one
-product, then each phenotype's window is cut out. Rows go to a
+is multiplied by the group's residualised phenotypes in one product, then each phenotype's
+window is cut out. The float64 rows come from a :class:`~tbeqtl.association.cis_kernels.WindowCache`
+(each variant converted once while the windows slide over it). Rows go to a
 :class:`pyarrow.parquet.ParquetWriter` in row groups, written by a background thread, so memory
 does not grow with the number of pairs.
 """
@@ -20,7 +21,7 @@ import pyarrow.parquet as pq
 
 from ..atomic import atomic_path
 from ..schema import validate_table
-from .cis_kernels import association_stats, residual_unit
+from .cis_kernels import WindowCache, association_stats, residual_unit
 
 __all__ = ["ParquetStream", "pair_schema", "write_nominal_chromosome"]
 
@@ -32,6 +33,8 @@ MAX_UNION = 16_384
 MAX_UNION_INTERACTION = 2_048
 #: Largest group of phenotypes sharing one product.
 MAX_GROUP = 64
+#: Variants per cached block of float64 rows (each converted once, shared by the windows over it).
+CACHE_BLOCK = 2_048
 #: Rows per parquet row group.
 ROWS_PER_GROUP = 262_144
 
@@ -228,13 +231,14 @@ def write_nominal_chromosome(
             term_columns = stat_columns[3:]
     schema = pair_schema(has_end=inputs.has_end, stat_columns=stat_columns)
     ids = pa.array(chromg.ids, pa.string())
+    cache = WindowCache(chromg, listed, block=CACHE_BLOCK, float32=False)
     empty = 0
     with ParquetStream(
         path, schema, table_name=table_name, variant_ids=ids, term_columns=term_columns
     ) as stream:
         for g0, g1 in _groups(bounds, max_union=MAX_UNION if model is None else MAX_UNION_INTERACTION):
             if model is None:
-                empty += _nominal_group(inputs, chromg, pids[g0:g1], listed, bounds[g0:g1], stream)
+                empty += _nominal_group(inputs, chromg, pids[g0:g1], listed, bounds[g0:g1], stream, cache)
             else:
                 empty += _interaction_group(
                     inputs,
@@ -262,13 +266,16 @@ def _common_columns(inputs, chromg, pid: str, rows: np.ndarray) -> dict[str, np.
     return out
 
 
-def _nominal_group(inputs, chromg, pids, listed, bounds, stream) -> int:
+def _nominal_group(inputs, chromg, pids, listed, bounds, stream, cache) -> int:
     a0, b0 = int(bounds[:, 0].min()), int(bounds[:, 1].max())
     if b0 <= a0:
         return len(pids)
-    rows_union = listed[a0:b0]
+    cache.release(a0)
     unit, norms = residual_unit(np.vstack([inputs.values[p] for p in pids]), inputs.q)
-    products = chromg.rows64(rows_union) @ (unit * norms[:, None]).T  # <g, y_res>
+    y_res = np.ascontiguousarray((unit * norms[:, None]).T)
+    products = np.empty((b0 - a0, len(pids)))
+    for off, _, x64, *_ in cache.pieces(listed[a0:b0]):
+        np.matmul(x64, y_res, out=products[off : off + x64.shape[0]])  # <g, y_res>
     empty = 0
     for k, pid in enumerate(pids):
         a, b = int(bounds[k, 0]), int(bounds[k, 1])
