@@ -541,3 +541,23 @@ def test_no_called_eqtl_still_shows_the_count_table(tmp_path):
     assert "no eQTL at FDR < 0.1" in data.absent["top_eqtls"]
     assert "no eQTL at FDR < 0.1" in data.absent["counts"]
     assert "qq" in data.tables
+
+
+def test_counted_calls_follow_the_fdr_scope(tmp_path):
+    """The report's eQTL rows are the rows its counts count: fdr_all < level with fdr_scope "all"."""
+    from tbeqtl.report.load_common import ReportData
+    from tbeqtl.report.load_eqtl import _counted_calls
+
+    calls = pd.DataFrame(
+        {
+            "snp": ["a", "b", "c", "d"],
+            "called_run": [True, True, False, False],
+            "fdr_all": [0.05, 0.3, 0.02, float("nan")],
+        }
+    )
+    family = ReportData(run_dir=tmp_path, fdr=0.1, run_info={"config": {"mapping": {"fdr_scope": "family"}}})
+    every = ReportData(run_dir=tmp_path, fdr=0.1, run_info={"config": {"mapping": {"fdr_scope": "all"}}})
+    assert list(_counted_calls(family, calls)["snp"]) == ["a", "b"]
+    assert list(_counted_calls(every, calls)["snp"]) == ["a", "c"]
+    assert "called_run" not in _counted_calls(every, calls).columns
+    assert list(_counted_calls(ReportData(run_dir=tmp_path), calls)["snp"]) == ["a", "b"]

@@ -132,8 +132,7 @@ def _load_eqtls(data: ReportData, layout: RunLayout, pairs: list[PairLayout], st
                                           str(folder / "qq.tsv")))
     if summary_eqtls.is_file() and summary_qq.is_file():
         calls = _read_tsv(summary_eqtls).rename(columns={"class": "kind"})
-        if "called_run" in calls.columns:  # the per-run calls; not the rows called only genome-wide
-            calls = calls[calls["called_run"].astype(bool)].drop(columns="called_run")
+        calls = _counted_calls(data, calls)
         pair_parts = [calls.assign(significant=True)] if len(calls) else []
         data.extras["eqtl_source"] = "summary/eqtls.parquet (called eQTLs)"
         qq = _read_tsv(summary_qq)
@@ -301,3 +300,28 @@ def _load_locus(data: ReportData, layout: RunLayout, inputs: _Inputs) -> None:
         return
     data.tables["locus_expression"], genotype_s = rebuilt
     data.tables["locus_genotype"] = genotype_s.to_frame()
+
+
+def _counted_calls(data: ReportData, calls: pd.DataFrame) -> pd.DataFrame:
+    """Rows of ``summary/eqtls.parquet`` that the counts count: ``fdr_all < fdr`` with ``fdr_scope = "all"``.
+
+    Parameters
+    ----------
+    data
+        The loaded run (its run.json config gives ``mapping.fdr_scope``; default ``"family"``).
+    calls
+        The gathered eQTL table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        With ``fdr_scope = "all"`` the rows with ``fdr_all`` below the level; otherwise the per-run
+        calls (``called_run``), not the rows called only genome-wide.
+    """
+    config = data.run_info.get("config") if isinstance(data.run_info.get("config"), dict) else {}
+    mapping = config.get("mapping") if isinstance(config.get("mapping"), dict) else {}
+    if mapping.get("fdr_scope") == "all" and "fdr_all" in calls.columns:
+        calls = calls[calls["fdr_all"].to_numpy(float) < data.fdr]
+    elif "called_run" in calls.columns:
+        calls = calls[calls["called_run"].astype(bool)]
+    return calls.drop(columns=[c for c in ("called_run",) if c in calls.columns])
