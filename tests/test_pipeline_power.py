@@ -75,7 +75,7 @@ What is asserted (issue 15, item 5). BH at level q bounds the expected false dis
 
 A call is false when it is neither planted nor model-implied (expected |t| >= 2 of the SNP's
 association with the noise-free log expression on the tissue's held-out samples after its
-covariates, :func:`tbeqtl.simulate_implied.implied_associations`); planted and model scoring
+covariates, :func:`tbeqtl.simulate.implied.implied_associations`); planted and model scoring
 agree on every per-run call of seeds 5-10 (278). ``pi0`` is the share of the family's tests that are neither.
 
 Measured with this file (seeds 5-10, numpy's Gamma sampler, iterate averaging; found / calls /
@@ -126,7 +126,7 @@ per-family FDP at 0.10-0.12, in every version since iterate averaging; holding o
 individuals (``holdout.unit = "individuals"``) gave 0.13, and the factor blocks' non-planted tests
 are calibrated, so selection leakage is not the cause.
 
-The fast tests check :func:`tbeqtl.simulate_implied.implied_associations` against a Monte Carlo
+The fast tests check :func:`tbeqtl.simulate.implied.implied_associations` against a Monte Carlo
 reference (genotype draws from equation 9) and statsmodels partial correlations.
 """
 
@@ -148,7 +148,7 @@ from tbeqtl.pipeline import PipelineConfig, run_pipeline
 from tbeqtl.pipeline import covariates as cov
 from tbeqtl.pipeline import holdout as hold
 from tbeqtl.pipeline import mapping as mp
-from tbeqtl.simulate_implied import implied_associations
+from tbeqtl.simulate.implied import implied_associations
 from tbeqtl.tblda.io import read_topic_table
 
 logger = logging.getLogger(__name__)
