@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -41,12 +43,9 @@ def make_sample_map():
     return make
 
 
-@pytest.fixture(autouse=True)
-def _restore_tbeqtl_logger():
-    """Undo what a CLI call's ``setup_logging`` did to the ``tbeqtl`` logger (handlers, propagation,
-    level), so that ``caplog`` sees records in every later test whatever the test order."""
-    import logging
-
+@contextlib.contextmanager
+def _tbeqtl_logger_restored():
+    """Undo what a CLI call's ``setup_logging`` does to the ``tbeqtl`` logger (handlers, propagation)."""
     logger = logging.getLogger("tbeqtl")
     state = (list(logger.handlers), logger.propagate, logger.level)
     yield
@@ -58,3 +57,17 @@ def _restore_tbeqtl_logger():
         if handler not in logger.handlers:
             logger.addHandler(handler)
     logger.propagate, logger.level = state[1], state[2]
+
+
+@pytest.fixture(autouse=True)
+def _restore_tbeqtl_logger():
+    """Per test, so that ``caplog`` sees records in every later test whatever the test order."""
+    with _tbeqtl_logger_restored():
+        yield
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _restore_tbeqtl_logger_per_module():
+    """Per module too: module-scoped fixtures that call the CLI run before the per-test fixture starts."""
+    with _tbeqtl_logger_restored():
+        yield
