@@ -113,3 +113,31 @@ def test_bad_input(planted):
         map_independent(
             *args, cis_df, c.phenotype_df.drop(index=cis_df["qval"].idxmin()), *rest[1:], nperm=NPERM
         )
+
+
+def test_forward_step_equals_ols_with_the_earlier_variant(planted):
+    """The conditional scan of the forward pass: the top variant given the first one, vs statsmodels."""
+    from tbeqtl.association.cis import _Conditional, _window
+    from tbeqtl.association.cis_inputs import prepare_cis
+    from tbeqtl.association.cis_kernels import load_chromosome
+    from tbeqtl.association.permutation import canonical_permutations
+
+    c, pid, (a, b), cis_df, _ = planted
+    inputs = prepare_cis(c.genotype_df, c.variant_df, c.phenotype_df, c.phenotype_pos_df, c.covariates_df)
+    chromg = load_chromosome(inputs.source, "chr1", inputs.cohort.genotype_ids, inputs.q)
+    keep = np.flatnonzero(chromg.testable)
+    vidx = _window(chromg, keep, *inputs.bounds(pid), WINDOW)
+    perms = canonical_permutations(inputs.cohort.samples, NPERM, seed=1)
+    cond = _Conditional(inputs, chromg, vidx, pid, perms, NPERM)
+    first = cis_df.loc[pid, "variant_id"]
+    row, top = cond.scan(cond.basis([int(np.flatnonzero(chromg.ids == first)[0])]))
+    assert {first, chromg.ids[top]} == {a, b}
+    samples = sorted(c.phenotype_df.columns)
+    y = c.phenotype_df.loc[pid, samples].to_numpy()
+    cov = c.covariates_df.loc[samples].to_numpy()
+    slope, se, p, df = ols(y, cov, imputed(c, chromg.ids[top], samples), extra=[imputed(c, first, samples)])
+    np.testing.assert_allclose(
+        [row["slope"], row["slope_se"], row["pval_nominal"]], [slope, se, p], rtol=1e-8
+    )
+    assert df == len(samples) - 2 - cov.shape[1] - 1
+    assert row["num_var"] == cis_df.loc[pid, "num_var"] - 1  # the conditioning variant is not retested

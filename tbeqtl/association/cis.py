@@ -17,8 +17,9 @@ variants are ordered by (position, ID) within a chromosome whatever the input or
 with missing values are skipped with a warning (tensorQTL returns NaN for them); variants
 collinear with the covariates (``R^2 > 1 - 1e-10``) are not testable, like monomorphic ones.
 
-Genotypes are read once per chromosome as float32 (4 bytes per call, the only chromosome-sized
-array), per-variant quantities computed once in float64 (:mod:`.cis_kernels`).
+Genotypes are read once per chromosome, held as int8 (hard calls; float32 for dosages: the only
+chromosome-sized array), and every per-variant quantity (imputed mean, allele counts, residual
+norm on the covariates) is computed once per chromosome in float64 (:mod:`.cis_kernels`).
 """
 
 from __future__ import annotations
@@ -392,7 +393,13 @@ def map_cis(
 
 # --------------------------------------------------------------------------------------------- independent
 class _Conditional:
-    """One phenotype's scans with selected variants added to the covariates (rank-one basis updates)."""
+    """One phenotype's scans with selected variants added to the covariates.
+
+    The covariate basis grows by one Gram-Schmidt column per selected variant (its imputed dosage
+    orthogonalised against ``[Q, earlier columns]``, :func:`~.cis_kernels.extend_basis`); the
+    phenotype and its permutations, residualised once on ``Q``, are updated by the new columns
+    only, and the variants' residual norms are downdated from the once-per-chromosome ones.
+    """
 
     def __init__(self, inputs: CisInputs, chromg, vidx, pid: str, perms: np.ndarray, nperm: int):
         self.inputs, self.chromg, self.vidx, self.pid, self.nperm = inputs, chromg, vidx, pid, nperm
@@ -401,23 +408,24 @@ class _Conditional:
         self.y_res = u[0] * norm[0]
         self.yp = _unit_permutations(y, perms, inputs.q)
 
-    def dosage(self, v: int) -> np.ndarray:
-        return self.chromg.rows64(np.array([v]))[0]
+    def basis(self, selected: list[int], base: np.ndarray | None = None) -> np.ndarray:
+        """Columns added for ``selected``; with ``base`` (the columns of ``selected[:-1]``) one more."""
+        dosages = self.chromg.rows64(np.asarray(selected if base is None else selected[-1:]))
+        if base is None:
+            return extend_basis(self.inputs.q, dosages.T)
+        return np.column_stack([base, extend_basis(np.column_stack([self.inputs.q, base]), dosages.T)])
 
-    def scan(self, selected: list[int]) -> tuple[dict, int] | None:
-        """Top variant and its statistics with the dosages of ``selected`` as extra covariates."""
-        q = self.inputs.q
-        extra = extend_basis(q, np.column_stack([self.dosage(v) for v in selected]))
+    def scan(self, extra: np.ndarray) -> tuple[dict, int] | None:
+        """Top variant and its statistics with the added basis columns ``extra`` (n x s)."""
         y = self.y_res - extra @ (extra.T @ self.y_res)
         y -= extra @ (extra.T @ y)
         y_norm = float(np.linalg.norm(y))
         yp = self.yp - (self.yp @ extra) @ extra.T
         yp -= (yp @ extra) @ extra.T
         yp /= np.linalg.norm(yp, axis=1, keepdims=True)
-        scan = scan_permutations(
-            self.chromg, self.vidx, y / y_norm, yp, extra=extra, q_full=np.column_stack([q, extra])
-        )
-        dof = self.inputs.df - len(selected)
+        q_full = np.column_stack([self.inputs.q, extra])
+        scan = scan_permutations(self.chromg, self.vidx, y / y_norm, yp, extra=extra, q_full=q_full)
+        dof = self.inputs.df - extra.shape[1]
         return _top_row(
             self.inputs, self.chromg, self.vidx, scan, pid=self.pid, y_norm=y_norm, dof=dof, nperm=self.nperm
         )
@@ -559,17 +567,19 @@ def _independent_one(cond: _Conditional, top_row: pd.Series, top_v: int, thresho
     """Forward then backward pass of one eGene; rows with ``rank``."""
     forward = [{c: top_row[c] for c in CIS_COLUMNS}]
     selected = [top_v]
+    extra = cond.basis(selected)
     while len(selected) < cond.vidx.size:
-        res = cond.scan(selected)
+        res = cond.scan(extra)
         if res is None or not res[0]["pval_beta"] <= threshold:
             break
         forward.append(res[0])
         selected.append(res[1])
+        extra = cond.basis(selected, extra)  # one more Gram-Schmidt column
     if len(selected) == 1:
         return [{**forward[0], "rank": 1}]
     kept, seen = [], set()
     for k, v in enumerate(selected, 1):
-        res = cond.scan([w for w in selected if w != v])
+        res = cond.scan(cond.basis([w for w in selected if w != v]))
         if res is None:
             continue
         row, top = res
