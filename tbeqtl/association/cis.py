@@ -401,8 +401,9 @@ class _Conditional:
     only, and the variants' residual norms are downdated from the once-per-chromosome ones.
     """
 
-    def __init__(self, inputs: CisInputs, chromg, vidx, pid: str, perms: np.ndarray, nperm: int):
+    def __init__(self, inputs: CisInputs, chromg, vidx, pid: str, perms: np.ndarray, nperm: int, cache=None):
         self.inputs, self.chromg, self.vidx, self.pid, self.nperm = inputs, chromg, vidx, pid, nperm
+        self.cache = cache
         y = inputs.values[pid]
         u, norm = residual_unit(y, inputs.q)
         self.y_res = u[0] * norm[0]
@@ -424,7 +425,9 @@ class _Conditional:
         yp -= (yp @ extra) @ extra.T
         yp /= np.linalg.norm(yp, axis=1, keepdims=True)
         q_full = np.column_stack([self.inputs.q, extra])
-        scan = scan_permutations(self.chromg, self.vidx, y / y_norm, yp, extra=extra, q_full=q_full)
+        scan = scan_permutations(
+            self.chromg, self.vidx, y / y_norm, yp, extra=extra, q_full=q_full, cache=self.cache
+        )
         dof = self.inputs.df - extra.shape[1]
         return _top_row(
             self.inputs, self.chromg, self.vidx, scan, pid=self.pid, y_norm=y_norm, dof=dof, nperm=self.nperm
@@ -535,19 +538,21 @@ def map_independent(
             & _variant_filter(chromg, maf_threshold=maf_threshold, mac_threshold=mac_threshold)
         )
         row_of = pd.Index(chromg.ids[keep])
+        cache = WindowCache(chromg, keep, float32=False)  # float64 rows shared by the scans
         for pid in pids:
             ticker.advance()
             start, end = inputs.bounds(pid)
             vidx = _window(chromg, keep, start, end, window)
             top = signif.loc[pid, "variant_id"]
             loc = row_of.get_indexer([str(top)])[0]
-            if loc < 0 or keep[loc] not in set(vidx.tolist()):
+            if loc < 0 or not vidx.size or not vidx[0] <= keep[loc] <= vidx[-1]:
                 raise InputError(
                     f"top variant {top} of {pid} in cis_df is not a tested variant of its window "
                     "(same window and filters as map_cis needed)"
                 )
+            cache.release(int(np.searchsorted(keep, vidx[0])))
             found = _independent_one(
-                _Conditional(inputs, chromg, vidx, pid, perms, nperm),
+                _Conditional(inputs, chromg, vidx, pid, perms, nperm, cache),
                 signif.loc[pid],
                 int(keep[loc]),
                 threshold,

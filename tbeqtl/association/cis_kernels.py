@@ -582,11 +582,16 @@ class WindowCache:
             pos += hi - lo
 
 
-def _fresh_pieces(chromg, vidx, extra, q_full, block):
-    """Like :meth:`WindowCache.pieces`, computed for this window (and extra covariates) only."""
+def _rows_pieces(chromg, vidx, block):
+    """``(offset, rows, x64)`` blocks of a window, converted for this window only."""
     for s in range(0, vidx.size, block):
         vb = vidx[s : s + block]
-        x64 = chromg.rows64(vb)
+        yield s, vb, chromg.rows64(vb)
+
+
+def _fresh_pieces(chromg, rows_pieces, extra, q_full):
+    """Like :meth:`WindowCache.pieces`, with norms (and float32 rows) for the extra covariates."""
+    for s, vb, x64, *_ in rows_pieces:
         nb = _window_norms(chromg, vb, x64, extra, q_full)
         ok = nb > 0
         ratio = np.divide(chromg.centered_norm[vb], nb, out=np.full(vb.size, np.inf), where=ok)
@@ -627,8 +632,8 @@ def scan_permutations(
     q_full
         ``[Q, extra]`` (needed with ``extra``).
     cache
-        Prepared blocks shared by the windows of a chromosome (without ``extra`` only; ``vidx``
-        must then be a contiguous run of its tested variants).
+        Prepared blocks shared by the windows of a chromosome (``vidx`` must then be a contiguous
+        run of its tested variants); with ``extra`` only their float64 rows are used.
     block
         Variants per float32 product block (without a cache).
     keep_float32
@@ -668,10 +673,11 @@ def scan_permutations(
     rec_v, rec_j, rec_val, rec_d = [], [], [], []
     exact_rows = []
     bound = 0.0
-    if cache is not None and extra is None:
+    if cache is not None and extra is None and cache.float32:
         pieces = cache.pieces(vidx)
     else:
-        pieces = _fresh_pieces(chromg, vidx, extra, q_full, block)
+        rows = cache.pieces(vidx) if cache is not None else _rows_pieces(chromg, vidx, block)
+        pieces = _fresh_pieces(chromg, rows, extra, q_full)
     for s, _, x64, nb, ratio, exact, z in pieces:
         m = nb.size
         dots[s : s + m] = x64 @ u
