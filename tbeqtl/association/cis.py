@@ -323,7 +323,8 @@ def map_cis(
         Schema ``cis_qtl`` without ``qval``/``pval_nominal_threshold`` (add them with
         :func:`~tbeqtl.association.post.calculate_qvalues`): index ``phenotype_id``, columns
         ``num_var beta_shape1 beta_shape2 true_df pval_true_df variant_id start_distance
-        end_distance ma_samples ma_count af pval_nominal slope slope_se pval_perm pval_beta``.
+        end_distance ma_samples ma_count af pval_nominal slope slope_se pval_perm pval_beta``;
+        rows by chromosome (natural order), then position, then ID.
 
     Notes
     -----
@@ -421,6 +422,8 @@ class _Conditional:
         y = self.y_res - extra @ (extra.T @ self.y_res)
         y -= extra @ (extra.T @ y)
         y_norm = float(np.linalg.norm(y))
+        if y_norm <= 1e-12 * np.linalg.norm(self.y_res):  # the selected variants explain the phenotype
+            return None
         yp = self.yp - (self.yp @ extra) @ extra.T
         yp -= (yp @ extra) @ extra.T
         yp /= np.linalg.norm(yp, axis=1, keepdims=True)

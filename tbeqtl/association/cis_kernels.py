@@ -655,7 +655,9 @@ def scan_permutations(
 
     (the standard bound ``gamma_n sum |x_i y_i|`` of a dot product in any summation order, plus
     one rounding of each operand; ``sum |x_i y_i| <= rho_v`` by Cauchy-Schwarz since ``yp_j`` has
-    unit norm and is orthogonal to the intercept). For n = 445 and rho = 1, delta = 2.7e-5.
+    unit norm and is orthogonal to the intercept). For n = 445 and rho = 1, delta = 2.7e-5; on
+    ``r^2``, ``|r32^2 - r^2| <= delta (2 |r| + delta)``, so the float32 maxima alone would be within
+    ``2 delta + delta^2`` of the float64 maxima (``ScanResult.r2_perm_float32``; tested).
     With ``L_j = max_v (|r32_vj| - delta_v)`` a lower bound of the true maximum, every pair with
     ``|r32_vj| + delta_v >= L_j`` is recomputed in float64 and no other pair can hold the maximum,
     so ``r2_perm`` is the float64 maximum (to float64 rounding, ~1e-15) whatever float32 does.

@@ -253,6 +253,13 @@ def write_nominal_chromosome(
             ticker.advance(g1 - g0)
     if empty:
         logger.info("%s: %d phenotype(s) without a variant in their cis window skipped", chromg.chrom, empty)
+    untestable = int((~chromg.testable[listed]).sum())
+    if untestable and model is None:
+        logger.info(
+            "%s: %d monomorphic or covariate-collinear variant(s) written with NaN statistics",
+            chromg.chrom,
+            untestable,
+        )
     logger.info("%s: %d pairs written to %s", chromg.chrom, stream.n_rows, path)
     return stream.n_rows
 
