@@ -367,6 +367,42 @@ _register(TableSchema(
     ),
 ))
 
+_register(TableSchema(
+    name="trans_qtl_pairs",
+    description="One variant-phenotype pair with pval <= the threshold (tensorQTL map_trans; exact float64 "
+                "OLS, y ~ 1 + covariates + g); the tests run are counted in run.json (trans counts).",
+    files=("<prefix>.trans_qtl_pairs.parquet",),
+    columns=(
+        Column("variant_id", "str", "variant ID"),
+        Column("phenotype_id", "str", "phenotype ID"),
+        Column("pval", "float", "two-sided t-test p-value, df = n - 2 - k"),
+        Column("b", "float", "OLS effect of one ALT dosage"),
+        Column("b_se", "float", "standard error of b"),
+        Column("af", "float", "ALT allele frequency after mean imputation"),
+    ),
+))
+_register(TableSchema(
+    name="trans_qtl_pairs_interaction",
+    description="One variant-phenotype pair of the interaction model y ~ 1 + covariates + g + i + g:i whose "
+                "smallest genotype x term p-value is <= the threshold (map_trans with interaction_s); one "
+                "term shown, several terms repeat the term columns with its name.",
+    files=("<prefix>.trans_qtl_pairs.parquet",),
+    columns=(
+        Column("variant_id", "str", "variant ID"),
+        Column("phenotype_id", "str", "phenotype ID"),
+        Column("b_g", "float", "genotype main effect", required=False),
+        Column("b_g_se", "float", "standard error of b_g", required=False),
+        Column("pval_g", "float", "p-value of b_g", required=False),
+        Column("b_i", "float", "interaction-term main effect", required=False),
+        Column("b_i_se", "float", "standard error of b_i", required=False),
+        Column("pval_i", "float", "p-value of b_i", required=False),
+        Column("b_gi", "float", "genotype x interaction effect", required=False),
+        Column("b_gi_se", "float", "standard error of b_gi", required=False),
+        Column("pval_gi", "float", "p-value of b_gi", required=False),
+        Column("af", "float", "ALT allele frequency after mean imputation"),
+    ),
+))
+
 # ---------------------------------------------------------------------------
 # TBLDA fitting layer (tbeqtl.tblda): `tbeqtl fit`
 # ---------------------------------------------------------------------------

@@ -329,3 +329,54 @@ def test_bad_input_exits_2_with_a_message(files, workflow, tmp_path, case):
         "interaction_in_permutations": "--interaction",
     }[case]
     assert message in log
+
+
+def _interaction_file(cohort, path):
+    rng = np.random.default_rng(11)
+    samples = cohort.phenotype_df.columns
+    pd.DataFrame(
+        {"interaction_score": rng.uniform(size=len(samples))}, index=pd.Index(samples, name="sample_id")
+    ).to_csv(path, sep="\t")
+    return path
+
+
+def test_nominal_interaction_writes_terms_and_top_associations(cohort, files, tmp_path):
+    """--interaction: tensorQTL's columns per pair (values checked against statsmodels in
+    test_interaction.py) and, per phenotype, the pair with the largest |b_gi / b_gi_se|."""
+    inter = _interaction_file(cohort, tmp_path / "inter.tsv")
+    assert _cis(files, tmp_path / "o", "nominal", "--interaction", inter) == 0
+    pairs = pd.concat(pd.read_parquet(p) for p in sorted((tmp_path / "o").glob("*.cis_qtl_pairs.*.parquet")))
+    for col in ("b_g", "b_g_se", "pval_g", "b_i", "b_i_se", "pval_i", "b_gi", "b_gi_se", "pval_gi"):
+        assert col in pairs.columns
+    top = pd.read_csv(tmp_path / "o" / "tbeqtl.cis_qtl_top_assoc.txt.gz", sep="\t", index_col=0)
+    t = (pairs["b_gi"] / pairs["b_gi_se"]).abs()
+    best = (
+        pairs.assign(t=t)
+        .dropna(subset=["t"])
+        .sort_values("t", ascending=False)
+        .drop_duplicates("phenotype_id")
+    )
+    assert set(top.index) == set(best["phenotype_id"])
+    assert (top.loc[best["phenotype_id"], "variant_id"].to_numpy() == best["variant_id"].to_numpy()).all()
+
+
+def test_trans_interaction_keeps_pairs_by_the_interaction_p(cohort, files, tmp_path):
+    inter = _interaction_file(cohort, tmp_path / "inter.tsv")
+    args = [
+        "--genotypes",
+        files / "geno",
+        "--phenotypes",
+        files / "expr.bed.gz",
+        "--covariates",
+        files / "cov.txt",
+        "--pval-threshold",
+        1e-2,
+        "--interaction",
+        inter,
+        "--out",
+        tmp_path / "o",
+    ]
+    assert _run("trans", *args) == 0
+    got = pd.read_parquet(tmp_path / "o" / "tbeqtl.trans_qtl_pairs.parquet")
+    assert {"b_gi", "b_gi_se", "pval_gi", "af"} <= set(got.columns)
+    assert len(got) > 0 and (got["pval_gi"] <= 1e-2).all()

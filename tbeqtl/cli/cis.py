@@ -3,8 +3,9 @@
 Modes and outputs in ``--out DIR`` (tensorQTL's file names and columns):
 
 - ``--mode nominal``: every cis pair, ``PREFIX.cis_qtl_pairs.<chrom>.parquet`` (one per chromosome);
-  with ``--interaction FILE`` the interaction columns, and the top association per phenotype
-  in ``PREFIX.cis_qtl_top_assoc.txt.gz``.
+  with ``--interaction FILE`` the interaction columns (``b_g b_g_se pval_g b_i b_i_se pval_i b_gi
+  b_gi_se pval_gi`` for one term), and the top association per phenotype (largest genotype x term
+  ``|t|``) in ``PREFIX.cis_qtl_top_assoc.txt.gz``.
 - ``--mode permutations``: one row per phenotype with the beta approximation, Storey q-values (no R;
   ``--qvalue-lambda`` fixes lambda) and ``pval_nominal_threshold`` at ``--fdr``, in
   ``PREFIX.cis_qtl.txt.gz``; when the nominal pair files of the same prefix are in ``DIR``, the GTEx
@@ -114,7 +115,20 @@ def _nominal(args, source, phenotype_df, pos_df, covariates_df, sample_map, out,
         output_dir=out,
         **_common_kwargs(args, sample_map),
     )
-    return {"files": {str(k): Path(v).name for k, v in files.items()}, "counts": {"chromosomes": len(files)}}
+    names = {str(k): Path(v).name for k, v in files.items()}
+    if interaction_df is not None:
+        names["top_assoc"] = _write_top_assoc(files, out / f"{args.prefix}.cis_qtl_top_assoc.txt.gz")
+    return {"files": names, "counts": {"chromosomes": len(files)}}
+
+
+def _write_top_assoc(files: dict, path: Path) -> str:
+    """TensorQTL's ``cis_qtl_top_assoc``: per phenotype the pair with the largest genotype x term |t|."""
+    from ..association.interaction import top_interaction_association
+
+    tops = [top_interaction_association(pd.read_parquet(f)) for f in files.values()]
+    table = pd.concat(tops, ignore_index=True) if tops else pd.DataFrame(columns=["phenotype_id"])
+    _write_gz(table.set_index("phenotype_id"), path)
+    return path.name
 
 
 def _permutations(args, source, phenotype_df, pos_df, covariates_df, sample_map, out) -> dict:

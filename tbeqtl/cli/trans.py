@@ -2,7 +2,9 @@
 
 Writes ``--out DIR/PREFIX.trans_qtl_pairs.parquet`` (``variant_id phenotype_id pval b b_se af``): every
 variant x phenotype pair with ``pval <= --pval-threshold`` among variants with MAF >=
-``--maf-threshold`` (default 0.05, tensorQTL's Python default; its CLI default is 0), optionally
+``--maf-threshold`` (default 0.05, tensorQTL's Python default; its CLI default is 0); with
+``--interaction FILE`` the interaction model's columns, pairs kept by their smallest genotype x term
+p-value (tensorQTL's interaction MAF rule); optionally
 without pairs within ``--filter-cis WINDOW`` bp of the phenotype (tensorQTL's ``filter_cis``). The
 number of tests run goes to ``DIR/run.json`` (entry ``trans``) for FDR over the tests run.
 """
@@ -13,7 +15,14 @@ import argparse
 import logging
 from pathlib import Path
 
-from .cohort_inputs import add_cohort_arguments, open_source, read_phenotypes, read_side_tables, record_run
+from .cohort_inputs import (
+    add_cohort_arguments,
+    open_source,
+    read_interaction,
+    read_phenotypes,
+    read_side_tables,
+    record_run,
+)
 
 COMMAND = "trans"
 HELP = "tensorQTL-style trans mapping: every variant x phenotype pair under a p-value threshold"
@@ -46,6 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size", type=int, default=20_000, help="variants per block (memory; default: 20000)"
     )
+    parser.add_argument(
+        "--interaction",
+        default=None,
+        help="interaction terms (samples x terms): y ~ g + i + g:i, pairs kept by their smallest g:i p-value",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     """
     from ..association.trans import filter_cis, map_trans
     from ..atomic import atomic_path
+    from ..schema import validate_table
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -70,10 +85,12 @@ def run(args: argparse.Namespace) -> int:
     source = open_source(args, checksums)
     phenotype_df, pos_df = read_phenotypes(args, checksums)
     covariates_df, sample_map = read_side_tables(args, [str(s) for s in phenotype_df.columns], checksums)
+    interaction_df = read_interaction(args.interaction, checksums) if args.interaction else None
     pairs = map_trans(
         source,
         phenotype_df,
         covariates_df,
+        interaction_s=interaction_df,
         pval_threshold=args.pval_threshold,
         maf_threshold=args.maf_threshold,
         mac_threshold=args.mac_threshold,
@@ -86,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
     if args.filter_cis is not None:
         pairs = filter_cis(pairs, pos_df, source.variant_df, window=int(args.filter_cis))
         logger.info("filter_cis (%d bp): %d of %d pairs kept", int(args.filter_cis), len(pairs), n_found)
+    if interaction_df is None:
+        pairs = validate_table(pairs, "trans_qtl_pairs")
     path = out / f"{args.prefix}.trans_qtl_pairs.parquet"
     with atomic_path(path) as tmp:
         pairs.to_parquet(tmp, index=False)
