@@ -27,7 +27,7 @@ from tbeqtl.association.cis import map_cis, map_nominal
 from tbeqtl.association.post import calculate_qvalues
 from tbeqtl.association.trans import map_trans
 from tbeqtl.cli import main
-from tbeqtl.io import write_expression_bed, write_vcf
+from tbeqtl.io import write_expression_bed, write_plink, write_vcf
 from tbeqtl.io.pgen import write_pgen
 
 NPERM = 200
@@ -46,6 +46,7 @@ def files(cohort, tmp_path_factory):
     info = cohort.variant_df.assign(ref="A", alt="G")
     write_pgen(geno, info, root / "geno")
     write_vcf(geno.replace(-9, np.nan).astype(float), root / "geno.vcf.gz", snp_info_df=info)
+    write_plink(geno.replace(-9, np.nan).astype(float), root / "plink1", snp_info_df=info)
     pos = cohort.phenotype_pos_df.rename(columns={"chr": "chrom"})
     write_expression_bed(cohort.phenotype_df, pos, root / "expr.bed.gz")
     cohort.covariates_df.T.to_csv(root / "cov.txt", sep="\t")  # covariates x samples, like GEUVADIS
@@ -160,8 +161,9 @@ def test_run_json_records_each_step_with_checksums(files, workflow):
     assert runs["cis_permutations"]["counts"]["phenotypes"] > 0
 
 
-def test_vcf_input_gives_the_same_tables(files, workflow, tmp_path):
-    assert _cis(files, tmp_path, "permutations", "--fdr", "0.1", genotypes="geno.vcf.gz") == 0
+@pytest.mark.parametrize("genotypes", ["geno.vcf.gz", "plink1"])
+def test_vcf_and_plink1_inputs_give_the_same_tables(files, workflow, tmp_path, genotypes):
+    assert _cis(files, tmp_path, "permutations", "--fdr", "0.1", genotypes=genotypes) == 0
     a = pd.read_csv(workflow / "tbeqtl.cis_qtl.txt.gz", sep="\t", index_col=0)
     b = pd.read_csv(tmp_path / "tbeqtl.cis_qtl.txt.gz", sep="\t", index_col=0)
     pd.testing.assert_frame_equal(a, b)
