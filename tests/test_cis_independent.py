@@ -123,8 +123,14 @@ def test_forward_step_equals_ols_with_the_earlier_variant(planted):
     from tbeqtl.association.permutation import canonical_permutations
 
     c, pid, (a, b), cis_df, _ = planted
-    inputs = prepare_cis(c.genotype_df, c.variant_df, c.phenotype_df, c.phenotype_pos_df, c.covariates_df)
-    chromg = load_chromosome(inputs.source, "chr1", inputs.cohort.genotype_ids, inputs.q)
+    inputs = prepare_cis(
+        c.genotype_df,
+        c.variant_df,
+        c.phenotype_df,
+        phenotype_pos_df=c.phenotype_pos_df,
+        covariates_df=c.covariates_df,
+    )
+    chromg = load_chromosome(inputs.source, "chr1", samples=inputs.cohort.genotype_ids, q=inputs.q)
     keep = np.flatnonzero(chromg.testable)
     vidx = _window(chromg, keep, *inputs.bounds(pid), WINDOW)
     perms = canonical_permutations(inputs.cohort.samples, NPERM, seed=1)

@@ -40,7 +40,7 @@ def data():
 def test_rows_sorted_imputed_exactly_and_stored_compactly(data):
     geno, var, cov, q = data
     src = FrameGenotypes(geno, var)
-    chromg = load_chromosome(src, "chr3", list(geno.columns), q, block=64)
+    chromg = load_chromosome(src, "chr3", samples=list(geno.columns), q=q, block=64)
     order = var.sort_values("pos").index
     assert list(chromg.ids) == list(order)
     assert chromg.store.dtype == np.float32  # widened when the dosage blocks arrived
@@ -52,7 +52,7 @@ def test_rows_sorted_imputed_exactly_and_stored_compactly(data):
     np.testing.assert_allclose(chromg.rows64(slice(5, 50)), want[5:50], rtol=5e-16, atol=0)
     calls = geno.iloc[14:200]  # hard calls only (tensorQTL's int8 with -9 missing)
     hard = FrameGenotypes(calls.fillna(-9).astype(np.int8), var.loc[calls.index])
-    chromh = load_chromosome(hard, "chr3", list(geno.columns), q, block=64)
+    chromh = load_chromosome(hard, "chr3", samples=list(geno.columns), q=q, block=64)
     assert chromh.store.dtype == np.int8
     sub = calls.loc[chromh.ids]
     np.testing.assert_allclose(
@@ -64,7 +64,7 @@ def test_rows_sorted_imputed_exactly_and_stored_compactly(data):
 
 def test_residual_norms_and_testability(data):
     geno, var, cov, q = data
-    chromg = load_chromosome(FrameGenotypes(geno, var), "chr3", list(geno.columns), q, block=64)
+    chromg = load_chromosome(FrameGenotypes(geno, var), "chr3", samples=list(geno.columns), q=q, block=64)
     x = chromg.rows64(np.arange(chromg.n_variants))
     design = np.column_stack([np.ones(x.shape[1]), cov])
     res = x - (design @ np.linalg.lstsq(design, x.T, rcond=None)[0]).T

@@ -130,15 +130,15 @@ def _scan_inputs(c, genotype_df=None, covariates_df=None):
         genotype_df if genotype_df is not None else c.genotype_df,
         c.variant_df,
         c.phenotype_df,
-        c.phenotype_pos_df,
-        covariates_df if covariates_df is not None else c.covariates_df,
+        phenotype_pos_df=c.phenotype_pos_df,
+        covariates_df=covariates_df if covariates_df is not None else c.covariates_df,
     )
     return inputs
 
 
 def _kernel_maxima(inputs, pid, perms, *, block=1024, cached=False):
     chrom = inputs.positions.loc[pid, "chrom"]
-    chromg = load_chromosome(inputs.source, chrom, inputs.cohort.genotype_ids, inputs.q)
+    chromg = load_chromosome(inputs.source, chrom, samples=inputs.cohort.genotype_ids, q=inputs.q)
     start, end = inputs.bounds(pid)
     keep = np.flatnonzero(chromg.testable)
     lo, hi = np.searchsorted(chromg.pos, [start - WINDOW, end + WINDOW + 1])
@@ -148,8 +148,8 @@ def _kernel_maxima(inputs, pid, perms, *, block=1024, cached=False):
     yp, _ = residual_unit(y[perms], inputs.q)
     if cached:  # blocks of the chromosome's tested variants, not aligned with the window
         cache = WindowCache(chromg, keep, block=block)
-        return chromg, vidx, scan_permutations(chromg, vidx, u[0], yp, cache=cache, keep_float32=True)
-    return chromg, vidx, scan_permutations(chromg, vidx, u[0], yp, block=block, keep_float32=True)
+        return chromg, vidx, scan_permutations(chromg, vidx, u=u[0], yp=yp, cache=cache, keep_float32=True)
+    return chromg, vidx, scan_permutations(chromg, vidx, u=u[0], yp=yp, block=block, keep_float32=True)
 
 
 def test_permutation_maxima_equal_a_float64_loop_and_float32_stays_within_its_bound(cis_df, cohort):

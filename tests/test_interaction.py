@@ -47,7 +47,7 @@ def test_statistics_equal_statsmodels_ols(rng, m):
     names = ["age"] if m == 1 else ["cellA", "cellB"]
     ids = [f"v{j}" for j in range(g.shape[0])]
     df = interaction_association(
-        g, y, terms, basis.q, n_covariates=basis.n_covariates, names=names, index=ids
+        g, y, terms, covariate_q=basis.q, n_covariates=basis.n_covariates, names=names, index=ids
     )
     assert list(df.columns) == interaction_columns(names)
     assert list(df.index) == ids
@@ -62,7 +62,7 @@ def test_without_covariates_equals_ols(rng):
     _, terms, g, y = _cohort(rng, k=1)
     n = y.size
     basis = covariate_basis(None, n)
-    df = interaction_association(g[:5], y, terms[:, 0], basis.q)
+    df = interaction_association(g[:5], y, terms[:, 0], covariate_q=basis.q)
     for j in range(5):
         ref = _ols_reference(y, np.empty((n, 0)), g[j], terms)
         np.testing.assert_allclose(df.iloc[j].to_numpy(), ref, rtol=1e-8, atol=0)
@@ -73,12 +73,12 @@ def test_degenerate_variants_and_missing_phenotype_give_nan(rng):
     basis = covariate_basis(cov.T, cov.shape[0])
     g[1] = 1.0  # monomorphic: g is in the span of the intercept
     g[2] = 0.0  # all zero: g and g*i are both zero
-    df = interaction_association(g, y, terms, basis.q)
+    df = interaction_association(g, y, terms, covariate_q=basis.q)
     assert df.iloc[[1, 2]].isna().all().all()
     assert df.iloc[[0, 3]].notna().all().all()
     y_nan = y.copy()
     y_nan[7] = np.nan
-    assert interaction_association(g, y_nan, terms, basis.q).isna().all().all()
+    assert interaction_association(g, y_nan, terms, covariate_q=basis.q).isna().all().all()
 
 
 def test_interaction_term_collinear_with_covariates_is_an_error(rng):
@@ -86,10 +86,14 @@ def test_interaction_term_collinear_with_covariates_is_an_error(rng):
     bad = np.column_stack([terms[:, 0], 2.0 * cov[:, 1] - 0.5])
     basis = covariate_basis(cov.T, cov.shape[0])
     with pytest.raises(InputError, match="linear combinations.*cellB"):
-        interaction_association(g, y, bad, basis.q, names=["cellA", "cellB"])
+        interaction_association(g, y, bad, covariate_q=basis.q, names=["cellA", "cellB"])
     with pytest.raises(InputError, match="cellA"):
         interaction_association(
-            g, y, np.column_stack([np.full(90, 0.3), terms[:, 1]]), basis.q, names=["cellA", "cellB"]
+            g,
+            y,
+            np.column_stack([np.full(90, 0.3), terms[:, 1]]),
+            covariate_q=basis.q,
+            names=["cellA", "cellB"],
         )
 
 
@@ -97,13 +101,13 @@ def test_degrees_of_freedom_follow_n_covariates(rng):
     """``n_covariates`` sets dof = n - 2 - k - 2m (tensorQTL's count); p follows the t law at that dof."""
     cov, terms, g, y = _cohort(rng, v=5)
     basis = covariate_basis(cov.T, cov.shape[0])
-    model = InteractionModel(terms, basis.q, n_covariates=10)
+    model = InteractionModel(terms, covariate_q=basis.q, n_covariates=10)
     assert model.dof == 90 - 2 - 10 - 2
     out = model.test(model.prepare(g), y)
     from scipy import stats
 
     t = out[:, 6] / out[:, 7]
-    default = interaction_association(g, y, terms, basis.q)
+    default = interaction_association(g, y, terms, covariate_q=basis.q)
     # coefficients do not depend on the dof; the SE scales with sqrt(rss / dof)
     np.testing.assert_allclose(out[:, 6], default["b_gi"], rtol=1e-12)
     np.testing.assert_allclose(out[:, 7], default["b_gi_se"] * np.sqrt((90 - 2 - 3 - 2) / 76), rtol=1e-12)
@@ -115,11 +119,11 @@ def test_prepared_designs_are_reusable(rng):
     (up to summation order: numpy's SIMD sums depend on memory alignment)."""
     cov, terms, g, y = _cohort(rng)
     basis = covariate_basis(cov.T, cov.shape[0])
-    model = InteractionModel(terms, basis.q)
+    model = InteractionModel(terms, covariate_q=basis.q)
     design = model.prepare(g)
     y2 = rng.standard_normal(y.size)
     for pheno in (y, y2):
-        full = interaction_association(g, pheno, terms, basis.q).to_numpy()
+        full = interaction_association(g, pheno, terms, covariate_q=basis.q).to_numpy()
         np.testing.assert_allclose(model.test(design, pheno), full, rtol=1e-12)
         np.testing.assert_allclose(model.test(design.subset(slice(4, 9)), pheno), full[4:9], rtol=1e-12)
 
@@ -127,8 +131,10 @@ def test_prepared_designs_are_reusable(rng):
 def test_sample_order_does_not_matter(rng):
     cov, terms, g, y = _cohort(rng, m=2)
     perm = rng.permutation(y.size)
-    a = interaction_association(g, y, terms, covariate_basis(cov.T, y.size).q)
-    b = interaction_association(g[:, perm], y[perm], terms[perm], covariate_basis(cov[perm].T, y.size).q)
+    a = interaction_association(g, y, terms, covariate_q=covariate_basis(cov.T, y.size).q)
+    b = interaction_association(
+        g[:, perm], y[perm], terms[perm], covariate_q=covariate_basis(cov[perm].T, y.size).q
+    )
     np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), rtol=1e-9)
 
 
@@ -139,8 +145,8 @@ def test_inputs_are_not_modified_whatever_their_memory_layout(rng):
     basis = covariate_basis(cov.T, y.size)
     f_terms = np.asfortranarray(terms)
     kept = f_terms.copy()
-    a = interaction_association(g, y, terms, basis.q)
-    b = interaction_association(g, y, f_terms, basis.q)
+    a = interaction_association(g, y, terms, covariate_q=basis.q)
+    b = interaction_association(g, y, f_terms, covariate_q=basis.q)
     np.testing.assert_array_equal(f_terms, kept)
     np.testing.assert_allclose(b.to_numpy(), a.to_numpy(), rtol=1e-12)
     for j in range(6):

@@ -185,8 +185,8 @@ def map_nominal(
         genotype_df,
         variant_df,
         phenotype_df,
-        phenotype_pos_df,
-        covariates_df,
+        phenotype_pos_df=phenotype_pos_df,
+        covariates_df=covariates_df,
         interaction_df=interaction_df,
         sample_map=sample_map,
         gtex_ids=gtex_ids,
@@ -206,7 +206,7 @@ def map_nominal(
     files = {}
     ticker = Ticker(inputs.n_phenotypes, desc="cis nominal", enabled=show_progress)
     for chrom, pids in inputs.by_chrom.items():
-        chromg = load_chromosome(inputs.source, chrom, inputs.cohort.genotype_ids, inputs.q)
+        chromg = load_chromosome(inputs.source, chrom, samples=inputs.cohort.genotype_ids, q=inputs.q)
         listed = np.flatnonzero(
             _variant_filter(chromg, maf_threshold=maf_threshold, mac_threshold=mac_threshold)
         )
@@ -214,9 +214,9 @@ def map_nominal(
         n_rows = write_nominal_chromosome(
             inputs,
             chromg,
-            pids,
-            listed,
-            path,
+            pids=pids,
+            listed=listed,
+            path=path,
             window=window,
             model=model,
             maf_threshold_interaction=maf_threshold_interaction,
@@ -243,7 +243,7 @@ def _top_row(
     ok = scan.res_norm > 0
     if not ok.any():
         return None
-    st = association_stats(scan.dots * y_norm, scan.res_norm, y_norm, dof)
+    st = association_stats(scan.dots * y_norm, scan.res_norm, y_norm=y_norm, df=dof)
     i = int(np.argmax(np.where(ok, st["r2"], -1.0)))  # first variant on ties
     v = int(vidx[i])
     r2_top = float(st["r2"][i])
@@ -344,8 +344,8 @@ def map_cis(
         genotype_df,
         variant_df,
         phenotype_df,
-        phenotype_pos_df,
-        covariates_df,
+        phenotype_pos_df=phenotype_pos_df,
+        covariates_df=covariates_df,
         sample_map=sample_map,
         gtex_ids=gtex_ids,
     )
@@ -353,7 +353,7 @@ def map_cis(
     rows, index, n_empty = [], [], 0
     ticker = Ticker(inputs.n_phenotypes, desc="cis permutations", enabled=show_progress)
     for chrom, pids in inputs.by_chrom.items():
-        chromg = load_chromosome(inputs.source, chrom, inputs.cohort.genotype_ids, inputs.q)
+        chromg = load_chromosome(inputs.source, chrom, samples=inputs.cohort.genotype_ids, q=inputs.q)
         keep = np.flatnonzero(
             chromg.testable
             & _variant_filter(chromg, maf_threshold=maf_threshold, mac_threshold=mac_threshold)
@@ -370,7 +370,7 @@ def map_cis(
             y = inputs.values[pid]
             u, y_norm = residual_unit(y, inputs.q)
             yp = _unit_permutations(y, perms, inputs.q)
-            scan = scan_permutations(chromg, vidx, u[0], yp, cache=cache)
+            scan = scan_permutations(chromg, vidx, u=u[0], yp=yp, cache=cache)
             row, _ = _top_row(
                 inputs, chromg, vidx, scan, pid=pid, y_norm=float(y_norm[0]), dof=inputs.df, nperm=nperm
             )
@@ -429,7 +429,7 @@ class _Conditional:
         yp /= np.linalg.norm(yp, axis=1, keepdims=True)
         q_full = np.column_stack([self.inputs.q, extra])
         scan = scan_permutations(
-            self.chromg, self.vidx, y / y_norm, yp, extra=extra, q_full=q_full, cache=self.cache
+            self.chromg, self.vidx, u=y / y_norm, yp=yp, extra=extra, q_full=q_full, cache=self.cache
         )
         dof = self.inputs.df - extra.shape[1]
         return _top_row(
@@ -526,8 +526,8 @@ def map_independent(
         genotype_df,
         variant_df,
         pheno,
-        phenotype_pos_df,
-        covariates_df,
+        phenotype_pos_df=phenotype_pos_df,
+        covariates_df=covariates_df,
         sample_map=sample_map,
         gtex_ids=gtex_ids,
     )
@@ -535,7 +535,7 @@ def map_independent(
     rows, index = [], []
     ticker = Ticker(inputs.n_phenotypes, desc="cis independent", enabled=show_progress)
     for chrom, pids in inputs.by_chrom.items():
-        chromg = load_chromosome(inputs.source, chrom, inputs.cohort.genotype_ids, inputs.q)
+        chromg = load_chromosome(inputs.source, chrom, samples=inputs.cohort.genotype_ids, q=inputs.q)
         keep = np.flatnonzero(
             chromg.testable
             & _variant_filter(chromg, maf_threshold=maf_threshold, mac_threshold=mac_threshold)

@@ -265,7 +265,7 @@ def _position_order(pos: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return order
 
 
-def load_chromosome(source, chrom: str, samples, q: np.ndarray, *, block: int = LOAD_BLOCK) -> ChromGenotypes:
+def load_chromosome(source, chrom: str, *, samples, q: np.ndarray, block: int = LOAD_BLOCK) -> ChromGenotypes:
     """Read one chromosome, impute, and compute every per-variant quantity once.
 
     Parameters
@@ -407,7 +407,7 @@ def extend_basis(q: np.ndarray, columns: np.ndarray) -> np.ndarray:
     return np.column_stack(added) if added else np.empty((q.shape[0], 0))
 
 
-def association_stats(dots, res_norm, y_norm: float, df: float) -> dict[str, np.ndarray]:
+def association_stats(dots, res_norm, *, y_norm: float, df: float) -> dict[str, np.ndarray]:
     """OLS statistics of the variants of one phenotype from ``<g, y_res>``.
 
     Parameters
@@ -605,9 +605,9 @@ def _fresh_pieces(chromg, rows_pieces, extra, q_full):
 def scan_permutations(
     chromg: ChromGenotypes,
     vidx: np.ndarray,
+    *,
     u: np.ndarray,
     yp: np.ndarray,
-    *,
     extra: np.ndarray | None = None,
     q_full: np.ndarray | None = None,
     cache: WindowCache | None = None,

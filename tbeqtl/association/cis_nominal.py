@@ -181,10 +181,10 @@ def _groups(bounds: np.ndarray, *, max_union: int) -> list[tuple[int, int]]:
 def write_nominal_chromosome(
     inputs,
     chromg,
+    *,
     pids: list[str],
     listed: np.ndarray,
     path: Path,
-    *,
     window: int,
     model,
     maf_threshold_interaction: float,
@@ -291,7 +291,7 @@ def _nominal_group(inputs, chromg, pids, listed, bounds, stream, cache) -> int:
             continue
         rows = listed[a:b]
         st = association_stats(
-            products[a - a0 : b - a0, k], chromg.res_norm[rows], float(norms[k]), inputs.df
+            products[a - a0 : b - a0, k], chromg.res_norm[rows], y_norm=float(norms[k]), df=inputs.df
         )
         stream.add(
             pid,

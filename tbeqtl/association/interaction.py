@@ -367,7 +367,9 @@ class InteractionModel:
         out[design.deficient] = np.nan
         return out
 
-    def test_pairs(self, design: InteractionDesign, rows, y1: np.ndarray, uy: np.ndarray, cols) -> np.ndarray:
+    def test_pairs(
+        self, design: InteractionDesign, rows, *, y1: np.ndarray, uy: np.ndarray, cols
+    ) -> np.ndarray:
         """Statistics of (variant ``rows[i]``, phenotype ``cols[i]``) pairs.
 
         Parameters
@@ -438,8 +440,8 @@ def interaction_association(
     genotypes: np.ndarray,
     phenotype: np.ndarray,
     interaction: np.ndarray,
-    covariate_q: np.ndarray,
     *,
+    covariate_q: np.ndarray,
     n_covariates: int | None = None,
     names: Sequence[str] | None = None,
     index=None,

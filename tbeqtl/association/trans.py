@@ -452,7 +452,7 @@ class _TransRun:
             self.counts.collinear += int(design.deficient.sum())
             self.counts.tested += int((~design.deficient).sum())
             i, j = model.screen(design, y1, uy, t_threshold=t_thr)
-            st = model.test_pairs(design, i, y1, uy, j)
+            st = model.test_pairs(design, i, y1=y1, uy=uy, cols=j)
             keep = st[:, p_cols].min(axis=1) <= self.pval_threshold
             i, j, st = i[keep] + a, j[keep], st[keep]
             if not keep.any():
