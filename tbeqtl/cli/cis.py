@@ -224,16 +224,16 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     checksums: dict[str, str] = {}
-    source = open_source(args, checksums)
-    phenotype_df, pos_df = read_phenotypes(args, checksums)
-    covariates_df, sample_map = read_side_tables(args, [str(s) for s in phenotype_df.columns], checksums)
-    common = (args, source, phenotype_df, pos_df, covariates_df, sample_map, out)
-    if args.mode == "nominal":
-        result = _nominal(*common, checksums)
-    elif args.mode == "permutations":
-        result = _permutations(*common)
-    else:
-        result = _independent(*common, checksums)
+    with open_source(args, checksums) as source:
+        phenotype_df, pos_df = read_phenotypes(args, checksums)
+        covariates_df, sample_map = read_side_tables(args, [str(s) for s in phenotype_df.columns], checksums)
+        common = (args, source, phenotype_df, pos_df, covariates_df, sample_map, out)
+        if args.mode == "nominal":
+            result = _nominal(*common, checksums)
+        elif args.mode == "permutations":
+            result = _permutations(*common)
+        else:
+            result = _independent(*common, checksums)
     params = {k: v for k, v in vars(args).items() if not k.startswith("_")}
     record_run(out, f"cis_{args.mode}", {"params": params, "input_sha256": checksums, **result})
     logger.info("wrote %s", ", ".join(result["files"].values()))

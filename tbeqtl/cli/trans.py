@@ -62,27 +62,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run ``tbeqtl trans``.
+def _map(args: argparse.Namespace, source, checksums: dict):
+    """Read the phenotype-side inputs and run :func:`~tbeqtl.association.trans.map_trans`."""
+    from ..association.trans import map_trans
 
-    Parameters
-    ----------
-    args
-        Parsed options.
-
-    Returns
-    -------
-    int
-        Exit status.
-    """
-    from ..association.trans import filter_cis, map_trans
-    from ..atomic import atomic_path
-    from ..schema import validate_table
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    checksums: dict[str, str] = {}
-    source = open_source(args, checksums)
     phenotype_df, pos_df = read_phenotypes(args, checksums)
     covariates_df, sample_map = read_side_tables(args, [str(s) for s in phenotype_df.columns], checksums)
     interaction_df = read_interaction(args.interaction, checksums) if args.interaction else None
@@ -98,12 +81,38 @@ def run(args: argparse.Namespace) -> int:
         sample_map=sample_map,
         gtex_ids=args.gtex_ids,
     )
+    return pairs, pos_df
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``tbeqtl trans``.
+
+    Parameters
+    ----------
+    args
+        Parsed options.
+
+    Returns
+    -------
+    int
+        Exit status.
+    """
+    from ..association.trans import filter_cis
+    from ..atomic import atomic_path
+    from ..schema import validate_table
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    checksums: dict[str, str] = {}
+    with open_source(args, checksums) as source:
+        pairs, pos_df = _map(args, source, checksums)
+        variant_df = source.variant_df
     counts = {k: int(v) for k, v in pairs.attrs.items() if k.startswith("n_")}
     n_found = len(pairs)
     if args.filter_cis is not None:
-        pairs = filter_cis(pairs, pos_df, source.variant_df, window=int(args.filter_cis))
+        pairs = filter_cis(pairs, pos_df, variant_df, window=int(args.filter_cis))
         logger.info("filter_cis (%d bp): %d of %d pairs kept", int(args.filter_cis), len(pairs), n_found)
-    if interaction_df is None:
+    if not args.interaction:
         pairs = validate_table(pairs, "trans_qtl_pairs")
     path = out / f"{args.prefix}.trans_qtl_pairs.parquet"
     with atomic_path(path) as tmp:
