@@ -282,83 +282,41 @@ def _check_nperm(nperm: int) -> int:
     return int(nperm)
 
 
-def map_cis(
-    genotype_df,
-    variant_df,
-    phenotype_df: pd.DataFrame,
-    phenotype_pos_df: pd.DataFrame,
-    covariates_df: pd.DataFrame | None = None,
-    *,
-    nperm: int = 10_000,
-    seed=0,
-    maf_threshold: float = 0,
-    mac_threshold: int = 0,
-    window: int = 1_000_000,
-    sample_map=None,
-    gtex_ids: bool = False,
-    show_progress: bool | None = None,
-) -> pd.DataFrame:
-    """Permutation cis mapping: each phenotype's top variant with permutation and beta-approximated p-values.
+#: ``nperm="adaptive"``: permutations of the first stage, and of the phenotypes not settled by it.
+ADAPTIVE_FIRST = 1_000
+ADAPTIVE_MAX = 10_000
+#: ``nperm="adaptive"``: half-width (a factor on ``pval_beta``) of the band around the provisional
+#: eGene threshold in which a phenotype's call is not settled by the first stage.
+ADAPTIVE_BAND = 4.0
 
-    Parameters
-    ----------
-    genotype_df, variant_df, phenotype_df, phenotype_pos_df, covariates_df
-        As for :func:`map_nominal`.
-    nperm
-        Permutations (one set, drawn over the samples sorted by ID, serves every phenotype).
-    seed
-        Seed of the permutations (an int or a :class:`numpy.random.Generator`).
-    maf_threshold, mac_threshold
-        Variant filters (see :func:`map_nominal`).
-    window
-        cis window (bp), both ends inclusive.
-    sample_map, gtex_ids
-        Sample -> individual mapping.
-    show_progress
-        Progress bar (default: when stderr is a terminal; otherwise periodic log lines).
 
-    Returns
-    -------
-    pandas.DataFrame
-        Schema ``cis_qtl`` without ``qval``/``pval_nominal_threshold`` (add them with
-        :func:`~tbeqtl.association.post.calculate_qvalues`): index ``phenotype_id``, columns
-        ``num_var beta_shape1 beta_shape2 true_df pval_true_df variant_id start_distance
-        end_distance ma_samples ma_count af pval_nominal slope slope_se pval_perm pval_beta``;
-        rows by chromosome (natural order), then position, then ID.
+class _Chromosomes:
+    """The loaded chromosome (and its tested variants and cache), reloaded only when it changes."""
 
-    Notes
-    -----
-    Per phenotype, as FastQTL and tensorQTL: the raw phenotype is permuted and each permuted
-    vector residualised on the unpermuted covariates; ``r2_perm[j]`` is the largest ``r^2`` over the
-    window's variants (monomorphic, filtered and covariate-collinear variants dropped; ``num_var``
-    counts the variants tested). The top variant is the largest nominal ``r^2`` (first in
-    position order on ties). ``pval_perm = (#{r2_perm >= r2_top} + 1) / (nperm + 1)``; ``true_df``
-    makes the moment-matched Beta shape1 of the permutation p-values 1, ``(beta_shape1,
-    beta_shape2)`` are the Beta MLE at ``true_df``, ``pval_true_df = p(r2_top, true_df)`` and
-    ``pval_beta = Beta_cdf(pval_true_df)``. The permutation maxima are the float64 values (the
-    float32 products only prune; see :func:`~tbeqtl.association.cis_kernels.scan_permutations`).
-    """
-    window = _check_common(window=window, maf_threshold=maf_threshold, mac_threshold=mac_threshold)
-    nperm = _check_nperm(nperm)
-    inputs = prepare_cis(
-        genotype_df,
-        variant_df,
-        phenotype_df,
-        phenotype_pos_df=phenotype_pos_df,
-        covariates_df=covariates_df,
-        sample_map=sample_map,
-        gtex_ids=gtex_ids,
-    )
-    perms = canonical_permutations(inputs.cohort.samples, nperm, seed=seed)
-    rows, index, n_empty = [], [], 0
-    ticker = Ticker(inputs.n_phenotypes, desc="cis permutations", enabled=show_progress)
-    for chrom, pids in inputs.by_chrom.items():
-        chromg = load_chromosome(inputs.source, chrom, samples=inputs.cohort.genotype_ids, q=inputs.q)
-        keep = np.flatnonzero(
-            chromg.testable
-            & _variant_filter(chromg, maf_threshold=maf_threshold, mac_threshold=mac_threshold)
-        )
-        cache = WindowCache(chromg, keep)
+    def __init__(self, inputs: CisInputs, *, maf_threshold: float, mac_threshold: int):
+        self.inputs, self.maf, self.mac = inputs, maf_threshold, mac_threshold
+        self.chrom, self.state = None, None
+
+    def get(self, chrom: str):
+        if chrom != self.chrom:
+            self.state = None  # free the previous chromosome before reading the next
+            chromg = load_chromosome(
+                self.inputs.source, chrom, samples=self.inputs.cohort.genotype_ids, q=self.inputs.q
+            )
+            keep = np.flatnonzero(
+                chromg.testable & _variant_filter(chromg, maf_threshold=self.maf, mac_threshold=self.mac)
+            )
+            self.chrom, self.state = chrom, (chromg, keep, WindowCache(chromg, keep))
+        return self.state
+
+
+def _permutation_pass(
+    inputs: CisInputs, chroms: _Chromosomes, pids_by_chrom: dict, perms: np.ndarray, *, window: int, ticker
+) -> tuple[dict[str, dict], int]:
+    """map_cis rows (by phenotype) of the listed phenotypes with the permutations ``perms``."""
+    rows, n_empty = {}, 0
+    for chrom, pids in pids_by_chrom.items():
+        chromg, keep, cache = chroms.get(chrom)
         for pid in pids:
             ticker.advance()
             start, end = inputs.bounds(pid)
@@ -371,16 +329,148 @@ def map_cis(
             u, y_norm = residual_unit(y, inputs.q)
             yp = _unit_permutations(y, perms, inputs.q)
             scan = scan_permutations(chromg, vidx, u=u[0], yp=yp, cache=cache)
-            row, _ = _top_row(
-                inputs, chromg, vidx, scan, pid=pid, y_norm=float(y_norm[0]), dof=inputs.df, nperm=nperm
+            rows[pid], _ = _top_row(
+                inputs, chromg, vidx, scan, pid=pid, y_norm=float(y_norm[0]), dof=inputs.df, nperm=len(perms)
             )
-            rows.append(row)
-            index.append(pid)
-        del chromg
+    return rows, n_empty
+
+
+def _unsettled(table: pd.DataFrame, *, fdr: float, qvalue_lambda: float | None) -> pd.Index:
+    """Phenotypes whose eGene call at ``fdr`` the first adaptive stage does not settle (see map_cis)."""
+    from .post import calculate_qvalues
+
+    p = table["pval_beta"].to_numpy(float)
+    if np.isnan(p).all():
+        return table.index
+    q = calculate_qvalues(
+        table[["pval_beta", "pval_perm", "beta_shape1", "beta_shape2"]].copy(),
+        fdr=fdr,
+        qvalue_lambda=qvalue_lambda,
+    )["qval"].to_numpy(float)
+    passing = p[q <= fdr]
+    lower = float(passing.max()) / ADAPTIVE_BAND if passing.size else 0.0
+    upper_q = min(fdr * ADAPTIVE_BAND, 1.0)
+    return table.index[np.isnan(p) | ((p >= lower) & (q <= upper_q))]
+
+
+def _check_adaptive(nperm, fdr: float) -> bool:
+    if isinstance(nperm, str):
+        if nperm != "adaptive":
+            raise InputError(f"nperm must be an integer or 'adaptive', got {nperm!r}")
+        if not 0 < fdr < 1:
+            raise InputError(f"fdr must lie in (0, 1), got {fdr}")
+        return True
+    return False
+
+
+def map_cis(
+    genotype_df,
+    variant_df,
+    phenotype_df: pd.DataFrame,
+    phenotype_pos_df: pd.DataFrame,
+    covariates_df: pd.DataFrame | None = None,
+    *,
+    nperm: int | str = 10_000,
+    seed=0,
+    maf_threshold: float = 0,
+    mac_threshold: int = 0,
+    window: int = 1_000_000,
+    sample_map=None,
+    gtex_ids: bool = False,
+    fdr: float = 0.05,
+    qvalue_lambda: float | None = None,
+    show_progress: bool | None = None,
+) -> pd.DataFrame:
+    """Permutation cis mapping: each phenotype's top variant with permutation and beta-approximated p-values.
+
+    Parameters
+    ----------
+    genotype_df, variant_df, phenotype_df, phenotype_pos_df, covariates_df
+        As for :func:`map_nominal`.
+    nperm
+        Permutations (one set, drawn over the samples sorted by ID, serves every phenotype), or
+        ``"adaptive"``: 1,000 for the phenotypes whose eGene call at ``fdr`` they settle, 10,000 for
+        the others (see Notes).
+    seed
+        Seed of the permutations (an int or a :class:`numpy.random.Generator`).
+    maf_threshold, mac_threshold
+        Variant filters (see :func:`map_nominal`).
+    window
+        cis window (bp), both ends inclusive.
+    sample_map, gtex_ids
+        Sample -> individual mapping.
+    fdr, qvalue_lambda
+        ``nperm="adaptive"`` only: the q-value level whose eGene calls the first stage must settle,
+        and the lambda of the provisional q-values (as for
+        :func:`~tbeqtl.association.post.calculate_qvalues`; use the values given to it afterwards).
+    show_progress
+        Progress bar (default: when stderr is a terminal; otherwise periodic log lines).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Schema ``cis_qtl`` without ``qval``/``pval_nominal_threshold`` (add them with
+        :func:`~tbeqtl.association.post.calculate_qvalues`): index ``phenotype_id``, columns
+        ``num_var beta_shape1 beta_shape2 true_df pval_true_df variant_id start_distance
+        end_distance ma_samples ma_count af pval_nominal slope slope_se pval_perm pval_beta``;
+        rows by chromosome (natural order), then position, then ID. With ``nperm="adaptive"``,
+        ``table.attrs["nperm"]`` maps each phenotype to the permutations its row used.
+
+    Notes
+    -----
+    Per phenotype, as FastQTL and tensorQTL: the raw phenotype is permuted and each permuted
+    vector residualised on the unpermuted covariates; ``r2_perm[j]`` is the largest ``r^2`` over the
+    window's variants (monomorphic, filtered and covariate-collinear variants dropped; ``num_var``
+    counts the variants tested). The top variant is the largest nominal ``r^2`` (first in
+    position order on ties). ``pval_perm = (#{r2_perm >= r2_top} + 1) / (nperm + 1)``; ``true_df``
+    makes the moment-matched Beta shape1 of the permutation p-values 1, ``(beta_shape1,
+    beta_shape2)`` are the Beta MLE at ``true_df``, ``pval_true_df = p(r2_top, true_df)`` and
+    ``pval_beta = Beta_cdf(pval_true_df)``. The permutation maxima are the float64 values (the
+    float32 products only prune; see :func:`~tbeqtl.association.cis_kernels.scan_permutations`).
+
+    ``nperm="adaptive"`` draws one set of 10,000 permutations. Stage 1 runs every phenotype on its
+    first 1,000 and computes provisional q-values of ``pval_beta`` (``fdr``, ``qvalue_lambda``);
+    with ``p_t`` the largest provisional ``pval_beta`` at ``q <= fdr`` (0 when none), a phenotype
+    is settled unless ``pval_beta >= p_t / 4`` and ``q <= 4 fdr`` (or its beta fit failed).
+    Settled phenotypes lie far from the eGene threshold (a factor 4 in ``pval_beta`` below it, or
+    a factor 4 in q above ``fdr``), where the 1,000-permutation beta fit cannot change their call;
+    the others are rerun on all 10,000 permutations of the set, so their rows equal those of
+    ``nperm=10000`` with the same seed exactly. Worst case (every phenotype in the band): 11,000
+    permutations per phenotype and a second reading of the chromosomes, 1.1x the fixed 10,000.
+    """
+    window = _check_common(window=window, maf_threshold=maf_threshold, mac_threshold=mac_threshold)
+    adaptive = _check_adaptive(nperm, fdr)
+    nperm = ADAPTIVE_MAX if adaptive else _check_nperm(nperm)
+    inputs = prepare_cis(
+        genotype_df,
+        variant_df,
+        phenotype_df,
+        phenotype_pos_df=phenotype_pos_df,
+        covariates_df=covariates_df,
+        sample_map=sample_map,
+        gtex_ids=gtex_ids,
+    )
+    perms = canonical_permutations(inputs.cohort.samples, nperm, seed=seed)
+    chroms = _Chromosomes(inputs, maf_threshold=maf_threshold, mac_threshold=mac_threshold)
+    ticker = Ticker(inputs.n_phenotypes, desc="cis permutations", enabled=show_progress)
+    stage1 = perms[:ADAPTIVE_FIRST] if adaptive else perms
+    rows, n_empty = _permutation_pass(inputs, chroms, inputs.by_chrom, stage1, window=window, ticker=ticker)
     ticker.close()
     if n_empty:
         logger.info("%d phenotype(s) without a testable variant in their cis window skipped", n_empty)
-    table = _cis_frame(rows, index)
+    table = _cis_frame(list(rows.values()), list(rows))
+    if adaptive:
+        todo = _unsettled(table, fdr=fdr, qvalue_lambda=qvalue_lambda)
+        logger.info(
+            "adaptive permutations: %d of %d phenotype(s) settled at %d",
+            len(table) - len(todo),
+            len(table),
+            ADAPTIVE_FIRST,
+        )
+        rows.update(_adaptive_stage2(inputs, chroms, todo, perms, window=window, show_progress=show_progress))
+        table = _cis_frame(list(rows.values()), list(rows))
+        table.attrs["nperm"] = {p: nperm if p in set(todo) else ADAPTIVE_FIRST for p in table.index}
+    chroms.state = None
     n_fail = int(table["pval_beta"].isna().sum())
     if n_fail:
         logger.warning(
@@ -390,6 +480,20 @@ def map_cis(
         )
     validate_table(table.reset_index(), "cis_qtl")
     return table
+
+
+def _adaptive_stage2(inputs, chroms, todo: pd.Index, perms, *, window, show_progress) -> dict[str, dict]:
+    """Rows of the phenotypes the first adaptive stage left unsettled, on every permutation."""
+    todo = set(todo)
+    by_chrom = {c: [p for p in pids if p in todo] for c, pids in inputs.by_chrom.items()}
+    by_chrom = {c: pids for c, pids in by_chrom.items() if pids}
+    if chroms.chrom in by_chrom:  # the chromosome still loaded first
+        by_chrom = {chroms.chrom: by_chrom.pop(chroms.chrom), **by_chrom}
+    logger.info("adaptive permutations: %d phenotype(s) rerun at %d", len(todo), len(perms))
+    ticker = Ticker(len(todo), desc="cis permutations (adaptive)", enabled=show_progress)
+    rows, _ = _permutation_pass(inputs, chroms, by_chrom, perms, window=window, ticker=ticker)
+    ticker.close()
+    return rows
 
 
 # --------------------------------------------------------------------------------------------- independent

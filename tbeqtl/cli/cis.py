@@ -9,7 +9,9 @@ Modes and outputs in ``--out DIR`` (tensorQTL's file names and columns):
 - ``--mode permutations``: one row per phenotype with the beta approximation, Storey q-values (no R;
   ``--qvalue-lambda`` fixes lambda) and ``pval_nominal_threshold`` at ``--fdr``, in
   ``PREFIX.cis_qtl.txt.gz``; when the nominal pair files of the same prefix are in ``DIR``, the GTEx
-  significant pairs in ``PREFIX.cis_qtl.signif_pairs.parquet``.
+  significant pairs in ``PREFIX.cis_qtl.signif_pairs.parquet``. ``--permutations adaptive``: 1,000
+  permutations for the phenotypes whose eGene call at ``--fdr`` they settle, the full 10,000 (the same
+  permutations extended) for the others (rule in :func:`tbeqtl.association.cis.map_cis`).
 - ``--mode independent --cis-output DIR/PREFIX.cis_qtl.txt.gz``: forward-backward conditional mapping of
   every eGene at ``--fdr``, in ``PREFIX.cis_independent_qtl.txt.gz`` (column ``rank``).
 
@@ -71,7 +73,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--maf-threshold", type=float, default=0.0, help="keep variants with MAF >= this (default: 0)"
     )
     parser.add_argument(
-        "--permutations", type=int, default=10_000, help="permutations per phenotype (default: 10000)"
+        "--permutations",
+        type=_permutation_count,
+        default=10_000,
+        help="permutations per phenotype (default: 10000), or 'adaptive' (permutations mode): 1000 for "
+        "the phenotypes whose eGene call at --fdr they settle (provisional q-values), 10000 for the others",
     )
     parser.add_argument("--fdr", type=float, default=0.05, help="q-value level for eGenes (default: 0.05)")
     parser.add_argument(
@@ -80,6 +86,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cis-output", default=None, help="independent mode: the permutation table (PREFIX.cis_qtl.txt.gz)"
     )
+
+
+def _permutation_count(value: str) -> int | str:
+    if value == "adaptive":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"an integer or 'adaptive', got {value!r}") from None
 
 
 def _common_kwargs(args: argparse.Namespace, sample_map) -> dict:
@@ -143,6 +158,8 @@ def _permutations(args, source, phenotype_df, pos_df, covariates_df, sample_map,
         covariates_df,
         nperm=args.permutations,
         seed=args.seed,
+        fdr=args.fdr,
+        qvalue_lambda=args.qvalue_lambda,
         **_common_kwargs(args, sample_map),
     )
     cis_df = calculate_qvalues(cis_df, fdr=args.fdr, qvalue_lambda=args.qvalue_lambda)
@@ -166,7 +183,10 @@ def _permutations(args, source, phenotype_df, pos_df, covariates_df, sample_map,
             out,
         )
     logger.info("%d phenotypes, %d eGenes at q <= %g", len(cis_df), n_egenes, args.fdr)
-    return {"files": files, "counts": {"phenotypes": len(cis_df), "egenes": n_egenes}}
+    counts = {"phenotypes": len(cis_df), "egenes": n_egenes}
+    if "nperm" in cis_df.attrs:  # --permutations adaptive
+        counts["phenotypes_at_10000_permutations"] = sum(v > 1_000 for v in cis_df.attrs["nperm"].values())
+    return {"files": files, "counts": counts}
 
 
 def _independent(args, source, phenotype_df, pos_df, covariates_df, sample_map, out, checksums) -> dict:
@@ -217,6 +237,8 @@ def run(args: argparse.Namespace) -> int:
     int
         Exit status.
     """
+    if args.permutations == "adaptive" and args.mode != "permutations":
+        raise InputError("--permutations adaptive applies to --mode permutations only")
     if args.interaction and args.mode != "nominal":
         raise InputError(
             "--interaction is supported in --mode nominal (tensorQTL has no interaction permutations)"
