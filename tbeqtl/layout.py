@@ -15,7 +15,10 @@ The pipeline writes, the report and enrichment layers read; both go through
         factors/                        tissue_association.tsv, ancestry.tsv, cell_types.tsv,
                                         covariate_factors.tsv
         eqtl/<factor_set>/<tissue>/     cis.tsv, trans.tsv, qq.tsv, hist.tsv, run.json
-      summary/                          genome-wide tables (parquet) gathered from every pair
+      summary/                          genome-wide tables (parquet) gathered from every pair, and
+                                        what the report draws from the inputs: sample_tissues.tsv,
+                                        maf_residuals/<pair>.parquet, locus.json, locus_expression.parquet,
+                                        locus_genotype.tsv
       robust/                           robust components across runs
       enrichment/                       go.tsv, snp_annot.tsv, bins.tsv, tf_recovery.tsv
       gtex/                             comparison.tsv, ks.json
@@ -127,6 +130,41 @@ class RunLayout:
     def summary(self) -> Path:
         """Genome-wide tables gathered from every pair."""
         return self.root / "summary"
+
+    @property
+    def sample_tissues(self) -> Path:
+        """Sample -> tissue of every sample (``summary/sample_tissues.tsv``, schema ``sample_tissues``)."""
+        return self.summary / "sample_tissues.tsv"
+
+    def maf_residuals(self, pair_name: str) -> Path:
+        """SNP loadings E[lambda] of one pair after regressing out the coded MAF.
+
+        Parameters
+        ----------
+        pair_name
+            ``<gene_chrom>__<snp_chrom>``.
+
+        Returns
+        -------
+        pathlib.Path
+            ``summary/maf_residuals/<pair_name>.parquet`` (SNPs x topics ``"0" .. "K-1"``).
+        """
+        return self.summary / "maf_residuals" / f"{pair_name}.parquet"
+
+    @property
+    def locus(self) -> Path:
+        """The Fig 5 locus (``summary/locus.json``: pair, factor_set, tissue, snp, genes; or null)."""
+        return self.summary / "locus.json"
+
+    @property
+    def locus_expression(self) -> Path:
+        """Inverse-normal held-out expression of the locus' trans-eGenes (genes x samples)."""
+        return self.summary / "locus_expression.parquet"
+
+    @property
+    def locus_genotype(self) -> Path:
+        """Dosages of the locus SNP in the same samples (schema ``locus_genotype``)."""
+        return self.summary / "locus_genotype.tsv"
 
     @property
     def robust(self) -> Path:

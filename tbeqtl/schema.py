@@ -781,6 +781,24 @@ _register(TableSchema(
     ),
 ))
 
+_register(TableSchema(
+    name="sample_tissues",
+    description="The tissue of every sample, written by the gather step for the report's Fig 1.",
+    files=("summary/sample_tissues.tsv",),
+    columns=(
+        Column("sample", "str", "sample ID"),
+        Column("tissue", "str", "tissue (the config's data.tissue_column)"),
+    ),
+))
+_register(TableSchema(
+    name="locus_genotype",
+    description="Dosages of the Fig 5 locus SNP in the held-out samples of its tissue (one per individual).",
+    files=("summary/locus_genotype.tsv",),
+    columns=(
+        Column("sample", "str", "sample ID (the columns of summary/locus_expression.parquet, same order)"),
+        Column("dosage", "float", "coded-allele dosage of the individual"),
+    ),
+))
 
 # ---------------------------------------------------------------------------
 # Reports (tbeqtl.report)

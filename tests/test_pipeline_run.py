@@ -91,6 +91,42 @@ def test_run_writes_the_layout_and_summary_tables(finished_run):
     assert "provenance" in layout.config.read_text()
 
 
+def test_gather_writes_what_the_report_draws(finished_run, sim_dir):
+    """summary/ holds the report's input-derived tables, so the report never reads the inputs."""
+    from tbeqtl.io import read_dataset
+    from tbeqtl.pipeline.report_tables import counted_calls
+    from tbeqtl.pipeline.robust import maf_residuals
+
+    config, out, _ = finished_run
+    layout = RunLayout(out)
+    data = read_dataset(sim_dir)
+    tissues = validate_table(pd.read_csv(layout.sample_tissues, sep="\t", dtype=str), "sample_tissues")
+    expected = data.sample_info_df["tissue"].astype(str).to_dict()
+    assert tissues.set_index("sample")["tissue"].to_dict() == expected
+    for name in ("chr1__chr2", "chr2__chr2"):  # plumbing: the robust step's own residuals
+        loadings = pd.read_csv(layout.pair(*name.split("__")).fit / "snp_topics.tsv", sep="\t", index_col=0)
+        loadings.index = loadings.index.astype(str)
+        pd.testing.assert_frame_equal(pd.read_parquet(layout.maf_residuals(name)),
+                                      maf_residuals(loadings, data.genotype_df))
+    assert not layout.maf_residuals("chr1__chr7").exists()
+    locus = json.loads(layout.locus.read_text())["locus"]
+    calls = counted_calls(pd.read_parquet(layout.summary / "eqtls.parquet"), level=config.mapping.fdr)
+    trans = calls[(calls["class"] == "trans") & (calls["factor_set"] != "exhaustive")]
+    assert len(trans), "the test run should call trans-eQTLs"
+    n_genes = trans.groupby(["pair", "factor_set", "tissue", "snp"])["gene"].nunique()
+    assert len(locus["genes"]) == n_genes.max()
+    assert n_genes[(locus["pair"], locus["factor_set"], locus["tissue"], locus["snp"])] == n_genes.max()
+    expr = pd.read_parquet(layout.locus_expression)
+    genotype = validate_table(pd.read_csv(layout.locus_genotype, sep="\t", dtype={"sample": str}),
+                              "locus_genotype")
+    assert list(expr.index) == locus["genes"] and list(expr.columns) == list(genotype["sample"])
+    assert (data.sample_info_df.loc[genotype["sample"], "tissue"] == locus["tissue"]).all()
+    assert data.sample_map_s[genotype["sample"]].is_unique
+    individuals = data.sample_map_s[genotype["sample"]].to_numpy()
+    assert np.array_equal(genotype["dosage"].to_numpy(),
+                          data.genotype_df.loc[locus["snp"], individuals].to_numpy(float))
+    assert np.allclose(expr.mean(axis=1), 0, atol=1e-9)
+
 def test_gathered_genome_wide_fdr(finished_run, tmp_path):
     """fdr_genome in summary/eqtls.parquet is BH over each family pooled across the pairs (reference:
     statsmodels on the candidates padded with p = 1 up to the summed n_tests of run.json; the padding

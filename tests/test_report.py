@@ -24,6 +24,7 @@ from PIL import Image
 from tbeqtl.atomic import write_json, write_table
 from tbeqtl.cli import main
 from tbeqtl.layout import RunLayout
+from tbeqtl.pipeline.report_tables import write_report_tables
 from tbeqtl.report import build_report, load_run
 from tbeqtl.report.load import SECTIONS
 from tbeqtl.schema import validate_table
@@ -74,6 +75,7 @@ def write_run_folder(root: Path, rng: np.random.Generator) -> RunLayout:
                 "checksums": {"counts.gct.gz": "abc123"}}, layout.run_json)
     layout.config.write_text("[mapping]\nfdr = 0.1\n", encoding="utf-8")
     fit_samples = [s for s in samples if s not in held]
+    calls = []
     for gene_chrom, snp_chrom in PAIRS:
         pair = layout.pair(gene_chrom, snp_chrom)
         write_json({"fit": "done", "rank": "done", "factors": "done", "eqtl": "done"}, pair.status)
@@ -128,6 +130,8 @@ def write_run_folder(root: Path, rng: np.random.Generator) -> RunLayout:
                 df["fdr_by_type"] = df["fdr"]
                 tests[kind] = df
                 _write(df, "eqtl_pairs", folder / f"{kind}.tsv")
+                calls.append(df[df["fdr_by_type"] < 0.1].assign(pair=pair.name, factor_set="all",
+                                                                tissue=tissue, **{"class": kind}))
             qq = [pd.DataFrame({"class": kind, "rank": np.arange(1, len(tests[kind]) + 1),
                                 "observed": _mlog10_sorted(tests[kind]["p_value"].to_numpy()),
                                 "permuted": _mlog10_sorted(rng.uniform(0, 1, size=len(tests[kind])))})
@@ -181,6 +185,9 @@ def write_run_folder(root: Path, rng: np.random.Generator) -> RunLayout:
     _write(pd.DataFrame({"tissue": "all", "kind": ["cis", "trans"], "n_ours": [300, 40], "n_gtex": [1000, 50],
                          "statistic": [0.11, 0.3], "p_value": [0.003, 0.01], "median_ours": [1e-5, 1e-7],
                          "median_gtex": [1e-6, 1e-9]}), "gtex_ks", layout.gtex / "ks.tsv")
+    # what the pipeline's gather step writes for the report from the inputs (Fig 1, Fig 3, Fig 5)
+    write_report_tables(layout, data=data, calls_df=pd.concat(calls, ignore_index=True),
+                        pair_names=[p.name for p in layout.pairs()])
     return layout
 
 
@@ -309,7 +316,7 @@ def test_failed_pair_and_skipped_stage_reasons(tmp_path):
 
 
 def test_relabel_genes_keeps_the_simulation_consistent():
-    from tbeqtl.report.demo import relabel_genes
+    from tbeqtl.pipeline.demo import relabel_genes
 
     sim = simulate(preset="tiny", seed=2)
     table = pd.DataFrame({"symbol": [f"SYM{i}" for i in range(300)],
@@ -561,3 +568,17 @@ def test_counted_calls_follow_the_fdr_scope(tmp_path):
     assert list(_counted_calls(every, calls)["snp"]) == ["a", "c"]
     assert "called_run" not in _counted_calls(every, calls).columns
     assert list(_counted_calls(ReportData(run_dir=tmp_path), calls)["snp"]) == ["a", "b"]
+
+
+def test_report_reads_no_input_data(full_report, tmp_path):
+    """Without the input data set (simulation/) the report shows the same tables: it reads results only."""
+    root = tmp_path / "run"
+    shutil.copytree(full_report["root"], root, ignore=shutil.ignore_patterns("simulation", "report"))
+    with_inputs, without = load_run(full_report["root"]), load_run(root)
+    assert without.absent == with_inputs.absent == {}
+    assert without.extras["locus"] == with_inputs.extras["locus"]
+    assert sorted(without.tables) == sorted(with_inputs.tables)
+    for key, table in with_inputs.tables.items():
+        pd.testing.assert_frame_equal(without.tables[key], table, obj=key)
+    for title, corr in with_inputs.extras["robust"].items():
+        pd.testing.assert_frame_equal(without.extras["robust"][title], corr)

@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo and print where the report is."""
-    from ..report.demo import run_demo
+    from ..pipeline.demo import run_demo
 
     html_path, pdf_path = run_demo(args.out, seed=args.seed, go_gmt=args.go_gmt, workers=args.workers,
                                    max_steps=args.max_steps)

@@ -63,6 +63,7 @@ from . import holdout as hold
 from . import mapping as mp
 from . import robust as rob
 from .config import PipelineConfig
+from .report_tables import counted_calls, write_report_tables
 
 __all__ = ["PairContext", "check_tissues", "gather_results", "list_pairs", "run_pair", "run_pipeline"]
 
@@ -638,7 +639,8 @@ def gather_results(layout: RunLayout, config: PipelineConfig, *, data: EQTLData,
     config
         The pipeline config.
     data
-        The full data set (genotypes for the MAF residuals).
+        The full data set (genotypes for the MAF residuals; sample tissues and the Fig 5 locus
+        inputs for the report, :func:`tbeqtl.pipeline.report_tables.write_report_tables`).
     status_df
         Pair status table (schema ``pair_status``).
 
@@ -731,6 +733,10 @@ def gather_results(layout: RunLayout, config: PipelineConfig, *, data: EQTLData,
     eqtls = tables.get("eqtls", pd.DataFrame(columns=["factor_set", "tissue", "class", "snp", "gene"]))
     counts = _counts_table(eqtls, tests_rows, level=config.mapping.fdr, scope=config.mapping.fdr_scope)
     write_table(validate_table(counts, "eqtl_counts"), summary_dir / "eqtl_counts.tsv")
+    calls_df = counted_calls(eqtls, level=config.mapping.fdr, scope=config.mapping.fdr_scope)
+    write_report_tables(layout, data=data, tissue_column=config.data.tissue_column, calls_df=calls_df,
+                        pair_names=[layout.pair(r.gene_chrom, r.snp_chrom).name
+                                    for r in done.itertuples(index=False)])
     stats: dict[str, Any] = {}
     if "tissue_association" in tables:
         stats["tissue_size_kendall"] = fac.tissue_size_kendall(tables["tissue_association"])

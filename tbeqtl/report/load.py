@@ -23,11 +23,12 @@ Run level: ``run.json`` and ``config.toml``; ``summary/eqtls.parquet``, ``summar
 ``summary/eqtl_counts.tsv`` (gathered by the pipeline); ``enrichment/{go,snp_annot,bins,
 tf_recovery}.tsv`` and ``gtex/comparison.tsv`` / ``gtex/ks.tsv`` with their ``status.json``.
 
-Two figures need the run's *input* data set (``config data.path``, or ``simulation/`` of a demo
-run), read once and only when present: the SNP loadings of Fig 3 are correlated after regressing
-out the coded MAF of the input genotypes, and Fig 5 shows the inverse-normal-transformed
-held-out expression of one locus' trans-eGenes, rebuilt with the pipeline's own transforms.
-Without the inputs, Fig 3 uses raw E[lambda] (and says so) and Fig 5 is absent with the reason.
+The report reads no input data set and runs no model or test: what Fig 1, 3 and 5 need from the
+inputs the pipeline's gather step writes under ``summary/`` (:mod:`tbeqtl.pipeline.report_tables`):
+``sample_tissues.tsv`` (when ``holdout.tsv`` has no tissue column), ``maf_residuals/<pair>.parquet``
+(SNP loadings after regressing out the coded MAF; without them Fig 3 uses raw E[lambda] and says
+so), and ``locus.json`` with ``locus_expression.parquet`` / ``locus_genotype.tsv`` (Fig 5; absent
+with the reason without them).
 """
 
 from __future__ import annotations
@@ -43,9 +44,7 @@ from .load_common import (
     DEFAULT_FDR,
     SECTIONS,
     ReportData,
-    _data_dirs,
     _first,
-    _Inputs,
     _read_json,
     _read_tsv,
     _Status,
@@ -157,19 +156,16 @@ def load_run(run_dir: str | Path) -> ReportData:
     data.fdr = float(fdr) if isinstance(fdr, (int, float)) and not math.isnan(fdr) else DEFAULT_FDR
     tissue_column = str((config.get("data") or {}).get("tissue_column", "tissue")) \
         if isinstance(config.get("data"), dict) else "tissue"
-    data_dirs = _data_dirs(layout, config)
     status = _Status(layout, data.run_info)
     data.status_df = status.df
     pairs = layout.pairs()
     if not pairs:
         logger.warning("no pairs/ folders in %s", layout.root)
-    _guard(data, ("topics",), _load_topics, data, layout, pairs, status, tissue_column,
-           data_dirs)
+    _guard(data, ("topics",), _load_topics, data, layout, pairs, status, tissue_column)
     _guard(data, ("convergence",), _load_elbo, data, layout, pairs, status)
-    inputs = _Inputs(data_dirs)
-    _guard(data, ("robust",), _load_robust, data, layout, pairs, status, inputs)
+    _guard(data, ("robust",), _load_robust, data, layout, pairs, status)
     _guard(data, ("counts", "summary", "top_eqtls", "locus", "qq", "hist"), _load_eqtls, data, layout, pairs,
            status)
-    _guard(data, ("locus",), _load_locus, data, layout, inputs)
+    _guard(data, ("locus",), _load_locus, data, layout)
     _guard(data, ("go", "snp_enrichment", "bins", "tf", "gtex"), _load_enrichment, data, layout, status)
     return data

@@ -10,7 +10,6 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import InputError
 from ..layout import RunLayout
 
 __all__ = ['DEFAULT_FDR', 'SECTIONS', 'ReportData']
@@ -177,41 +176,3 @@ def _why(status: _Status, stage: str, what: str, root: Path) -> str:
     if failure:
         return failure
     return f"{what} not found under {root} (stage '{stage}' has not written it)"
-
-
-def _data_dirs(layout: RunLayout, config: dict[str, Any]) -> list[Path]:
-    """List candidate input data folders.
-
-    The config's ``data.path`` (absolute, or relative to the run folder or the working directory)
-    and the demo's ``simulation/`` folder.
-    """
-    out = []
-    section = config.get("data")
-    data_path = str(section.get("path", "")) if isinstance(section, dict) else ""
-    if data_path:
-        path = Path(data_path)
-        out += [path] if path.is_absolute() else [layout.root / path, Path.cwd() / path]
-    out += [layout.simulation, layout.simulation / "data"]
-    return [p for p in out if p.is_dir()]
-
-
-class _Inputs:
-    """The run's input data set, read once on first use (Fig 3 MAF residuals, Fig 5 expression)."""
-
-    def __init__(self, data_dirs: list[Path]):
-        self.data_dirs = data_dirs
-        self._dataset: Any = None
-        self.error = ""
-
-    @property
-    def dataset(self) -> Any:
-        """The :class:`~tbeqtl.data.EQTLData`, or None when no input folder is readable."""
-        if self._dataset is None and self.data_dirs and not self.error:
-            from ..io import read_dataset
-
-            try:
-                self._dataset = read_dataset(self.data_dirs[0])
-            except (InputError, OSError, ValueError) as exc:
-                self.error = str(exc)
-                logger.warning("input data set %s unreadable: %s", self.data_dirs[0], exc)
-        return self._dataset

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from ..errors import InputError
 from ..layout import FACTOR_SETS, PairLayout, RunLayout
-from .load_common import ReportData, _first, _Inputs, _read_json, _read_tsv, _Status, _why
+from .load_common import ReportData, _first, _read_json, _read_tsv, _Status, _why
 
 __all__ = []
 
@@ -228,7 +227,7 @@ def _own_counts(data: ReportData, sig: pd.DataFrame) -> None:
 
 
 def _top_and_locus(data: ReportData, eqtl_df: pd.DataFrame, sig: pd.DataFrame) -> None:
-    """Pick the top eQTLs and the locus of Fig 5 (most trans-eGenes in one run)."""
+    """Pick the top eQTLs; the locus of Fig 5 is the gather step's (:func:`_load_locus`)."""
     cols = [c for c in ("pair", "factor_set", "tissue", "kind", "snp", "gene", "gene_type", "beta",
                         "p_value", "fdr", "fdr_by_type") if c in eqtl_df.columns]
     # Factor-restricted sets first; the exhaustive mapping is only the power comparison.
@@ -236,70 +235,36 @@ def _top_and_locus(data: ReportData, eqtl_df: pd.DataFrame, sig: pd.DataFrame) -
     source = restricted if len(restricted) else eqtl_df
     top = source.sort_values(["p_value", "pair", "factor_set", "tissue", "snp", "gene"], kind="stable")
     data.tables["top_eqtls"] = top[cols].head(30).reset_index(drop=True)
-    # Fig 5: the SNP with the most trans-eGenes in one (pair, factor set, tissue) run.
-    trans = sig[sig["kind"] == "trans"]
-    if (trans["factor_set"] != "exhaustive").any():
-        trans = trans[trans["factor_set"] != "exhaustive"]
-    if trans.empty:
-        data.mark_absent("locus", f"no trans-eQTL at FDR < {data.fdr:g}")
-    else:
-        per = (trans.groupby(["pair", "factor_set", "tissue", "snp"])["gene"].nunique()
-               .rename("n").reset_index().sort_values(["n", "pair", "factor_set", "tissue", "snp"],
-                                                      ascending=[False, True, True, True, True]))
-        best = per.iloc[0]
-        genes = sorted(trans[(trans["pair"] == best["pair"]) & (trans["factor_set"] == best["factor_set"])
-                             & (trans["tissue"] == best["tissue"]) & (trans["snp"] == best["snp"])]["gene"])
-        data.extras["locus"] = {"pair": best["pair"], "factor_set": best["factor_set"],
-                                "tissue": best["tissue"], "snp": best["snp"], "genes": genes}
 
 
-def _locus_from_inputs(layout: RunLayout, inputs: _Inputs, locus: dict[str, Any]
-                       ) -> tuple[pd.DataFrame, pd.Series] | None:
-    """Rebuild the association input of Fig 5 from the run's input data set (no model involved).
+def _load_locus(data: ReportData, layout: RunLayout) -> None:
+    """Read the locus of Fig 5 and its association inputs, as the pipeline's gather step wrote them.
 
-    The held-out samples of the locus' tissue (``holdout.tsv``), one per individual (the first by
-    sample ID, as the pipeline's mapping does), expression as counts per million then the
-    rank-based inverse normal transform across those samples
-    (:func:`tbeqtl.pipeline.covariates.inverse_normal_transform`, the mapping's own transform),
-    and the SNP's dosages.
+    ``summary/locus.json`` names the SNP with the most trans-eGenes in one (pair, factor set,
+    tissue) mapping; ``summary/locus_expression.parquet`` holds the inverse-normal held-out
+    expression of its trans-eGenes and ``summary/locus_genotype.tsv`` the SNP's dosages
+    (:mod:`tbeqtl.pipeline.report_tables`).
     """
-    pair = PairLayout(layout.root / "pairs" / locus["pair"])
-    dataset = inputs.dataset
-    if dataset is None or not pair.holdout.is_file():
-        return None
-    from ..pipeline.covariates import counts_per_million, inverse_normal_transform
-
-    design = _read_tsv(pair.holdout)
-    held = design.loc[design["held_out"].astype(str).str.lower().isin(["true", "1"]), "sample"].astype(str)
-    tissue_s = dataset.sample_info_df.get("tissue")
-    if tissue_s is None:
-        return None
-    samples = sorted(s for s in held if s in tissue_s.index and str(tissue_s[s]) == locus["tissue"])
-    individuals = dataset.sample_map_s.reindex(samples)
-    keep = pd.Series(samples, index=individuals.to_numpy()).groupby(level=0).first().sort_values()
-    samples = list(keep.to_numpy())
-    genes = [g for g in locus["genes"] if g in dataset.counts_df.index]
-    if not samples or not genes or locus["snp"] not in dataset.genotype_df.index:
-        return None
-    expr_df = inverse_normal_transform(counts_per_million(dataset.counts_df[samples])).loc[genes]
-    dosage = dataset.genotype_df.loc[locus["snp"], list(keep.index)]
-    genotype_s = pd.Series(dosage.to_numpy(float), index=samples, name="dosage")
-    return expr_df, genotype_s
-
-
-def _load_locus(data: ReportData, layout: RunLayout, inputs: _Inputs) -> None:
-    """Quantile-normalised held-out expression and the SNP's dosages for Fig 5."""
-    locus = data.extras.get("locus")
+    if "locus" in data.absent or "eqtls" not in data.tables:
+        return
+    if not layout.locus.is_file():
+        data.mark_absent("locus", f"{layout.locus.relative_to(layout.root)} not found (the pipeline's gather "
+                         "step writes the locus of Fig 5)")
+        return
+    locus = _read_json(layout.locus).get("locus")
     if not locus:
+        data.mark_absent("locus", f"no trans-eQTL at FDR < {data.fdr:g}")
         return
-    rebuilt = _locus_from_inputs(layout, inputs, locus)
-    if rebuilt is None:
-        data.mark_absent("locus", "the association inputs of the locus are not available: no readable input "
-                         "data set (config data.path, or simulation/) with the pair's holdout.tsv, the locus "
-                         f"SNP {locus['snp']} and its trans-eGenes")
+    data.extras["locus"] = locus
+    if not (layout.locus_expression.is_file() and layout.locus_genotype.is_file()):
+        data.mark_absent("locus", "the gather step wrote no association inputs of the locus: its held-out "
+                         f"samples, trans-eGenes or SNP {locus['snp']} are not in the input data")
         return
-    data.tables["locus_expression"], genotype_s = rebuilt
-    data.tables["locus_genotype"] = genotype_s.to_frame()
+    expr_df = _read_tsv(layout.locus_expression)
+    expr_df.index = expr_df.index.astype(str)
+    genotype_df = _read_tsv(layout.locus_genotype, dtype={"sample": str}).set_index("sample")
+    data.tables["locus_expression"] = expr_df
+    data.tables["locus_genotype"] = genotype_df
 
 
 def _counted_calls(data: ReportData, calls: pd.DataFrame) -> pd.DataFrame:

@@ -10,16 +10,15 @@ import pandas as pd
 
 from ..errors import InputError
 from ..layout import PairLayout, RunLayout
-from .load_common import ReportData, _first, _Inputs, _read_json, _read_tsv, _Status, _why
+from .load_common import ReportData, _first, _read_json, _read_tsv, _Status, _why
 
 __all__ = []
 
 logger = logging.getLogger(__name__)
 
 
-def _sample_tissues(layout: RunLayout, pairs: list[PairLayout], tissue_column: str,
-                    data_dirs: list[Path]) -> pd.Series:
-    """Sample -> tissue, from the pairs' holdout tables or the input sample attributes."""
+def _sample_tissues(layout: RunLayout, pairs: list[PairLayout], tissue_column: str) -> pd.Series:
+    """Sample -> tissue, from the pairs' holdout tables or the gathered ``summary/sample_tissues.tsv``."""
     for pair in pairs:
         if pair.holdout.is_file():
             df = _read_tsv(pair.holdout)
@@ -27,14 +26,9 @@ def _sample_tissues(layout: RunLayout, pairs: list[PairLayout], tissue_column: s
             if col is not None and "sample" in df.columns:
                 return pd.Series(df[col].astype(str).to_numpy(), index=df["sample"].astype(str),
                                  name="tissue")
-    for path in (d / "sample_attributes.tsv" for d in data_dirs):
-        if path.is_file():
-            df = _read_tsv(path)
-            sample_col = _first(df.columns, "SAMPID", "sample")
-            col = _first(df.columns, tissue_column, "tissue", "SMTSD")
-            if sample_col is not None and col is not None:
-                return pd.Series(df[col].astype(str).to_numpy(), index=df[sample_col].astype(str),
-                                 name="tissue")
+    if layout.sample_tissues.is_file():
+        df = _read_tsv(layout.sample_tissues, dtype={"sample": str})
+        return pd.Series(df["tissue"].astype(str).to_numpy(), index=df["sample"].astype(str), name="tissue")
     return pd.Series(dtype=str, name="tissue")
 
 
@@ -67,15 +61,15 @@ def _topic_label(column: object) -> object:
 
 
 def _load_topics(data: ReportData, layout: RunLayout, pairs: list[PairLayout], status: _Status,
-                 tissue_column: str, data_dirs: list[Path]) -> None:
+                 tissue_column: str) -> None:
     candidates = [p for p in pairs if (p.fit / "sample_topics.tsv").is_file()]
     if not candidates:
         data.mark_absent("topics", _why(status, "fit", "fit/sample_topics.tsv of any pair", layout.root))
         return
-    sample_tissue_s = _sample_tissues(layout, pairs, tissue_column, data_dirs)
+    sample_tissue_s = _sample_tissues(layout, pairs, tissue_column)
     if sample_tissue_s.empty:
-        data.mark_absent("topics", "no sample tissues: neither holdout.tsv has a tissue column nor is the "
-                         "input sample_attributes.tsv (config data.path, or simulation/) readable")
+        data.mark_absent("topics", "no sample tissues: neither has holdout.tsv a tissue column nor has the "
+                         "gather step written summary/sample_tissues.tsv")
         return
     with_assoc = [p for p in candidates if (p.factors / "tissue_association.tsv").is_file()]
     pair = (with_assoc or candidates)[0]
@@ -158,15 +152,14 @@ def _load_elbo(data: ReportData, layout: RunLayout, pairs: list[PairLayout], sta
     data.extras["convergence_notes"] = sorted(notes)
 
 
-def _load_robust(data: ReportData, layout: RunLayout, pairs: list[PairLayout], status: _Status,
-                 inputs: _Inputs) -> None:
+def _load_robust(data: ReportData, layout: RunLayout, pairs: list[PairLayout], status: _Status) -> None:
     """Correlate the loadings of runs that share a chromosome (paper Fig 3).
 
     For the chromosome with the most runs: Pearson r between the expected gene loadings E[psi]
     of runs sharing the gene chromosome, and between the SNP loadings E[lambda] of runs sharing
-    the SNP chromosome after regressing out the coded MAF
-    (:func:`tbeqtl.pipeline.robust.maf_residuals`, the robust-component step's own residuals;
-    raw E[lambda] when the input genotypes are not readable, which the title says).
+    the SNP chromosome after regressing out the coded MAF (the gather step's
+    ``summary/maf_residuals/<pair>.parquet``; raw E[lambda] when a run has none, which the title
+    says).
     """
     tissue_rows = {}
     for pair in pairs:
@@ -185,14 +178,10 @@ def _load_robust(data: ReportData, layout: RunLayout, pairs: list[PairLayout], s
             continue
         chrom, group = max(sorted(by_chrom.items()), key=lambda kv: len(kv[1]))
         frames = []
-        residualised = kind == "snp" and inputs.dataset is not None
+        residualised = kind == "snp" and all(layout.maf_residuals(p.name).is_file() for p in group)
         for pair in group:
-            df = _read_tsv(pair.fit / fname, index_col=0)
+            df = _read_tsv(layout.maf_residuals(pair.name) if residualised else pair.fit / fname, index_col=0)
             df.index = df.index.astype(str)
-            if residualised:
-                from ..pipeline.robust import maf_residuals
-
-                df = maf_residuals(df, inputs.dataset.genotype_df)
             df.columns = [f"{pair.name}:{_topic_label(c)}" for c in df.columns]
             frames.append(df)
         joined = pd.concat(frames, axis=1, join="inner")

@@ -264,9 +264,9 @@ def run_demo(
     tuple of pathlib.Path
         ``(html_path, pdf_path)``.
     """
-    from ..pipeline import PipelineConfig, run_pipeline
+    from ..report import build_report
     from ..simulate import simulate
-    from .build import build_report
+    from . import PipelineConfig, run_pipeline
 
     start = time.perf_counter()
     out = Path(out_dir)
