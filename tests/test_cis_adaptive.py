@@ -29,7 +29,9 @@ FDR = 0.05
 
 @pytest.fixture(scope="module")
 def cohort():
-    return make_cohort(0, n=200, n_variants=2500, n_phenotypes=40)
+    return make_cohort(
+        0, n=200, n_variants=2500, n_phenotypes=40, effect=0.25
+    )  # weak: p-values near the threshold
 
 
 def _map(c, nperm):
@@ -58,20 +60,22 @@ def _egenes(table):
 def test_unsettled_rule_on_a_hand_computed_table():
     """BH (lambda = 0 gives pi0 = 1) on 7 p-values: q = 7 p / rank (increasing here).
 
-    q = 7e-8, 0.007, 0.0117, 0.0193, 0.042, 0.233, 0.9: the eGene threshold p_t = 0.03, so the band is
-    p >= 0.03 / 4 = 0.0075 and q <= 4 * 0.05 = 0.2: 0.011 and 0.03, plus the failed beta fit.
+    q = 7e-8, 0.007, 0.0117, 0.0193, 0.042, 0.07, 0.9: p_t = (0.03 + 0.06) / 2 = 0.045; with
+    se(x) = sqrt(x (1 - x) / 1000), se(p_t) = 0.00656: 0.03 (se 0.00539, 3 (se + se_t) = 0.0359 >= 0.015)
+    and 0.06 (se 0.00751, 0.0422 >= 0.015) are near it, 0.011 (se 0.00330, 0.0296 < 0.034) is not; the
+    failed beta fit (NaN) is rerun.
     """
-    p = [1e-8, 0.002, 0.005, 0.011, 0.03, 0.2, 0.9, np.nan]
+    p = [1e-8, 0.002, 0.005, 0.011, 0.03, 0.06, 0.9, np.nan]
     ids = [f"g{i}" for i in range(len(p))]
     table = pd.DataFrame(
         {"pval_beta": p, "pval_perm": 0.5, "beta_shape1": 1.0, "beta_shape2": 100.0},
         index=pd.Index(ids, name="phenotype_id"),
     )
-    assert list(_unsettled(table, fdr=FDR, qvalue_lambda=0.0)) == ["g3", "g4", "g7"]
-    # no eGene at all: the band is q <= 4 fdr from p = 0
+    assert list(_unsettled(table, fdr=FDR, qvalue_lambda=0.0)) == ["g4", "g5", "g7"]
+    # no eGene (p_t = 0): rerun when p <= 3 se(p), i.e. p <= 0.0089
     table["pval_beta"] = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
     assert list(_unsettled(table, fdr=FDR, qvalue_lambda=0.0)) == []
-    table["pval_beta"] = [0.02, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]  # q = 0.16 for g0
+    table["pval_beta"] = [0.008, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]  # q = 0.064: no eGene; 3 se = 0.00845
     assert list(_unsettled(table, fdr=FDR, qvalue_lambda=0.0)) == ["g0"]
 
 

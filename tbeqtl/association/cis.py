@@ -285,9 +285,9 @@ def _check_nperm(nperm: int) -> int:
 #: ``nperm="adaptive"``: permutations of the first stage, and of the phenotypes not settled by it.
 ADAPTIVE_FIRST = 1_000
 ADAPTIVE_MAX = 10_000
-#: ``nperm="adaptive"``: half-width (a factor on ``pval_beta``) of the band around the provisional
-#: eGene threshold in which a phenotype's call is not settled by the first stage.
-ADAPTIVE_BAND = 4.0
+#: ``nperm="adaptive"``: half-width of the band around the provisional eGene threshold, in binomial
+#: standard errors of a 1,000-permutation p-value, in which a phenotype's call is not settled.
+ADAPTIVE_Z = 3.0
 
 
 class _Chromosomes:
@@ -342,15 +342,20 @@ def _unsettled(table: pd.DataFrame, *, fdr: float, qvalue_lambda: float | None) 
     p = table["pval_beta"].to_numpy(float)
     if np.isnan(p).all():
         return table.index
-    q = calculate_qvalues(
-        table[["pval_beta", "pval_perm", "beta_shape1", "beta_shape2"]].copy(),
-        fdr=fdr,
-        qvalue_lambda=qvalue_lambda,
-    )["qval"].to_numpy(float)
-    passing = p[q <= fdr]
-    lower = float(passing.max()) / ADAPTIVE_BAND if passing.size else 0.0
-    upper_q = min(fdr * ADAPTIVE_BAND, 1.0)
-    return table.index[np.isnan(p) | ((p >= lower) & (q <= upper_q))]
+    cols = ["pval_beta", "pval_perm", "beta_shape1", "beta_shape2"]
+    q = calculate_qvalues(table[cols].copy(), fdr=fdr, qvalue_lambda=qvalue_lambda)["qval"].to_numpy(float)
+    passing, failing = p[q <= fdr], p[q > fdr]
+    if not passing.size:
+        p_t = 0.0
+    else:  # tensorQTL's threshold: midpoint between the last passing and the first failing p-value
+        p_t = (passing.max() + failing.min()) / 2 if failing.size else float(passing.max())
+
+    def se(x):
+        return np.sqrt(x * (1.0 - x) / ADAPTIVE_FIRST)
+
+    with np.errstate(invalid="ignore"):
+        near = np.abs(p - p_t) <= ADAPTIVE_Z * (se(p) + se(p_t))
+    return table.index[np.isnan(p) | near]
 
 
 def _check_adaptive(nperm, fdr: float) -> bool:
@@ -429,14 +434,18 @@ def map_cis(
     float32 products only prune; see :func:`~tbeqtl.association.cis_kernels.scan_permutations`).
 
     ``nperm="adaptive"`` draws one set of 10,000 permutations. Stage 1 runs every phenotype on its
-    first 1,000 and computes provisional q-values of ``pval_beta`` (``fdr``, ``qvalue_lambda``);
-    with ``p_t`` the largest provisional ``pval_beta`` at ``q <= fdr`` (0 when none), a phenotype
-    is settled unless ``pval_beta >= p_t / 4`` and ``q <= 4 fdr`` (or its beta fit failed).
-    Settled phenotypes lie far from the eGene threshold (a factor 4 in ``pval_beta`` below it, or
-    a factor 4 in q above ``fdr``), where the 1,000-permutation beta fit cannot change their call;
-    the others are rerun on all 10,000 permutations of the set, so their rows equal those of
-    ``nperm=10000`` with the same seed exactly. Worst case (every phenotype in the band): 11,000
-    permutations per phenotype and a second reading of the chromosomes, 1.1x the fixed 10,000.
+    first 1,000 and computes provisional q-values of ``pval_beta`` (``fdr``, ``qvalue_lambda``) and
+    tensorQTL's threshold ``p_t`` (midpoint between the largest ``pval_beta`` at ``q <= fdr`` and the
+    smallest above; 0 without eGenes). With ``se(x) = sqrt(x (1 - x) / 1000)``, the binomial
+    standard error of a 1,000-permutation p-value ``x`` (the beta fit interpolates the permutation
+    p-values, so it is not less precise in the body of the distribution; far in the tail, where it
+    extrapolates, ``p`` is far below any threshold ``p_t``), a phenotype is rerun on all 10,000
+    permutations when ``|pval_beta - p_t| <= 3 (se(pval_beta) + se(p_t))`` or its beta fit failed;
+    the others are settled at 1,000: their call would change only if their p-value or the threshold
+    moved by more than three standard errors. Rerun phenotypes use the full set, of which the
+    first stage's permutations are the prefix, so their rows equal those of ``nperm=10000`` with the
+    same seed exactly. Worst case (every phenotype near the threshold): 11,000 permutations per
+    phenotype and a second reading of their chromosomes, 1.1x the fixed 10,000.
     """
     window = _check_common(window=window, maf_threshold=maf_threshold, mac_threshold=mac_threshold)
     adaptive = _check_adaptive(nperm, fdr)
