@@ -81,7 +81,11 @@ class ParquetStream:
     def __enter__(self) -> ParquetStream:
         self._atomic = atomic_path(self.path)
         tmp = self._atomic.__enter__()
-        self._writer = pq.ParquetWriter(tmp, self.schema)
+        # dictionary pages for the repeated IDs only: on the float columns the dictionary attempt costs
+        # 60% of the encoding time and falls back to plain pages (GEUVADIS chr18, 2.7M pairs: 1.0 ->
+        # 0.4 s CPU, 101 -> 99 MB, snappy)
+        ids = [c for c in ("phenotype_id", "variant_id") if c in self.schema.names]
+        self._writer = pq.ParquetWriter(tmp, self.schema, compression="snappy", use_dictionary=ids)
         self._thread = threading.Thread(target=self._run, name="parquet-writer", daemon=True)
         self._thread.start()
         return self
