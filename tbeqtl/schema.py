@@ -201,7 +201,7 @@ _register(TableSchema(
 _register(TableSchema(
     name="pvalue_hist",
     description="p-value histogram over every test of a pool (MatrixEQTL's pvalue.hist); a bin is (lo, hi].",
-    files=("hist.tsv",),
+    files=("hist.tsv", "eqtl/<factor_set>/<tissue>/hist.tsv"),
     columns=(
         Column("pool", "str", "'cis', 'trans' or 'all'"),
         Column("bin_lo", "float", "lower p-value edge (exclusive)"),
@@ -223,12 +223,22 @@ _register(TableSchema(
     ),
 ))
 
+_PAIR_COLS = (
+    Column("pair", "str", "chromosome-pair run <gene_chrom>__<snp_chrom> (genome-wide summary tables only)",
+           required=False),
+    Column("gene_chrom", "str", "gene chromosome of the run (summary tables only)", required=False),
+    Column("snp_chrom", "str", "SNP chromosome of the run (summary tables only)", required=False),
+)
 _register(TableSchema(
     name="permutation_qq",
     description="Ordered true vs permuted -log10 p-values (expression and covariates permuted jointly "
-                "across samples), one row per rank within a pool.",
-    files=("qq.tsv",),
+                "across samples), one row per rank within a pool (the pipeline thins each pool to 2,000 "
+                "ranks, the 200 most extreme always kept).",
+    files=("qq.tsv", "eqtl/<factor_set>/<tissue>/qq.tsv", "summary/qq.parquet"),
     columns=(
+        *_PAIR_COLS,
+        Column("factor_set", "str", "'all', 'tissue', 'general' (pipeline summary only)", required=False),
+        Column("tissue", "str", "tissue (pipeline summary only)", required=False),
         Column("pool", "str", "'cis', 'trans' or 'all'"),
         Column("rank", "int", "1 = smallest p-value"),
         Column("observed_log10p", "float", "-log10 of the rank-th smallest true p-value"),
@@ -576,12 +586,6 @@ _register(TableSchema(
 # ---------------------------------------------------------------------------
 # From topics to eQTLs (tbeqtl.pipeline): `tbeqtl run`
 # ---------------------------------------------------------------------------
-_PAIR_COLS = (
-    Column("pair", "str", "chromosome-pair run <gene_chrom>__<snp_chrom> (genome-wide summary tables only)",
-           required=False),
-    Column("gene_chrom", "str", "gene chromosome of the run (summary tables only)", required=False),
-    Column("snp_chrom", "str", "SNP chromosome of the run (summary tables only)", required=False),
-)
 _register(TableSchema(
     name="holdout",
     description="One sample: whether it is held out of the TBLDA fit for the eQTL tests.",
@@ -649,31 +653,6 @@ _register(TableSchema(
         Column("p_value", "float", "p-value"),
         Column("fdr", "float", "BH FDR over the table's tests"),
         Column("flagged", "bool", "fdr below the level and effect at least the minimum"),
-    ),
-))
-_register(TableSchema(
-    name="pipeline_qq",
-    description="One point of the permutation QQ plot: ordered true vs permuted -log10 p of the same tests.",
-    files=("qq.tsv", "summary/qq.parquet"),
-    columns=(
-        *_PAIR_COLS,
-        Column("factor_set", "str", "'all', 'tissue' or 'general' (summary only)", required=False),
-        Column("tissue", "str", "tissue (summary only)", required=False),
-        Column("class", "str", "'cis' or 'trans'"),
-        Column("rank", "int", "rank of the point (1 = most significant)"),
-        Column("observed", "float", "-log10 p of the true test at this rank"),
-        Column("permuted", "float", "-log10 p of the permuted tests at this rank"),
-    ),
-))
-_register(TableSchema(
-    name="pipeline_hist",
-    description="One bin of the p-value histogram of every test of a mapping.",
-    files=("hist.tsv",),
-    columns=(
-        Column("class", "str", "'cis' or 'trans'"),
-        Column("bin_lo", "float", "lower p edge"),
-        Column("bin_hi", "float", "upper p edge"),
-        Column("count", "int", "tests in the bin"),
     ),
 ))
 #: the columns of one mapped test of a factor set and tissue (calls and candidates of a run)

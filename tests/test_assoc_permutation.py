@@ -8,7 +8,8 @@ import pytest
 from scipy import special, stats
 
 from tbeqtl.association import map_cis_permutations, map_eqtls, permutation_qq
-from tbeqtl.association.permutation import beta_mle, canonical_permutations, fit_beta_approximation
+from tbeqtl.association.histogram import pvalue_histogram
+from tbeqtl.association.permutation import beta_mle, canonical_permutations, fit_beta_approximation, qq_table
 from tbeqtl.schema import validate_table
 
 
@@ -142,3 +143,45 @@ def test_qq_result_writes_its_table(rng, tmp_path):
     qq.write(tmp_path / "qq.tsv")
     back = pd.read_csv(tmp_path / "qq.tsv", sep="\t")
     assert list(back.columns) == list(qq.table.columns) and len(back) == 100
+
+
+def test_qq_table_by_hand():
+    """Rank pairing, the beyond flag, quantile matching and thinning on hand-checked numbers."""
+    table = validate_table(qq_table({"cis": [0.1, 1e-3, 0.5, np.nan]}, {"cis": [0.2, 0.01, 1.0]}),
+                           "permutation_qq")
+    assert list(table["rank"]) == [1, 2, 3]
+    np.testing.assert_allclose(table["observed_log10p"], [3, 1, -np.log10(0.5)])
+    np.testing.assert_allclose(table["permuted_log10p"], [2, -np.log10(0.2), 0])
+    assert list(table["beyond_permuted"]) == [True, False, False]  # 1e-3 < 0.01, the smallest permuted p
+    # two permuted p-values per test: the permuted value at rank i of n is the 1 - (i - 0.5)/n quantile
+    table = qq_table({"trans": [1e-4, 0.5]}, {"trans": [1e-3, 1e-2, 0.1, 1.0], "cis": [0.5]})
+    assert list(table["pool"]) == ["trans", "trans"]  # a pool without true p-values has no row
+    perm = -np.log10([1e-3, 1e-2, 0.1, 1.0])  # quantiles 0.75 and 0.25 of (3, 2, 1, 0): 2.25 and 0.75
+    np.testing.assert_allclose(table["permuted_log10p"], [np.quantile(perm, 0.75), np.quantile(perm, 0.25)])
+    np.testing.assert_allclose(table["permuted_log10p"], [2.25, 0.75])
+    assert list(table["beyond_permuted"]) == [True, False]
+    # p = 0 is floored at the smallest normal double, as the engine floors it
+    floored = qq_table({"all": [0.0]}, {"all": [0.5]})["observed_log10p"].iloc[0]
+    assert floored == pytest.approx(-np.log10(np.finfo(np.float64).tiny))
+    # thinning keeps the most extreme ranks, then evenly spaced ones, always the last
+    rng = np.random.default_rng(0)
+    thin = qq_table({"all": rng.uniform(size=5000)}, {"all": rng.uniform(size=5000)}, max_points=300,
+                    keep_top=50)
+    ranks = thin["rank"].to_numpy()
+    assert len(ranks) <= 300 and list(ranks[:50]) == list(range(1, 51)) and ranks[-1] == 5000
+    assert qq_table({}, {}).empty and list(qq_table({}, {}).columns) == list(table.columns)
+
+
+def test_pvalue_histogram_bins_like_the_engine(rng):
+    """(lo, hi] bins by hand, and the same counts as the engine's own histogram of the same tests."""
+    hist = validate_table(pvalue_histogram({"cis": [0.0, 0.25, 0.2500001, 0.5, 1.0, np.nan]}, spec=4),
+                          "pvalue_hist")
+    assert list(hist["count"]) == [2, 2, 0, 1]  # 0 -> first bin; 0.25 is in (0, 0.25]; NaN not counted
+    np.testing.assert_allclose(hist["bin_hi"], [0.25, 0.5, 0.75, 1.0])
+    geno, expr, cov, _, _ = _data(rng)
+    res = map_eqtls(geno, expr, cov, pv_cis=0.0, pv_trans=1.0, pvalue_hist=True)
+    ours = pvalue_histogram({"all": res.pairs["all"]["p_value"].to_numpy()})
+    engine = res.hist[res.hist["pool"] == "all"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(ours[["bin_lo", "bin_hi"]], engine[["bin_lo", "bin_hi"]])
+    assert np.abs(ours["count"].to_numpy() - engine["count"].to_numpy()).sum() <= 2  # edge rounding only
+    assert ours["count"].sum() == engine["count"].sum() == geno.shape[0] * expr.shape[0]

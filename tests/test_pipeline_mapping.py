@@ -69,11 +69,12 @@ def test_blocks_statistics_and_fdr_over_complete_strata(rng):
                 assert result.n_tests[f"{klass}:{group}"] == len(sub)
                 ref = multipletests(sub["p_value"], method="fdr_bh")[1]
                 np.testing.assert_allclose(sub["fdr_by_type"], ref)
-    assert set(result.qq_df["class"]) <= {"cis", "trans"}
-    for klass, qq in result.qq_df.groupby("class"):
+    assert set(result.qq_df["pool"]) <= {"cis", "trans"}
+    for klass, qq in result.qq_df.groupby("pool"):
         p = got.loc[got["class"] == klass, "p_value"].to_numpy()
-        np.testing.assert_allclose(qq["observed"], np.sort(-np.log10(p))[::-1][qq["rank"].to_numpy() - 1])
-        assert (np.diff(qq["permuted"].to_numpy()) <= 1e-12).all()
+        np.testing.assert_allclose(qq["observed_log10p"],
+                                   np.sort(-np.log10(p))[::-1][qq["rank"].to_numpy() - 1])
+        assert (np.diff(qq["permuted_log10p"].to_numpy()) <= 1e-12).all()
     assert result.hist_df["count"].sum() == len(got)
 
 

@@ -66,7 +66,7 @@ def test_run_writes_the_layout_and_summary_tables(finished_run):
     summary = {
         "tissue_factors.parquet": "tissue_factors", "ancestry.parquet": "ancestry_factors",
         "cell_types.parquet": "cell_type_factors", "covariate_factors.parquet": "covariate_factors",
-        "eqtls.parquet": "pipeline_eqtls", "qq.parquet": "pipeline_qq"}
+        "eqtls.parquet": "pipeline_eqtls", "qq.parquet": "permutation_qq"}
     for filename, schema in summary.items():
         table = pd.read_parquet(layout.summary / filename)
         validate_table(table, schema)
@@ -159,7 +159,7 @@ def test_gathered_genome_wide_fdr(finished_run, tmp_path):
             else:  # all of them: as many as the histogram of every test has below the level
                 hist = pd.read_csv(folder / "hist.tsv", sep="\t")
                 for klass in ("cis", "trans"):
-                    below = hist[(hist["class"] == klass) & (hist["bin_hi"] <= level + 1e-12)]
+                    below = hist[(hist["pool"] == klass) & (hist["bin_hi"] <= level + 1e-12)]
                     assert (table["class"] == klass).sum() == below["count"].sum()
             if len(table):
                 cands.append(table.assign(pair=pair_name, factor_set=fs, tissue=tissue))

@@ -132,16 +132,17 @@ def write_run_folder(root: Path, rng: np.random.Generator) -> RunLayout:
                 _write(df, "eqtl_pairs", folder / f"{kind}.tsv")
                 calls.append(df[df["fdr_by_type"] < 0.1].assign(pair=pair.name, factor_set="all",
                                                                 tissue=tissue, **{"class": kind}))
-            qq = [pd.DataFrame({"class": kind, "rank": np.arange(1, len(tests[kind]) + 1),
-                                "observed": _mlog10_sorted(tests[kind]["p_value"].to_numpy()),
-                                "permuted": _mlog10_sorted(rng.uniform(0, 1, size=len(tests[kind])))})
+            qq = [pd.DataFrame({"pool": kind, "rank": np.arange(1, len(tests[kind]) + 1),
+                                "observed_log10p": _mlog10_sorted(tests[kind]["p_value"].to_numpy()),
+                                "permuted_log10p": _mlog10_sorted(rng.uniform(0, 1, size=len(tests[kind])))})
                   for kind in ("cis", "trans")]
-            _write(pd.concat(qq, ignore_index=True), "pipeline_qq", folder / "qq.tsv")
+            qq = [q.assign(beyond_permuted=q["observed_log10p"] > q["permuted_log10p"].max()) for q in qq]
+            _write(pd.concat(qq, ignore_index=True), "permutation_qq", folder / "qq.tsv")
             edges = np.linspace(0, 1, 21)
-            hist = [pd.DataFrame({"class": kind, "bin_lo": edges[:-1], "bin_hi": edges[1:],
+            hist = [pd.DataFrame({"pool": kind, "bin_lo": edges[:-1], "bin_hi": edges[1:],
                                   "count": np.histogram(tests[kind]["p_value"], bins=edges)[0]})
                     for kind in ("cis", "trans")]
-            _write(pd.concat(hist, ignore_index=True), "pipeline_hist", folder / "hist.tsv")
+            _write(pd.concat(hist, ignore_index=True), "pvalue_hist", folder / "hist.tsv")
             write_json({"tissue": tissue, "n_tests": {"cis": 60, "trans": 120}, "call_column": "fdr_by_type"},
                        folder / "run.json")
     go = pd.DataFrame({"set": ["Whole Blood"] * 5 + ["Muscle - Skeletal"] * 5,

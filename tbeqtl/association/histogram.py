@@ -21,7 +21,7 @@ import pandas as pd
 from ..errors import InputError
 from .models import Model
 
-__all__ = ["histogram_edges", "histogram_table", "qq_from_histogram", "score_edges"]
+__all__ = ["histogram_edges", "histogram_table", "pvalue_histogram", "qq_from_histogram", "score_edges"]
 
 XMIN = np.finfo(np.float64).tiny
 
@@ -154,6 +154,42 @@ def histogram_table(counts_by_pool: dict, p_edges: np.ndarray) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame({"pool": [], "bin_lo": [], "bin_hi": [], "count": []})
     return pd.concat(frames, ignore_index=True)
+
+
+def pvalue_histogram(p_by_pool: dict, *, spec=True) -> pd.DataFrame:
+    """Histogram of given p-values per pool (schema ``pvalue_hist``), binned as the engine bins them.
+
+    The engine's :func:`~tbeqtl.association.map_eqtls` counts its own tests while it streams them;
+    this bins p-values already in hand (e.g. the tests of one factor set) with the same edges and
+    the same ``(lo, hi]`` bins.
+
+    Parameters
+    ----------
+    p_by_pool
+        Pool name (``"cis"``, ``"trans"``, ``"all"``) -> p-values; NaN ones are not counted.
+    spec
+        Bin specification as :func:`histogram_edges` takes it (``True``: 100 equal bins).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``pool, bin_lo, bin_hi, count``, pools in the given order. A p-value of 0 falls in
+        the first bin when the lowest edge is 0; p-values outside the edges are not counted.
+    """
+    edges = histogram_edges(spec)
+    if edges is None:
+        raise InputError("pvalue_histogram needs bins: use True, a number of bins, edges or 'qqplot'")
+    counts = {}
+    for pool, values in p_by_pool.items():
+        p = np.asarray(values, dtype=float)
+        p = p[~np.isnan(p)]
+        p = p[(p <= edges[-1]) & ((p > edges[0]) | (edges[0] <= 0))]
+        idx = np.clip(np.searchsorted(edges, p, side="left"), 1, edges.size - 1)  # edges[i-1] < p <= edges[i]
+        counts[pool] = np.bincount(idx - 1, minlength=edges.size - 1)
+    if not counts:
+        return pd.DataFrame({"pool": pd.Series(dtype=object), "bin_lo": pd.Series(dtype=float),
+                             "bin_hi": pd.Series(dtype=float), "count": pd.Series(dtype=np.int64)})
+    return histogram_table(counts, edges)
 
 
 def qq_from_histogram(hist_df: pd.DataFrame, *, pool: str) -> pd.DataFrame:

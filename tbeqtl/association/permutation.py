@@ -6,7 +6,8 @@ sorted by ID (one :class:`numpy.random.Generator` from the seed), then applied b
 * :func:`permutation_qq` (Gewirtz et al. 2022, Fig 4): rerun the same tests with the expression
   and the covariates permuted *jointly* across samples (genotypes fixed), and return the ordered
   true and permuted -log10 p-values of each pool, with the number of true p-values smaller than
-  the smallest permuted one.
+  the smallest permuted one; :func:`qq_table` builds that table (schema ``permutation_qq``) from
+  p-values in hand, for every caller (the pipeline's factor-set mapping included).
 * :func:`map_cis_permutations` (Ongen et al. 2016 FastQTL; tensorQTL ``map_cis``): per gene, the
   best cis SNP's nominal association, ``n_permutations`` permutations of the raw expression
   (each residualised on the unpermuted covariates), the maximum permuted ``r^2`` per
@@ -43,6 +44,7 @@ __all__ = [
     "fit_beta_approximation",
     "map_cis_permutations",
     "permutation_qq",
+    "qq_table",
 ]
 
 logger = logging.getLogger(__name__)
@@ -110,6 +112,71 @@ class QQResult:
         write_table(validate_table(self.table, "permutation_qq"), path)
 
 
+#: p-values are floored at the smallest normal double before -log10, as the engine floors them.
+_P_FLOOR = np.finfo(np.float64).tiny
+
+
+def _qq_pool(observed: np.ndarray, permuted: np.ndarray, *, max_points: int | None,
+             keep_top: int) -> pd.DataFrame:
+    """Rank-paired -log10 p of one pool (see :func:`qq_table`)."""
+    observed = observed[~np.isnan(observed)]
+    permuted = permuted[~np.isnan(permuted)]
+    obs = -np.log10(np.clip(np.sort(observed), _P_FLOOR, 1.0))
+    perm = -np.log10(np.clip(np.sort(permuted), _P_FLOOR, 1.0))
+    n = min(obs.size, perm.size)
+    beyond = obs > (perm[0] if perm.size else np.inf)  # below the smallest permuted p-value
+    if n and obs.size != perm.size:
+        # quantile-match when the permuted pool has another size (several permutations)
+        q = (np.arange(1, obs.size + 1) - 0.5) / obs.size
+        perm = np.quantile(perm, 1.0 - q, method="linear")
+        n = obs.size
+    idx = np.arange(n)
+    if max_points is not None and n > max_points:
+        rest = np.unique(np.linspace(keep_top, n - 1, max_points - keep_top).astype(int))
+        idx = np.unique(np.concatenate([np.arange(keep_top), rest]))
+    return pd.DataFrame({"rank": (idx + 1).astype(np.int64), "observed_log10p": obs[idx],
+                         "permuted_log10p": perm[idx], "beyond_permuted": beyond[idx]})
+
+
+def qq_table(observed_by_pool: dict, permuted_by_pool: dict, *, max_points: int | None = None,
+             keep_top: int = 200) -> pd.DataFrame:
+    """Pair the ordered true and permuted -log10 p-values of each pool by rank (schema ``permutation_qq``).
+
+    Parameters
+    ----------
+    observed_by_pool
+        Pool name (``"cis"``, ``"trans"``, ``"all"``) -> true p-values.
+    permuted_by_pool
+        Pool name -> p-values of the same tests on permuted data. A pool missing here has no row.
+        When the sizes differ (several permutations), the permuted -log10 p at rank ``i`` of ``n``
+        is the ``1 - (i - 0.5) / n`` quantile of the permuted pool.
+    max_points
+        Keep at most this many points per pool (None: all): the ``keep_top`` most extreme ranks
+        and evenly spaced ranks after them.
+    keep_top
+        Ranks always kept when thinning.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``pool, rank, observed_log10p, permuted_log10p, beyond_permuted``; p-values are floored at
+        the smallest normal double, NaN ones dropped; ``beyond_permuted`` marks true p-values below
+        the smallest permuted one.
+    """
+    frames = [
+        _qq_pool(np.asarray(observed_by_pool[pool], dtype=float), np.asarray(permuted, dtype=float),
+                 max_points=max_points, keep_top=keep_top).assign(pool=pool)
+        for pool, permuted in permuted_by_pool.items() if pool in observed_by_pool
+    ]
+    if not frames:
+        return pd.DataFrame({"pool": pd.Series(dtype=object), "rank": pd.Series(dtype=np.int64),
+                             "observed_log10p": pd.Series(dtype=float),
+                             "permuted_log10p": pd.Series(dtype=float),
+                             "beyond_permuted": pd.Series(dtype=bool)})
+    table = pd.concat(frames, ignore_index=True)
+    return table[["pool", "rank", "observed_log10p", "permuted_log10p", "beyond_permuted"]]
+
+
 def permutation_qq(
     genotype_df: pd.DataFrame,
     expression_df: pd.DataFrame,
@@ -156,25 +223,9 @@ def permutation_qq(
     pv_cis = 1.0 if (map_kwargs.get("snp_pos_df") is not None) else 0.0
     true = map_eqtls(genotype_df, expr_df, cov_df, pv_cis=pv_cis, pv_trans=1.0, **map_kwargs)
     null = map_eqtls(genotype_df, expr_perm, cov_perm, pv_cis=pv_cis, pv_trans=1.0, **map_kwargs)
-    frames, beyond = [], {}
-    for pool in true.pairs:
-        p_true = np.sort(true.pairs[pool]["p_value"].to_numpy(float))
-        p_null = np.sort(null.pairs[pool]["p_value"].to_numpy(float))
-        min_null = p_null[0] if p_null.size else 1.0
-        flag = p_true < min_null
-        beyond[pool] = int(flag.sum())
-        frames.append(
-            pd.DataFrame(
-                {
-                    "pool": pool,
-                    "rank": np.arange(1, p_true.size + 1, dtype=np.int64),
-                    "observed_log10p": -np.log10(p_true),
-                    "permuted_log10p": -np.log10(p_null),
-                    "beyond_permuted": flag,
-                }
-            )
-        )
-    table = pd.concat(frames, ignore_index=True)
+    table = qq_table({pool: df["p_value"] for pool, df in true.pairs.items()},
+                     {pool: df["p_value"] for pool, df in null.pairs.items()})
+    beyond = {pool: int(table.loc[table["pool"] == pool, "beyond_permuted"].sum()) for pool in true.pairs}
     return QQResult(table=table, n_beyond=beyond, n_tests=dict(true.n_tests))
 
 

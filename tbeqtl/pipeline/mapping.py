@@ -20,8 +20,10 @@ Rules used here:
   when gene types are unknown) is below the level.
 - Permutation QQ: expression and covariates are permuted jointly across samples (seeded), which
   keeps their relation and breaks the genotype link, and the same tests are rerun; the ordered
-  true and permuted -log10 p-values are paired by rank (thinned to at most 2,000 points per
-  class, always keeping the 200 most extreme).
+  true and permuted -log10 p-values are paired by rank
+  (:func:`tbeqtl.association.permutation.qq_table`, thinned to at most 2,000 points per class,
+  always keeping the 200 most extreme); the p-value histogram is
+  :func:`tbeqtl.association.histogram.pvalue_histogram` (100 bins ``(lo, hi]``).
 - Exhaustive: every SNP x gene pair of the chromosome pair on the same samples and covariates,
   with the engine's own FDR over all tests.
 - If an individual has several held-out samples in one tissue, only the first (by sample ID) is
@@ -37,6 +39,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..association.histogram import pvalue_histogram
+from ..association.permutation import qq_table
 from ..atomic import write_json, write_table
 from ..errors import InputError
 from ..schema import validate_table
@@ -58,6 +62,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _STAT_COLUMNS = ["snp", "gene", "beta", "t_stat", "p_value"]
+
+#: permutation QQ points kept per class (the most extreme QQ_KEEP_TOP always)
+QQ_MAX_POINTS, QQ_KEEP_TOP = 2000, 200
 
 
 @dataclass(frozen=True)
@@ -352,9 +359,11 @@ class FactorSetResult:
     topics
         The factor set's topics.
     qq_df
-        Permutation QQ points (``class, rank, observed, permuted``).
+        Permutation QQ points (schema ``permutation_qq``, pool = class;
+        :func:`tbeqtl.association.permutation.qq_table`).
     hist_df
-        p-value histogram (``class, bin_lo, bin_hi, count``).
+        p-value histogram (schema ``pvalue_hist``, pool = class;
+        :func:`tbeqtl.association.histogram.pvalue_histogram`).
     params
         Extra metadata for run.json.
     """
@@ -381,32 +390,6 @@ def call_column(tests_df: pd.DataFrame) -> str:
         Column name.
     """
     return "fdr_by_type" if "fdr_by_type" in tests_df.columns else "fdr"
-
-
-def _qq(observed: np.ndarray, permuted: np.ndarray, *, max_points: int = 2000, keep_top: int = 200
-        ) -> pd.DataFrame:
-    obs = np.sort(-np.log10(np.clip(observed, 1e-300, 1.0)))[::-1]
-    perm = np.sort(-np.log10(np.clip(permuted, 1e-300, 1.0)))[::-1]
-    n = min(len(obs), len(perm))
-    if n == 0:
-        return pd.DataFrame({"rank": pd.Series(dtype=np.int64), "observed": pd.Series(dtype=float),
-                             "permuted": pd.Series(dtype=float)})
-    if len(obs) != len(perm):
-        # quantile-match when the permuted pool has a different size (several permutations)
-        q = (np.arange(1, len(obs) + 1) - 0.5) / len(obs)
-        perm = np.quantile(perm, 1.0 - q, method="linear")
-        n = len(obs)
-    idx = np.arange(n)
-    if n > max_points:
-        rest = np.unique(np.linspace(keep_top, n - 1, max_points - keep_top).astype(int))
-        idx = np.unique(np.concatenate([np.arange(keep_top), rest]))
-    return pd.DataFrame({"rank": idx + 1, "observed": obs[idx], "permuted": perm[idx]})
-
-
-def _hist(p_values: np.ndarray, *, n_bins: int = 100) -> pd.DataFrame:
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    counts, _ = np.histogram(p_values, bins=edges)
-    return pd.DataFrame({"bin_lo": edges[:-1], "bin_hi": edges[1:], "count": counts.astype(np.int64)})
 
 
 def restrict_to_factor_set(
@@ -439,7 +422,7 @@ def restrict_to_factor_set(
     has_type = "gene_type" in tests.columns
     if has_type:
         tests["fdr_by_type"] = np.nan
-    qq_frames, hist_frames = [], []
+    p_by_class, null_by_class = {}, {}
     keys = set(zip(tests["snp"], tests["gene"], strict=True))
     for klass in ("cis", "trans"):
         in_class = (tests["class"] == klass).to_numpy()
@@ -447,7 +430,7 @@ def restrict_to_factor_set(
         p = tests.loc[in_class, "p_value"].to_numpy(dtype=float)
         if in_class.any():
             tests.loc[in_class, "fdr"] = bh_fdr(p)
-            hist_frames.append(_hist(p).assign(**{"class": klass}))
+            p_by_class[klass] = p
         if has_type:
             groups = np.array([f"{klass}:{gene_type_group(t)}" for t in tests.loc[in_class, "gene_type"]])
             for group in sorted(set(groups)):
@@ -459,15 +442,11 @@ def restrict_to_factor_set(
             nsel = null_df.loc[(null_df["class"] == klass).to_numpy()]
             nkeep = np.array([(s, g) in keys for s, g in zip(nsel["snp"], nsel["gene"], strict=True)],
                              dtype=bool)
-            null_p = nsel.loc[nkeep, "p_value"].to_numpy(dtype=float)
-            qq_frames.append(_qq(p, null_p).assign(**{"class": klass}))
-    qq_df = (pd.concat(qq_frames, ignore_index=True) if qq_frames
-             else pd.DataFrame(columns=["rank", "observed", "permuted", "class"]))
-    hist_df = (pd.concat(hist_frames, ignore_index=True) if hist_frames
-               else pd.DataFrame(columns=["bin_lo", "bin_hi", "count", "class"]))
+            null_by_class[klass] = nsel.loc[nkeep, "p_value"].to_numpy(dtype=float)
+    qq_df = qq_table(p_by_class, null_by_class, max_points=QQ_MAX_POINTS, keep_top=QQ_KEEP_TOP)
+    hist_df = pvalue_histogram(p_by_class)
     tests = tests.sort_values(["p_value", "snp", "gene"], ignore_index=True)
-    return FactorSetResult(tests, n_tests, sorted(chosen), qq_df[["class", "rank", "observed", "permuted"]],
-                           hist_df[["class", "bin_lo", "bin_hi", "count"]])
+    return FactorSetResult(tests, n_tests, sorted(chosen), qq_df, hist_df)
 
 
 def exhaustive_mapping(
@@ -501,10 +480,10 @@ def exhaustive_mapping(
     tests["topics"] = [[] for _ in range(len(tests))]
     n_tests = {str(k): int(v) for k, v in result.n_tests.items()}
     hist = getattr(result, "hist", None)
-    hist_df = pd.DataFrame(columns=["class", "bin_lo", "bin_hi", "count"])
+    hist_df = pvalue_histogram({})
     if isinstance(hist, pd.DataFrame) and {"pool", "bin_lo", "bin_hi", "count"} <= set(hist.columns):
-        hist_df = hist.rename(columns={"pool": "class"})[["class", "bin_lo", "bin_hi", "count"]]
-    qq_df = pd.DataFrame(columns=["class", "rank", "observed", "permuted"])
+        hist_df = hist[["pool", "bin_lo", "bin_hi", "count"]]
+    qq_df = qq_table({}, {})
     tests = tests.sort_values(["p_value", "snp", "gene"], ignore_index=True)
     return FactorSetResult(tests, n_tests, [], qq_df, hist_df)
 
@@ -532,8 +511,8 @@ def write_factor_set(result: FactorSetResult, folder: str | Path, *, output_pval
                 if c in rows.columns]
         table = rows[cols].reset_index(drop=True)
         write_table(validate_table(table, "eqtl_pairs"), folder / f"{klass}.tsv")
-    write_table(validate_table(result.qq_df, "pipeline_qq"), folder / "qq.tsv")
-    write_table(validate_table(result.hist_df, "pipeline_hist"), folder / "hist.tsv")
+    write_table(validate_table(result.qq_df, "permutation_qq"), folder / "qq.tsv")
+    write_table(validate_table(result.hist_df, "pvalue_hist"), folder / "hist.tsv")
     level_col = call_column(tests)
     meta = {
         "n_tests": result.n_tests,

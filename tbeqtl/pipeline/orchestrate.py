@@ -717,7 +717,7 @@ def gather_results(layout: RunLayout, config: PipelineConfig, *, data: EQTLData,
                "cell_types": ("cell_type_factors", "cell_types.parquet"),
                "covariate_factors": ("covariate_factors", "covariate_factors.parquet"),
                "eqtls": ("pipeline_eqtls", "eqtls.parquet"),
-               "qq": ("pipeline_qq", "qq.parquet")}
+               "qq": ("permutation_qq", "qq.parquet")}
     tables: dict[str, pd.DataFrame] = {}
     for key, (schema, filename) in schemas.items():
         if not frames[key]:

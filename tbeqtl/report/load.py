@@ -15,8 +15,8 @@ What is read, per pair ``pairs/<gene_chrom>__<snp_chrom>/``:
 - ``fit/sample_topics.tsv``, ``fit/gene_topics.tsv``, ``fit/snp_topics.tsv`` (ID column, then
   topics ``0 .. K-1``), ``fit/elbo.tsv`` (``step``, ``elbo``, ``statistic``), ``fit/run.json``;
 - ``factors/tissue_association.tsv`` (schema ``tissue_factors``);
-- ``eqtl/<factor_set>/<tissue>/``: ``hist.tsv`` (``pipeline_hist``), and ``cis.tsv`` /
-  ``trans.tsv`` (``eqtl_pairs``), ``qq.tsv`` (``pipeline_qq``) and ``run.json`` (its
+- ``eqtl/<factor_set>/<tissue>/``: ``hist.tsv`` (``pvalue_hist``), and ``cis.tsv`` /
+  ``trans.tsv`` (``eqtl_pairs``), ``qq.tsv`` (``permutation_qq``) and ``run.json`` (its
   ``call_column``) when the run has no gathered summary.
 
 Run level: ``run.json`` and ``config.toml``; ``summary/eqtls.parquet``, ``summary/qq.parquet``,

@@ -41,10 +41,13 @@ def _tissue_name(folder: Path, safe: str) -> str:
 
 
 def _qq_table(df: pd.DataFrame, run: str | pd.Series, source: str) -> pd.DataFrame:
-    """Normalise a permutation QQ table (schema pipeline_qq or permutation_qq) to the figure's columns."""
-    obs = _first(df.columns, "observed", "observed_log10p", "true")
-    perm = _first(df.columns, "permuted", "permuted_log10p", "perm")
-    kind = _first(df.columns, "class", "kind", "pool")
+    """Normalise a permutation QQ table (schema permutation_qq) to the figure's columns.
+
+    Runs of tbeqtl before the one QQ schema wrote ``class, observed, permuted``; they are read too.
+    """
+    obs = _first(df.columns, "observed_log10p", "observed")
+    perm = _first(df.columns, "permuted_log10p", "permuted")
+    kind = _first(df.columns, "pool", "class")
     if obs is None or perm is None:
         raise InputError("QQ table lacks observed/permuted columns", path=source, ids=list(df.columns))
     out = pd.DataFrame({
@@ -70,7 +73,7 @@ def _hist_table(path: Path) -> pd.DataFrame:
     start = _first(df.columns, "bin_lo", "bin_start")
     end = _first(df.columns, "bin_hi", "bin_end")
     count = _first(df.columns, "count")
-    kind = _first(df.columns, "class", "kind", "pool")
+    kind = _first(df.columns, "pool", "class")  # schema pvalue_hist; "class" in older runs
     if start is None or end is None or count is None:
         raise InputError("p-value histogram table lacks bin/count columns", path=str(path),
                          ids=list(df.columns))
