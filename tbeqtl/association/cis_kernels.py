@@ -191,16 +191,46 @@ _STATS = (
 )
 
 
-def _block_stats(raw: np.ndarray, q: np.ndarray, buf: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray]:
+def _hard_counts(codes: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Compute sums, allele counts and monomorphism of int8 hard calls from genotype counts.
+
+    For a row without missing calls, with ``n_g`` samples of genotype ``g``: the dosage sum is
+    ``n1 + 2 n2``, the samples above 0.5 ``n1 + n2`` (their dosage sum ``n1 + 2 n2``), below 1.5
+    ``n0 + n1``: the values :func:`_allele_counts` gives on the float dosages, exactly. Rows with
+    missing calls (``-1``) get NaN sums; their statistics come from the imputed float64 values.
+    """
+    n = codes.shape[1]
+    n1 = np.count_nonzero(codes == 1, axis=1)
+    n2 = np.count_nonzero(codes == 2, axis=1)
+    n_miss = np.count_nonzero(codes < 0, axis=1)
+    n0 = n - n1 - n2 - n_miss
+    s = n1 + 2 * n2
+    sums = np.where(n_miss > 0, np.nan, s.astype(np.float64))
+    af = sums / (2 * n)
+    low = af <= 0.5
+    ma_samples = np.where(low, n1 + n2, n0 + n1).astype(np.int32)
+    ma_count = np.where(low, s, 2 * n - s).astype(np.int32)
+    mono = (n0 == n) | (n1 == n) | (n2 == n)
+    return sums, af, ma_samples, ma_count, mono
+
+
+def _block_stats(
+    raw: np.ndarray, q: np.ndarray, buf: np.ndarray, *, codes: np.ndarray | None = None
+) -> tuple[dict, np.ndarray, np.ndarray]:
     """Impute one block (in place, float32-rounded) and compute its per-variant statistics.
 
+    ``codes``: the block's int8 hard calls when it holds only hard calls (faster counts, same values).
     Returns the statistics, the rows with missing calls and their missing masks.
     """
     b, n = raw.shape
-    sums = raw.sum(axis=1, dtype=np.float64)
-    rows_nan = np.flatnonzero(np.isnan(sums))
     x64 = buf[:b]
-    np.copyto(x64, raw)
+    if codes is None:
+        sums = raw.sum(axis=1, dtype=np.float64)
+        np.copyto(x64, raw)
+    else:
+        sums, af, ma_samples, ma_count, mono = _hard_counts(codes)
+        np.copyto(x64, codes)  # rows with missing calls are imputed below
+    rows_nan = np.flatnonzero(np.isnan(sums))
     masks = np.isnan(raw[rows_nan])
     if rows_nan.size:
         sub = x64[rows_nan]
@@ -211,12 +241,13 @@ def _block_stats(raw: np.ndarray, q: np.ndarray, buf: np.ndarray) -> tuple[dict,
         x64[rows_nan] = sub
         raw[rows_nan] = sub  # float32-rounded imputed values
         sums[rows_nan] = sub.sum(axis=1)
-    af, ma_samples, ma_count = _allele_counts(raw, sums, n)
+    if codes is None:
+        af, ma_samples, ma_count = _allele_counts(raw, sums, n)
+        mono = np.all(raw == raw[:, :1], axis=1)
     if rows_nan.size:  # the exact counts of imputed rows come from the float64 values
         af[rows_nan], ma_samples[rows_nan], ma_count[rows_nan] = _allele_counts(
             x64[rows_nan], sums[rows_nan], n
         )
-    mono = np.all(raw == raw[:, :1], axis=1)
     if rows_nan.size:
         mono[rows_nan] = np.all(x64[rows_nan] == x64[rows_nan, :1], axis=1)
     mean = sums / n
@@ -314,7 +345,7 @@ def load_chromosome(source, chrom: str, *, samples, q: np.ndarray, block: int = 
             store = np.empty((n_var, n), dtype=np.float32 if codes is None else np.int8)
         elif codes is None and store.dtype == np.int8:
             store = store.astype(np.float32)  # dosages after hard calls: widen once
-        block_stats, rows_nan, masks = _block_stats(raw, q, buf)
+        block_stats, rows_nan, masks = _block_stats(raw, q, buf, codes=codes)
         dest = slice(start, stop) if in_order else dest_of[start:stop]
         store[dest] = raw if codes is None else codes
         for name, _ in _STATS:
