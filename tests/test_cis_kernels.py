@@ -77,3 +77,29 @@ def test_residual_norms_and_testability(data):
     assert ok.sum() == chromg.n_variants - 3
     np.testing.assert_allclose(chromg.res_norm[ok], norms[ok], rtol=1e-10)
     assert chromg.centered_norm[row["v011"]] / chromg.res_norm[row["v011"]] > 100  # the explicit path
+
+
+def test_hard_call_allele_counts_follow_tensorqtl_rules(data):
+    """af, ma_samples, ma_count, monomorphic of int8 hard calls (int8 count path) vs tensorQTL's rules.
+
+    Reference (tensorQTL ``get_maf``-style, written here on the imputed float dosages): af = mean / 2;
+    af <= 0.5: ma_samples = #(x > 0.5), ma_count = int(sum of x over x > 0.5); else #(x < 1.5) and
+    2n - that sum.
+    """
+    geno, var, _, q = data
+    calls = geno.iloc[14:200].copy()
+    calls.iloc[0] = 0.0  # monomorphic hard calls
+    calls.iloc[1] = 2.0
+    calls.iloc[2] = 2.0 - calls.iloc[2].fillna(0)  # high-frequency allele: the other branch
+    hard = FrameGenotypes(calls.fillna(-9).astype(np.int8), var.loc[calls.index])
+    chromh = load_chromosome(hard, "chr3", samples=list(geno.columns), q=q, block=64)
+    x = calls.loc[chromh.ids].apply(lambda r: r.fillna(r.mean()), axis=1).to_numpy()
+    n = x.shape[1]
+    af = x.mean(axis=1) / 2
+    s = np.floor(np.where(x > 0.5, x, 0.0).sum(axis=1) + 1e-9).astype(int)
+    low = af <= 0.5
+    np.testing.assert_allclose(chromh.af, af, rtol=1e-15)
+    np.testing.assert_array_equal(chromh.ma_samples, np.where(low, (x > 0.5).sum(1), (x < 1.5).sum(1)))
+    np.testing.assert_array_equal(chromh.ma_count, np.where(low, s, 2 * n - s))
+    np.testing.assert_array_equal(chromh.monomorphic, (x == x[:, :1]).all(axis=1))
+    assert chromh.monomorphic.sum() >= 2 and (~low).any() and low.any()
