@@ -8,7 +8,8 @@
 - :mod:`~tbeqtl.pipeline.mapping`: factor-restricted and exhaustive eQTL mapping;
 - :mod:`~tbeqtl.pipeline.genome_fdr`: the genome-wide BH over all runs at gather time;
 - :mod:`~tbeqtl.pipeline.report_tables`: what the report draws from the inputs, written at gather time;
-- :mod:`~tbeqtl.pipeline.orchestrate`: :func:`run_pipeline` over chromosome pairs with Dask;
+- :mod:`~tbeqtl.pipeline.jobs`: the jobs of a run, one module each (fit, rank, factors, mapping, gather);
+- :mod:`~tbeqtl.pipeline.orchestrate`: :func:`run_pipeline`, driving the jobs over chromosome pairs with Dask;
 - :mod:`~tbeqtl.pipeline.demo`: the ``tbeqtl demo`` job (simulate, run, enrich, compare, report).
 """
 
