@@ -20,6 +20,17 @@ collinear with the covariates (``R^2 > 1 - 1e-10``) are not testable, like monom
 Genotypes are read once per chromosome, held as int8 (hard calls; float32 for dosages: the only
 chromosome-sized array), and every per-variant quantity (imputed mean, allele counts, residual
 norm on the covariates) is computed once per chromosome in float64 (:mod:`.cis_kernels`).
+
+Memory (not yet bounded independently of the chromosome size): peak RSS is about
+``V n`` bytes (int8 hard calls; ``4 V n`` for dosages) for the ``V`` variants of the largest
+chromosome over ``n`` samples, plus ~150 bytes per variant (IDs, positions, float64 statistics),
+plus the working set of one window: float64 rows of the blocks under the current windows
+(nominal: at most ``16,384 n 8`` bytes, 58 MB at n = 445) and, with ``P`` permutations, the
+permuted phenotypes (``12 P n`` bytes, float64 and float32) and one float32 product block
+(``1,024 P 4`` bytes): 0.2 GB for GEUVADIS chr18 (367,759 variants x 445), but 2.5 GB of int8
+for a GTEx-sized chr1 (3M variants x 838 donors). Streaming a chromosome in variant blocks with
+a sliding window over the position-sorted phenotypes (``read_chrom(start=, stop=)``) would bound
+it by the window span; not done yet.
 """
 
 from __future__ import annotations

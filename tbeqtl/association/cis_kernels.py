@@ -317,6 +317,12 @@ def load_chromosome(source, chrom: str, *, samples, q: np.ndarray, block: int = 
     ChromGenotypes
         The chromosome, variants sorted by (position, ID): its dosages in one int8 matrix (hard
         calls) or float32 matrix (dosages) and float64 per-variant statistics.
+
+    Notes
+    -----
+    Memory: ``V n`` bytes for ``V`` variants and ``n`` samples (``4 V n`` with dosages) for the
+    whole chromosome, plus ~150 bytes per variant and one ``block x n`` float64 buffer while
+    reading; the store is not streamed (see :mod:`tbeqtl.association.cis`).
     """
     vdf = source.variant_df
     sel = np.flatnonzero(vdf["chrom"].to_numpy() == chrom)
