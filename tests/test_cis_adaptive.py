@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from cis_cohort import make_cohort
 
-from tbeqtl.association.cis import ADAPTIVE_FIRST, ADAPTIVE_MAX, _unsettled, map_cis
+from tbeqtl.association.cis import ADAPTIVE_FIRST, ADAPTIVE_MAX, _unsettled, map_cis, map_independent
 from tbeqtl.association.post import calculate_qvalues
 from tbeqtl.cli import main
 from tbeqtl.errors import InputError
@@ -105,6 +105,18 @@ def test_adaptive_rows_are_fixed_count_rows_on_a_prefix_of_one_permutation_set(r
 def test_invalid_nperm_strings_are_rejected(cohort):
     with pytest.raises(InputError, match="adaptive"):
         _map(cohort, "fast")
+    c = cohort
+    cis = calculate_qvalues(_map(c, ADAPTIVE_FIRST))
+    with pytest.raises(InputError, match="adaptive"):
+        map_independent(
+            c.genotype_df,
+            c.variant_df,
+            cis,
+            c.phenotype_df,
+            c.phenotype_pos_df,
+            c.covariates_df,
+            nperm="adaptive",
+        )
 
 
 @pytest.fixture(scope="module")
@@ -154,3 +166,24 @@ def test_cli_adaptive_is_refused_outside_permutations_mode(files, tmp_path):
     assert _cli(root, tmp_path, "nominal", "adaptive") == 2
     with pytest.raises(SystemExit):
         _cli(root, tmp_path, "permutations", "many")
+
+
+@pytest.mark.slow
+def test_geuvadis_adaptive_reaches_the_egene_calls_of_10000_permutations(shared_data):
+    """GEUVADIS-shaped chr18 (445 samples, 301 phenotypes): Jaccard >= 0.97 at q <= 0.05, rerun rows exact."""
+    from tbeqtl.io.expression_bed import read_expression_bed
+    from tbeqtl.io.genotypes import open_genotypes
+
+    folder = shared_data / "geuvadis_chr18" / "synthetic"
+    if not folder.exists():
+        pytest.skip("GEUVADIS-shaped synthetic cohort not present")
+    src = open_genotypes(str(folder / "SYNTH_GEUV.445_samples.chr18"))
+    expr, pos = read_expression_bed(str(folder / "SYNTH_GEUV.445_samples.expression.bed.gz"), chrom="chr18")
+    cov = pd.read_csv(folder / "SYNTH_GEUV.445_samples.covariates.txt", sep="\t", index_col=0).T
+    adaptive = map_cis(src, None, expr, pos, cov, nperm="adaptive", seed=1)
+    full = map_cis(src, None, expr, pos, cov, nperm=ADAPTIVE_MAX, seed=1)
+    ea, ef = _egenes(adaptive), _egenes(full)
+    assert len(ea & ef) / len(ea | ef) >= 0.97
+    counts = pd.Series(adaptive.attrs["nperm"])
+    rerun = counts.index[counts == ADAPTIVE_MAX]
+    pd.testing.assert_frame_equal(adaptive.loc[rerun], full.loc[rerun], check_exact=True)

@@ -288,6 +288,8 @@ def _cis_frame(rows: list[dict], index: list[str], *, extra: tuple[str, ...] = (
 
 
 def _check_nperm(nperm: int) -> int:
+    if isinstance(nperm, str):
+        raise InputError(f'nperm must be an integer here ("adaptive" is a map_cis option), got {nperm!r}')
     if int(nperm) < 10:
         raise InputError(f"nperm must be at least 10 for the beta approximation, got {nperm}")
     return int(nperm)
