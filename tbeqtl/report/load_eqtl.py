@@ -199,7 +199,7 @@ def _summaries(data: ReportData, eqtl_df: pd.DataFrame, counts_path: Path) -> No
         _pipeline_counts(data, counts_path)
     else:
         _own_counts(data, sig)
-    _top_and_locus(data, eqtl_df, sig)
+    _top_eqtls(data, eqtl_df)
 
 
 def _own_counts(data: ReportData, sig: pd.DataFrame) -> None:
@@ -229,8 +229,8 @@ def _own_counts(data: ReportData, sig: pd.DataFrame) -> None:
     data.extras["summary_source"] = "the mapping folders' cis.tsv / trans.tsv"
 
 
-def _top_and_locus(data: ReportData, eqtl_df: pd.DataFrame, sig: pd.DataFrame) -> None:
-    """Pick the top eQTLs; the locus of Fig 5 is the gather step's (:func:`_load_locus`)."""
+def _top_eqtls(data: ReportData, eqtl_df: pd.DataFrame) -> None:
+    """Pick the top eQTLs (the locus of Fig 5 is the gather step's, :func:`_load_locus`)."""
     cols = [c for c in ("pair", "factor_set", "tissue", "kind", "snp", "gene", "gene_type", "beta",
                         "p_value", "fdr", "fdr_by_type") if c in eqtl_df.columns]
     # Factor-restricted sets first; the exhaustive mapping is only the power comparison.
