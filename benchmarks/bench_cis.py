@@ -125,7 +125,7 @@ def tbeqtl_cmd(mode, args, out: Path, cis_table: Path | None) -> list[str]:
         "--out",
         str(out),
         "--permutations",
-        str(args.nperm),
+        str(args.tbeqtl_permutations or args.nperm),
         "--threads",
         str(args.threads),
         "--seed",
@@ -162,7 +162,14 @@ def main(argv=None) -> int:
         default=["nominal", "permutations"],
         choices=["nominal", "permutations", "independent"],
     )
-    parser.add_argument("--nperm", type=int, default=1000)
+    parser.add_argument(
+        "--nperm", type=int, default=1000, help="permutations (tensorQTL, and tbeqtl by default)"
+    )
+    parser.add_argument(
+        "--tbeqtl-permutations",
+        default=None,
+        help="tbeqtl's --permutations if not --nperm, e.g. adaptive (vs tensorQTL at --nperm)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2, help="alternations per mode (medians reported)")
     parser.add_argument("--genotypes", default=str(DATA / f"{PREFIX}.chr18"))
@@ -204,7 +211,9 @@ def main(argv=None) -> int:
                     out_tq = tmp / f"tq_{mode}_{rep}"
                     out_tq.mkdir()
                     runs["tensorqtl"].append(run_child(tensorqtl_cmd(mode, args, out_tq, cis_table), env))
-            line = f"{mode} (nperm {args.nperm}): " + summarize("tbeqtl", runs["tbeqtl"])
+            tb_perm = args.tbeqtl_permutations or args.nperm
+            line = f"{mode} (tbeqtl {tb_perm} / tensorQTL {args.nperm} permutations): "
+            line += summarize("tbeqtl", runs["tbeqtl"])
             if runs["tensorqtl"]:
                 ratio = statistics.median(r["wall_s"] for r in runs["tensorqtl"]) / statistics.median(
                     r["wall_s"] for r in runs["tbeqtl"]
