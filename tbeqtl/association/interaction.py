@@ -110,7 +110,7 @@ def interaction_maf_mask(genotypes: np.ndarray, interaction: np.ndarray, *, thre
     ``n // 2`` form the lower half, the rest the upper half.
 
     tensorQTL 1.0.10 applies the half-split MAF rule only with one interaction term (its source
-    leaves several terms as a TODO and then only drops 0/1/2-constant rows); here it is applied
+    marks several terms as unfinished and then only drops 0/1/2-constant rows); here it is applied
     to every term, so with several terms fewer variants may be tested than by tensorQTL.
 
     Parameters
