@@ -55,7 +55,8 @@ def add_cohort_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--gtex-ids",
         action="store_true",
-        help="without --sample-map, genotype IDs are GTEx donors of the sample IDs (GTEX-1117F-0226-SM-5GZZ7 -> GTEX-1117F)",
+        help="without --sample-map, genotype IDs are the GTEx donors of the sample IDs "
+        "(GTEX-1117F-0226-... -> GTEX-1117F)",
     )
     parser.add_argument(
         "--mac-threshold", type=int, default=0, help="keep variants with minor allele count >= this"
