@@ -299,14 +299,8 @@ _register(TableSchema(
     files=("<prefix>.cis_qtl_pairs.<chrom>.parquet",),
     columns=(*_CIS_PAIR_ID_COLS, *_CIS_NOMINAL_STAT_COLS),
 ))
-_register(TableSchema(
-    name="cis_qtl_pairs_interaction",
-    description="One cis variant-phenotype pair of the interaction model y ~ 1 + covariates + g + i + g:i "
-                "(tensorQTL map_nominal with interaction_df); one interaction term shown, several terms "
-                "repeat the i / gi columns with the term name (tbeqtl.association.interaction).",
-    files=("<prefix>.cis_qtl_pairs.<chrom>.parquet",),
-    columns=(
-        *_CIS_PAIR_ID_COLS,
+#: Statistics of y ~ 1 + covariates + g + i + g:i for one interaction term (cis and trans pair tables).
+_INTERACTION_STAT_COLS = (
         Column("b_g", "float", "genotype main effect", required=False),
         Column("b_g_se", "float", "standard error of b_g", required=False),
         Column("pval_g", "float", "p-value of b_g", required=False),
@@ -316,6 +310,16 @@ _register(TableSchema(
         Column("b_gi", "float", "genotype x interaction effect", required=False),
         Column("b_gi_se", "float", "standard error of b_gi", required=False),
         Column("pval_gi", "float", "p-value of b_gi", required=False),
+)
+_register(TableSchema(
+    name="cis_qtl_pairs_interaction",
+    description="One cis variant-phenotype pair of the interaction model y ~ 1 + covariates + g + i + g:i "
+                "(tensorQTL map_nominal with interaction_df); one interaction term shown, several terms "
+                "repeat the i / gi columns with the term name (tbeqtl.association.interaction).",
+    files=("<prefix>.cis_qtl_pairs.<chrom>.parquet",),
+    columns=(
+        *_CIS_PAIR_ID_COLS,
+        *_INTERACTION_STAT_COLS,
     ),
 ))
 _CIS_TOP_COLS = (
@@ -400,15 +404,7 @@ _register(TableSchema(
     columns=(
         Column("variant_id", "str", "variant ID"),
         Column("phenotype_id", "str", "phenotype ID"),
-        Column("b_g", "float", "genotype main effect", required=False),
-        Column("b_g_se", "float", "standard error of b_g", required=False),
-        Column("pval_g", "float", "p-value of b_g", required=False),
-        Column("b_i", "float", "interaction-term main effect", required=False),
-        Column("b_i_se", "float", "standard error of b_i", required=False),
-        Column("pval_i", "float", "p-value of b_i", required=False),
-        Column("b_gi", "float", "genotype x interaction effect", required=False),
-        Column("b_gi_se", "float", "standard error of b_gi", required=False),
-        Column("pval_gi", "float", "p-value of b_gi", required=False),
+        *_INTERACTION_STAT_COLS,
         Column("af", "float", "ALT allele frequency after mean imputation"),
     ),
 ))
