@@ -357,6 +357,37 @@ _register(TableSchema(
     ),
 ))
 _register(TableSchema(
+    name="cis_qtl_interaction",
+    description="One phenotype and interaction term: the cis variant with the largest genotype x term "
+                "t^2 in y ~ 1 + covariates + g + i + g:i (all terms in the model), with permutation and "
+                "beta-approximated p-values (tbeqtl.association.interaction_perm.map_cis_interaction; "
+                "tensorQTL has no interaction permutations).",
+    files=("<prefix>.cis_qtl_interaction.txt.gz",),
+    columns=(
+        Column("phenotype_id", "str", "phenotype ID (the index in Python; repeated once per term)"),
+        Column("num_var", "int", "variants tested in the window (variant filters and the interaction "
+               "MAF rule applied, full-rank designs)"),
+        Column("beta_shape1", "float", "Beta shape a fitted (MLE) to the permutation p-values at true_df"),
+        Column("beta_shape2", "float", "Beta shape b"),
+        Column("true_df", "float", "degrees of freedom making the moment-matched Beta shape a of the "
+               "permutation p-values 1"),
+        Column("pval_true_df", "float", "p-value of the top t_gi with true_df"),
+        Column("variant_id", "str", "top variant (largest t_gi^2; first in position order on ties)"),
+        Column("start_distance", "int", "top variant position - phenotype start"),
+        Column("af", "float", "ALT allele frequency after imputation"),
+        Column("ma_samples", "int", "samples carrying the minor allele (see cis_qtl_pairs)"),
+        Column("ma_count", "int", "minor allele count (see cis_qtl_pairs)"),
+        Column("interaction", "str", "interaction term of the row"),
+        *(Column(c.name, c.dtype, c.description) for c in _INTERACTION_STAT_COLS),
+        Column("pval_perm", "float", "(#{permutation max t_gi^2 >= observed} + 1) / (nperm + 1)"),
+        Column("pval_beta", "float", "beta-approximated permutation p-value: Beta_cdf(pval_true_df)"),
+        Column("qval", "float", "Storey q-value of pval_beta across the phenotypes of the term",
+               required=False),
+        Column("pval_nominal_threshold", "float", "threshold on a pair's pval_gi: Beta_ppf(p_t; "
+               "beta_shape1, beta_shape2), p_t the term's min-p threshold at the FDR", required=False),
+    ),
+))
+_register(TableSchema(
     name="cis_independent_qtl",
     description="One conditionally independent cis-QTL of an eGene (tensorQTL map_independent): "
                 "statistics of the variant with the other selected variants as covariates.",
