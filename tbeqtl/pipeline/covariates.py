@@ -30,7 +30,7 @@ Rules used here
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -43,6 +43,7 @@ __all__ = [
     "counts_per_million",
     "encode_known_covariates",
     "genotype_pcs",
+    "genotype_pcs_streamed",
     "hidden_factors",
     "inverse_normal_transform",
     "tissue_covariates",
@@ -100,8 +101,12 @@ def _svd_scores(matrix: np.ndarray, n_components: int) -> np.ndarray:
         return np.zeros((matrix.shape[1], 0))
     _, s, vt = np.linalg.svd(matrix, full_matrices=False)
     n_components = min(n_components, len(s))
-    scores = vt[:n_components].T * s[:n_components]
-    for k in range(n_components):
+    return _orient(vt[:n_components].T * s[:n_components])
+
+
+def _orient(scores: np.ndarray) -> np.ndarray:
+    """Flip each column (in place) so that its largest-magnitude entry (the first, on ties) is positive."""
+    for k in range(scores.shape[1]):
         j = np.argmax(np.abs(scores[:, k]))
         if scores[j, k] < 0:
             scores[:, k] = -scores[:, k]
@@ -123,26 +128,112 @@ def genotype_pcs(genotype_df: pd.DataFrame, *, n_pcs: int = 5) -> pd.DataFrame:
     pandas.DataFrame
         Individuals x ``genoPC1..genoPC<n>`` scores.
     """
-    values = genotype_df.to_numpy(dtype=float)
-    means = np.nanmean(np.where(np.isnan(values).all(axis=1, keepdims=True), 0.0, values), axis=1,
-                       keepdims=True)
+    standardized = _standardized_snps(genotype_df.to_numpy(dtype=float))
+    n_pcs = min(n_pcs, max(0, min(standardized.shape) - 1))
+    scores = _svd_scores(standardized, n_pcs)
+    return pd.DataFrame(
+        scores, index=genotype_df.columns, columns=[f"genoPC{k + 1}" for k in range(scores.shape[1])]
+    )
+
+
+def _standardized_snps(values: np.ndarray) -> np.ndarray:
+    """Mean-impute, centre and scale every SNP (row) of ``values``; drop rows with sd <= 1e-12."""
+    means = np.nanmean(
+        np.where(np.isnan(values).all(axis=1, keepdims=True), 0.0, values), axis=1, keepdims=True
+    )
     values = np.where(np.isnan(values), means, values) - means
     sd = values.std(axis=1, keepdims=True)
     keep = sd[:, 0] > 1e-12
-    standardized = values[keep] / sd[keep]
-    n_pcs = min(n_pcs, max(0, min(standardized.shape) - 1))
-    scores = _svd_scores(standardized, n_pcs)
-    return pd.DataFrame(scores, index=genotype_df.columns,
-                        columns=[f"genoPC{k + 1}" for k in range(scores.shape[1])])
+    return values[keep] / sd[keep]
 
 
-def _factor_analysis_ard(y: np.ndarray, n_factors: int, *, n_iter: int = 200, tol: float = 1e-6,
-                         seed: int = 0) -> np.ndarray:
+def _aligned_chunk(chunk: pd.DataFrame, individuals: pd.Index) -> pd.DataFrame:
+    """``chunk`` with its columns in the order of ``individuals``; InputError if the sets differ."""
+    if chunk.columns.equals(individuals):
+        return chunk
+    if (
+        chunk.columns.has_duplicates
+        or len(chunk.columns) != len(individuals)
+        or not chunk.columns.isin(individuals).all()
+    ):
+        odd = chunk.columns.symmetric_difference(individuals, sort=False)
+        raise InputError(
+            "genotype chunks differ in their individuals (columns)",
+            ids=odd if len(odd) else chunk.columns[chunk.columns.duplicated()],
+        )
+    return chunk[individuals]
+
+
+def genotype_pcs_streamed(chunks: Iterable[pd.DataFrame], *, n_pcs: int = 5) -> pd.DataFrame:
+    """Top genotype principal components from SNP chunks, one chunk in memory at a time.
+
+    The result equals ``genotype_pcs(pd.concat(chunks), n_pcs=n_pcs)`` (to rounding, same signs):
+    every SNP of the paper's genotypes ``y`` (SNPs x individuals) is mean-imputed, centred and
+    scaled to unit variance (monomorphic SNPs dropped) as in :func:`genotype_pcs`, but instead of
+    an SVD of the standardised S x N matrix ``Z`` the N x N Gram matrix ``G = Z^T Z`` is
+    accumulated in float64 chunk by chunk. With ``G = V diag(d) V^T`` (eigenvalues ``d``
+    decreasing) the scores are ``V_k sqrt(d_k)``, the same as ``V_k s_k`` of the SVD
+    ``Z = U diag(s) V^T`` since ``d_k = s_k^2``; each component's sign is fixed so that its
+    largest-magnitude individual score is positive. Memory: one chunk plus N x N float64.
+
+    Parameters
+    ----------
+    chunks
+        SNPs x individuals dosages (NaN = missing), e.g. one chromosome each; every chunk has
+        the same individuals (in any column order; the first chunk's order is kept).
+    n_pcs
+        Number of components (paper 5); capped at ``min(S_kept, N) - 1`` as in
+        :func:`genotype_pcs`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Individuals x ``genoPC1..genoPC<k>`` scores, in the first chunk's individual order.
+
+    Raises
+    ------
+    InputError
+        No chunk at all, or chunks whose individuals differ (names the differing IDs).
+    """
+    individuals: pd.Index | None = None
+    gram: np.ndarray | None = None
+    n_kept = 0
+    for chunk in chunks:
+        if individuals is None:
+            individuals = chunk.columns
+            if individuals.has_duplicates:
+                raise InputError(
+                    "genotype chunk has duplicate individuals", ids=individuals[individuals.duplicated()]
+                )
+            gram = np.zeros((len(individuals), len(individuals)))
+        standardized = _standardized_snps(_aligned_chunk(chunk, individuals).to_numpy(dtype=float))
+        n_kept += standardized.shape[0]
+        gram += standardized.T @ standardized
+    if individuals is None:
+        raise InputError("no genotype chunks to compute genotype PCs from")
+    n_pcs = min(n_pcs, max(0, min(n_kept, len(individuals)) - 1))
+    scores = np.zeros((len(individuals), 0))
+    if n_pcs > 0:
+        eigenvalues, eigenvectors = np.linalg.eigh(gram)
+        top = np.argsort(-eigenvalues, kind="stable")[:n_pcs]
+        scores = _orient(eigenvectors[:, top] * np.sqrt(np.clip(eigenvalues[top], 0.0, None)))
+    logger.info(
+        "genotype PCs from %d SNPs (monomorphic ones dropped) x %d individuals: %d components",
+        n_kept,
+        len(individuals),
+        scores.shape[1],
+    )
+    return pd.DataFrame(scores, index=individuals, columns=[f"genoPC{k + 1}" for k in range(scores.shape[1])])
+
+
+def _factor_analysis_ard(
+    y: np.ndarray, n_factors: int, *, n_iter: int = 200, tol: float = 1e-6, seed: int = 0
+) -> np.ndarray:
     """MAP factor analysis with ARD priors by EM; ``y`` is genes x samples (centred). Returns samples x K."""
     n_genes, n_samples = y.shape
     gen = np.random.default_rng(seed)
     init = _svd_scores(y, n_factors)  # samples x K
-    w = (y @ init) / np.maximum((init ** 2).sum(axis=0), 1e-12)  # genes x K
+    w = (y @ init) / np.maximum((init**2).sum(axis=0), 1e-12)  # genes x K
     w += 1e-3 * gen.standard_normal(w.shape)
     psi = np.maximum(y.var(axis=1), 1e-6)
     alpha = np.ones(n_factors)
@@ -158,8 +249,8 @@ def _factor_analysis_ard(y: np.ndarray, n_factors: int, *, n_iter: int = 200, to
         xz = y @ m.T  # genes x K
         systems = ezz[None, :, :] + psi[:, None, None] * np.diag(alpha)[None, :, :]
         w = np.linalg.solve(systems, xz[:, :, None])[:, :, 0]
-        psi = np.maximum(((y ** 2).sum(axis=1) - (w * xz).sum(axis=1)) / n_samples, 1e-6)
-        alpha = n_genes / np.maximum((w ** 2).sum(axis=0), 1e-12)
+        psi = np.maximum(((y**2).sum(axis=1) - (w * xz).sum(axis=1)) / n_samples, 1e-6)
+        alpha = n_genes / np.maximum((w**2).sum(axis=0), 1e-12)
         change = np.abs(w).max()
         if abs(previous - change) <= tol * max(change, 1.0):
             break
@@ -169,7 +260,7 @@ def _factor_analysis_ard(y: np.ndarray, n_factors: int, *, n_iter: int = 200, to
         j = np.argmax(np.abs(scores[:, k]))
         if scores[j, k] < 0:
             scores[:, k] = -scores[:, k]
-    order = np.argsort(-(w ** 2).sum(axis=0), kind="stable")
+    order = np.argsort(-(w**2).sum(axis=0), kind="stable")
     return scores[:, order]
 
 
@@ -205,8 +296,9 @@ def hidden_factors(
         scores = _svd_scores(values, n_factors)
     else:
         scores = _factor_analysis_ard(values, n_factors, seed=seed)
-    return pd.DataFrame(scores, index=expression_df.columns,
-                        columns=[f"hidden{k + 1}" for k in range(scores.shape[1])])
+    return pd.DataFrame(
+        scores, index=expression_df.columns, columns=[f"hidden{k + 1}" for k in range(scores.shape[1])]
+    )
 
 
 def encode_known_covariates(
@@ -236,8 +328,13 @@ def encode_known_covariates(
         ``<name>_<level>`` of every level but the first); constant columns dropped.
     """
     samples = pd.Index(samples)
-    found_df = sample_attributes(samples, columns=list(columns), sample_info_df=sample_info_df,
-                                 individual_info_df=individual_info_df, sample_map_s=sample_map_s)
+    found_df = sample_attributes(
+        samples,
+        columns=list(columns),
+        sample_info_df=sample_info_df,
+        individual_info_df=individual_info_df,
+        sample_map_s=sample_map_s,
+    )
     parts = []
     for name in columns:
         if name not in found_df.columns:
@@ -326,15 +423,17 @@ def tissue_covariates(
     pcs = geno_pcs_df.reindex(sample_map_s.reindex(samples).to_numpy())
     pcs.index = samples
     n_hidden_used = min(n_hidden, int(np.floor(hidden_max_fraction * n)))
-    hidden_df = hidden_factors(expression_df[samples], n_factors=max(n_hidden_used, 0), method=hidden,
-                               seed=seed)
+    hidden_df = hidden_factors(
+        expression_df[samples], n_factors=max(n_hidden_used, 0), method=hidden, seed=seed
+    )
     frame = pd.concat([known_df.reindex(samples), pcs, hidden_df], axis=1)
     n_requested = frame.shape[1]
     if n < n_requested + 3:
         raise InputError(
             f"tissue {tissue!r} has {n} held-out samples, fewer than the {n_requested} covariates + 3 "
             "that the linear model needs (use fewer genotype PCs or hidden factors, or skip the tissue)",
-            ids=[tissue])
+            ids=[tissue],
+        )
     frame = _drop_dependent(frame)
     if frame.shape[1] < n_requested:
         logger.info("tissue %s: %d of %d covariates kept", tissue, frame.shape[1], n_requested)
