@@ -305,7 +305,7 @@ def test_phenotype_sample_without_genotypes_is_named(cohort, files, tmp_path, ca
 
 @pytest.mark.parametrize(
     "case",
-    ["no_cis_output", "no_egenes", "pgen_without_pvar", "interaction_in_permutations"],
+    ["no_cis_output", "no_egenes", "pgen_without_pvar", "interaction_in_independent"],
 )
 def test_bad_input_exits_2_with_a_message(files, workflow, tmp_path, case):
     extra, genotypes = [], "geno"
@@ -319,8 +319,8 @@ def test_bad_input_exits_2_with_a_message(files, workflow, tmp_path, case):
             (tmp_path / f"lone{suffix}").write_bytes((files / f"geno{suffix}").read_bytes())
         genotypes = tmp_path / "lone"
     mode = "independent" if case in ("no_cis_output", "no_egenes") else "nominal"
-    if case == "interaction_in_permutations":
-        mode, extra = "permutations", ["--interaction", tmp_path / "i.tsv"]
+    if case == "interaction_in_independent":
+        mode, extra = "independent", ["--interaction", tmp_path / "i.tsv"]
     status = _cis(files, tmp_path / "o", mode, *extra, genotypes=genotypes)
     assert status == 2
     log = (tmp_path / "o" / "tbeqtl.log").read_text()
@@ -328,7 +328,7 @@ def test_bad_input_exits_2_with_a_message(files, workflow, tmp_path, case):
         "no_cis_output": "--cis-output",
         "no_egenes": "eGene",
         "pgen_without_pvar": ".pvar",
-        "interaction_in_permutations": "--interaction",
+        "interaction_in_independent": "--interaction",
     }[case]
     assert message in log
 

@@ -12,6 +12,10 @@ Modes and outputs in ``--out DIR`` (tensorQTL's file names and columns):
   significant pairs in ``PREFIX.cis_qtl.signif_pairs.parquet``. ``--permutations adaptive``: 1,000
   permutations for the phenotypes whose eGene call at ``--fdr`` they settle, the full 10,000 (the same
   permutations extended) for the others (rule in :func:`tbeqtl.association.cis.map_cis`).
+- ``--mode permutations --interaction FILE``: one row per phenotype and interaction term, the variant
+  with the largest genotype x term ``t^2`` and its permutation and beta-approximated p-values, q-values
+  and ``pval_nominal_threshold`` (on ``pval_gi``) within each term, in ``PREFIX.cis_qtl_interaction.txt.gz``
+  (tbeqtl's definition, tensorQTL has none: :mod:`tbeqtl.association.interaction_perm`).
 - ``--mode independent --cis-output DIR/PREFIX.cis_qtl.txt.gz``: forward-backward conditional mapping of
   every eGene at ``--fdr``, in ``PREFIX.cis_independent_qtl.txt.gz`` (column ``rank``).
 
@@ -60,7 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_cohort_arguments(parser)
     parser.add_argument(
-        "--interaction", default=None, help="interaction terms (nominal mode): samples x terms"
+        "--interaction",
+        default=None,
+        help="interaction terms, samples x terms (nominal and permutations modes)",
     )
     parser.add_argument(
         "--maf-threshold-interaction",
@@ -144,6 +150,32 @@ def _write_top_assoc(files: dict, path: Path) -> str:
     table = pd.concat(tops, ignore_index=True) if tops else pd.DataFrame(columns=["phenotype_id"])
     _write_gz(table.set_index("phenotype_id"), path)
     return path.name
+
+
+def _interaction_permutations(args, source, phenotype_df, pos_df, covariates_df, sample_map, out, checksums):
+    """``--mode permutations --interaction``: PREFIX.cis_qtl_interaction.txt.gz, q-values per term."""
+    from ..association.interaction_perm import interaction_qvalues, map_cis_interaction
+
+    table = map_cis_interaction(
+        source,
+        None,
+        phenotype_df,
+        pos_df,
+        covariates_df,
+        read_interaction(args.interaction, checksums),
+        nperm=args.permutations,
+        seed=args.seed,
+        maf_threshold_interaction=args.maf_threshold_interaction,
+        **_common_kwargs(args, sample_map),
+    )
+    table = interaction_qvalues(table, fdr=args.fdr, qvalue_lambda=args.qvalue_lambda)
+    path = out / f"{args.prefix}.cis_qtl_interaction.txt.gz"
+    _write_gz(table, path)
+    hits = table[table["qval"] <= args.fdr]
+    counts = {"rows": len(table), "phenotypes": int(table.index.nunique())}
+    counts["significant_by_term"] = {str(k): int(v) for k, v in hits["interaction"].value_counts().items()}
+    logger.info("%d phenotype x term rows, %d at q <= %g", len(table), len(hits), args.fdr)
+    return {"files": {"cis_qtl_interaction": path.name}, "counts": counts}
 
 
 def _permutations(args, source, phenotype_df, pos_df, covariates_df, sample_map, out) -> dict:
@@ -239,10 +271,10 @@ def run(args: argparse.Namespace) -> int:
     """
     if args.permutations == "adaptive" and args.mode != "permutations":
         raise InputError("--permutations adaptive applies to --mode permutations only")
-    if args.interaction and args.mode != "nominal":
-        raise InputError(
-            "--interaction is supported in --mode nominal (tensorQTL has no interaction permutations)"
-        )
+    if args.interaction and args.mode == "independent":
+        raise InputError("--interaction is supported in --mode nominal and --mode permutations")
+    if args.interaction and args.permutations == "adaptive":
+        raise InputError("--interaction takes a fixed number of --permutations, not 'adaptive'")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     checksums: dict[str, str] = {}
@@ -252,6 +284,8 @@ def run(args: argparse.Namespace) -> int:
         common = (args, source, phenotype_df, pos_df, covariates_df, sample_map, out)
         if args.mode == "nominal":
             result = _nominal(*common, checksums)
+        elif args.mode == "permutations" and args.interaction:
+            result = _interaction_permutations(*common, checksums)
         elif args.mode == "permutations":
             result = _permutations(*common)
         else:
