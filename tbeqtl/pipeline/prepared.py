@@ -1,0 +1,954 @@
+"""The prepared data folder: a data set partitioned by chromosome, read one pair at a time.
+
+A *prepared folder* holds a telescoping data set (:class:`~tbeqtl.data.EQTLData`: counts ``x``,
+genes x samples; genotypes ``y``, SNPs x individuals; the sample -> individual map) written once,
+so that a chromosome-pair task reads only its two partitions plus the small shared tables and
+nothing of the size of the data passes through a Dask scheduler::
+
+    DIR/manifest.json              written LAST, atomically; a folder without it is unfinished
+    DIR/samples.tsv                index "sample": column "individual", then the sample attributes
+    DIR/individuals.tsv            index "individual": the individual attributes
+    DIR/genes.tsv                  index "gene": gene annotation (chrom, start, end, gene_type, ...)
+    DIR/snps.tsv                   index "snp": SNP annotation (chrom, pos, ...)
+    DIR/library_size.tsv           index "sample": "library_size", column sums of all the counts
+    DIR/counts/<chrom>.parquet     genes x samples, int64 counts of the genes on <chrom>
+    DIR/genotypes/<chrom>.parquet  SNPs x individuals, float32 dosages (NaN missing) of the SNPs on <chrom>
+    DIR/genotype_pcs.tsv           index "individual": genoPC1..genoPCk
+    DIR/ancestry_beta.parquet      index "snp": beta, SNPs x Q (optional; both ancestry files or neither)
+    DIR/ancestry_tau.tsv           index "individual": tau, individuals x Q
+
+Conventions
+-----------
+- Chromosomes are harmonised to the ``chr1`` style (:func:`~tbeqtl.data.harmonize_chrom`) and
+  listed in natural order (:func:`~tbeqtl.association.cis_inputs.chrom_sort_key`).
+- Genes and SNPs without a chromosome (no annotation, or a missing ``chrom``) are kept in the
+  partition ``unplaced`` (``counts/unplaced.parquet``, ``genotypes/unplaced.parquet``): they
+  count in the library sizes, the genotype PCs and the ancestry, but they are not listed in
+  :attr:`PreparedData.gene_chromosomes` / :attr:`PreparedData.snp_chromosomes`, so no chromosome
+  pair contains them (as :func:`tbeqtl.pipeline.orchestrate` never paired them before).
+  ``load_counts("unplaced")`` reads them.
+- Order is kept: samples and individuals in the order of the data written, genes and SNPs of a
+  partition in the order of ``genes.tsv`` / ``snps.tsv``. The folder's content, read by ID, does
+  not depend on the input order.
+- Dosages are stored as float32. When read, every value is turned back into the float64 of the
+  shortest decimal that rounds to the stored float32 (at most 9 significant digits), so hard calls
+  and dosages with at most 6 significant digits (7 within [0.001, 2]) read back bit-for-bit as the
+  float64 written; any other dosage reads back within half a float32 ulp (relative 6e-8).
+- The small tables keep their column dtypes (recorded in the manifest, ``tables``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from ..association.cis_inputs import chrom_sort_key
+from ..atomic import write_json, write_table
+from ..data import EQTLData, harmonize_chrom, validate_counts, validate_genotypes
+from ..errors import InputError, TbeqtlError, format_ids
+from ..io._common import sha256_file
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "UNPLACED",
+    "PreparedData",
+    "PreparedWriter",
+    "is_prepared",
+    "write_prepared",
+]
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "tbeqtl-prepared"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+#: Partition name of the genes / SNPs without a chromosome.
+UNPLACED = "unplaced"
+_SAMPLES, _INDIVIDUALS, _GENES, _SNPS = "samples.tsv", "individuals.tsv", "genes.tsv", "snps.tsv"
+_LIBRARY_SIZE, _PCS = "library_size.tsv", "genotype_pcs.tsv"
+_BETA, _TAU = "ancestry_beta.parquet", "ancestry_tau.tsv"
+_COUNTS_DIR, _GENO_DIR = "counts", "genotypes"
+_TABLE_INDEX = {_SAMPLES: "sample", _INDIVIDUALS: "individual", _GENES: "gene", _SNPS: "snp"}
+_CHROM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+_RERUN = "rerun tbeqtl prepare (or tbeqtl run) to write it again"
+
+
+# ---------------------------------------------------------------------------------- chromosomes
+def _chrom_label(value: object) -> str:
+    """Harmonised chromosome name of ``value`` (``UNPLACED`` stays), checked to be a safe file name."""
+    if str(value) == UNPLACED:
+        return UNPLACED
+    name = harmonize_chrom([value])[0]
+    if not isinstance(name, str) or not _CHROM_NAME.match(name):
+        raise InputError("chromosome names must be letters, digits and _.+- only", ids=[value])
+    return name
+
+
+def _partition_labels(info_df: pd.DataFrame, index: pd.Index) -> pd.Series:
+    """Partition (harmonised chromosome or ``UNPLACED``) of every ID of ``index``."""
+    if "chrom" not in info_df.columns:
+        return pd.Series(UNPLACED, index=index, dtype=object)
+    chrom = info_df["chrom"].reindex(index)
+    names = {value: _chrom_label(value) for value in pd.unique(chrom.dropna().to_numpy())}
+    return pd.Series(
+        [names.get(v, UNPLACED) if pd.notna(v) else UNPLACED for v in chrom.to_numpy()],
+        index=index,
+        dtype=object,
+    )
+
+
+def _ordered_chroms(labels: Iterable[str]) -> list[str]:
+    return sorted({label for label in labels if label != UNPLACED}, key=chrom_sort_key)
+
+
+def _partition_path(kind: str, chrom: str) -> str:
+    return f"{kind}/{chrom}.parquet"
+
+
+# ---------------------------------------------------------------------------------- small tables
+def _dtype_map(df: pd.DataFrame, what: str) -> dict[str, str]:
+    bad = [c for c in df.columns if not isinstance(c, str)]
+    if bad or df.columns.has_duplicates:
+        raise InputError(
+            f"{what} columns must be unique strings", ids=bad or df.columns[df.columns.duplicated()]
+        )
+    return {column: str(df[column].dtype) for column in df.columns}
+
+
+def _restore(values: pd.Series, dtype: str) -> pd.Series:
+    """Column read as strings (NaN = missing) back to ``dtype``."""
+    if dtype in {"object", "str"}:
+        return values
+    if dtype in {"bool", "boolean"}:
+        out = values.map({"True": True, "False": False})
+        return out.astype(dtype) if dtype == "boolean" or out.notna().all() else out
+    if dtype.startswith(("int", "uint", "float")) or dtype in {"Int64", "Int32", "Float64", "UInt64"}:
+        return pd.Series(
+            pd.to_numeric(values.to_numpy(dtype=object), errors="raise"), index=values.index
+        ).astype(dtype)
+    if dtype.startswith("datetime64"):
+        return pd.to_datetime(values).astype(dtype)
+    try:
+        return values.astype(dtype)
+    except (TypeError, ValueError):
+        logger.warning("column %s kept as text: cannot restore dtype %s", values.name, dtype)
+        return values
+
+
+def _float_exact(values: pd.Series, dtype: str) -> pd.Series:
+    """Parse floats with Python's correctly rounded parser (pandas' fast one may differ in the last bit)."""
+    if dtype.startswith("float"):
+        parsed = [float(v) if isinstance(v, str) else np.nan for v in values.to_numpy(dtype=object)]
+        return pd.Series(np.asarray(parsed, dtype=dtype), index=values.index, name=values.name)
+    return _restore(values, dtype)
+
+
+def _write_small(df: pd.DataFrame, path: Path, index_name: str) -> None:
+    write_table(df.rename_axis(index=index_name), path, index=True)
+
+
+def _read_small(path: Path, dtypes: dict[str, str]) -> pd.DataFrame:
+    raw = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=["NA"], index_col=0)
+    missing = [c for c in dtypes if c not in raw.columns]
+    if missing:
+        raise InputError(f"table lacks the columns the manifest lists; {_RERUN}", path=str(path), ids=missing)
+    out = pd.DataFrame({c: _float_exact(raw[c], dtypes[c]) for c in dtypes}, index=raw.index)
+    out.index = out.index.astype(str)
+    return out
+
+
+# ---------------------------------------------------------------------------------- dosages
+def _decimal_float64(values32: np.ndarray) -> np.ndarray:
+    """Float64 of the shortest decimal (<= 9 significant digits) that rounds to each float32.
+
+    Hard calls and dosages written with at most 6 significant digits come back as exactly the
+    float64 that was written (a float32 keeps 6 decimal digits, FLT_DIG).
+    """
+    values32 = np.ascontiguousarray(values32, dtype=np.float32)
+    out = values32.astype(np.float64)  # C order, so that ``flat`` below is a view
+    flat = out.reshape(-1)
+    target = values32.reshape(-1)
+    pending = np.flatnonzero(np.isfinite(flat) & (flat != 0) & (flat != np.round(flat)))
+    exponent = np.floor(np.log10(np.abs(flat[pending])))
+    for digits in range(1, 10):
+        if not len(pending):
+            break
+        decimals = digits - 1 - exponent
+        scale = 10.0 ** np.abs(decimals)
+        x = flat[pending]
+        candidate = np.where(decimals >= 0, np.round(x * scale) / scale, np.round(x / scale) * scale)
+        ok = candidate.astype(np.float32) == target[pending]
+        flat[pending[ok]] = candidate[ok]
+        pending, exponent = pending[~ok], exponent[~ok]
+    return out
+
+
+def _read_partition(path: Path) -> pd.DataFrame:
+    return pq.read_table(path).to_pandas()
+
+
+def _partition_ids(path: Path, index_name: str) -> tuple[pd.Index, pd.Index]:
+    """Row IDs and column IDs of a written partition, without reading its values."""
+    schema = pq.read_schema(path)
+    rows = pq.read_table(path, columns=[index_name]).column(index_name).to_pylist()
+    columns = [name for name in schema.names if name != index_name]
+    return pd.Index(rows, dtype=object), pd.Index(columns, dtype=object)
+
+
+# ---------------------------------------------------------------------------------- writer
+class PreparedWriter:
+    """Write a prepared folder piece by piece; :meth:`finish` writes the manifest last.
+
+    Call :meth:`write_tables` first, then :meth:`write_counts` / :meth:`write_genotypes` once
+    per chromosome (one chromosome in memory at a time), :meth:`write_genotype_pcs`, optionally
+    :meth:`write_ancestry`, and :meth:`finish`. Every file is written atomically. Opening a
+    writer removes the folder's manifest, so a folder being rewritten is never taken for a
+    finished one; partitions already in the folder are kept and checked by :meth:`finish`
+    (a killed ``prepare`` can resume), unless ``clean=True``.
+
+    Parameters
+    ----------
+    out_dir
+        The folder (created).
+    clean
+        Remove every file of a previous prepared folder there first.
+    """
+
+    def __init__(self, out_dir: str | Path, *, clean: bool = False):
+        self.path = Path(out_dir)
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / MANIFEST).unlink(missing_ok=True)
+        if clean:
+            for name in (_SAMPLES, _INDIVIDUALS, _GENES, _SNPS, _LIBRARY_SIZE, _PCS, _BETA, _TAU):
+                (self.path / name).unlink(missing_ok=True)
+            for kind in (_COUNTS_DIR, _GENO_DIR):
+                for old in (self.path / kind).glob("*.parquet"):
+                    old.unlink()
+        self._tables: dict[str, Any] | None = None
+        self._colsums: dict[str, pd.Series] = {}
+
+    # -------------------------------------------------------------- tables
+    def write_tables(
+        self,
+        *,
+        sample_map_s: pd.Series,
+        individual_info_df: pd.DataFrame,
+        gene_info_df: pd.DataFrame,
+        snp_info_df: pd.DataFrame,
+        sample_info_df: pd.DataFrame | None = None,
+    ) -> None:
+        """Write the sample, individual, gene and SNP tables; they fix the IDs and their order.
+
+        Parameters
+        ----------
+        sample_map_s
+            Sample -> individual, in sample order (``EQTLData.sample_map_s``).
+        individual_info_df
+            Individual attributes, indexed by every individual in order (may have no columns).
+        gene_info_df, snp_info_df
+            Annotation indexed by every kept gene / SNP in order (``chrom`` gives the partition;
+            without it every gene / SNP is unplaced).
+        sample_info_df
+            Sample attributes (reindexed to the samples; a column ``individual`` must equal the map).
+
+        Raises
+        ------
+        InputError
+            Duplicate IDs, samples of unknown individuals, individuals without samples,
+            non-string column names, unsafe chromosome names.
+        """
+        samples = pd.Index(sample_map_s.index.astype(str), name="sample")
+        sample_map = pd.Series(sample_map_s.astype(str).to_numpy(), index=samples, name="individual")
+        individuals = pd.Index(individual_info_df.index.astype(str), name="individual")
+        genes = pd.Index(gene_info_df.index.astype(str), name="gene")
+        snps = pd.Index(snp_info_df.index.astype(str), name="snp")
+        for ids, what in ((samples, "sample"), (individuals, "individual"), (genes, "gene"), (snps, "SNP")):
+            if ids.has_duplicates:
+                raise InputError(f"duplicate {what} IDs", ids=ids[ids.duplicated()].unique())
+        unknown = pd.Index(sample_map.unique()).difference(individuals, sort=False)
+        if len(unknown):
+            raise InputError("samples map to individuals not in the individual table", ids=unknown)
+        lonely = individuals.difference(pd.Index(sample_map.unique()), sort=False)
+        if len(lonely):
+            raise InputError("individuals have no samples", ids=lonely)
+        sample_info = (
+            pd.DataFrame(index=samples)
+            if sample_info_df is None
+            else sample_info_df.set_axis(sample_info_df.index.astype(str)).reindex(samples)
+        )
+        if "individual" in sample_info.columns:
+            differ = sample_info.index[
+                sample_info["individual"].astype(str).to_numpy() != sample_map.to_numpy()
+            ]
+            if len(differ):
+                raise InputError(
+                    "sample attribute 'individual' differs from the sample map for samples", ids=differ
+                )
+        samples_df = pd.concat(
+            [sample_map, sample_info.drop(columns=["individual"], errors="ignore")], axis=1
+        )
+        frames = {
+            _SAMPLES: samples_df,
+            _INDIVIDUALS: individual_info_df.set_axis(individuals),
+            _GENES: gene_info_df.set_axis(genes),
+            _SNPS: snp_info_df.set_axis(snps),
+        }
+        tables: dict[str, Any] = {}
+        for name, df in frames.items():
+            tables[name] = {"index": _TABLE_INDEX[name], "dtypes": _dtype_map(df, name)}
+            _write_small(df, self.path / name, _TABLE_INDEX[name])
+        tables[_SAMPLES]["info_columns"] = list(sample_info.columns)
+        self._tables = {
+            "manifest": tables,
+            "samples": samples,
+            "individuals": individuals,
+            "gene_labels": _partition_labels(gene_info_df.set_axis(genes), genes),
+            "snp_labels": _partition_labels(snp_info_df.set_axis(snps), snps),
+        }
+        logger.info(
+            "prepared tables: %d samples, %d individuals, %d genes, %d SNPs",
+            len(samples),
+            len(individuals),
+            len(genes),
+            len(snps),
+        )
+
+    def _require_tables(self) -> dict[str, Any]:
+        if self._tables is None:
+            raise TbeqtlError("PreparedWriter: call write_tables before writing partitions or finishing")
+        return self._tables
+
+    def _expected(self, labels: pd.Series, chrom: str, what: str) -> pd.Index:
+        ids = labels.index[(labels == chrom).to_numpy()]
+        if not len(ids):
+            raise InputError(f"no {what} on this chromosome in the {what} table", ids=[chrom])
+        return ids
+
+    @staticmethod
+    def _aligned(df: pd.DataFrame, rows: pd.Index, columns: pd.Index, what: str, chrom: str) -> pd.DataFrame:
+        df = df.set_axis(df.index.astype(str), axis=0).set_axis(df.columns.astype(str), axis=1)
+        odd_rows = rows.symmetric_difference(df.index, sort=False)
+        if len(odd_rows) or df.index.has_duplicates:
+            raise InputError(
+                f"{what} partition {chrom} does not hold exactly the table's {what} on {chrom}; "
+                "differing IDs",
+                ids=odd_rows if len(odd_rows) else df.index[df.index.duplicated()],
+            )
+        odd_cols = columns.symmetric_difference(df.columns, sort=False)
+        if len(odd_cols) or df.columns.has_duplicates:
+            raise InputError(
+                f"{what} partition {chrom} has other columns than the table; differing IDs",
+                ids=odd_cols if len(odd_cols) else df.columns[df.columns.duplicated()],
+            )
+        return df.loc[rows, columns]
+
+    # -------------------------------------------------------------- partitions
+    def write_counts(self, chrom: str, counts_df: pd.DataFrame) -> None:
+        """Write the counts of the genes on one chromosome (genes x samples, integers).
+
+        Parameters
+        ----------
+        chrom
+            The chromosome (any naming style) or ``"unplaced"``.
+        counts_df
+            Exactly the genes of ``genes.tsv`` on ``chrom`` (any order) x every sample.
+        """
+        tables = self._require_tables()
+        chrom = _chrom_label(chrom)
+        rows = self._expected(tables["gene_labels"], chrom, "genes")
+        counts = validate_counts(self._aligned(counts_df, rows, tables["samples"], "genes", chrom))
+        write_table(
+            counts.rename_axis(index="gene", columns=None),
+            self.path / _partition_path(_COUNTS_DIR, chrom),
+            index=True,
+        )
+        self._colsums[chrom] = counts.sum(axis=0)
+
+    def write_genotypes(self, chrom: str, genotype_df: pd.DataFrame) -> None:
+        """Write the dosages of the SNPs on one chromosome (SNPs x individuals, float32, NaN missing).
+
+        Parameters
+        ----------
+        chrom
+            The chromosome (any naming style) or ``"unplaced"``.
+        genotype_df
+            Exactly the SNPs of ``snps.tsv`` on ``chrom`` (any order) x every individual, dosages in [0, 2].
+        """
+        tables = self._require_tables()
+        chrom = _chrom_label(chrom)
+        rows = self._expected(tables["snp_labels"], chrom, "SNPs")
+        geno = validate_genotypes(self._aligned(genotype_df, rows, tables["individuals"], "SNPs", chrom))
+        write_table(
+            geno.astype(np.float32).rename_axis(index="snp", columns=None),
+            self.path / _partition_path(_GENO_DIR, chrom),
+            index=True,
+        )
+
+    def write_genotype_pcs(self, pcs_df: pd.DataFrame) -> None:
+        """Write the genotype PCs (individuals x genoPC1..genoPCk), e.g. from ``genotype_pcs``."""
+        tables = self._require_tables()
+        pcs = pcs_df.set_axis(pcs_df.index.astype(str))
+        odd = tables["individuals"].symmetric_difference(pcs.index, sort=False)
+        if len(odd):
+            raise InputError(
+                "genotype PCs are not indexed by exactly the individuals; differing IDs", ids=odd
+            )
+        _write_small(pcs.loc[tables["individuals"]].astype(float), self.path / _PCS, "individual")
+
+    def write_ancestry(self, beta_df: pd.DataFrame, tau_df: pd.DataFrame) -> None:
+        """Write ``beta`` (SNPs x Q allele frequencies) and ``tau`` (individuals x Q proportions).
+
+        Parameters
+        ----------
+        beta_df, tau_df
+            As :func:`tbeqtl.tblda.ancestry.estimate_ancestry` returns them; beta over every SNP
+            of ``snps.tsv``, tau over every individual, the same Q columns.
+        """
+        tables = self._require_tables()
+        if list(beta_df.columns) != list(tau_df.columns):
+            raise InputError("ancestry beta and tau have different columns", ids=list(beta_df.columns))
+        snps = tables["snp_labels"].index
+        beta = beta_df.set_axis(beta_df.index.astype(str))
+        tau = tau_df.set_axis(tau_df.index.astype(str))
+        for df, ids, what in ((beta, snps, "beta (SNPs)"), (tau, tables["individuals"], "tau (individuals)")):
+            odd = ids.symmetric_difference(df.index, sort=False)
+            if len(odd):
+                raise InputError(
+                    f"ancestry {what} is not indexed by exactly the prepared IDs; differing", ids=odd
+                )
+        columns = pd.Index([str(c) for c in beta_df.columns], name="ancestry")
+        write_table(
+            beta.loc[snps].astype(float).set_axis(columns, axis=1).rename_axis(index="snp"),
+            self.path / _BETA,
+            index=True,
+        )
+        _write_small(
+            tau.loc[tables["individuals"]].astype(float).set_axis(columns, axis=1),
+            self.path / _TAU,
+            "individual",
+        )
+
+    # -------------------------------------------------------------- finish
+    def _check_partitions(
+        self, kind: str, labels: pd.Series, columns: pd.Index, index_name: str
+    ) -> list[str]:
+        names = []
+        for chrom in [*_ordered_chroms(labels), *([UNPLACED] if (labels == UNPLACED).any() else [])]:
+            rel = _partition_path(kind, chrom)
+            if not (self.path / rel).exists():
+                raise InputError(f"partition {rel} was not written", path=str(self.path))
+            rows, cols = _partition_ids(self.path / rel, index_name)
+            if not rows.equals(labels.index[(labels == chrom).to_numpy()]) or not cols.equals(columns):
+                raise InputError(
+                    f"partition {rel} does not match the tables (a stale file?); {_RERUN}",
+                    path=str(self.path),
+                )
+            names.append(rel)
+        expected = set(names)
+        for old in sorted((self.path / kind).glob("*.parquet")):
+            if f"{kind}/{old.name}" not in expected:
+                logger.info("removing stale partition %s", old)
+                old.unlink()
+        return names
+
+    def _library_size(self, labels: pd.Series, samples: pd.Index) -> pd.Series:
+        total = pd.Series(0, index=samples, dtype=np.int64)
+        for chrom in pd.unique(labels.to_numpy()):
+            sums = self._colsums.get(chrom)
+            if sums is None:  # a partition written before a resume: read it once, one chromosome in memory
+                sums = _read_partition(self.path / _partition_path(_COUNTS_DIR, chrom)).sum(axis=0)
+            total = total + sums.reindex(samples).to_numpy(dtype=np.int64)
+        return total.rename("library_size")
+
+    def finish(
+        self,
+        *,
+        params: dict[str, Any] | None = None,
+        counts: dict[str, Any] | None = None,
+        inputs: dict[str, str] | None = None,
+    ) -> Path:
+        """Check the folder, write ``library_size.tsv``, then the manifest (last, atomically).
+
+        Parameters
+        ----------
+        params
+            Options the folder was made with (recorded; ``genotype_pcs`` is set to the number of PCs).
+        counts
+            Feature-selection counts to record besides ``n_samples``, ``n_individuals``, ``n_genes``,
+            ``n_snps``, ``n_unplaced_genes``, ``n_unplaced_snps`` (computed here).
+        inputs
+            Input file -> SHA-256.
+
+        Returns
+        -------
+        pathlib.Path
+            The folder.
+
+        Raises
+        ------
+        InputError
+            A partition missing or not matching the tables, genotype PCs missing, only one
+            ancestry file.
+        """
+        tables = self._require_tables()
+        gene_labels, snp_labels = tables["gene_labels"], tables["snp_labels"]
+        counts_files = self._check_partitions(_COUNTS_DIR, gene_labels, tables["samples"], "gene")
+        geno_files = self._check_partitions(_GENO_DIR, snp_labels, tables["individuals"], "snp")
+        if not (self.path / _PCS).exists():
+            raise InputError("genotype PCs were not written (write_genotype_pcs)", path=str(self.path))
+        n_pcs = len(pd.read_csv(self.path / _PCS, sep="\t", nrows=0).columns) - 1
+        has_beta, has_tau = (self.path / _BETA).exists(), (self.path / _TAU).exists()
+        if has_beta != has_tau:
+            raise InputError(
+                "only one of the ancestry files is there (write_ancestry writes both)", path=str(self.path)
+            )
+        library = self._library_size(gene_labels, tables["samples"])
+        _write_small(library.to_frame(), self.path / _LIBRARY_SIZE, "sample")
+        rel_files = [_SAMPLES, _INDIVIDUALS, _GENES, _SNPS, _LIBRARY_SIZE, _PCS, *counts_files, *geno_files]
+        rel_files += [_BETA, _TAU] if has_beta else []
+        ours = {
+            "n_samples": len(tables["samples"]),
+            "n_individuals": len(tables["individuals"]),
+            "n_genes": len(gene_labels),
+            "n_snps": len(snp_labels),
+            "n_unplaced_genes": int((gene_labels == UNPLACED).sum()),
+            "n_unplaced_snps": int((snp_labels == UNPLACED).sum()),
+        }
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "tbeqtl_version": _version(),
+            "files": {rel: sha256_file(self.path / rel) for rel in rel_files},
+            "gene_chromosomes": _ordered_chroms(gene_labels),
+            "snp_chromosomes": _ordered_chroms(snp_labels),
+            "unplaced": {"genes": ours["n_unplaced_genes"] > 0, "snps": ours["n_unplaced_snps"] > 0},
+            "counts": {**(counts or {}), **ours},
+            "params": {**(params or {}), "genotype_pcs": n_pcs},
+            "inputs": dict(inputs or {}),
+            "tables": tables["manifest"],
+        }
+        write_json(manifest, self.path / MANIFEST)
+        logger.info(
+            "prepared folder %s: %d gene and %d SNP chromosomes, %d files",
+            self.path,
+            len(manifest["gene_chromosomes"]),
+            len(manifest["snp_chromosomes"]),
+            len(rel_files),
+        )
+        return self.path
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+# ---------------------------------------------------------------------------------- write_prepared
+def _snp_chunks(data: EQTLData) -> Callable[[], Iterator[pd.DataFrame]]:
+    labels = _partition_labels(data.snp_info_df, data.snps)
+
+    def chunks() -> Iterator[pd.DataFrame]:
+        for chrom in pd.unique(labels.to_numpy()):
+            yield data.genotype_df.loc[(labels == chrom).to_numpy()]
+
+    return chunks
+
+
+def write_prepared(
+    data: EQTLData,
+    out_dir: str | Path,
+    *,
+    genotype_pcs: int = 5,
+    ancestry: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+    ancestry_snps: int = 40_000,
+    n_ancestry: int | None = None,
+    seed: int = 0,
+    params: dict[str, Any] | None = None,
+) -> Path:
+    """Write an in-memory data set as a prepared folder (no feature selection).
+
+    Parameters
+    ----------
+    data
+        The data set: counts ``x`` (genes x samples), genotypes ``y`` (SNPs x individuals).
+    out_dir
+        The folder (created; files of an earlier prepared folder there are replaced).
+    genotype_pcs
+        Number of genotype PCs (paper 5), by :func:`tbeqtl.pipeline.covariates.genotype_pcs`
+        (capped at min(S, N) - 1 as there).
+    ancestry
+        ``(beta_df, tau_df)`` to store, or None.
+    ancestry_snps
+        At most this many SNPs in the ancestry EM when it is estimated here (terastructure's -rfreq).
+    n_ancestry
+        When given and ``ancestry`` is None, estimate ``Q = n_ancestry`` ancestral populations.
+    seed
+        Seed of the ancestry EM.
+    params
+        Extra options to record in the manifest.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder.
+    """
+    from .covariates import genotype_pcs as compute_pcs
+
+    writer = PreparedWriter(out_dir, clean=True)
+    writer.write_tables(
+        sample_map_s=data.sample_map_s,
+        individual_info_df=data.individual_info_df,
+        gene_info_df=data.gene_info_df,
+        snp_info_df=data.snp_info_df,
+        sample_info_df=data.sample_info_df,
+    )
+    gene_labels = _partition_labels(data.gene_info_df, data.genes)
+    for chrom in pd.unique(gene_labels.to_numpy()):
+        writer.write_counts(chrom, data.counts_df.loc[(gene_labels == chrom).to_numpy()])
+    snp_labels = _partition_labels(data.snp_info_df, data.snps)
+    for chrom in pd.unique(snp_labels.to_numpy()):
+        writer.write_genotypes(chrom, data.genotype_df.loc[(snp_labels == chrom).to_numpy()])
+    writer.write_genotype_pcs(compute_pcs(data.genotype_df, n_pcs=genotype_pcs))
+    if ancestry is None and n_ancestry is not None:
+        ancestry = _estimate_ancestry(data, n_ancestry=n_ancestry, max_snps=ancestry_snps, seed=seed)
+    if ancestry is not None:
+        writer.write_ancestry(*ancestry)
+    recorded = {
+        **(params or {}),
+        "genotype_pcs_requested": genotype_pcs,
+        "ancestry_snps": ancestry_snps,
+        "n_ancestry": n_ancestry,
+        "seed": seed,
+        "ancestry_given": ancestry is not None,
+    }
+    return writer.finish(params=recorded)
+
+
+def _estimate_ancestry(
+    data: EQTLData, *, n_ancestry: int, max_snps: int, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from ..tblda import ancestry as anc
+
+    subset = getattr(anc, "estimate_ancestry_subset", None)
+    if subset is not None:
+        return subset(_snp_chunks(data), n_ancestry=n_ancestry, max_snps=max_snps, seed=seed)
+    logger.info("estimate_ancestry_subset unavailable: ancestry EM on all %d SNPs", data.genotype_df.shape[0])
+    return anc.estimate_ancestry(data.genotype_df, n_ancestry=n_ancestry, seed=seed)
+
+
+# ---------------------------------------------------------------------------------- reading
+def is_prepared(path: str | Path) -> bool:
+    """Whether ``path`` is a finished prepared folder (its manifest names the format).
+
+    Parameters
+    ----------
+    path
+        A folder.
+
+    Returns
+    -------
+    bool
+        True when ``path/manifest.json`` exists and says ``"format": "tbeqtl-prepared"``.
+    """
+    try:
+        manifest = json.loads((Path(path) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    path = folder / MANIFEST
+    if not folder.is_dir():
+        raise InputError("prepared folder does not exist", path=str(folder))
+    if not path.exists():
+        raise InputError(
+            "not a prepared folder, or an unfinished one (no manifest.json): rerun tbeqtl prepare",
+            path=str(folder),
+        )
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise InputError(f"manifest is not valid JSON ({exc}); {_RERUN}", path=str(path)) from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise InputError(f"manifest does not describe a {FORMAT} folder", path=str(path))
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise InputError(
+            f"prepared folder format version {manifest.get('format_version')} is not "
+            f"{FORMAT_VERSION}; {_RERUN}",
+            path=str(path),
+        )
+    return manifest
+
+
+class PreparedData:
+    """A prepared folder opened for reading: the small tables, and partitions on demand.
+
+    Use :meth:`open`. Pickling keeps only the folder and the manifest (a few kB, whatever the
+    data size); an unpickled copy reads the small tables again when first used, after checking
+    that the folder's manifest is unchanged.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The folder.
+    manifest : dict
+        The parsed ``manifest.json``.
+    """
+
+    def __init__(self, path: Path, manifest: dict[str, Any]):
+        self.path = Path(path)
+        self.manifest = manifest
+        self._tables: dict[str, Any] | None = None
+
+    @classmethod
+    def open(cls, path: str | Path, *, verify: bool = False) -> PreparedData:
+        """Open a prepared folder: read the manifest and the small tables (no partition).
+
+        Parameters
+        ----------
+        path
+            The folder.
+        verify
+            Also check every file's SHA-256 against the manifest (reads every partition once).
+
+        Returns
+        -------
+        PreparedData
+            The opened folder.
+
+        Raises
+        ------
+        InputError
+            No manifest (not a prepared folder, or unfinished), a file the manifest lists is
+            missing, or (``verify``) a file's checksum differs; the message names the file.
+        """
+        folder = Path(path)
+        manifest = _read_manifest(folder)
+        missing = [rel for rel in manifest["files"] if not (folder / rel).is_file()]
+        if missing:
+            raise InputError(
+                f"files of the prepared folder are missing; {_RERUN}", path=str(folder), ids=missing
+            )
+        if verify:
+            bad = [rel for rel, digest in manifest["files"].items() if sha256_file(folder / rel) != digest]
+            if bad:
+                raise InputError(
+                    f"files differ from their manifest checksum (changed or corrupt); {_RERUN}",
+                    path=str(folder),
+                    ids=bad,
+                )
+        prepared = cls(folder, manifest)
+        prepared._load_tables()
+        return prepared
+
+    # -------------------------------------------------------------- pickling
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": str(self.path), "manifest": self.manifest}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.path = Path(state["path"])
+        self.manifest = state["manifest"]
+        self._tables = None
+
+    def __repr__(self) -> str:
+        c = self.manifest["counts"]
+        return (
+            f"PreparedData({str(self.path)!r}: {c['n_genes']} genes x {c['n_samples']} samples, "
+            f"{c['n_snps']} SNPs x {c['n_individuals']} individuals)"
+        )
+
+    # -------------------------------------------------------------- small tables
+    def _load_tables(self) -> dict[str, Any]:
+        if self._tables is not None:
+            return self._tables
+        if _read_manifest(self.path) != self.manifest:
+            raise InputError(
+                "prepared folder was rewritten since it was opened; open it again", path=str(self.path)
+            )
+        specs = self.manifest["tables"]
+        read = {name: _read_small(self.path / name, specs[name]["dtypes"]) for name in specs}
+        samples = read[_SAMPLES].rename_axis(index="sample")
+        tables = {
+            "sample_map_s": samples["individual"].astype(str).rename("individual"),
+            "sample_info_df": samples[specs[_SAMPLES]["info_columns"]],
+            "individual_info_df": read[_INDIVIDUALS].rename_axis(index="individual"),
+            "gene_info_df": read[_GENES].rename_axis(index="gene"),
+            "snp_info_df": read[_SNPS].rename_axis(index="snp"),
+        }
+        library = _read_small(self.path / _LIBRARY_SIZE, {"library_size": "int64"})
+        tables["library_size_s"] = library["library_size"].rename_axis("sample")
+        pcs_header = pd.read_csv(self.path / _PCS, sep="\t", nrows=0).columns[1:]
+        tables["genotype_pcs_df"] = _read_small(
+            self.path / _PCS, dict.fromkeys(pcs_header, "float64")
+        ).rename_axis(index="individual")
+        self._tables = tables
+        return tables
+
+    @property
+    def sample_map_s(self) -> pd.Series:
+        """Sample -> individual, in sample order."""
+        return self._load_tables()["sample_map_s"]
+
+    @property
+    def sample_info_df(self) -> pd.DataFrame:
+        """Sample attributes, indexed by sample."""
+        return self._load_tables()["sample_info_df"]
+
+    @property
+    def individual_info_df(self) -> pd.DataFrame:
+        """Individual attributes, indexed by individual (the genotype columns' order)."""
+        return self._load_tables()["individual_info_df"]
+
+    @property
+    def gene_info_df(self) -> pd.DataFrame:
+        """Gene annotation of every kept gene."""
+        return self._load_tables()["gene_info_df"]
+
+    @property
+    def snp_info_df(self) -> pd.DataFrame:
+        """SNP annotation of every kept SNP."""
+        return self._load_tables()["snp_info_df"]
+
+    @property
+    def library_size_s(self) -> pd.Series:
+        """Column sums of the counts over every gene of the folder, indexed by sample (int64)."""
+        return self._load_tables()["library_size_s"]
+
+    @property
+    def genotype_pcs_df(self) -> pd.DataFrame:
+        """Individuals x genoPC1..genoPCk."""
+        return self._load_tables()["genotype_pcs_df"]
+
+    @property
+    def ancestry(self) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+        """``(beta_df, tau_df)`` (SNPs x Q, individuals x Q), or None when the folder has none.
+
+        Read from disk at each call (beta has one row per SNP).
+        """
+        if _BETA not in self.manifest["files"]:
+            return None
+        beta = _read_partition(self.path / _BETA)
+        columns = pd.Index(beta.columns.astype(str), dtype=object, name="ancestry")
+        tau = _read_small(self.path / _TAU, dict.fromkeys(columns, "float64"))
+        return (
+            beta.set_axis(columns, axis=1).rename_axis(index="snp"),
+            tau.set_axis(columns, axis=1).rename_axis(index="individual"),
+        )
+
+    @property
+    def gene_chromosomes(self) -> list[str]:
+        """Chromosomes with genes (``chr`` style, natural order; without ``unplaced``)."""
+        return list(self.manifest["gene_chromosomes"])
+
+    @property
+    def snp_chromosomes(self) -> list[str]:
+        """Chromosomes with SNPs (``chr`` style, natural order; without ``unplaced``)."""
+        return list(self.manifest["snp_chromosomes"])
+
+    # -------------------------------------------------------------- partitions
+    def _partition(self, kind: str, chrom: str, listed: list[str], *, has_unplaced: bool) -> Path:
+        label = _chrom_label(chrom)
+        if label not in listed and not (label == UNPLACED and has_unplaced):
+            what = "genes" if kind == _COUNTS_DIR else "SNPs"
+            raise InputError(
+                f"no {what} on this chromosome in the prepared folder {self.path} "
+                f"(it has {format_ids(listed)})",
+                ids=[label],
+            )
+        return self.path / _partition_path(kind, label)
+
+    def _check_ids(self, df: pd.DataFrame, path: Path, columns: pd.Index) -> None:
+        if not df.columns.equals(columns):
+            raise InputError(f"partition columns differ from the folder's tables; {_RERUN}", path=str(path))
+
+    def load_counts(self, chrom: str) -> pd.DataFrame:
+        """Read the counts of the genes on ``chrom``: genes (``genes.tsv`` order) x every sample, int64.
+
+        Parameters
+        ----------
+        chrom
+            A chromosome of :attr:`gene_chromosomes` (any naming style) or ``"unplaced"``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``gene``, columns ``sample``.
+        """
+        path = self._partition(
+            _COUNTS_DIR, chrom, self.gene_chromosomes, has_unplaced=self.manifest["unplaced"]["genes"]
+        )
+        counts = _read_partition(path).astype(np.int64, copy=False)
+        counts.columns = pd.Index(counts.columns, dtype=object, name="sample")
+        counts.index = pd.Index(counts.index, dtype=object, name="gene")
+        self._check_ids(counts, path, self.sample_map_s.index)
+        return counts
+
+    def load_genotypes(self, chrom: str) -> pd.DataFrame:
+        """Read the dosages of the SNPs on ``chrom``: SNPs (``snps.tsv`` order) x every individual, float64.
+
+        Stored as float32; see the module notes for the exact values read back.
+
+        Parameters
+        ----------
+        chrom
+            A chromosome of :attr:`snp_chromosomes` (any naming style) or ``"unplaced"``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``snp``, columns ``individual``; NaN = missing.
+        """
+        path = self._partition(
+            _GENO_DIR, chrom, self.snp_chromosomes, has_unplaced=self.manifest["unplaced"]["snps"]
+        )
+        stored = _read_partition(path)
+        geno = pd.DataFrame(
+            _decimal_float64(stored.to_numpy(dtype=np.float32)),
+            index=pd.Index(stored.index, dtype=object, name="snp"),
+            columns=pd.Index(stored.columns, dtype=object, name="individual"),
+        )
+        self._check_ids(geno, path, self.individual_info_df.index)
+        return geno
+
+    def load_pair(self, gene_chrom: str, snp_chrom: str) -> EQTLData:
+        """Read one chromosome pair: genes on ``gene_chrom``, SNPs on ``snp_chrom``, every sample.
+
+        Reads two partitions. The result equals ``full.subset(genes=<genes on gene_chrom>,
+        snps=<SNPs on snp_chrom>)`` of the data set written (it is built by
+        :meth:`EQTLData.subset`, so it follows its conventions).
+
+        Parameters
+        ----------
+        gene_chrom, snp_chrom
+            Chromosomes of :attr:`gene_chromosomes` and :attr:`snp_chromosomes`.
+
+        Returns
+        -------
+        EQTLData
+            The pair's data set.
+        """
+        counts = self.load_counts(gene_chrom)
+        geno = self.load_genotypes(snp_chrom)
+        genes, snps = self.gene_info_df, self.snp_info_df
+        pair = EQTLData(
+            counts,
+            geno,
+            self.sample_map_s,
+            self.sample_info_df,
+            self.individual_info_df,
+            genes.reindex(counts.index) if len(genes.columns) else genes,
+            snps.reindex(geno.index) if len(snps.columns) else snps,
+        )
+        return pair.subset(genes=counts.index, snps=geno.index)
