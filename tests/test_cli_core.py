@@ -26,6 +26,7 @@ EXPECTED_COMMANDS = {
     "trans": "trans",
     "fit": "fit",
     "rank": "rank",
+    "prepare": "prepare",
     "run": "run",
     "enrich": "enrich",
     "compare_gtex": "compare-gtex",

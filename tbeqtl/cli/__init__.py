@@ -38,6 +38,7 @@ SUBCOMMAND_MODULES = (
     "trans",
     "fit",
     "rank",
+    "prepare",
     "run",
     "enrich",
     "compare_gtex",

@@ -17,16 +17,17 @@ Steps (the paper's Extended Methods, "Feature selection" and "Ancestry structure
 
 Reruns: a finished folder prepared from the same inputs (by checksum) with the same options is
 left as it is (logged); other inputs or options are refused unless ``force=True``, which
-replaces it (the old folder is restored if the new one fails). A failed run leaves nothing: the
-folder it was writing is removed. Temporary files (pruned chromosomes, plink's files) live in a
-temporary folder beside the output and are removed.
+replaces it. A failed run leaves nothing: the prepared files it wrote are removed (the writer
+removes the manifest first, so a folder being rewritten is never taken for a finished one).
+Temporary files (counts and pruned genotypes by chromosome, plink's files) live in a temporary
+folder beside the output and are removed. Memory: the kept counts while they are read and
+filtered, then one chromosome of genotypes at a time.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -83,29 +84,38 @@ def _state(out: Path, params: dict, inputs: dict) -> str:
         old = json.loads(manifest.read_text())
     except (OSError, ValueError):
         return "different"
-    same = old.get("params") == json.loads(json.dumps(params)) and old.get("inputs") == inputs
+    # the writer records the number of genotype PCs written as "genotype_pcs"; the request is kept apart
+    old_params = {k: v for k, v in (old.get("params") or {}).items() if k != "genotype_pcs"}
+    new_params = {k: v for k, v in json.loads(json.dumps(params)).items() if k != "genotype_pcs"}
+    same = old_params == new_params and old.get("inputs") == inputs
     return "same" if same else "different"
 
 
-class _PrunedStore:
-    """Pruned chromosomes kept as ``.npy`` files in a temporary folder, streamed back as DataFrames."""
+class _Spill:
+    """Per-chromosome matrices kept as ``.npy`` files in a temporary folder, read back one at a time."""
 
-    def __init__(self, folder: Path, individuals: pd.Index):
-        self.folder = folder
-        self.individuals = individuals
-        self.parts: list[tuple[str, pd.Index]] = []
+    def __init__(self, folder: Path, name: str, columns: pd.Index):
+        self.folder = folder / name
+        self.folder.mkdir()
+        self.columns = columns
+        self.parts: dict[str, pd.Index] = {}
 
-    def add(self, chrom: str, genotype_df: pd.DataFrame) -> None:
-        np.save(self.folder / f"{chrom}.npy", genotype_df.to_numpy(dtype=np.float32))
-        self.parts.append((chrom, genotype_df.index))
+    def add(self, chrom: str, df: pd.DataFrame) -> None:
+        np.save(self.folder / f"{chrom}.npy", df[self.columns].to_numpy())
+        self.parts[chrom] = df.index
+
+    def load(self, chrom: str) -> pd.DataFrame:
+        return pd.DataFrame(
+            np.load(self.folder / f"{chrom}.npy"), index=self.parts[chrom], columns=self.columns
+        )
 
     def chunks(self) -> Iterator[pd.DataFrame]:
-        for chrom, snps in self.parts:
-            values = np.load(self.folder / f"{chrom}.npy")
-            yield pd.DataFrame(values, index=snps, columns=self.individuals)
+        for chrom in self.parts:
+            yield self.load(chrom)
 
 
-def _genes(counts_path, genes_path, selection, options) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def _genes(counts_path, genes_path, selection, options, spill: _Spill) -> tuple[pd.DataFrame, dict]:
+    """Select the genes; spill their counts by chromosome; return the gene table and the counts."""
     counts_df, _, _ = read_count_matrix(
         counts_path, samples=list(selection.sample_df.index), donor_column=options.individual_column
     )
@@ -118,20 +128,21 @@ def _genes(counts_path, genes_path, selection, options) -> tuple[pd.DataFrame, p
     gene_info_df = typed.loc[expressed]
     if len(gene_info_df) == 0:
         raise InputError("no gene is left after the gene type, autosome and median-count filters")
-    order = sorted(
-        gene_info_df.index,
-        key=lambda g: (chrom_key(gene_info_df.at[g, "chrom"]), int(gene_info_df.at[g, "start"]), str(g)),
-    )
-    gene_info_df = gene_info_df.loc[order].rename_axis("gene")
+    key = [
+        (chrom_key(c), int(s), str(g))
+        for g, c, s in zip(gene_info_df.index, gene_info_df["chrom"], gene_info_df["start"], strict=True)
+    ]
+    gene_info_df = gene_info_df.iloc[sorted(range(len(key)), key=key.__getitem__)].rename_axis("gene")
+    for chrom in pd.unique(gene_info_df["chrom"]):
+        spill.add(chrom, counts_df.loc[gene_info_df.index[(gene_info_df["chrom"] == chrom).to_numpy()]])
     counts = {
         "genes_input": len(counts_df),
         "genes_annotated": len(annotated),
         "genes_type_autosome": len(typed),
         "genes_expressed": len(gene_info_df),
-        "n_genes": len(gene_info_df),
     }
     logger.info("genes: %s", counts)
-    return counts_df.loc[gene_info_df.index], gene_info_df, counts
+    return gene_info_df, counts
 
 
 def _individual_table(subject_path, individuals: pd.Index) -> pd.DataFrame:
@@ -144,30 +155,24 @@ def _individual_table(subject_path, individuals: pd.Index) -> pd.DataFrame:
     return subjects.loc[individuals].rename_axis("individual")
 
 
-def _ancestry(store: _PrunedStore, beta_path, tau_path, options) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _ancestry(spill: _Spill, beta_path, tau_path, options) -> tuple[pd.DataFrame, pd.DataFrame]:
     from ..tblda.ancestry import check_ancestry, estimate_ancestry_subset
 
     if beta_path is None:
         return estimate_ancestry_subset(
-            store.chunks, n_ancestry=options.n_ancestry, max_snps=options.ancestry_snps, seed=options.seed
+            spill.chunks, n_ancestry=options.n_ancestry, max_snps=options.ancestry_snps, seed=options.seed
         )
     beta_df, tau_df = read_ancestry_tables(beta_path, tau_path)
     betas, tau = [], tau_df
-    for chunk in store.chunks():
+    for chunk in spill.chunks():
         part, tau = check_ancestry(beta_df, tau_df, chunk)
         betas.append(part)
-    logger.info(
-        "ancestry beta/tau from %s and %s checked against the prepared genotypes", beta_path, tau_path
-    )
+    logger.info("ancestry beta and tau from %s and %s checked against the genotypes", beta_path, tau_path)
     return pd.concat(betas), tau
 
 
-def _write(
-    out: Path, work: Path, *, paths: dict, options: PrepareOptions, params: dict, inputs: dict
-) -> None:
-    from ..pipeline.covariates import genotype_pcs_streamed
-    from ..pipeline.prepared import PreparedWriter
-
+def _select(work: Path, paths: dict, options: PrepareOptions) -> dict:
+    """Select samples, genes and SNPs; counts and pruned genotypes are spilled into ``work``."""
     source = open_genotypes(paths["genotypes"], dosage_field=options.dosage_field)
     try:
         attrs = read_sample_attributes(
@@ -192,41 +197,55 @@ def _write(
         sample_df = merge_sample_tables(
             selection.sample_df, cell_types=paths["cell_types"], covariates=paths["covariates"]
         )
-        counts_df, gene_info_df, gene_counts = _genes(paths["counts"], paths["genes"], selection, options)
-        writer = PreparedWriter(out)
-        for chrom in sorted(gene_info_df["chrom"].unique(), key=chrom_key):
-            writer.write_counts(chrom, counts_df.loc[gene_info_df.index[gene_info_df["chrom"] == chrom]])
-        library_size_s = counts_df.sum(axis=0).rename("library_size").rename_axis("sample")
-        del counts_df
+        count_spill = _Spill(work, "counts", selection.sample_df.index)
+        gene_info_df, gene_counts = _genes(paths["counts"], paths["genes"], selection, options, count_spill)
         imputed = None
         if options.drop_imputed:
             fmt = sniff_genotype_format(paths["genotypes"])
             imputed = imputed_flags(paths["genotypes"], fmt, source.variant_df)
-        store = _PrunedStore(work, selection.individuals)
-
-        def emit(chrom: str, genotype_df: pd.DataFrame) -> None:
-            writer.write_genotypes(chrom, genotype_df)
-            store.add(chrom, genotype_df)
-
+        geno_spill = _Spill(work, "genotypes", selection.individuals)
         snp_info_df, snp_counts = select_variants(
-            source, selection.individuals, imputed=imputed, options=options, workdir=work, emit=emit
+            source, selection.individuals, imputed=imputed, options=options, workdir=work, emit=geno_spill.add
         )
     finally:
         source.close()
     snp_counts["imputed_flag_available"] = imputed is not None
-    snp_counts["n_snps"] = len(snp_info_df)
-    writer.write_genotype_pcs(genotype_pcs_streamed(store.chunks(), n_pcs=options.genotype_pcs))
-    writer.write_ancestry(*_ancestry(store, paths["ancestry_beta"], paths["ancestry_tau"], options))
+    return {
+        "sample_df": sample_df,
+        "individual_df": individual_df,
+        "gene_info_df": gene_info_df,
+        "snp_info_df": snp_info_df,
+        "counts": count_spill,
+        "genotypes": geno_spill,
+        "tallies": {**selection.counts, **gene_counts, **snp_counts},
+    }
+
+
+def _write(
+    out: Path, work: Path, *, paths: dict, options: PrepareOptions, params: dict, inputs: dict
+) -> None:
+    from ..pipeline.covariates import genotype_pcs_streamed
+    from ..pipeline.prepared import PreparedWriter
+
+    sel = _select(work, paths, options)
+    writer = PreparedWriter(out, clean=True)
     writer.write_tables(
-        sample_info_df=sample_df,
-        individual_info_df=individual_df,
-        gene_info_df=gene_info_df,
-        snp_info_df=snp_info_df,
-        library_size_s=library_size_s,
+        sample_map_s=sel["sample_df"]["individual"],
+        individual_info_df=sel["individual_df"],
+        gene_info_df=sel["gene_info_df"],
+        snp_info_df=sel["snp_info_df"],
+        sample_info_df=sel["sample_df"],
     )
-    counts = {**selection.counts, **gene_counts, **snp_counts}
-    logger.info("prepared %s: %s", out, counts)
-    writer.finish(params=params, counts=counts, inputs=inputs)
+    for chrom in sel["counts"].parts:
+        writer.write_counts(chrom, sel["counts"].load(chrom))
+    for chrom in sel["genotypes"].parts:
+        writer.write_genotypes(chrom, sel["genotypes"].load(chrom))
+    writer.write_genotype_pcs(genotype_pcs_streamed(sel["genotypes"].chunks(), n_pcs=options.genotype_pcs))
+    writer.write_ancestry(
+        *_ancestry(sel["genotypes"], paths["ancestry_beta"], paths["ancestry_tau"], options)
+    )
+    logger.info("prepared %s: %s", out, sel["tallies"])
+    writer.finish(params=params, counts=sel["tallies"], inputs=inputs)
 
 
 def prepare(
@@ -297,7 +316,11 @@ def prepare(
         "covariates": covariates,
     }
     inputs = _input_files(**paths)
-    params = {**options.params(), "ld_tool": plink_version(find_plink())}
+    params = {
+        **options.params(),
+        "genotype_pcs_requested": options.genotype_pcs,
+        "ld_tool": plink_version(find_plink()),
+    }
     state = _state(out, params, inputs)
     if state == "same":
         logger.info("%s is already prepared from the same inputs and options: nothing to do", out)
@@ -311,23 +334,39 @@ def prepare(
     return out
 
 
+#: What a prepared folder holds (tbeqtl.pipeline.prepared), removed again when preparing fails.
+_PREPARED_FILES = (
+    "manifest.json",
+    "samples.tsv",
+    "individuals.tsv",
+    "genes.tsv",
+    "snps.tsv",
+    "library_size.tsv",
+    "genotype_pcs.tsv",
+    "ancestry_beta.parquet",
+    "ancestry_tau.tsv",
+)
+_PREPARED_DIRS = ("counts", "genotypes")
+
+
+def _remove_prepared(out: Path) -> None:
+    """Remove the prepared files of ``out`` (other files, such as the CLI's log, stay)."""
+    for name in _PREPARED_FILES:
+        (out / name).unlink(missing_ok=True)
+    for name in _PREPARED_DIRS:
+        shutil.rmtree(out / name, ignore_errors=True)
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+
+
 def _run_replacing(out: Path, state: str, **kwargs) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    if state == "unfinished":
-        logger.info("removing the unfinished folder %s (no manifest.json) before preparing it again", out)
-        shutil.rmtree(out)
-    old = None
     if state == "different":
-        old = out.parent / f".{out.name}.replaced-{secrets.token_hex(4)}"
-        out.rename(old)
-        logger.info("replacing %s (--force); the old folder is kept aside until the new one is finished", out)
+        logger.info("replacing the prepared folder %s (--force)", out)
     try:
         with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.prepare-") as work:
             _write(out, Path(work), **kwargs)
     except BaseException:
-        shutil.rmtree(out, ignore_errors=True)
-        if old is not None:
-            old.rename(out)
+        logger.error("preparing %s failed: its prepared files are removed", out)
+        _remove_prepared(out)
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
