@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tbeqtl.cli import main
 from tbeqtl.errors import InputError
 from tbeqtl.io import (
     PgenSource,
@@ -26,6 +27,7 @@ from tbeqtl.io import (
     read_vcf,
     write_pgen,
 )
+from tbeqtl.pipeline.prepared import PreparedData
 from tbeqtl.simulate.gtex_cohort import GtexCohort, write_gtex_cohort
 
 SMALL = dict(
@@ -208,3 +210,128 @@ def test_bad_requests(cohort, tmp_path):
     with pytest.raises(InputError):
         write_gtex_cohort(tmp_path / "y", **{**SMALL, "n_samples": 500})  # > 60 donors x 3 tissues
     assert not (tmp_path / "y").exists() and not list(tmp_path.glob(".y*"))
+
+
+# ------------------------------------------------------------------ tbeqtl prepare on the GTEx-format files
+
+AUTOSOMES = {f"chr{i}" for i in range(1, 23)}
+
+
+def _prepare(cohort, genotypes, out) -> PreparedData:
+    argv = [
+        "prepare",
+        "--counts", str(cohort.counts),
+        "--sample-attributes", str(cohort.sample_attributes),
+        "--subject-attributes", str(cohort.subject_phenotypes),
+        "--genotypes", str(genotypes),
+        "--genes", str(cohort.genes),
+        "--out", str(out),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    return PreparedData.open(out, verify=True)
+
+
+@pytest.fixture(scope="module")
+def prepared(cohort, tmp_path_factory) -> dict[str, PreparedData]:
+    root = tmp_path_factory.mktemp("prepared")
+    return {fmt: _prepare(cohort, getattr(cohort, fmt), root / fmt) for fmt in ("pgen", "vcf")}
+
+
+def _expected_selection(cohort, vcf_geno) -> dict:
+    """The paper's feature selection computed directly from the files with pandas/numpy."""
+    counts = read_gct(cohort.counts)
+    attrs = read_gtex_sample_attributes(cohort.sample_attributes).reindex(counts.columns)
+    individuals = sorted(set(attrs["individual"]) & set(vcf_geno.columns))
+    genes = read_gene_annotation(cohort.genes).reindex(counts.index)
+    typed = genes.index[
+        genes["gene_type"].isin(["protein_coding", "lincRNA"]) & genes["chrom"].isin(AUTOSOMES)
+    ]
+    medians = counts.loc[typed].T.groupby(attrs["tissue"]).median().T
+    pvar = pd.read_csv(f"{cohort.pgen}.pvar", sep="\t", index_col="ID")
+    y = vcf_geno[individuals]
+    auto = y.index[pvar["#CHROM"].reindex(y.index).isin(AUTOSOMES)]
+    typed_snps = [s for s in auto if "IMPUTED" not in pvar.at[s, "INFO"].split(";")]
+    missing = y.loc[typed_snps].isna().mean(axis=1)
+    ok_missing = missing.index[missing <= 0.05]
+    freq = y.loc[ok_missing].mean(axis=1, skipna=True) / 2
+    maf = np.minimum(freq, 1 - freq)
+    return {
+        "n_samples": counts.shape[1],
+        "n_individuals": len(individuals),
+        "genes_type_autosome": len(typed),
+        "genes": set(medians.index[(medians >= 5).any(axis=1)]),
+        "snps_autosomal": len(auto),
+        "snps_not_imputed": len(typed_snps),
+        "snps_missing_ok": len(ok_missing),
+        "snps_filtered": list(maf.index[maf >= 0.01]),
+    }
+
+
+def test_prepare_selection_matches_direct_computation(cohort, vcf_geno, prepared):
+    want = _expected_selection(cohort, vcf_geno)
+    got = prepared["pgen"]
+    counts = got.manifest["counts"]
+    assert counts["n_samples"] == want["n_samples"] == 150
+    assert counts["n_individuals"] == want["n_individuals"] == 60  # the 10 extra donors left out
+    assert counts["genes_type_autosome"] == want["genes_type_autosome"]
+    assert set(got.gene_info_df.index) == want["genes"]
+    assert 0 < len(want["genes"]) < want["genes_type_autosome"]  # the median rule removed genes
+    for key in ("snps_autosomal", "snps_not_imputed", "snps_missing_ok"):
+        assert counts[key] == want[key], key
+    assert counts["snps_maf_ok"] == len(want["snps_filtered"])
+    kept = got.snp_info_df.index
+    assert set(kept) <= set(want["snps_filtered"]) and len(kept) < 0.8 * len(want["snps_filtered"])
+    assert set(got.gene_chromosomes) | set(got.snp_chromosomes) <= AUTOSOMES
+
+
+def _r2(a: np.ndarray, b: np.ndarray) -> float:
+    ok = ~np.isnan(a) & ~np.isnan(b)
+    x, y = a[ok], b[ok]
+    if x.std() == 0 or y.std() == 0:
+        return 0.0
+    return float(np.corrcoef(x, y)[0, 1] ** 2)
+
+
+def test_ld_pruning_by_direct_r2(cohort, vcf_geno, prepared):
+    """No kept pair within 200 kb has r^2 >= 0.2; every pruned SNP had r^2 > 0.2 with a neighbour."""
+    got = prepared["pgen"]
+    individuals = list(got.individual_info_df.index)
+    want = _expected_selection(cohort, vcf_geno)["snps_filtered"]
+    info = read_vcf(cohort.vcf).snp_info_df.loc[want]
+    y = vcf_geno.loc[want, individuals]
+    kept = set(got.snp_info_df.index)
+    n_checked = 0
+    for _, sub in info.groupby("chrom"):
+        pos, ids = sub["pos"].to_numpy(), list(sub.index)
+        for i, a in enumerate(ids):
+            near = [b for j, b in enumerate(ids) if j != i and abs(pos[j] - pos[i]) < 200_000]
+            r2 = {b: _r2(y.loc[a].to_numpy(), y.loc[b].to_numpy()) for b in near}
+            if a in kept:
+                assert all(r2[b] < 0.2 for b in near if b in kept), a
+                n_checked += sum(b in kept for b in near)
+            else:
+                assert max(r2.values(), default=0.0) > 0.2, a
+    assert n_checked > 0
+
+
+def test_vcf_and_pgen_give_the_same_prepared_folder(prepared):
+    a, b = prepared["pgen"], prepared["vcf"]
+    assert a.gene_chromosomes == b.gene_chromosomes and a.snp_chromosomes == b.snp_chromosomes
+    pd.testing.assert_frame_equal(a.snp_info_df, b.snp_info_df)
+    pd.testing.assert_frame_equal(a.gene_info_df, b.gene_info_df)
+    pd.testing.assert_frame_equal(a.sample_info_df, b.sample_info_df)
+    for chrom in a.snp_chromosomes:
+        pd.testing.assert_frame_equal(a.load_genotypes(chrom), b.load_genotypes(chrom))
+    for chrom in a.gene_chromosomes:
+        pd.testing.assert_frame_equal(a.load_counts(chrom), b.load_counts(chrom))
+
+
+def test_prepared_partitions_hold_the_input_values(cohort, vcf_geno, prepared):
+    got = prepared["pgen"]
+    counts = read_gct(cohort.counts)
+    for chrom in got.gene_chromosomes:
+        part = got.load_counts(chrom)
+        np.testing.assert_array_equal(part.to_numpy(), counts.loc[part.index, part.columns].to_numpy())
+    for chrom in got.snp_chromosomes:
+        part = got.load_genotypes(chrom)
+        np.testing.assert_array_equal(part.to_numpy(), vcf_geno.loc[part.index, part.columns].to_numpy())
