@@ -234,6 +234,7 @@ def estimate_ancestry(
 
 _EPS = 1e-9
 _FREQ_MIN = 1e-6
+_BLOCK_ROWS = 256  # rows of the per-SNP EM at a time: its arrays stay in cache
 
 
 def _ancestry_columns(n_ancestry: int) -> pd.Index:
@@ -326,39 +327,43 @@ def _compact(
 
 
 def _beta_given_tau(y: np.ndarray, prop: np.ndarray, *, max_iter: int, tol: float) -> np.ndarray:
+    """Per-SNP EM for ``beta_j`` (rows, Q) with ``tau`` fixed (``prop``, Q x N), in cache-sized row blocks."""
+    blocks = [
+        _beta_block(y[start : start + _BLOCK_ROWS], prop, max_iter=max_iter, tol=tol)
+        for start in range(0, len(y), _BLOCK_ROWS)
+    ]
+    return np.concatenate(blocks) if blocks else np.empty((0, prop.shape[0]))
+
+
+def _beta_block(y: np.ndarray, prop: np.ndarray, *, max_iter: int, tol: float) -> np.ndarray:
     """Per-SNP EM for ``beta_j`` (rows, Q) with ``tau`` fixed (``prop``, Q x N); rows of ``y`` independent.
 
     Starts from the tau-weighted allele frequencies (one EM step from equal frequencies) and stops
     a SNP when its log-likelihood gain is <= ``tol`` x |previous|, as :func:`estimate_ancestry`
-    does for the whole likelihood. Sums run over the last axis row by row, so a SNP's result does
-    not depend on the other rows of the chunk.
+    does for the whole likelihood. Every sum runs within a row (einsum, no BLAS blocking), so a
+    SNP's result does not depend on the other rows of the chunk.
     """
     mask = ~np.isnan(y)
     alt = np.where(mask, y, 0.0)
     ref = np.where(mask, 2.0 - y, 0.0)
-    n_ancestry = prop.shape[0]
-
-    def weighted(values: np.ndarray) -> np.ndarray:  # values @ prop.T, row by row
-        return np.stack([(values * prop[q]).sum(axis=1) for q in range(n_ancestry)], axis=1)
-
-    a_freq, b_freq = weighted(alt), weighted(ref)
+    a_freq, b_freq = np.einsum("in,qn->iq", alt, prop), np.einsum("in,qn->iq", ref, prop)
     freq = np.clip(a_freq / np.maximum(a_freq + b_freq, _EPS), _FREQ_MIN, 1 - _FREQ_MIN)
     previous = np.full(len(y), -np.inf)
-    active = np.arange(len(y))
+    active, f = np.arange(len(y)), freq.copy()
     for _ in range(max_iter):
-        f, al, rf = freq[active], alt[active], ref[active]
-        rho = sum(f[:, q, None] * prop[q] for q in range(n_ancestry))
-        rho = np.clip(rho, _EPS, 1 - _EPS)
-        loglik = (al * np.log(rho)).sum(axis=1) + (rf * np.log1p(-rho)).sum(axis=1)
+        rho = np.clip(np.einsum("iq,qn->in", f, prop), _EPS, 1 - _EPS)
+        loglik = np.einsum("in,in->i", alt, np.log(rho)) + np.einsum("in,in->i", ref, np.log1p(-rho))
         last = previous[active]
         go = ~(np.isfinite(last) & (np.abs(loglik - last) <= tol * np.abs(last)))
         previous[active] = loglik
-        active, f, rho = active[go], f[go], rho[go]
-        if not len(active):
-            break
-        a_freq = f * weighted(al[go] / rho)
-        b_freq = (1 - f) * weighted(rf[go] / (1 - rho))
-        freq[active] = np.clip(a_freq / np.maximum(a_freq + b_freq, _EPS), _FREQ_MIN, 1 - _FREQ_MIN)
+        if not go.all():  # drop converged SNPs
+            active, f, rho, alt, ref = active[go], f[go], rho[go], alt[go], ref[go]
+            if not len(active):
+                break
+        a_freq = f * np.einsum("in,qn->iq", alt / rho, prop)
+        b_freq = (1 - f) * np.einsum("in,qn->iq", ref / (1 - rho), prop)
+        f = np.clip(a_freq / np.maximum(a_freq + b_freq, _EPS), _FREQ_MIN, 1 - _FREQ_MIN)
+        freq[active] = f
     return freq
 
 
