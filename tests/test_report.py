@@ -215,7 +215,7 @@ def test_full_run_has_every_figure_and_section(full_report):
     info = json.loads((full_report["html"].parent / "report.json").read_text())
     assert info["absent"] == {}
     assert set(info["figures"]) == ALL_FIGURES
-    assert set(info["sections"]) == {"run", *SECTIONS}
+    assert set(info["sections"]) == {"findings", *SECTIONS, "appendix"}
     pngs = _pngs_in_html(html)
     assert len(pngs) == len(ALL_FIGURES)
     for png in pngs:

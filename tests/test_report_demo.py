@@ -33,6 +33,12 @@ def test_demo_end_to_end(tmp_path):
     assert FIGURES <= set(info["figures"]), (set(FIGURES) - set(info["figures"]), info["absent"])
     for key in ("summary", "top_eqtls", "gtex"):
         assert key in info["sections"], info["absent"].get(key)
+    # findings first, appendix last; the demo's comparison list is named a simulated one, not GTEx
+    assert info["sections"][0] == "findings" and info["sections"][-1] == "appendix"
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "Overlap with the simulated comparison list" in html
+    assert "Comparison with the simulated comparison list" in html and "GTEx list" not in html
+    assert json.loads((out / "gtex" / "source.json").read_text())["simulated"] is True
     # progress was shown throughout
     assert "demo 5/5" in result.stderr and "pairs" in result.stderr
     print(f"tbeqtl demo took {seconds:.0f} s")

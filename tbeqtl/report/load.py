@@ -21,7 +21,9 @@ What is read, per pair ``pairs/<gene_chrom>__<snp_chrom>/``:
 
 Run level: ``run.json`` and ``config.toml``; ``summary/eqtls.parquet``, ``summary/qq.parquet``,
 ``summary/eqtl_counts.tsv`` (gathered by the pipeline); ``enrichment/{go,snp_annot,bins,
-tf_recovery}.tsv`` and ``gtex/comparison.tsv`` / ``gtex/ks.tsv`` with their ``status.json``.
+tf_recovery}.tsv`` and ``gtex/comparison.tsv`` / ``gtex/ks.tsv`` with their ``status.json``;
+``gtex/source.json`` (the comparison list's provenance), ``summary/tissue_factors.parquet`` and the
+prepared data folder's ``manifest.json`` (:mod:`tbeqtl.report.load_findings`).
 
 The report reads no input data set and runs no model or test: what Fig 1, 3 and 5 need from the
 inputs the pipeline's gather step writes under ``summary/`` (:mod:`tbeqtl.pipeline.report_tables`):
@@ -51,9 +53,10 @@ from .load_common import (
     _why,
 )
 from .load_eqtl import _load_eqtls, _load_locus
+from .load_findings import _load_comparison_source, _load_manifest, _load_tissue_factors
 from .load_fit import _load_elbo, _load_robust, _load_topics
 
-__all__ = ['DEFAULT_FDR', 'SECTIONS', 'ReportData', 'load_run']
+__all__ = ["DEFAULT_FDR", "SECTIONS", "ReportData", "load_run"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,9 +87,19 @@ def _load_enrichment(data: ReportData, layout: RunLayout, status: _Status) -> No
     bins = root / "bins.tsv"
     if bins.is_file():
         df = _read_tsv(bins)
-        rename = {c: n for n, c in ((n, _first(df.columns, *alts)) for n, alts in (
-            ("chrom", ("chrom", "chromosome", "chr")), ("start", ("start", "bin_start")),
-            ("end", ("end", "bin_end")), ("set", ("set", "snp_set", "tissue")))) if c is not None}
+        rename = {
+            c: n
+            for n, c in (
+                (n, _first(df.columns, *alts))
+                for n, alts in (
+                    ("chrom", ("chrom", "chromosome", "chr")),
+                    ("start", ("start", "bin_start")),
+                    ("end", ("end", "bin_end")),
+                    ("set", ("set", "snp_set", "tissue")),
+                )
+            )
+            if c is not None
+        }
         data.tables["bins"] = df.rename(columns=rename)
     else:
         data.mark_absent("bins", _why(status, "bins", "enrichment/bins.tsv", layout.root))
@@ -116,6 +129,15 @@ def _guard(data: ReportData, sections: tuple[str, ...], func: Any, *args: Any) -
             data.mark_absent(section, f"its table could not be read: {exc}")
 
 
+def _guard_findings(data: ReportData, what: str, func: Any, *args: Any) -> None:
+    """Run one findings loader; a malformed file becomes a note of the findings, not a stopped report."""
+    try:
+        func(*args)
+    except (InputError, OSError, ValueError, KeyError) as exc:
+        logger.warning("could not read %s: %s", what, exc)
+        data.extras.setdefault("findings_notes", []).append(f"{what} could not be read: {exc}")
+
+
 def load_run(run_dir: str | Path) -> ReportData:
     """Gather every finished result table of a run folder for the report.
 
@@ -132,7 +154,9 @@ def load_run(run_dir: str | Path) -> ReportData:
         ``loading_tissue``, ``eqtls`` (every written eQTL row with pair, factor_set, tissue, kind
         and ``significant``), ``summary``, ``counts``, ``top_eqtls``, ``qq``, ``hist``,
         ``locus_expression`` / ``locus_genotype``, ``go``, ``snp_annot``, ``bins``, ``tf``,
-        ``gtex``. ``absent`` names every section that cannot be shown, with the reason.
+        ``gtex``, ``tissue_factors`` (every run's factor-tissue scores); ``extras`` holds
+        ``comparison_source`` (``gtex/source.json``) and ``data_manifest`` when present.
+        ``absent`` names every section that cannot be shown, with the reason.
 
     Raises
     ------
@@ -154,8 +178,11 @@ def load_run(run_dir: str | Path) -> ReportData:
     mapping = config.get("mapping", {}) if isinstance(config.get("mapping"), dict) else {}
     fdr = mapping.get("fdr", DEFAULT_FDR)
     data.fdr = float(fdr) if isinstance(fdr, (int, float)) and not math.isnan(fdr) else DEFAULT_FDR
-    tissue_column = str((config.get("data") or {}).get("tissue_column", "tissue")) \
-        if isinstance(config.get("data"), dict) else "tissue"
+    tissue_column = (
+        str((config.get("data") or {}).get("tissue_column", "tissue"))
+        if isinstance(config.get("data"), dict)
+        else "tissue"
+    )
     status = _Status(layout, data.run_info)
     data.status_df = status.df
     pairs = layout.pairs()
@@ -164,8 +191,20 @@ def load_run(run_dir: str | Path) -> ReportData:
     _guard(data, ("topics",), _load_topics, data, layout, pairs, status, tissue_column)
     _guard(data, ("convergence",), _load_elbo, data, layout, pairs, status)
     _guard(data, ("robust",), _load_robust, data, layout, pairs, status)
-    _guard(data, ("counts", "summary", "top_eqtls", "locus", "qq", "hist"), _load_eqtls, data, layout, pairs,
-           status)
+    _guard(
+        data,
+        ("counts", "summary", "top_eqtls", "locus", "qq", "hist"),
+        _load_eqtls,
+        data,
+        layout,
+        pairs,
+        status,
+    )
     _guard(data, ("locus",), _load_locus, data, layout)
     _guard(data, ("go", "snp_enrichment", "bins", "tf", "gtex"), _load_enrichment, data, layout, status)
+    _guard_findings(data, "the tissue-factor associations", _load_tissue_factors, data, layout, pairs)
+    _guard_findings(
+        data, "the comparison list's provenance (gtex/source.json)", _load_comparison_source, data, layout
+    )
+    _guard_findings(data, "the prepared data folder's manifest", _load_manifest, data, layout)
     return data

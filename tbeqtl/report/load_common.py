@@ -32,7 +32,7 @@ SECTIONS: dict[str, str] = {
     "hist": "p-value histograms",
     "top_eqtls": "Top eQTLs",
     "locus": "trans-eGenes of one locus (Fig 5)",
-    "gtex": "Comparison with GTEx",
+    "gtex": "Comparison with an eQTL list",
 }
 
 
