@@ -228,6 +228,10 @@ def _gtex_stage(layout: RunLayout) -> str | None:
     gtex_df = pd.concat([read_gtex_pairs(f) for f in files], ignore_index=True)
     calls = calls.sort_values("p_value").drop_duplicates(["tissue", "kind", "snp", "gene"])
     result = compare_with_gtex(calls[["tissue", "kind", "snp", "gene", "p_value"]], gtex_df)
+    # provenance first: the report names the list from it ("simulated comparison list", not GTEx)
+    write_json({"simulated": True, "release": None, "files": [str(f.relative_to(layout.root)) for f in files],
+                "description": "the cis-eQTLs planted by the demo's simulation, written in the GTEx v8 "
+                "signif_variant_gene_pairs format"}, layout.gtex / "source.json")
     result.write(layout.gtex)
     return None
 
