@@ -7,7 +7,8 @@ Example::
         --lookup GTEx_..._lookup_table.txt.gz --out DIR
 
 writes ``DIR/comparison.tsv`` (gtex_comparison), ``DIR/pairs.tsv`` (gtex_pair_status),
-``DIR/ks.tsv`` and ``DIR/ks.json`` (gtex_ks).
+``DIR/ks.tsv`` and ``DIR/ks.json`` (gtex_ks), and ``DIR/source.json`` (the lists' GTEx release and
+files, ``"simulated": false``; the report names the list from it).
 """
 
 from __future__ import annotations
@@ -115,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     """Read the lists, compare, and write the tables."""
     import pandas as pd
 
+    from ..atomic import write_json
     from ..enrich.gtex import compare_with_gtex
     from ..io.gtex import (
         read_gtex_egenes,
@@ -139,6 +141,19 @@ def run(args: argparse.Namespace) -> int:
     )
     lookup = read_gtex_lookup(args.lookup) if args.lookup else None
     result = compare_with_gtex(calls, gtex_df, lookup_df=lookup, tissue=args.tissue)
+    # the list's provenance, read by the report to name it (tbeqtl demo writes "simulated": true)
+    v8 = [*args.gtex_pairs, *args.gtex_egenes, *args.gtex_trans]
+    release = ", ".join(r for r, given in (("v8", v8), ("v6", args.gtex_v6)) if given)
+    files = [str(Path(f).resolve()) for f in (*v8, *([args.gtex_v6] if args.gtex_v6 else []))]
+    write_json(
+        {
+            "simulated": False,
+            "release": release,
+            "files": files,
+            "description": "GTEx eQTL lists given to tbeqtl compare-gtex",
+        },
+        Path(args.out) / "source.json",
+    )
     result.write(args.out)
     logger.info("wrote %s", Path(args.out) / "comparison.tsv")
     return 0
