@@ -88,7 +88,7 @@ _STAT_COLUMNS = ("b_g", "b_g_se", "pval_g", "b_i", "b_i_se", "pval_i", "b_gi", "
 #: Tested variants per prepared design block (shared by the windows over it).
 DESIGN_BLOCK = 1024
 #: Bytes of one block of permutation coordinates (variants x (1+m) x permutations, float64).
-PRODUCT_BYTES = 32 << 20
+PRODUCT_BYTES = 8 << 20
 #: ``rss < RSS_EXACT ||y*||^2``: recompute the pair with the explicit residual.
 RSS_EXACT = 1e-3
 
@@ -154,41 +154,54 @@ def _permuted_residuals(model: InteractionModel, y: np.ndarray, perms: np.ndarra
     return y1p, uyp, np.einsum("pn,pn->p", y1p, y1p)
 
 
-def _scan_piece(model, design: InteractionDesign, y1p, uyp, yss, best, arg, offset: int) -> None:
-    """Update the running maxima ``best`` (m x P) of ``t^2`` and their variants ``arg`` with one piece."""
+def _term_weights(model: InteractionModel, design: InteractionDesign) -> np.ndarray:
+    """(v, m, 1+m): row ``g*i_j`` of ``R^-1`` on the variant's own columns over its norm (0: deficient).
+
+    ``t_gj = sqrt(dof) (w_j . c) / sqrt(rss)`` with ``c = Q_g^T y``; ``R^-1`` is upper triangular,
+    so the coordinates on the shared terms do not enter the genotype x term coefficients.
+    """
+    m = model.n_terms
+    r_gi = design.r_inv[:, _gi_rows(model), :]
+    w = r_gi[:, :, m:] / np.sqrt(np.einsum("vjk,vjk->vj", r_gi, r_gi))[:, :, None]
+    w[design.deficient] = 0.0
+    return w
+
+
+def _scan_piece(model, design: InteractionDesign, y1p, uyp, yss, best) -> None:
+    """Raise the running maxima ``best`` (m x P) of ``t_gj^2`` with the variants of one piece."""
     m, n = model.n_terms, model.n_samples
-    gi = _gi_rows(model)
-    n_perm = y1p.shape[0]
-    step = max(1, PRODUCT_BYTES // (8 * (1 + m) * n_perm))
     y1t = np.ascontiguousarray(y1p.T)
+    n_perm = y1t.shape[1]
+    w = _term_weights(model, design)
+    step = max(1, PRODUCT_BYTES // (8 * (1 + m) * n_perm))
     for s in range(0, len(design), step):
-        d = design.subset(slice(s, s + step))
-        v = len(d)
-        c = (d.q_var.reshape(-1, n) @ y1t).reshape(v, 1 + m, n_perm)
-        rss = yss[None, :] - np.einsum("vkp,vkp->vp", c, c)
-        r_gi = d.r_inv[:, gi, :]  # (v, m, p): zero left of each term's own column
-        row2 = np.einsum("vjk,vjk->vj", r_gi, r_gi)
-        theta = np.einsum("vjk,vkp->jvp", r_gi[:, :, m:], c)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t2 = theta**2 * model.dof / (rss[None, :, :] * row2.T[:, :, None])
-        loose = np.argwhere(rss < RSS_EXACT * yss[None, :])
-        if loose.size:
-            _exact_t2(model, d, loose, y1p, uyp, t2)
-        t2[:, d.deficient, :] = -np.inf
-        t2 = np.where(np.isnan(t2), -np.inf, t2)
-        top = np.argmax(t2, axis=1)  # (m, P), first variant on ties
-        val = np.take_along_axis(t2, top[:, None, :], axis=1)[:, 0, :]
-        better = val > best
-        best[better] = val[better]
-        arg[better] = (top + offset + s)[better]
+        q = design.q_var[s : s + step]
+        v = q.shape[0]
+        c = (np.ascontiguousarray(q.transpose(1, 0, 2)).reshape(-1, n) @ y1t).reshape(1 + m, v, n_perm)
+        rss = np.square(c[0])
+        for k in range(1, 1 + m):
+            rss += np.square(c[k])
+        np.subtract(yss, rss, out=rss)
+        loose = np.argwhere(rss < RSS_EXACT * yss)
+        for j in range(m):
+            num = w[s : s + v, j, 1 + j, None] * c[1 + j]
+            for k in range(2 + j, 1 + m):
+                num += w[s : s + v, j, k, None] * c[k]
+            t2 = np.square(num, out=num)
+            t2 /= rss
+            t2 *= model.dof
+            if loose.size:
+                t2[loose[:, 0], loose[:, 1]] = _exact_t2(
+                    model, design.subset(slice(s, s + v)), loose, y1p, uyp, j
+                )
+            np.fmax(best[j], np.fmax.reduce(t2, axis=0), out=best[j])
 
 
-def _exact_t2(model, design, pairs: np.ndarray, y1p, uyp, t2) -> None:
-    """Overwrite ``t2[:, v, p]`` of the (variant, permutation) ``pairs`` with explicit-residual values."""
+def _exact_t2(model, design, pairs: np.ndarray, y1p, uyp, j: int) -> np.ndarray:
+    """``t_gj^2`` of the (variant, permutation) ``pairs`` with the explicit residual (0: deficient)."""
     stats = model.test_pairs(design, pairs[:, 0], y1=y1p, uy=uyp, cols=pairs[:, 1])
-    for j in range(model.n_terms):
-        b, se = stats[:, 3 + 6 * j + 3], stats[:, 3 + 6 * j + 4]
-        t2[j, pairs[:, 0], pairs[:, 1]] = (b / se) ** 2
+    t2 = (stats[:, 3 + 6 * j + 3] / stats[:, 3 + 6 * j + 4]) ** 2
+    return np.where(np.isnan(t2), 0.0, t2)
 
 
 def _observed(model, cache: _DesignCache, a: int, b: int, y: np.ndarray) -> np.ndarray:
@@ -225,12 +238,9 @@ def _phenotype_rows(inputs, chromg, cache, tested, pid, perms, model, window, nu
     if not ok.any():
         return None
     y1p, uyp, yss = _permuted_residuals(model, y, perms)
-    best = np.full((model.n_terms, perms.shape[0]), -np.inf)
-    arg = np.zeros(best.shape, dtype=np.int64)
-    offset = 0
+    best = np.zeros((model.n_terms, perms.shape[0]))
     for d in cache.pieces(a, b):
-        _scan_piece(model, d, y1p, uyp, yss, best, arg, offset)
-        offset += len(d)
+        _scan_piece(model, d, y1p, uyp, yss, best)
     rows = []
     for j, name in enumerate(model.names):
         t2_obs = (obs[:, 3 + 6 * j + 3] / obs[:, 3 + 6 * j + 4]) ** 2
