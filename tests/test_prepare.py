@@ -322,3 +322,30 @@ def test_bad_inputs_name_what_is_wrong(runs, tmp_path, capsys):
         assert sorted(p.name for p in out.iterdir()) == ["tbeqtl.log"]  # nothing prepared left behind
     with pytest.raises(InputError, match="both --ancestry-beta and --ancestry-tau"):
         prepare(**_args(c), out=tmp_path / "x", ancestry_beta=tmp_path / "b.tsv")
+
+
+@pytest.mark.parametrize("fmt", ["tsv", "parquet", "h5ad"])
+def test_other_count_formats_give_the_same_folder(runs, tmp_path, fmt):
+    import anndata
+
+    from tbeqtl.io import write_counts
+
+    c = runs["cohort"]
+    path = tmp_path / f"counts.{fmt}"
+    if fmt == "h5ad":
+        obs = pd.DataFrame(
+            {"individual": ["-".join(s.split("-")[:2]) for s in c["counts"].columns]},
+            index=c["counts"].columns,
+        )
+        anndata.AnnData(
+            X=c["counts"].T.to_numpy(dtype=np.float32), obs=obs, var=pd.DataFrame(index=c["counts"].index)
+        ).write_h5ad(path)
+    else:
+        write_counts(c["counts"], path)
+    out = prepare(**{**_args(c, "pgen"), "counts": path}, out=tmp_path / "prep", options=OPTIONS)
+    a, b = PreparedData.open(out), PreparedData.open(runs["pgen"])
+    pd.testing.assert_frame_equal(a.sample_info_df, b.sample_info_df)
+    pd.testing.assert_frame_equal(a.gene_info_df, b.gene_info_df)
+    for chrom in a.gene_chromosomes:
+        pd.testing.assert_frame_equal(a.load_counts(chrom), b.load_counts(chrom))
+    assert a.manifest["counts"] == b.manifest["counts"]
