@@ -53,7 +53,7 @@ from .cis_kernels import (
     residual_unit,
     scan_permutations,
 )
-from .cis_nominal import write_nominal_chromosome
+from .cis_nominal import write_nominal_chromosome, write_nominal_streamed
 from .permutation import beta_approximated_pvalue, canonical_permutations
 
 __all__ = ["CIS_COLUMNS", "map_cis", "map_independent", "map_nominal"]
@@ -217,11 +217,25 @@ def map_nominal(
     files = {}
     ticker = Ticker(inputs.n_phenotypes, desc="cis nominal", enabled=show_progress)
     for chrom, pids in inputs.by_chrom.items():
+        path = output_dir / f"{prefix}.cis_qtl_pairs.{chrom}.parquet"
+        if model is None:  # genotypes streamed by blocks
+            n_rows = write_nominal_streamed(
+                inputs,
+                chrom,
+                pids=pids,
+                path=path,
+                window=window,
+                maf_threshold=maf_threshold,
+                mac_threshold=mac_threshold,
+                ticker=ticker,
+            )
+            if n_rows:
+                files[chrom] = path
+            continue
         chromg = load_chromosome(inputs.source, chrom, samples=inputs.cohort.genotype_ids, q=inputs.q)
         listed = np.flatnonzero(
             _variant_filter(chromg, maf_threshold=maf_threshold, mac_threshold=mac_threshold)
         )
-        path = output_dir / f"{prefix}.cis_qtl_pairs.{chrom}.parquet"
         n_rows = write_nominal_chromosome(
             inputs,
             chromg,

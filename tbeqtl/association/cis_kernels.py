@@ -35,9 +35,12 @@ __all__ = [
     "ScanResult",
     "WindowCache",
     "association_stats",
+    "block_statistics",
+    "chromosome_variants",
     "extend_basis",
     "float32_error_factor",
     "load_chromosome",
+    "read_block",
     "residual_unit",
     "scan_permutations",
 ]
@@ -215,14 +218,16 @@ def _hard_counts(codes: np.ndarray) -> tuple[np.ndarray, ...]:
 
 
 def _block_stats(
-    raw: np.ndarray, q: np.ndarray, buf: np.ndarray, *, codes: np.ndarray | None = None
+    raw: np.ndarray | None, q: np.ndarray, buf: np.ndarray, *, codes: np.ndarray | None = None
 ) -> tuple[dict, np.ndarray, np.ndarray]:
-    """Impute one block (in place, float32-rounded) and compute its per-variant statistics.
+    """Impute one block and compute its per-variant statistics; ``buf[:b]`` holds the centred float64 rows.
 
-    ``codes``: the block's int8 hard calls when it holds only hard calls (faster counts, same values).
-    Returns the statistics, the rows with missing calls and their missing masks.
+    ``codes``: the block's int8 hard calls (negative = missing) when it holds only hard calls
+    (faster counts, same values); ``raw`` (float32, NaN missing) may then be None, otherwise its
+    missing calls are imputed in place (float32-rounded). Returns the statistics, the rows with
+    missing calls and their missing masks.
     """
-    b, n = raw.shape
+    b, n = (raw if raw is not None else codes).shape
     x64 = buf[:b]
     if codes is None:
         sums = raw.sum(axis=1, dtype=np.float64)
@@ -231,7 +236,7 @@ def _block_stats(
         sums, af, ma_samples, ma_count, mono = _hard_counts(codes)
         np.copyto(x64, codes)  # rows with missing calls are imputed below
     rows_nan = np.flatnonzero(np.isnan(sums))
-    masks = np.isnan(raw[rows_nan])
+    masks = np.isnan(raw[rows_nan]) if raw is not None else codes[rows_nan] < 0
     if rows_nan.size:
         sub = x64[rows_nan]
         counts = n - masks.sum(axis=1)
@@ -239,7 +244,8 @@ def _block_stats(
         means = np.divide(obs, counts, out=np.zeros_like(obs), where=counts > 0)
         sub[masks] = np.broadcast_to(means[:, None], sub.shape)[masks]
         x64[rows_nan] = sub
-        raw[rows_nan] = sub  # float32-rounded imputed values
+        if raw is not None:
+            raw[rows_nan] = sub  # float32-rounded imputed values
         sums[rows_nan] = sub.sum(axis=1)
     if codes is None:
         af, ma_samples, ma_count = _allele_counts(raw, sums, n)
@@ -269,6 +275,37 @@ def _block_stats(
     return stats, rows_nan, masks
 
 
+def _float_calls(codes: np.ndarray) -> np.ndarray:
+    """float32 dosages of int8 hard calls (NaN where missing)."""
+    raw = codes.astype(np.float32)
+    raw[codes < 0] = np.nan
+    return raw
+
+
+def block_statistics(raw, codes, q: np.ndarray) -> tuple[dict, np.ndarray]:
+    """Per-variant statistics of one block read by :func:`read_block`, and its centred float64 rows.
+
+    Parameters
+    ----------
+    raw, codes
+        The block as :func:`read_block` returns it.
+    q
+        Orthonormal basis (n x (k+1)) of the intercept and covariates.
+
+    Returns
+    -------
+    stats : dict
+        ``mean af ma_samples ma_count centered_norm res_norm monomorphic testable`` per variant
+        (the :class:`ChromGenotypes` attributes), exactly as :func:`load_chromosome` computes them.
+    centred : numpy.ndarray
+        float64 ``g - mean(g)`` (missing calls imputed with the mean, so 0 there), variants x samples.
+    """
+    shape = (raw if raw is not None else codes).shape
+    buf = np.empty(shape)
+    stats, _, _ = _block_stats(raw, q, buf, codes=codes)
+    return stats, buf
+
+
 def _hard_codes(raw: np.ndarray) -> np.ndarray | None:
     """int8 copy of a block of hard calls (0/1/2, -1 where missing), or None if it holds other values."""
     nan = np.isnan(raw)
@@ -278,6 +315,32 @@ def _hard_codes(raw: np.ndarray) -> np.ndarray | None:
         return None
     codes[nan] = -1
     return codes
+
+
+def read_block(
+    source, chrom: str, *, samples, start: int, stop: int
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Read variants ``start:stop`` of a chromosome as ``(raw, codes)``.
+
+    ``codes`` are int8 hard calls (0/1/2, negative = missing) when the block holds only hard
+    calls, read straight from sources that offer ``read_chrom_codes`` (PLINK 2 hard calls: no
+    float copy, ``raw`` is then None); otherwise ``raw`` is the float32 block (NaN missing) and
+    ``codes`` its int8 copy if every value is a hard call.
+    """
+    reader = getattr(source, "read_chrom_codes", None)
+    codes = None if reader is None else reader(chrom, samples=samples, start=start, stop=stop)
+    if codes is not None:
+        raw = None
+    else:
+        raw = np.asarray(source.read_chrom(chrom, samples=samples, start=start, stop=stop), dtype=np.float32)
+        codes = _hard_codes(raw)
+    shape = (raw if raw is not None else codes).shape
+    if shape != (stop - start, len(samples)):
+        raise InputError(
+            f"genotype source returned a {shape} block for {chrom} variants {start}:{stop} "
+            f"(expected {(stop - start, len(samples))})"
+        )
+    return raw, codes
 
 
 def _position_order(pos: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -294,6 +357,32 @@ def _position_order(pos: np.ndarray, ids: np.ndarray) -> np.ndarray:
             seg = order[a:b]
             order[a:b] = seg[np.argsort(ids[seg].astype(str), kind="stable")]
     return order
+
+
+def chromosome_variants(source, chrom: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """IDs and positions of a chromosome's variants in the source's order, and their (position, ID) order.
+
+    Parameters
+    ----------
+    source
+        A :class:`~tbeqtl.io.genotypes.GenotypeSource`.
+    chrom
+        Chromosome (as in ``source.variant_df``).
+
+    Returns
+    -------
+    ids : numpy.ndarray
+        Variant IDs (object array), in ``read_chrom`` order.
+    pos : numpy.ndarray
+        int64 positions.
+    order : numpy.ndarray
+        Permutation sorting them by (position, ID).
+    """
+    vdf = source.variant_df
+    sel = np.flatnonzero(vdf["chrom"].to_numpy() == chrom)
+    ids = np.asarray(vdf.index.to_numpy()[sel], dtype=object)
+    pos = vdf["pos"].to_numpy()[sel].astype(np.int64)
+    return ids, pos, _position_order(pos, ids)
 
 
 def load_chromosome(source, chrom: str, *, samples, q: np.ndarray, block: int = LOAD_BLOCK) -> ChromGenotypes:
@@ -324,15 +413,11 @@ def load_chromosome(source, chrom: str, *, samples, q: np.ndarray, block: int = 
     whole chromosome, plus ~150 bytes per variant and one ``block x n`` float64 buffer while
     reading; the store is not streamed (see :mod:`tbeqtl.association.cis`).
     """
-    vdf = source.variant_df
-    sel = np.flatnonzero(vdf["chrom"].to_numpy() == chrom)
-    ids = np.asarray(vdf.index.to_numpy()[sel], dtype=object)
-    pos = vdf["pos"].to_numpy()[sel].astype(np.int64)
-    order = _position_order(pos, ids)
+    ids, pos, order = chromosome_variants(source, chrom)
     in_order = bool(np.all(order == np.arange(order.size)))
     dest_of = np.empty(order.size, dtype=np.int64)
     dest_of[order] = np.arange(order.size)
-    n_var, n = sel.size, len(samples)
+    n_var, n = ids.size, len(samples)
     store = None
     stats = {name: np.empty(n_var, dtype=dt) for name, dt in _STATS}
     buf = np.empty((min(block, max(n_var, 1)), n))
@@ -340,17 +425,14 @@ def load_chromosome(source, chrom: str, *, samples, q: np.ndarray, block: int = 
     samples = list(samples)
     for start in range(0, n_var, block):
         stop = min(start + block, n_var)
-        raw = np.asarray(source.read_chrom(chrom, samples=samples, start=start, stop=stop), dtype=np.float32)
-        if raw.shape != (stop - start, n):
-            raise InputError(
-                f"genotype source returned a {raw.shape} block for {chrom} variants {start}:{stop} "
-                f"(expected {(stop - start, n)})"
-            )
-        codes = _hard_codes(raw) if store is None or store.dtype == np.int8 else None
+        raw, codes = read_block(source, chrom, samples=samples, start=start, stop=stop)
         if store is None:
             store = np.empty((n_var, n), dtype=np.float32 if codes is None else np.int8)
         elif codes is None and store.dtype == np.int8:
             store = store.astype(np.float32)  # dosages after hard calls: widen once
+        elif codes is not None and store.dtype != np.int8:
+            raw = _float_calls(codes) if raw is None else raw  # hard calls after dosages: stored as floats
+            codes = None
         block_stats, rows_nan, masks = _block_stats(raw, q, buf, codes=codes)
         dest = slice(start, stop) if in_order else dest_of[start:stop]
         store[dest] = raw if codes is None else codes

@@ -11,19 +11,31 @@ does not grow with the number of pairs.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from threadpoolctl import threadpool_limits
 
 from ..atomic import atomic_path
 from ..schema import validate_table
-from .cis_kernels import WindowCache, association_stats, residual_unit
+from .cis_kernels import (
+    WindowCache,
+    association_stats,
+    block_statistics,
+    chromosome_variants,
+    read_block,
+    residual_unit,
+)
 
-__all__ = ["ParquetStream", "pair_schema", "write_nominal_chromosome"]
+__all__ = ["ParquetStream", "pair_schema", "write_nominal_chromosome", "write_nominal_streamed"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +49,8 @@ MAX_GROUP = 64
 CACHE_BLOCK = 2_048
 #: Rows per parquet row group.
 ROWS_PER_GROUP = 262_144
+#: Variants read and tested at a time by the streamed pass (:func:`write_nominal_streamed`).
+STREAM_BLOCK = 4_096
 
 
 def pair_schema(*, has_end: bool, stat_columns: list[str]) -> pa.Schema:
@@ -285,8 +299,9 @@ def _nominal_group(inputs, chromg, pids, listed, bounds, stream, cache) -> int:
     unit, norms = residual_unit(np.vstack([inputs.values[p] for p in pids]), inputs.q)
     y_res = np.ascontiguousarray((unit * norms[:, None]).T)
     products = np.empty((b0 - a0, len(pids)))
-    for off, _, x64, *_ in cache.pieces(listed[a0:b0]):
-        np.matmul(x64, y_res, out=products[off : off + x64.shape[0]])  # <g, y_res>
+    for off, rows, x64, *_ in cache.pieces(listed[a0:b0]):
+        centred = x64 - chromg.mean[rows, None]  # as the streamed pass (same rounding)
+        np.matmul(centred, y_res, out=products[off : off + x64.shape[0]])  # <g, y_res>
     empty = 0
     for k, pid in enumerate(pids):
         a, b = int(bounds[k, 0]), int(bounds[k, 1])
@@ -346,3 +361,246 @@ def _interaction_group(
             },
         )
     return empty
+
+
+# --------------------------------------------------------------------------------------------- streamed
+def worker_count() -> int:
+    """Worker threads of the streamed pass: ``OMP_NUM_THREADS`` (what ``--threads`` sets), else the CPUs."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    n = int(env) if env.isdigit() else len(os.sched_getaffinity(0))
+    return max(1, n)
+
+
+class _BlockReader:
+    """Blocks of a chromosome's variants in (position, ID) order, as :func:`read_block` gives them.
+
+    A source listing the chromosome in that order is read block by block. Otherwise the whole
+    chromosome is read once (int8 hard calls, float32 dosages) and the blocks are cut from it in
+    sorted order, so both give the same blocks, hence the same statistics bit for bit.
+    """
+
+    def __init__(self, source, chrom: str, *, samples, order: np.ndarray):
+        self.source, self.chrom, self.samples = source, chrom, list(samples)
+        self.order = None if np.array_equal(order, np.arange(order.size)) else order
+        self.whole = None
+        if self.order is not None:
+            logger.info("%s: variants not listed by position: the chromosome is read into memory", chrom)
+            self.whole = read_block(source, chrom, samples=self.samples, start=0, stop=order.size)
+
+    def read(self, start: int, stop: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Variants ``start:stop`` (sorted order) as ``(raw, codes)`` (``raw`` may be modified)."""
+        if self.whole is None:
+            return read_block(self.source, self.chrom, samples=self.samples, start=start, stop=stop)
+        rows = self.order[start:stop]
+        return tuple(None if a is None else a[rows] for a in self.whole)
+
+
+@dataclass
+class _Stream:
+    """What every block of the streamed pass needs (read-only while the workers run)."""
+
+    inputs: object
+    reader: _BlockReader
+    pos: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    y_res: np.ndarray
+    y_norm: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    maf_threshold: float
+    mac_threshold: int
+
+
+def write_nominal_streamed(
+    inputs,
+    chrom: str,
+    *,
+    pids: list[str],
+    path: Path,
+    window: int,
+    maf_threshold: float,
+    mac_threshold: int,
+    ticker,
+    block: int = STREAM_BLOCK,
+    workers: int | None = None,
+) -> int:
+    """Write a chromosome's nominal pairs reading its genotypes block by block (memory bounded by blocks).
+
+    The chromosome is read in blocks of ``block`` variants (int8 hard calls where the source
+    offers them); each block's per-variant statistics are computed, its centred float64 rows
+    multiplied once by the residualised phenotypes whose windows meet it (one GEMM), and the
+    pairs of each phenotype cut out; a phenotype is written once the blocks reach the end of its
+    window, in the phenotype order. Blocks run on ``workers`` threads (BLAS held to one thread
+    each), at most ``workers + 1`` in flight, so genotype memory is ``(workers + 1) block n``
+    bytes of int8 plus as many float64 blocks, whatever the number of variants. Statistics are
+    those of :func:`write_nominal_chromosome` (the same float64 formulas on the same values).
+
+    Parameters
+    ----------
+    inputs
+        :class:`~tbeqtl.association.cis_inputs.CisInputs`.
+    chrom
+        Chromosome.
+    pids
+        Its phenotypes, in output order (sorted by start).
+    path
+        Destination file.
+    window
+        cis window (bp).
+    maf_threshold, mac_threshold
+        Variant filters (after imputation), as :func:`~tbeqtl.association.cis.map_nominal`.
+    ticker
+        Progress ticker (advanced per phenotype).
+    block
+        Variants per block.
+    workers
+        Threads (default :func:`worker_count`).
+
+    Returns
+    -------
+    int
+        Rows written (0: no file).
+
+    Notes
+    -----
+    A source that does not list the chromosome's variants by (position, ID) is read whole first
+    (see :class:`_BlockReader`); the pairs are the same.
+    """
+    ids, pos, order = chromosome_variants(inputs.source, chrom)
+    reader = _BlockReader(inputs.source, chrom, samples=inputs.cohort.genotype_ids, order=order)
+    ids, pos = ids[order], pos[order]
+    workers = worker_count() if workers is None else max(1, int(workers))
+    bounds = inputs.positions.loc[pids]
+    unit, norms = residual_unit(np.vstack([inputs.values[p] for p in pids]), inputs.q)
+    ctx = _Stream(
+        inputs=inputs,
+        reader=reader,
+        pos=pos,
+        lo=np.searchsorted(pos, bounds["start"].to_numpy() - window, side="left"),
+        hi=np.searchsorted(pos, bounds["end"].to_numpy() + window, side="right"),
+        y_res=np.ascontiguousarray((unit * norms[:, None]).T),
+        y_norm=norms,
+        starts=bounds["start"].to_numpy(),
+        ends=bounds["end"].to_numpy(),
+        maf_threshold=maf_threshold,
+        mac_threshold=mac_threshold,
+    )
+    stat_columns = ["pval_nominal", "slope", "slope_se"]
+    schema = pair_schema(has_end=inputs.has_end, stat_columns=stat_columns)
+    counts = {"empty": 0, "dropped": 0, "untestable": 0}
+    variant_ids = pa.array(ids, pa.string())
+    with (
+        ParquetStream(path, schema, table_name="cis_qtl_pairs", variant_ids=variant_ids) as stream,
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cis-nominal") as pool,
+        threadpool_limits(limits=1, user_api="blas"),
+    ):
+        emit = _Emitter(ctx, pids, stream, ticker, counts)
+        inflight: deque = deque()
+        for start in range(0, ids.size, block):
+            inflight.append(pool.submit(_stream_block, ctx, start, min(start + block, ids.size)))
+            if len(inflight) > workers:
+                emit.take(*inflight.popleft().result())
+        while inflight:
+            emit.take(*inflight.popleft().result())
+        emit.finish()
+    _log_counts(chrom, counts, maf_threshold=maf_threshold, mac_threshold=mac_threshold, n_var=ids.size)
+    logger.info("%s: %d pairs written to %s", chrom, stream.n_rows, path)
+    return stream.n_rows
+
+
+def _log_counts(chrom: str, counts: dict, *, maf_threshold, mac_threshold, n_var: int) -> None:
+    if counts["dropped"]:
+        logger.info(
+            "%s: %d of %d variants below maf_threshold=%g / mac_threshold=%d",
+            chrom,
+            counts["dropped"],
+            n_var,
+            maf_threshold,
+            mac_threshold,
+        )
+    if counts["empty"]:
+        logger.info(
+            "%s: %d phenotype(s) without a variant in their cis window skipped", chrom, counts["empty"]
+        )
+    if counts["untestable"]:
+        logger.info(
+            "%s: %d monomorphic or covariate-collinear variant(s) written with NaN statistics",
+            chrom,
+            counts["untestable"],
+        )
+
+
+def _stream_block(ctx: _Stream, start: int, stop: int) -> tuple[int, dict, dict]:
+    """Pairs of the phenotypes whose windows meet variants ``start:stop``: ``(stop, pieces, counts)``."""
+    inputs = ctx.inputs
+    raw, codes = ctx.reader.read(start, stop)
+    stats, centred = block_statistics(raw, codes, inputs.q)
+    del raw, codes
+    keep = np.ones(stop - start, dtype=bool)
+    if ctx.maf_threshold > 0:
+        keep &= np.minimum(stats["af"], 1.0 - stats["af"]) >= ctx.maf_threshold
+    if ctx.mac_threshold > 0:
+        keep &= stats["ma_count"] >= ctx.mac_threshold
+    counts = {"dropped": int((~keep).sum()), "untestable": int((keep & ~stats["testable"]).sum())}
+    active = np.flatnonzero((ctx.lo < stop) & (ctx.hi > start) & (ctx.hi > ctx.lo))
+    pieces: dict[int, dict] = {}
+    if not active.size:
+        return stop, pieces, counts
+    products = centred @ ctx.y_res[:, active]  # <g, y_res>, one GEMM per block
+    for j, k in enumerate(active):
+        a, b = max(int(ctx.lo[k]), start) - start, min(int(ctx.hi[k]), stop) - start
+        local = a + np.flatnonzero(keep[a:b])
+        if not local.size:
+            continue
+        st = association_stats(
+            products[local, j], stats["res_norm"][local], y_norm=float(ctx.y_norm[k]), df=inputs.df
+        )
+        rows = start + local
+        piece = {"rows": rows, "start_distance": (ctx.pos[rows] - ctx.starts[k]).astype(np.int32)}
+        if inputs.has_end:
+            piece["end_distance"] = (ctx.pos[rows] - ctx.ends[k]).astype(np.int32)
+        piece.update(
+            af=stats["af"][local],
+            ma_samples=stats["ma_samples"][local],
+            ma_count=stats["ma_count"][local],
+            pval_nominal=st["pval"],
+            slope=st["slope"],
+            slope_se=st["slope_se"],
+        )
+        pieces[int(k)] = piece
+    return stop, pieces, counts
+
+
+class _Emitter:
+    """Collect block pieces per phenotype; write each phenotype, in order, once its window is read."""
+
+    def __init__(self, ctx: _Stream, pids: list[str], stream: ParquetStream, ticker, counts: dict):
+        self.ctx, self.pids, self.stream, self.ticker, self.counts = ctx, pids, stream, ticker, counts
+        self.pending: dict[int, list[dict]] = {}
+        self.next = 0
+
+    def take(self, stop: int, pieces: dict, counts: dict) -> None:
+        """Add one block's result (blocks arrive in chromosome order)."""
+        for key, value in counts.items():
+            self.counts[key] += value
+        for k, piece in pieces.items():
+            self.pending.setdefault(k, []).append(piece)
+        self._emit(until=stop)
+
+    def finish(self) -> None:
+        """Write every phenotype left (all blocks read)."""
+        self._emit(until=None)
+
+    def _emit(self, *, until: int | None) -> None:
+        first = self.next
+        while self.next < len(self.pids) and (until is None or self.ctx.hi[self.next] <= until):
+            parts = self.pending.pop(self.next, [])
+            if parts:
+                joined = {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}
+                rows = joined.pop("rows")
+                self.stream.add(self.pids[self.next], rows, joined)
+            else:
+                self.counts["empty"] += 1
+            self.next += 1
+        self.ticker.advance(self.next - first)

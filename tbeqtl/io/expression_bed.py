@@ -6,6 +6,7 @@ BED coordinates are 0-based half-open; in memory positions are 1-based, so a row
 
 from __future__ import annotations
 
+import gzip
 import logging
 import shutil
 import tempfile
@@ -81,7 +82,9 @@ def read_expression_bed(
         Fewer than 5 columns, non-integer positions, non-numeric values (row and column
         named), duplicate IDs, empty or corrupt files.
     """
-    df = read_delimited(path, what="expression BED file", sep="\t", dtype={0: str, 3: str})
+    df = _read_bed_arrow(path)
+    if df is None:
+        df = read_delimited(path, what="expression BED file", sep="\t", dtype={0: str, 3: str})
     if df.shape[1] < 5:
         raise InputError(
             f"expression BED needs '#chr start end phenotype_id' and samples, found {df.shape[1]} columns",
@@ -126,6 +129,49 @@ def read_expression_bed(
         expression_df = drop_uninformative_rows(expression_df, what="phenotypes")
         gene_pos_df = gene_pos_df.loc[expression_df.index]
     return ExpressionBed(expression_df, gene_pos_df)
+
+
+def _read_bed_arrow(path: str | Path) -> pd.DataFrame | None:
+    """Read the BED table with pyarrow's multi-threaded CSV reader (as :func:`read_delimited` returns it).
+
+    Column 0 and the ID column are read as strings, positions must parse as integers and samples
+    as numbers (``NA`` and empty cells missing); any other content returns None so that the pandas
+    path reads the file and names the offending rows.
+    """
+    import pyarrow as pa
+    from pyarrow import csv
+
+    from ._common import is_gzip
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    opener = gzip.open if is_gzip(path) else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as handle:
+            header = handle.readline().rstrip("\r\n").split("\t")
+        if len(header) < 5 or len(set(header)) != len(header):
+            return None
+        table = csv.read_csv(
+            path,
+            read_options=csv.ReadOptions(block_size=1 << 24),
+            parse_options=csv.ParseOptions(delimiter="\t"),
+            convert_options=csv.ConvertOptions(
+                column_types={header[0]: pa.string(), header[3]: pa.string()}, strings_can_be_null=False
+            ),
+        )
+    except (OSError, UnicodeDecodeError, EOFError, pa.ArrowException):
+        return None
+    types = table.schema.types
+    if table.num_rows == 0 or not all(pa.types.is_integer(t) for t in types[1:3]):
+        return None
+    if not all(pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_null(t) for t in types[4:]):
+        return None
+    values = np.empty((table.num_rows, len(header) - 4))
+    for j, column in enumerate(table.columns[4:]):
+        values[:, j] = column.to_numpy(zero_copy_only=False) if column.null_count == 0 else column.to_pandas()
+    head = pd.DataFrame({name: table[name].to_numpy(zero_copy_only=False) for name in header[:4]})
+    return pd.concat([head, pd.DataFrame(values, columns=header[4:])], axis=1)
 
 
 def write_expression_bed(

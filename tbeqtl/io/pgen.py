@@ -126,6 +126,9 @@ def read_pvar(path: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
         lacking = [c for c in ("#CHROM", "POS", "ID", "REF", "ALT") if c not in header]
         if lacking:
             raise InputError(f"PLINK 2 .pvar header lacks columns {lacking}", path=str(path))
+        fast = _read_pvar_arrow(path, skip)
+        if fast is not None:
+            return fast
         df = read_delimited(
             path,
             what="PLINK 2 .pvar file",
@@ -183,6 +186,59 @@ def read_pvar(path: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
             "alt": df["ALT"].to_numpy(),
         },
         index=pd.Index(ids, name="variant_id"),
+    )
+    return variant_df, np.maximum(2, 1 + n_alt).astype(np.uintp)
+
+
+_PVAR_COLUMNS = ["#CHROM", "POS", "ID", "REF", "ALT"]
+
+
+def _read_pvar_arrow(path: Path, skip: int) -> tuple[pd.DataFrame, np.ndarray] | None:
+    """:func:`read_pvar` of a ``.pvar`` with a ``#CHROM`` header through pyarrow's multi-threaded CSV reader.
+
+    Columns are parsed as strings, then checked and converted column-wise (no per-row Python).
+    Returns None when a position is not a plain integer, so that the pandas path names the lines.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from pyarrow import csv
+
+    with reader_errors(path, what="PLINK 2 .pvar file"):
+        table = csv.read_csv(
+            path,
+            read_options=csv.ReadOptions(skip_rows=skip, block_size=1 << 24),
+            parse_options=csv.ParseOptions(delimiter="\t", quote_char=False, double_quote=False),
+            convert_options=csv.ConvertOptions(
+                column_types=dict.fromkeys(_PVAR_COLUMNS, pa.string()),
+                include_columns=_PVAR_COLUMNS,
+                strings_can_be_null=False,
+            ),
+        )
+    cols = {c: table[c].combine_chunks() for c in _PVAR_COLUMNS}
+    empty = np.zeros(table.num_rows, dtype=bool)
+    for col in cols.values():
+        empty |= pc.equal(pc.utf8_length(col), 0).to_numpy(zero_copy_only=False)
+    if empty.any():
+        raise InputError(
+            "PLINK 2 .pvar has missing fields in data lines", path=str(path), ids=np.flatnonzero(empty) + 1
+        )
+    try:
+        pos = pc.cast(cols["POS"], pa.int64()).to_numpy()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    encoded = cols["#CHROM"].dictionary_encode()
+    names = harmonize_chrom_fast(encoded.dictionary.to_pylist())
+    chrom = np.asarray(names, dtype=object)[encoded.indices.to_numpy(zero_copy_only=False)]
+    ids = cols["ID"].to_numpy(zero_copy_only=False)
+    ref, alt = cols["REF"].to_numpy(zero_copy_only=False), cols["ALT"].to_numpy(zero_copy_only=False)
+    unnamed = np.flatnonzero(ids == ".")
+    if unnamed.size:
+        ids = ids.copy()
+        pos_text = cols["POS"].take(pa.array(unnamed)).to_pylist()
+        ids[unnamed] = [f"{chrom[i]}_{p}_{ref[i]}_{alt[i]}" for i, p in zip(unnamed, pos_text, strict=True)]
+    n_alt = pc.count_substring(cols["ALT"], ",").to_numpy(zero_copy_only=False) + 1
+    variant_df = pd.DataFrame(
+        {"chrom": chrom, "pos": pos, "ref": ref, "alt": alt}, index=pd.Index(ids, name="variant_id")
     )
     return variant_df, np.maximum(2, 1 + n_alt).astype(np.uintp)
 
@@ -348,6 +404,44 @@ class PgenSource(StreamedSource):
                 else:
                     self._read_dosages(part, whole=whole, plan=plan, target=target)
         return out
+
+    def read_chrom_codes(
+        self, chrom: str, *, samples: Sequence[str], start: int = 0, stop: int | None = None
+    ) -> np.ndarray | None:
+        """Hard calls of a chromosome's variants ``start:stop`` as int8 ALT counts (-9 missing).
+
+        pgenlib decodes straight into the int8 output (no float copy). Returns None with
+        ``dosage_field="DS"`` (read :meth:`read_chrom` then).
+
+        Parameters
+        ----------
+        chrom
+            Harmonised chromosome name.
+        samples
+            Individual IDs, in the output column order.
+        start, stop
+            Variant range among the chromosome's variants (``variant_df`` order).
+
+        Returns
+        -------
+        numpy.ndarray or None
+            int8, variants x ``samples``.
+        """
+        if self.dosage_field != "GT":
+            return None
+        if self._reader is None:
+            raise InputError("PLINK 2 source is closed", path=str(self._pgen))
+        rows = self._file_rows[self._range_rows(chrom, start, stop)]
+        plan = SamplePlan(self.samples, samples, what=f"PLINK 2 .psam of {self._pgen.name}")
+        codes = np.empty((len(rows), len(plan.columns)), dtype=np.int8)
+        if codes.size:
+            with self._lock, reader_errors(self._pgen, what="PLINK 2 .pgen file"):
+                self._use_columns(plan)
+                if contiguous(rows):
+                    self._reader.read_range(int(rows[0]), int(rows[-1]) + 1, codes)
+                else:
+                    self._reader.read_list(np.ascontiguousarray(rows, dtype=np.uint32), codes)
+        return np.ascontiguousarray(plan.arrange(codes))
 
     def _read_hardcalls(self, part: np.ndarray, *, whole: bool, plan: SamplePlan, target: np.ndarray) -> None:
         codes = np.empty((len(part), len(plan.columns)), dtype=np.int8)
