@@ -368,3 +368,14 @@ def test_content_does_not_depend_on_input_order(sim_data, tmp_path):
     pd.testing.assert_frame_equal(_by_id(a.genotype_pcs_df), _by_id(b.genotype_pcs_df), atol=1e-10, rtol=0)
     for got_a, got_b in zip(a.ancestry, b.ancestry, strict=True):
         pd.testing.assert_frame_equal(_by_id(got_a), _by_id(got_b), atol=1e-10, rtol=0)
+
+
+def test_load_pair_leaves_the_folder_tables_as_they_were(prepared):
+    opened = PreparedData.open(prepared)
+    before = {n: getattr(opened, n).copy() for n in ("sample_map_s", "sample_info_df", "gene_info_df")}
+    opened.load_pair("chr1", "chr2")
+    for name, value in before.items():
+        got = getattr(opened, name)
+        assert got.index.name == value.index.name
+        assert got.equals(value)
+    assert opened.sample_map_s.name == "individual" and opened.gene_info_df.index.name == "gene"

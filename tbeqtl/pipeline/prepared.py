@@ -80,6 +80,8 @@ _BETA, _TAU = "ancestry_beta.parquet", "ancestry_tau.tsv"
 _COUNTS_DIR, _GENO_DIR = "counts", "genotypes"
 _TABLE_INDEX = {_SAMPLES: "sample", _INDIVIDUALS: "individual", _GENES: "gene", _SNPS: "snp"}
 _CHROM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+_BLOCK_COLUMNS = 256  # partition columns decoded at a time
+_POW10 = 10.0 ** np.arange(23)  # exact powers of ten
 _RERUN = "rerun tbeqtl prepare (or tbeqtl run) to write it again"
 
 
@@ -171,30 +173,66 @@ def _read_small(path: Path, dtypes: dict[str, str]) -> pd.DataFrame:
 def _decimal_float64(values32: np.ndarray) -> np.ndarray:
     """Float64 of the shortest decimal (<= 9 significant digits) that rounds to each float32.
 
-    Hard calls and dosages written with at most 6 significant digits come back as exactly the
-    float64 that was written (a float32 keeps 6 decimal digits, FLT_DIG).
+    For each non-integer value, ``k = 1, 2, ...`` significant digits are tried and the first
+    decimal that rounds back to the stored float32 is kept (9 digits always identify a float32).
+    Two decimals of at most 6 significant digits are further apart than a float32 ulp, so a
+    dosage written with at most 6 digits comes back as exactly the float64 written (7 digits:
+    the same within [0.001, 2]); a hard call is an integer and comes back as is.
     """
-    values32 = np.ascontiguousarray(values32, dtype=np.float32)
-    out = values32.astype(np.float64)  # C order, so that ``flat`` below is a view
-    flat = out.reshape(-1)
-    target = values32.reshape(-1)
-    pending = np.flatnonzero(np.isfinite(flat) & (flat != 0) & (flat != np.round(flat)))
-    exponent = np.floor(np.log10(np.abs(flat[pending])))
+    order = "F" if values32.flags.f_contiguous and not values32.flags.c_contiguous else "C"
+    values32 = np.asarray(values32, dtype=np.float32, order=order)
+    out = values32.astype(np.float64, order=order)
+    flat = out.reshape(-1, order=order)  # a view: written through below
+    pending = np.flatnonzero(np.isfinite(flat) & (flat != np.rint(flat)))
+    x, target = flat[pending], values32.reshape(-1, order=order)[pending]
+    exponent = np.floor(np.log10(np.abs(x))).astype(np.int64)
     for digits in range(1, 10):
         if not len(pending):
             break
-        decimals = digits - 1 - exponent
-        scale = 10.0 ** np.abs(decimals)
-        x = flat[pending]
-        candidate = np.where(decimals >= 0, np.round(x * scale) / scale, np.round(x / scale) * scale)
-        ok = candidate.astype(np.float32) == target[pending]
+        decimals = np.clip(digits - 1 - exponent, -300, 300)
+        if (decimals >= 0).all():  # every dosage (values < 10)
+            scale = _POW10[np.minimum(decimals, len(_POW10) - 1)]
+            candidate = np.rint(x * scale) / scale
+        else:
+            scale = 10.0 ** np.abs(decimals)
+            candidate = np.where(decimals >= 0, np.rint(x * scale) / scale, np.rint(x / scale) * scale)
+        ok = candidate.astype(np.float32) == target
         flat[pending[ok]] = candidate[ok]
-        pending, exponent = pending[~ok], exponent[~ok]
+        keep = ~ok
+        pending, x, target, exponent = pending[keep], x[keep], target[keep], exponent[keep]
     return out
 
 
 def _read_partition(path: Path) -> pd.DataFrame:
     return pq.read_table(path).to_pandas()
+
+
+def _read_matrix(
+    path: Path,
+    index_name: str,
+    dtype: type,
+    *,
+    convert: Callable[[np.ndarray], np.ndarray] | None = None,
+    out_dtype: type | None = None,
+) -> tuple[pd.Index, pd.Index, np.ndarray]:
+    """Row IDs, column IDs and the values (Fortran order) of a partition, read in column blocks.
+
+    Each block of ``_BLOCK_COLUMNS`` columns is decoded as ``dtype``, passed through ``convert``
+    and copied into the ``out_dtype`` result, so the peak memory is the result plus one block.
+    """
+    handle = pq.ParquetFile(path)
+    names = [name for name in handle.schema_arrow.names if name != index_name]
+    rows = pd.Index(handle.read(columns=[index_name]).column(index_name).to_pylist(), dtype=object)
+    values = np.empty((len(rows), len(names)), dtype=out_dtype or dtype, order="F")
+    for start in range(0, len(names), _BLOCK_COLUMNS):
+        block_names = names[start : start + _BLOCK_COLUMNS]
+        table = handle.read(columns=block_names, use_pandas_metadata=False)
+        block = np.empty((len(rows), len(block_names)), dtype=dtype, order="F")
+        for j, name in enumerate(block_names):
+            block[:, j] = table.column(name).to_numpy()
+        del table
+        values[:, start : start + len(block_names)] = block if convert is None else convert(block)
+    return rows, pd.Index(names, dtype=object), values
 
 
 def _partition_ids(path: Path, index_name: str) -> tuple[pd.Index, pd.Index]:
@@ -466,7 +504,10 @@ class PreparedWriter:
         for chrom in pd.unique(labels.to_numpy()):
             sums = self._colsums.get(chrom)
             if sums is None:  # a partition written before a resume: read it once, one chromosome in memory
-                sums = _read_partition(self.path / _partition_path(_COUNTS_DIR, chrom)).sum(axis=0)
+                _, columns, values = _read_matrix(
+                    self.path / _partition_path(_COUNTS_DIR, chrom), "gene", np.int64
+                )
+                sums = pd.Series(values.sum(axis=0), index=columns)
             total = total + sums.reindex(samples).to_numpy(dtype=np.int64)
         return total.rename("library_size")
 
@@ -889,9 +930,8 @@ class PreparedData:
         path = self._partition(
             _COUNTS_DIR, chrom, self.gene_chromosomes, has_unplaced=self.manifest["unplaced"]["genes"]
         )
-        counts = _read_partition(path).astype(np.int64, copy=False)
-        counts.columns = pd.Index(counts.columns, dtype=object, name="sample")
-        counts.index = pd.Index(counts.index, dtype=object, name="gene")
+        rows, columns, values = _read_matrix(path, "gene", np.int64)
+        counts = pd.DataFrame(values, index=rows.rename("gene"), columns=columns.rename("sample"), copy=False)
         self._check_ids(counts, path, self.sample_map_s.index)
         return counts
 
@@ -913,11 +953,11 @@ class PreparedData:
         path = self._partition(
             _GENO_DIR, chrom, self.snp_chromosomes, has_unplaced=self.manifest["unplaced"]["snps"]
         )
-        stored = _read_partition(path)
+        rows, columns, values = _read_matrix(
+            path, "snp", np.float32, convert=_decimal_float64, out_dtype=np.float64
+        )
         geno = pd.DataFrame(
-            _decimal_float64(stored.to_numpy(dtype=np.float32)),
-            index=pd.Index(stored.index, dtype=object, name="snp"),
-            columns=pd.Index(stored.columns, dtype=object, name="individual"),
+            values, index=rows.rename("snp"), columns=columns.rename("individual"), copy=False
         )
         self._check_ids(geno, path, self.individual_info_df.index)
         return geno
@@ -945,10 +985,41 @@ class PreparedData:
         pair = EQTLData(
             counts,
             geno,
-            self.sample_map_s,
-            self.sample_info_df,
-            self.individual_info_df,
-            genes.reindex(counts.index) if len(genes.columns) else genes,
-            snps.reindex(geno.index) if len(snps.columns) else snps,
+            self.sample_map_s.copy(deep=False),
+            self.sample_info_df.copy(deep=False),
+            self.individual_info_df.copy(deep=False),
+            genes.reindex(counts.index) if len(genes.columns) else genes.copy(deep=False),
+            snps.reindex(geno.index) if len(snps.columns) else snps.copy(deep=False),
         )
-        return pair.subset(genes=counts.index, snps=geno.index)
+        return _named_like_subset(pair)
+
+
+def _named_like_subset(pair: EQTLData) -> EQTLData:
+    """``pair`` with the axis names :meth:`EQTLData.subset` gives, without copying its values.
+
+    ``subset`` copies every matrix; here it runs on one gene and one SNP of ``pair`` and its axis
+    names are given to ``pair``'s frames (new Index objects on the pair's own shallow frames).
+    """
+    probe = EQTLData(
+        pair.counts_df.iloc[:1],
+        pair.genotype_df.iloc[:1],
+        pair.sample_map_s,
+        pair.sample_info_df,
+        pair.individual_info_df,
+        pair.gene_info_df.iloc[:1] if len(pair.gene_info_df.columns) else pair.gene_info_df,
+        pair.snp_info_df.iloc[:1] if len(pair.snp_info_df.columns) else pair.snp_info_df,
+    ).subset(genes=pair.counts_df.index[:1], snps=pair.genotype_df.index[:1])
+    for name in (
+        "counts_df",
+        "genotype_df",
+        "sample_info_df",
+        "individual_info_df",
+        "gene_info_df",
+        "snp_info_df",
+    ):
+        frame, like = getattr(pair, name), getattr(probe, name)
+        frame.index = frame.index.rename(like.index.name)
+        frame.columns = frame.columns.rename(like.columns.name)
+    pair.sample_map_s.index = pair.sample_map_s.index.rename(probe.sample_map_s.index.name)
+    pair.sample_map_s.name = probe.sample_map_s.name
+    return pair
