@@ -99,9 +99,9 @@ def _set_threads(threads: int | None) -> None:
     from threadpoolctl import threadpool_limits  # a declared dependency: BLAS pools already loaded
 
     threadpool_limits(threads)
-    import torch
-
-    torch.set_num_threads(threads)
+    torch = sys.modules.get("torch")  # not imported for commands without torch (it reads the variables above)
+    if torch is not None:
+        torch.set_num_threads(threads)
 
 
 def main(argv: list[str] | None = None) -> int:
