@@ -3,8 +3,11 @@
 Steps, each in a child process whose memory is measured:
 
 1. ``write_gtex_cohort`` (reused when ``--cohort`` already holds the same cohort): 10 tissues, 5,781
-   samples of 831 donors (+ 7 genotyped donors without RNA-seq), 20,000 genes, 200,000 SNPs on 22
-   autosomes + chrX, in GTEx's file formats (:mod:`tbeqtl.simulate.gtex_cohort`);
+   samples of 831 donors (+ 7 genotyped donors without RNA-seq) on 22 autosomes + chrX, in GTEx's file
+   formats (:mod:`tbeqtl.simulate.gtex_cohort`). By default 30,000 genes and 340,000 variants (LD
+   blocks of 1.5 SNPs on average), sized so that ``prepare`` keeps about the paper's 19,534 genes and
+   202,111 SNPs (what ``run`` sees; ``--genes 20000 --snps 200000 --mean-ld-block 3`` gives the
+   issue's literal input sizes and about 13,000 genes and 75,000 SNPs after selection);
 2. ``tbeqtl prepare`` on those files (no renaming);
 3. ``tbeqtl run --preset paper --data PREPARED --pairs chr1:chr2 --max-steps 20 --workers 2``.
 
@@ -104,10 +107,17 @@ def run_measured(cmd: list[str], *, log_path: Path, interval: float) -> dict:
 
 def _generate(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(REPO))
-    from tbeqtl.simulate.gtex_cohort import write_gtex_cohort
+    from tbeqtl.simulate.gtex_cohort import CohortOptions, write_gtex_cohort
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    write_gtex_cohort(args.cohort, seed=args.seed, reuse=True)
+    write_gtex_cohort(
+        args.cohort,
+        n_genes=args.genes,
+        n_snps=args.snps,
+        seed=args.seed,
+        reuse=True,
+        options=CohortOptions(mean_ld_block=args.mean_ld_block),
+    )
 
 
 def _pair_overheads(run_dir: Path) -> dict:
@@ -133,6 +143,9 @@ def main() -> int:
     parser.add_argument("--work", type=Path, required=True, help="folder for the cohort, prepared data, run")
     parser.add_argument("--cohort", type=Path, help="cohort folder (default WORK/cohort; reused if complete)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--genes", type=int, default=30_000, help="genes in the GCT/GTF (all types)")
+    parser.add_argument("--snps", type=int, default=340_000, help="variants in the VCF/PLINK 2 set")
+    parser.add_argument("--mean-ld-block", type=float, default=1.5, help="mean SNPs per LD block")
     parser.add_argument("--genotypes", choices=("pgen", "vcf"), default="pgen", help="genotype input")
     parser.add_argument("--pairs", default="chr1:chr2")
     parser.add_argument("--max-steps", type=int, default=20)
