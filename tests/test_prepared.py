@@ -206,8 +206,16 @@ def test_ancestry_estimated_when_asked(sim_data, tmp_path):
     opened = PreparedData.open(write_prepared(sim_data, tmp_path / "p", n_ancestry=2, seed=4))
     beta, tau = estimate_ancestry(sim_data.genotype_df, n_ancestry=2, seed=4)  # all SNPs fit in the subset
     got_beta, got_tau = opened.ancestry
-    np.testing.assert_allclose(got_beta.loc[beta.index].to_numpy(), beta.to_numpy(), rtol=0, atol=1e-10)
-    np.testing.assert_allclose(got_tau.loc[tau.index].to_numpy(), tau.to_numpy(), rtol=0, atol=1e-10)
+    # every SNP is in the EM's subset (150 < 40,000): exactly the all-SNP estimate (estimate_ancestry_subset)
+    pd.testing.assert_frame_equal(got_beta, beta, check_exact=True)
+    pd.testing.assert_frame_equal(got_tau, tau, check_exact=True)
+    # a subset of 60 SNPs: still one beta row per SNP, tau a proportion per individual
+    sub_beta, sub_tau = PreparedData.open(
+        write_prepared(sim_data, tmp_path / "q", n_ancestry=2, ancestry_snps=60, seed=4)
+    ).ancestry
+    assert list(sub_beta.index) == list(sim_data.snps) and list(sub_tau.index) == list(sim_data.individuals)
+    np.testing.assert_allclose(sub_tau.sum(axis=1), 1.0, rtol=1e-12)
+    assert not np.allclose(sub_beta.to_numpy(), beta.to_numpy())
 
 
 def test_attribute_dtypes_survive(sim_data, tmp_path):

@@ -679,13 +679,9 @@ def write_prepared(
 def _estimate_ancestry(
     data: EQTLData, *, n_ancestry: int, max_snps: int, seed: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from ..tblda import ancestry as anc
+    from ..tblda.ancestry import estimate_ancestry_subset
 
-    subset = getattr(anc, "estimate_ancestry_subset", None)
-    if subset is not None:
-        return subset(_snp_chunks(data), n_ancestry=n_ancestry, max_snps=max_snps, seed=seed)
-    logger.info("estimate_ancestry_subset unavailable: ancestry EM on all %d SNPs", data.genotype_df.shape[0])
-    return anc.estimate_ancestry(data.genotype_df, n_ancestry=n_ancestry, seed=seed)
+    return estimate_ancestry_subset(_snp_chunks(data), n_ancestry=n_ancestry, max_snps=max_snps, seed=seed)
 
 
 # ---------------------------------------------------------------------------------- reading
