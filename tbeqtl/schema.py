@@ -809,6 +809,15 @@ _register(TableSchema(
         Column("dosage", "float", "coded-allele dosage of the individual"),
     ),
 ))
+_register(TableSchema(
+    name="prepared_library_size",
+    description="One sample of a prepared data folder (tbeqtl.pipeline.prepared): its library size.",
+    files=("library_size.tsv",),
+    columns=(
+        Column("sample", "str", "sample ID"),
+        Column("library_size", "int", "sum of the sample's raw counts x_gl over every gene of the folder"),
+    ),
+))
 
 # ---------------------------------------------------------------------------
 # Reports (tbeqtl.report)
