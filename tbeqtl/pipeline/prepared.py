@@ -55,6 +55,7 @@ from ..atomic import write_json, write_table
 from ..data import EQTLData, harmonize_chrom, validate_counts, validate_genotypes
 from ..errors import InputError, TbeqtlError, format_ids
 from ..io._common import sha256_file
+from ..schema import validate_table
 
 __all__ = [
     "FORMAT",
@@ -554,7 +555,8 @@ class PreparedWriter:
                 "only one of the ancestry files is there (write_ancestry writes both)", path=str(self.path)
             )
         library = self._library_size(gene_labels, tables["samples"])
-        _write_small(library.to_frame(), self.path / _LIBRARY_SIZE, "sample")
+        library_df = validate_table(library.rename_axis("sample").reset_index(), "prepared_library_size")
+        write_table(library_df, self.path / _LIBRARY_SIZE)
         rel_files = [_SAMPLES, _INDIVIDUALS, _GENES, _SNPS, _LIBRARY_SIZE, _PCS, *counts_files, *geno_files]
         rel_files += [_BETA, _TAU] if has_beta else []
         ours = {
@@ -962,8 +964,8 @@ class PreparedData:
         """Read one chromosome pair: genes on ``gene_chrom``, SNPs on ``snp_chrom``, every sample.
 
         Reads two partitions. The result equals ``full.subset(genes=<genes on gene_chrom>,
-        snps=<SNPs on snp_chrom>)`` of the data set written (it is built by
-        :meth:`EQTLData.subset`, so it follows its conventions).
+        snps=<SNPs on snp_chrom>)`` of the data set written, axis names included (taken from
+        :meth:`EQTLData.subset` run on one gene and one SNP), without ``subset``'s copies.
 
         Parameters
         ----------
