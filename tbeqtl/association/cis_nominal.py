@@ -422,7 +422,7 @@ def write_nominal_streamed(
     maf_threshold: float,
     mac_threshold: int,
     ticker,
-    block: int = STREAM_BLOCK,
+    block: int | None = None,
     workers: int | None = None,
 ) -> int:
     """Write a chromosome's nominal pairs reading its genotypes block by block (memory bounded by blocks).
@@ -453,7 +453,7 @@ def write_nominal_streamed(
     ticker
         Progress ticker (advanced per phenotype).
     block
-        Variants per block.
+        Variants per block (default :data:`STREAM_BLOCK`).
     workers
         Threads (default :func:`worker_count`).
 
@@ -471,6 +471,7 @@ def write_nominal_streamed(
     reader = _BlockReader(inputs.source, chrom, samples=inputs.cohort.genotype_ids, order=order)
     ids, pos = ids[order], pos[order]
     workers = worker_count() if workers is None else max(1, int(workers))
+    block = STREAM_BLOCK if block is None else int(block)
     bounds = inputs.positions.loc[pids]
     unit, norms = residual_unit(np.vstack([inputs.values[p] for p in pids]), inputs.q)
     ctx = _Stream(
