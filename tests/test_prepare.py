@@ -349,3 +349,21 @@ def test_other_count_formats_give_the_same_folder(runs, tmp_path, fmt):
     for chrom in a.gene_chromosomes:
         pd.testing.assert_frame_equal(a.load_counts(chrom), b.load_counts(chrom))
     assert a.manifest["counts"] == b.manifest["counts"]
+
+
+def test_plink1_without_imputed_flag(runs, tmp_path):
+    """A PLINK 1 set has no INFO field: nothing is flagged; with --keep-imputed it equals the PLINK 2 run."""
+    from tbeqtl.io import write_plink
+
+    c = runs["cohort"]
+    write_plink(c["geno"], tmp_path / "bed", snp_info_df=c["snp_info"])
+    keep = PrepareOptions(**{**OPTIONS.params(), "gene_types": OPTIONS.gene_types, "drop_imputed": False})
+    a = PreparedData.open(
+        prepare(**{**_args(c), "genotypes": tmp_path / "bed"}, out=tmp_path / "a", options=OPTIONS)
+    )
+    assert a.manifest["counts"]["imputed_flag_available"] is False
+    assert a.manifest["counts"]["snps_not_imputed"] == a.manifest["counts"]["snps_autosomal"]
+    b = PreparedData.open(prepare(**_args(c, "pgen"), out=tmp_path / "b", options=keep))
+    pd.testing.assert_frame_equal(a.snp_info_df[["chrom", "pos"]], b.snp_info_df[["chrom", "pos"]])
+    for chrom in a.snp_chromosomes:
+        pd.testing.assert_frame_equal(a.load_genotypes(chrom), b.load_genotypes(chrom))
