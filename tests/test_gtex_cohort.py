@@ -9,6 +9,8 @@ the planted cis-eQTLs are checked by a direct OLS slope.
 from __future__ import annotations
 
 import gzip
+import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,15 +33,15 @@ from tbeqtl.pipeline.prepared import PreparedData
 from tbeqtl.simulate.gtex_cohort import GtexCohort, write_gtex_cohort
 
 SMALL = dict(
-    n_tissues=3,
-    n_individuals=60,
+    n_tissues=4,
+    n_individuals=120,
     n_extra_donors=10,
-    n_samples=150,
+    n_samples=400,
     n_genes=300,
     n_snps=400,
     n_chromosomes=3,
     seed=5,
-    n_topics=6,
+    n_topics=8,
     n_cis=6,
     n_trans=3,
 )
@@ -65,18 +67,18 @@ def test_files_have_gtex_names_and_shapes(cohort):
     assert "GTEx_Analysis_2017-06-05_v8_RNASeQCv1.1.9_gene_reads.gct.gz" in names
     assert "GTEx_Analysis_v8_Annotations_SampleAttributesDS.txt" in names
     assert "GTEx_Analysis_v8_Annotations_SubjectPhenotypesDS.txt" in names
-    assert "GTEx_Analysis_2017-06-05_v8_WholeGenomeSeq_70Indiv_Analysis_Freeze.vcf.gz.tbi" in names
+    assert "GTEx_Analysis_2017-06-05_v8_WholeGenomeSeq_130Indiv_Analysis_Freeze.vcf.gz.tbi" in names
     for suffix in (".pgen", ".pvar", ".psam"):
-        assert f"GTEx_Analysis_2017-06-05_v8_WholeGenomeSeq_70Indiv_Analysis_Freeze{suffix}" in names
+        assert f"GTEx_Analysis_2017-06-05_v8_WholeGenomeSeq_130Indiv_Analysis_Freeze{suffix}" in names
     assert "cohort.json" in names and not [n for n in names if n.startswith(".")]
     counts = read_gct(cohort.counts)
-    assert counts.shape == (300, 150)
+    assert counts.shape == (300, 400)
     with gzip.open(cohort.counts, "rt") as handle:
-        assert handle.readline() == "#1.2\n" and handle.readline() == "300\t150\n"
+        assert handle.readline() == "#1.2\n" and handle.readline() == "300\t400\n"
         assert handle.readline().startswith("Name\tDescription\tGTEX-")
     rna = _rna_samples(cohort)
     assert set(rna.index) == set(counts.columns)
-    assert rna["tissue"].nunique() == 3
+    assert rna["tissue"].nunique() == 4
     assert rna.groupby(["individual", "tissue"]).size().max() == 1  # one sample per tissue per donor
     assert {"SMTS", "SMRIN", "SMGEBTCHT", "SMTSISCH"} <= set(rna.columns)
 
@@ -88,7 +90,7 @@ def test_extra_donors_only_in_genotypes_and_subjects(cohort, vcf_geno):
     assert set(subjects["sex"]) == {1, 2}
     donors = set(vcf_geno.columns)
     expressed = set(rna["individual"])
-    assert len(donors) == 70 and len(expressed) == 60 and expressed < donors
+    assert len(donors) == 130 and len(expressed) == 120 and expressed < donors
     assert set(subjects.index) == donors
     assert list(vcf_geno.columns) == sorted(vcf_geno.columns)  # genotype files list donors sorted by ID
     wgs = read_gtex_sample_attributes(cohort.sample_attributes)
@@ -208,7 +210,7 @@ def test_bad_requests(cohort, tmp_path):
     with pytest.raises(InputError, match="formats"):
         write_gtex_cohort(tmp_path / "x", formats=("bgen",), **SMALL)
     with pytest.raises(InputError):
-        write_gtex_cohort(tmp_path / "y", **{**SMALL, "n_samples": 500})  # > 60 donors x 3 tissues
+        write_gtex_cohort(tmp_path / "y", **{**SMALL, "n_samples": 500})  # > 120 donors x 4 tissues
     assert not (tmp_path / "y").exists() and not list(tmp_path.glob(".y*"))
 
 
@@ -271,8 +273,8 @@ def test_prepare_selection_matches_direct_computation(cohort, vcf_geno, prepared
     want = _expected_selection(cohort, vcf_geno)
     got = prepared["pgen"]
     counts = got.manifest["counts"]
-    assert counts["n_samples"] == want["n_samples"] == 150
-    assert counts["n_individuals"] == want["n_individuals"] == 60  # the 10 extra donors left out
+    assert counts["n_samples"] == want["n_samples"] == 400
+    assert counts["n_individuals"] == want["n_individuals"] == 120  # the 10 extra donors left out
     assert counts["genes_type_autosome"] == want["genes_type_autosome"]
     assert set(got.gene_info_df.index) == want["genes"]
     assert 0 < len(want["genes"]) < want["genes_type_autosome"]  # the median rule removed genes
@@ -335,3 +337,25 @@ def test_prepared_partitions_hold_the_input_values(cohort, vcf_geno, prepared):
     for chrom in got.snp_chromosomes:
         part = got.load_genotypes(chrom)
         np.testing.assert_array_equal(part.to_numpy(), vcf_geno.loc[part.index, part.columns].to_numpy())
+
+
+# ------------------------------------------------------------------ tbeqtl run on the prepared folder
+
+
+@pytest.mark.slow
+def test_run_reads_the_prepared_folder(prepared, tmp_path):
+    """``tbeqtl run --data DIR`` on the folder ``prepare`` wrote from the GTEx files (no renaming)."""
+    folder = prepared["vcf"]
+    out = tmp_path / "run"
+    argv = ["run", "--preset", "paper", "--data", str(folder.path), "--pairs", "chr1:chr2"]
+    assert main([*argv, "--workers", "0", "--max-steps", "20", "--n-topics", "6", "--out", str(out)]) == 0
+    run = json.loads((out / "run.json").read_text())
+    pair = run["pairs"]["chr1__chr2"]
+    assert pair["status"] == "done", pair["message"]
+    assert pair["seconds_fit"] > 0 and pair["seconds"] >= pair["seconds_fit"] + pair["seconds_load"]
+    assert Path(run["data"]) == folder.path
+    status = pd.read_csv(out / "summary" / "pairs.tsv", sep="\t").set_index("pair")
+    assert status.at["chr1__chr2", "n_genes"] == len(folder.load_counts("chr1"))
+    assert status.at["chr1__chr2", "n_snps"] == len(folder.load_genotypes("chr2"))
+    held = run["holdout"]
+    assert held["n_samples"] == 400 and 0 < held["n_held_out"] < 400

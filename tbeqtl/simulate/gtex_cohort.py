@@ -31,8 +31,9 @@ What makes it a test of feature selection (the paper's Extended Methods):
   ``c ~ U(0.5, 1)`` (r^2 about c^2), so LD pruning has something to do. The copy is outside the
   TBLDA model (the first SNP of each block is a draw of equations 8-9);
 - rare variants (``rare_fraction``, allele frequency ``U(0.0005, 0.008)``, drawn outside the
-  model), variants with many missing calls (``high_missing_fraction``, missing rate
-  ``U(0.1, 0.3)``; every call is missing with probability ``missing_rate`` besides), and
+  model and never copied from their block's first SNP), variants with many missing calls
+  (``high_missing_fraction``, missing rate ``U(0.1, 0.3)``; every call is missing with
+  probability ``missing_rate`` besides), and
   variants flagged ``IMPUTED`` in the INFO field (``imputed_fraction``; the others ``TYPED``,
   as the Michigan imputation server writes them), in both the VCF and the ``.pvar``.
 
@@ -502,7 +503,7 @@ def _draw_genotypes(
         rare_rows = np.flatnonzero(rare[rows])
         rho[rare_rows] = rng.uniform(0.0005, 0.008, size=rare_rows.size)[:, None]
         y = draw.draw_genotypes(rng, rho).astype(np.int8)
-        members = np.flatnonzero(founder[rows] != rows)
+        members = np.flatnonzero((founder[rows] != rows) & ~rare[rows])  # rare variants stay independent
         copy = rng.random((members.size, y.shape[1])) < rng.uniform(0.5, 1.0, size=members.size)[:, None]
         src = founder[rows][members] - rows[0]
         y[members] = np.where(copy, y[src], y[members])
