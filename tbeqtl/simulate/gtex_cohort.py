@@ -46,6 +46,7 @@ into a temporary sibling folder that is renamed onto ``out_dir`` at the end.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import shutil
@@ -175,8 +176,6 @@ class GtexCohort:
         InputError
             The folder has no ``cohort.json`` (unfinished or not a cohort).
         """
-        import json
-
         path = Path(path)
         manifest_path = path / COHORT_MANIFEST
         if not manifest_path.is_file():
@@ -295,8 +294,6 @@ def write_gtex_cohort(
 
 
 def _jsonable(obj: Any) -> Any:
-    import json
-
     return json.loads(json.dumps(obj))
 
 
