@@ -48,10 +48,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..association.cis_inputs import chrom_sort_key
-from ..atomic import write_json, write_table
+from ..atomic import atomic_path, write_json, write_table
 from ..data import EQTLData, harmonize_chrom, validate_counts, validate_genotypes
 from ..errors import InputError, TbeqtlError, format_ids
 from ..io._common import sha256_file
@@ -202,6 +203,52 @@ def _decimal_float64(values32: np.ndarray) -> np.ndarray:
         keep = ~ok
         pending, x, target, exponent = pending[keep], x[keep], target[keep], exponent[keep]
     return out
+
+
+def _count_values(df: pd.DataFrame) -> np.ndarray:
+    """Int64 counts of ``df``, checked as :func:`~tbeqtl.data.validate_counts` does (fast for integers)."""
+    if all(
+        pd.api.types.is_integer_dtype(t) and not isinstance(t, pd.api.extensions.ExtensionDtype)
+        for t in df.dtypes
+    ):
+        values = df.to_numpy(dtype=np.int64)
+        if not (values < 0).any():
+            return values
+    return validate_counts(df).to_numpy(dtype=np.int64)
+
+
+def _dosage_values(df: pd.DataFrame) -> np.ndarray:
+    """Float64 dosages of ``df``, checked as :func:`~tbeqtl.data.validate_genotypes` does (fast path)."""
+    if all(pd.api.types.is_float_dtype(t) or pd.api.types.is_integer_dtype(t) for t in df.dtypes):
+        values = df.to_numpy(dtype=np.float64, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            if not ((values < 0) | (values > 2)).any():
+                return values
+    return validate_genotypes(df).to_numpy(dtype=np.float64)
+
+
+def _write_matrix(path: Path, rows: pd.Index, columns: pd.Index, values: np.ndarray, index_name: str) -> None:
+    """Write a rows x columns matrix as parquet, atomically, with pandas' metadata (index ``index_name``).
+
+    Built column by column from the (Fortran-ordered) values, without pandas' per-column
+    conversion; ``pandas.read_parquet`` reads it back as the same frame.
+    """
+    values = np.asfortranarray(values)
+    columns = [str(c) for c in columns]
+    template = pd.DataFrame({columns[0]: values[:1, 0]}, index=pd.Index(rows[:1], name=index_name))
+    meta = json.loads(pa.Schema.from_pandas(template, preserve_index=True).metadata[b"pandas"])
+    value_meta, index_meta = meta["columns"]  # the same entry for every value column
+    meta["columns"] = [{**value_meta, "name": c, "field_name": c} for c in columns] + [index_meta]
+    value_type = pa.from_numpy_dtype(values.dtype)
+    schema = pa.schema(
+        [pa.field(c, value_type) for c in columns] + [pa.field(index_name, pa.string())],
+        metadata={b"pandas": json.dumps(meta).encode()},
+    )
+    arrays = [pa.array(values[:, j]) for j in range(len(columns))]
+    arrays.append(pa.array(rows.to_numpy(dtype=object), type=pa.string()))
+    table = pa.Table.from_arrays(arrays, schema=schema)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
 
 
 def _read_partition(path: Path) -> pd.DataFrame:
@@ -375,7 +422,10 @@ class PreparedWriter:
 
     @staticmethod
     def _aligned(df: pd.DataFrame, rows: pd.Index, columns: pd.Index, what: str, chrom: str) -> pd.DataFrame:
-        df = df.set_axis(df.index.astype(str), axis=0).set_axis(df.columns.astype(str), axis=1)
+        index, cols = df.index.astype(str), df.columns.astype(str)
+        if not (index.equals(df.index) and cols.equals(df.columns)):
+            df = df.copy(deep=False)  # new labels, the same values
+            df.index, df.columns = index, cols
         odd_rows = rows.symmetric_difference(df.index, sort=False)
         if len(odd_rows) or df.index.has_duplicates:
             raise InputError(
@@ -389,6 +439,8 @@ class PreparedWriter:
                 f"{what} partition {chrom} has other columns than the table; differing IDs",
                 ids=odd_cols if len(odd_cols) else df.columns[df.columns.duplicated()],
             )
+        if df.index.equals(rows) and df.columns.equals(columns):
+            return df
         return df.loc[rows, columns]
 
     # -------------------------------------------------------------- partitions
@@ -405,13 +457,12 @@ class PreparedWriter:
         tables = self._require_tables()
         chrom = _chrom_label(chrom)
         rows = self._expected(tables["gene_labels"], chrom, "genes")
-        counts = validate_counts(self._aligned(counts_df, rows, tables["samples"], "genes", chrom))
-        write_table(
-            counts.rename_axis(index="gene", columns=None),
-            self.path / _partition_path(_COUNTS_DIR, chrom),
-            index=True,
+        aligned = self._aligned(counts_df, rows, tables["samples"], "genes", chrom)
+        values = _count_values(aligned)
+        _write_matrix(
+            self.path / _partition_path(_COUNTS_DIR, chrom), rows, tables["samples"], values, "gene"
         )
-        self._colsums[chrom] = counts.sum(axis=0)
+        self._colsums[chrom] = pd.Series(values.sum(axis=0), index=tables["samples"])
 
     def write_genotypes(self, chrom: str, genotype_df: pd.DataFrame) -> None:
         """Write the dosages of the SNPs on one chromosome (SNPs x individuals, float32, NaN missing).
@@ -426,11 +477,10 @@ class PreparedWriter:
         tables = self._require_tables()
         chrom = _chrom_label(chrom)
         rows = self._expected(tables["snp_labels"], chrom, "SNPs")
-        geno = validate_genotypes(self._aligned(genotype_df, rows, tables["individuals"], "SNPs", chrom))
-        write_table(
-            geno.astype(np.float32).rename_axis(index="snp", columns=None),
-            self.path / _partition_path(_GENO_DIR, chrom),
-            index=True,
+        aligned = self._aligned(genotype_df, rows, tables["individuals"], "SNPs", chrom)
+        values = _dosage_values(aligned).astype(np.float32, order="F")
+        _write_matrix(
+            self.path / _partition_path(_GENO_DIR, chrom), rows, tables["individuals"], values, "snp"
         )
 
     def write_genotype_pcs(self, pcs_df: pd.DataFrame) -> None:
