@@ -14,7 +14,7 @@ import pytest
 
 from tbeqtl import simulate
 from tbeqtl.data import EQTLData
-from tbeqtl.errors import InputError
+from tbeqtl.errors import InputError, TbeqtlError
 from tbeqtl.pipeline.prepared import (
     MANIFEST,
     UNPLACED,
@@ -387,3 +387,78 @@ def test_load_pair_leaves_the_folder_tables_as_they_were(prepared):
         assert got.index.name == value.index.name
         assert got.equals(value)
     assert opened.sample_map_s.name == "individual" and opened.gene_info_df.index.name == "gene"
+
+
+def test_load_pair_reads_only_its_two_partitions(sim_data, tmp_path):
+    folder = write_prepared(sim_data, tmp_path / "p")
+    opened = PreparedData.open(folder)
+    (folder / "counts" / "chr2.parquet").unlink()  # after open: only a load touching them would notice
+    (folder / "genotypes" / "chr1.parquet").unlink()
+    expected = sim_data.subset(
+        genes=_on(sim_data.gene_info_df, "chr1"), snps=_on(sim_data.snp_info_df, "chr2")
+    )
+    _assert_same(opened.load_pair("chr1", "chr2"), expected)
+
+
+def test_truncated_or_garbled_partition_is_named(sim_data, tmp_path):
+    folder = write_prepared(sim_data, tmp_path / "p")
+    target = folder / "counts" / "chr1.parquet"
+    target.write_bytes(target.read_bytes()[:-100])
+    with pytest.raises(InputError, match=r"counts/chr1\.parquet"):
+        PreparedData.open(folder)  # the size differs from the manifest's: no hashing needed
+    folder = write_prepared(sim_data, tmp_path / "q")
+    opened = PreparedData.open(folder)
+    target = folder / "genotypes" / "chr2.parquet"
+    target.write_bytes(b"\0" * target.stat().st_size)  # same size, not parquet
+    with pytest.raises(InputError, match=r"genotypes/chr2\.parquet"):
+        opened.load_genotypes("chr2")
+
+
+def test_corrupt_manifest_is_refused(sim_data, tmp_path):
+    folder = write_prepared(sim_data, tmp_path / "p")
+    (folder / MANIFEST).write_text("{not json")
+    with pytest.raises(InputError, match="manifest"):
+        PreparedData.open(folder)
+    assert not is_prepared(folder) and not is_prepared(tmp_path / "nowhere")
+
+
+def test_data_without_annotation_is_all_unplaced(sim_data, tmp_path):
+    data = EQTLData.from_frames(sim_data.counts_df, sim_data.genotype_df, sim_data.sample_map_s)
+    opened = PreparedData.open(write_prepared(data, tmp_path / "p", genotype_pcs=2))
+    assert opened.gene_chromosomes == [] and opened.snp_chromosomes == []
+    pd.testing.assert_frame_equal(opened.load_counts(UNPLACED), data.counts_df)
+    pd.testing.assert_frame_equal(opened.load_genotypes(UNPLACED), data.genotype_df)
+    np.testing.assert_array_equal(opened.library_size_s.to_numpy(), data.counts_df.to_numpy().sum(axis=0))
+    assert opened.manifest["params"]["genotype_pcs"] == 2 == opened.genotype_pcs_df.shape[1]
+    with pytest.raises(InputError, match="chr1"):
+        opened.load_pair("chr1", "chr1")
+
+
+def test_sample_attribute_individual_must_match_the_map(sim_data, tmp_path):
+    info = sim_data.sample_info_df.assign(individual=sim_data.sample_map_s)
+    opened = PreparedData.open(write_prepared(sim_data.replace(sample_info_df=info), tmp_path / "p"))
+    pd.testing.assert_frame_equal(opened.sample_info_df, info)
+    odd = info.index[(sim_data.sample_map_s != sim_data.individuals[-1]).to_numpy()][3]
+    info.loc[odd, "individual"] = sim_data.individuals[-1]
+    with pytest.raises(InputError, match=odd):
+        write_prepared(sim_data.replace(sample_info_df=info), tmp_path / "q")
+
+
+def test_writer_checks_values(sim_data, tmp_path):
+    writer = PreparedWriter(tmp_path / "p")
+    with pytest.raises(TbeqtlError, match="write_tables"):
+        writer.finish()
+    writer.write_tables(
+        sample_map_s=sim_data.sample_map_s,
+        individual_info_df=sim_data.individual_info_df,
+        gene_info_df=sim_data.gene_info_df,
+        snp_info_df=sim_data.snp_info_df,
+    )
+    counts = sim_data.counts_df.loc[_on(sim_data.gene_info_df, "chr1")].copy()
+    counts.iloc[2, 5] = -1
+    with pytest.raises(InputError, match=counts.index[2]):
+        writer.write_counts("chr1", counts)
+    geno = sim_data.genotype_df.loc[_on(sim_data.snp_info_df, "chr2")].copy()
+    geno.iloc[4, 1] = 2.5
+    with pytest.raises(InputError, match=geno.index[4]):
+        writer.write_genotypes("chr2", geno)

@@ -268,6 +268,20 @@ def _read_matrix(
     Each block of ``_BLOCK_COLUMNS`` columns is decoded as ``dtype``, passed through ``convert``
     and copied into the ``out_dtype`` result, so the peak memory is the result plus one block.
     """
+    try:
+        return _read_blocks(path, index_name, dtype, convert=convert, out_dtype=out_dtype)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(f"cannot read this partition ({exc}); {_RERUN}", path=str(path)) from None
+
+
+def _read_blocks(
+    path: Path,
+    index_name: str,
+    dtype: type,
+    *,
+    convert: Callable[[np.ndarray], np.ndarray] | None,
+    out_dtype: type | None,
+) -> tuple[pd.Index, pd.Index, np.ndarray]:
     handle = pq.ParquetFile(path)
     names = [name for name in handle.schema_arrow.names if name != index_name]
     rows = pd.Index(handle.read(columns=[index_name]).column(index_name).to_pylist(), dtype=object)
@@ -622,6 +636,7 @@ class PreparedWriter:
             "format_version": FORMAT_VERSION,
             "tbeqtl_version": _version(),
             "files": {rel: sha256_file(self.path / rel) for rel in rel_files},
+            "sizes": {rel: (self.path / rel).stat().st_size for rel in rel_files},
             "gene_chromosomes": _ordered_chroms(gene_labels),
             "snp_chromosomes": _ordered_chroms(snp_labels),
             "unplaced": {"genes": ours["n_unplaced_genes"] > 0, "snps": ours["n_unplaced_snps"] > 0},
@@ -829,6 +844,14 @@ class PreparedData:
         if missing:
             raise InputError(
                 f"files of the prepared folder are missing; {_RERUN}", path=str(folder), ids=missing
+            )
+        sizes = manifest.get("sizes", {})
+        resized = [rel for rel, size in sizes.items() if (folder / rel).stat().st_size != size]
+        if resized:
+            raise InputError(
+                f"files differ in size from the manifest (truncated or replaced); {_RERUN}",
+                path=str(folder),
+                ids=resized,
             )
         if verify:
             bad = [rel for rel, digest in manifest["files"].items() if sha256_file(folder / rel) != digest]
