@@ -1,6 +1,6 @@
 """Every choice of a pipeline run, in one frozen dataclass that round-trips through TOML.
 
-A :class:`PipelineConfig` has one section per stage (``[data]``, ``[holdout]``, ``[fit]``,
+A :class:`PipelineConfig` has one section per stage (``[data]``, ``[prepare]``, ``[holdout]``, ``[fit]``,
 ``[factors]``, ``[robust]``, ``[covariates]``, ``[mapping]``, ``[run]``). It is read with the
 standard library's :mod:`tomllib` (:meth:`PipelineConfig.from_toml`) and written back by a small
 writer (:meth:`PipelineConfig.to_toml`) into the run folder, together with a ``[provenance]``
@@ -57,7 +57,16 @@ class DataConfig:
     Parameters
     ----------
     path
-        Data set folder in the :func:`tbeqtl.io.read_dataset` layout.
+        A prepared data folder (``tbeqtl prepare``, :mod:`tbeqtl.pipeline.prepared`; read in
+        place) or a data set folder in the :func:`tbeqtl.io.read_dataset` layout (the
+        simulator's; partitioned once into ``RUN/data/``). Empty: the raw inputs below.
+    counts, sample_attributes, subject_attributes, genotypes, genes, cell_types, covariates
+        Raw inputs (used when ``path`` is empty): a counts GCT/TSV/parquet/h5ad, the sample and
+        individual attribute tables (GTEx SampleAttributesDS / SubjectPhenotypesDS or any TSV),
+        genotypes (PLINK 1/2 or VCF/BCF), a gene annotation (GTF/BED), and optional cell-type
+        scores and covariates. The run calls :func:`tbeqtl.prepare.prepare` on them with the
+        ``[prepare]`` options and writes the prepared folder into ``RUN/data/`` (reused when
+        rerun with the same inputs and options).
     ancestry_beta, ancestry_tau
         Optional precomputed ancestry (the paper's terastructure output): TSV files of SNPs x Q
         allele frequencies (beta) and individuals x Q admixture (tau), first column the IDs.
@@ -79,6 +88,13 @@ class DataConfig:
     """
 
     path: str = ""
+    counts: str = ""
+    sample_attributes: str = ""
+    subject_attributes: str = ""
+    genotypes: str = ""
+    genes: str = ""
+    cell_types: str = ""
+    covariates: str = ""
     ancestry_beta: str = ""
     ancestry_tau: str = ""
     pairs: tuple[str, ...] = ()
@@ -300,12 +316,19 @@ class RunConfig:
         Seconds to wait for an existing scheduler.
     threads_per_worker
         Torch/BLAS threads per worker.
+    allowed_failures
+        Dask's ``distributed.scheduler.allowed-failures`` for the run's scheduler (set on the
+        local cluster and on an existing scheduler): how many times a pair may be rescheduled
+        after the worker running it died. Dask's default 3 lets a pair that runs out of memory
+        kill up to four workers in turn; at 0 its first death records it as failed ("worker
+        lost"), the others go on and a rerun retries it.
     """
 
     workers: int = 2
     scheduler: str = ""
     connect_timeout: float = 10.0
     threads_per_worker: int = 1
+    allowed_failures: int = 0
 
 
 _SECTIONS = {
@@ -328,9 +351,14 @@ class PipelineConfig:
     ----------
     data, holdout, fit, factors, robust, covariates, mapping, run
         The sections; see their classes.
+    prepare
+        Options of :class:`tbeqtl.prepare.PrepareOptions` (feature selection of raw inputs,
+        ``data.counts`` etc.), checked against its fields; only ``ancestry_snps`` is also used
+        when the run partitions a data set folder or an in-memory data set itself.
     """
 
     data: DataConfig = field(default_factory=DataConfig)
+    prepare: dict[str, Any] = field(default_factory=dict)
     holdout: HoldoutConfig = field(default_factory=HoldoutConfig)
     fit: FitConfig = field(default_factory=FitConfig)
     factors: FactorConfig = field(default_factory=FactorConfig)
@@ -356,11 +384,12 @@ class PipelineConfig:
         PipelineConfig
             The config.
         """
-        unknown = [k for k in values if k not in _SECTIONS and k != "provenance"]
+        unknown = [k for k in values if k not in _SECTIONS and k not in ("provenance", "prepare")]
         if unknown:
-            raise InputError(f"unknown config sections (known: {', '.join(_SECTIONS)})", path=source,
-                             ids=unknown)
-        sections = {}
+            raise InputError(
+                f"unknown config sections (known: {', '.join(_SECTIONS)})", path=source, ids=unknown
+            )
+        sections: dict[str, Any] = {"prepare": _prepare_section(values.get("prepare", {}), source)}
         for name, klass in _SECTIONS.items():
             given = values.get(name, {})
             if not isinstance(given, dict):
@@ -404,6 +433,8 @@ class PipelineConfig:
         for name in _SECTIONS:
             section = getattr(self, name)
             out[name] = {f.name: _plain(getattr(section, f.name)) for f in dataclasses.fields(section)}
+            if name == "data":
+                out["prepare"] = _plain(dict(self.prepare))
         return out
 
     def to_toml(self, *, provenance: dict[str, Any] | None = None) -> str:
@@ -452,7 +483,7 @@ class PipelineConfig:
         """
         values = self.to_dict()
         for name, changes in sections.items():
-            if name not in _SECTIONS:
+            if name not in _SECTIONS and name != "prepare":
                 raise InputError("unknown config section", ids=[name])
             values[name] = {**values[name], **changes}
         return PipelineConfig.from_dict(values)
@@ -494,8 +525,11 @@ class PipelineConfig:
 
 
 _DEMO: dict[str, dict[str, Any]] = {
-    "data": {"all_pairs": True, "ancestry_beta": "truth/ancestry_beta.tsv",
-             "ancestry_tau": "truth/ancestry_tau.tsv"},
+    "data": {
+        "all_pairs": True,
+        "ancestry_beta": "truth/ancestry_beta.tsv",
+        "ancestry_tau": "truth/ancestry_tau.tsv",
+    },
     "fit": {"n_topics": 12, "max_steps": 400, "options": {"init_jitter": 0.1}},
     "factors": {"tissue_score": "normalized", "normalized_threshold": 2.0},
     "robust": {"snp_min_partners": 2, "gene_min_partners": 2, "gene_r2": 0.9, "snp_tau": 0.4},
@@ -506,8 +540,12 @@ _DEMO: dict[str, dict[str, Any]] = {
 _PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {},
     "demo": _DEMO,
-    "test": {**_DEMO, "fit": {"n_topics": 6, "max_steps": 60, "options": {"init_jitter": 0.1}},
-             "covariates": {"n_hidden": 2, "genotype_pcs": 3}, "run": {"workers": 0}},
+    "test": {
+        **_DEMO,
+        "fit": {"n_topics": 6, "max_steps": 60, "options": {"init_jitter": 0.1}},
+        "covariates": {"n_hidden": 2, "genotype_pcs": 3},
+        "run": {"workers": 0},
+    },
 }
 
 
@@ -528,13 +566,36 @@ def parse_pair(text: str) -> tuple[str, str]:
 
     parts = str(text).split(":")
     if len(parts) != 2 or not all(p.strip() for p in parts):
-        raise InputError("a chromosome pair must look like GENE_CHROM:SNP_CHROM (e.g. chr1:chr2)",
-                         ids=[text])
+        raise InputError("a chromosome pair must look like GENE_CHROM:SNP_CHROM (e.g. chr1:chr2)", ids=[text])
     gene, snp = harmonize_chrom([p.strip() for p in parts])
     return str(gene), str(snp)
 
 
 # --------------------------------------------------------------------------- helpers
+def _prepare_section(given: Any, source: str | None) -> dict[str, Any]:
+    """Check the ``[prepare]`` table against the fields of ``PrepareOptions`` (when importable)."""
+    if not isinstance(given, dict):
+        raise InputError("config section [prepare] must be a table", path=source)
+    try:
+        from ..prepare.options import PrepareOptions
+    except ImportError:  # tbeqtl.prepare not installed in this build: checked when used
+        return dict(given)
+    fields = {f.name: f for f in dataclasses.fields(PrepareOptions)}
+    unknown = [k for k in given if k not in fields]
+    if unknown:
+        raise InputError(
+            f"unknown options in config section [prepare] (known: {', '.join(fields)})",
+            path=source,
+            ids=unknown,
+        )
+    defaults = PrepareOptions()
+    out = {}
+    for key, value in given.items():
+        default = getattr(defaults, key)
+        out[key] = value if default is None else _coerce(value, default, f"prepare.{key}", source)
+    return out
+
+
 _CHOICES = {
     ("holdout", "unit"): ("samples", "individuals"),
     ("factors", "tissue_score"): ("inner_product", "normalized"),
@@ -547,8 +608,11 @@ def _build_section(klass: type, given: dict[str, Any], name: str, source: str | 
     fields = {f.name: f for f in dataclasses.fields(klass)}
     unknown = [k for k in given if k not in fields]
     if unknown:
-        raise InputError(f"unknown options in config section [{name}] (known: {', '.join(fields)})",
-                         path=source, ids=unknown)
+        raise InputError(
+            f"unknown options in config section [{name}] (known: {', '.join(fields)})",
+            path=source,
+            ids=unknown,
+        )
     kwargs = {}
     defaults = klass()
     for key, value in given.items():
@@ -556,11 +620,15 @@ def _build_section(klass: type, given: dict[str, Any], name: str, source: str | 
         kwargs[key] = _coerce(value, default, f"{name}.{key}", source)
         choices = _CHOICES.get((name, key))
         if choices and kwargs[key] not in choices:
-            raise InputError(f"config option {name}.{key} must be one of {', '.join(choices)}", path=source,
-                             ids=[kwargs[key]])
+            raise InputError(
+                f"config option {name}.{key} must be one of {', '.join(choices)}",
+                path=source,
+                ids=[kwargs[key]],
+            )
     if name == "holdout" and not 0.0 < kwargs.get("fraction", 0.25) < 1.0:
-        raise InputError("config option holdout.fraction must be in (0, 1)", path=source,
-                         ids=[repr(kwargs["fraction"])])
+        raise InputError(
+            "config option holdout.fraction must be in (0, 1)", path=source, ids=[repr(kwargs["fraction"])]
+        )
     if name == "mapping":
         bad = [s for s in kwargs.get("factor_sets", ()) if s not in ("all", "tissue", "general")]
         if bad:
@@ -570,8 +638,9 @@ def _build_section(klass: type, given: dict[str, Any], name: str, source: str | 
 
 def _coerce(value: Any, default: Any, key: str, source: str | None) -> Any:
     def fail() -> None:
-        raise InputError(f"config option {key} must be of type {type(default).__name__}", path=source,
-                         ids=[repr(value)])
+        raise InputError(
+            f"config option {key} must be of type {type(default).__name__}", path=source, ids=[repr(value)]
+        )
 
     if isinstance(default, bool):
         if not isinstance(value, bool):

@@ -125,6 +125,7 @@ def prepare_tissue_inputs(
     hidden: str = "pca",
     hidden_max_fraction: float = 0.25,
     seed: int = 0,
+    covariates_df: pd.DataFrame | None = None,
 ) -> TissueInputs:
     """Build the association inputs of one tissue's held-out samples.
 
@@ -147,6 +148,9 @@ def prepare_tissue_inputs(
         Genes and SNPs to keep for testing (default: all).
     n_hidden, hidden, hidden_max_fraction, seed
         Hidden factors, see :func:`tbeqtl.pipeline.covariates.tissue_covariates`.
+    covariates_df
+        The tissue's covariates x samples when already computed (by the pipeline's driver, from
+        all genes); ``cpm_df`` then needs only ``genes``.
 
     Returns
     -------
@@ -155,10 +159,13 @@ def prepare_tissue_inputs(
     """
     samples = _one_per_individual(pd.Index(samples), data.sample_map_s)
     expression_all = inverse_normal_transform(cpm_df[samples])
-    covariates_df = tissue_covariates(
-        samples, tissue=tissue, expression_df=expression_all, known_df=known_df, geno_pcs_df=geno_pcs_df,
-        sample_map_s=data.sample_map_s, n_hidden=n_hidden, hidden=hidden,
-        hidden_max_fraction=hidden_max_fraction, seed=seed)
+    if covariates_df is None:
+        covariates_df = tissue_covariates(
+            samples, tissue=tissue, expression_df=expression_all, known_df=known_df, geno_pcs_df=geno_pcs_df,
+            sample_map_s=data.sample_map_s, n_hidden=n_hidden, hidden=hidden,
+            hidden_max_fraction=hidden_max_fraction, seed=seed)
+    else:
+        covariates_df = covariates_df[samples]
     genes = data.genes if genes is None else pd.Index(genes)
     snps = data.snps if snps is None else pd.Index(snps)
     geno = data.genotype_df.loc[snps, data.sample_map_s.reindex(samples).to_numpy()].to_numpy(dtype=float)

@@ -39,8 +39,10 @@ calls from it: ``fdr_all < level`` is one list whose expected FDP is at most the
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import pickle
 import time
 import traceback
 from pathlib import Path
@@ -50,16 +52,16 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..atomic import write_json, write_table
+from ..atomic import atomic_path, write_json, write_table
 from ..data import EQTLData
 from ..errors import InputError, TbeqtlError
-from ..io._common import sha256_file
 from ..layout import PairLayout, RunLayout
 from ..schema import validate_table
 from . import covariates as cov
 from . import holdout as hold
 from .config import PipelineConfig
-from .jobs.common import PairContext, _chrom_key, _heldout_by_tissue, _tissue_s
+from .jobs import inputs as inp
+from .jobs.common import PairContext, _chrom_key, _heldout_by_tissue, _tissue_s, open_prepared
 from .jobs.factors import _factors_stage, _read_factor_tables
 from .jobs.fit import _drop_empty, _fit_stage, _NoFeatures
 from .jobs.gather import _counts_table as _counts_table
@@ -77,7 +79,7 @@ _STAGES = ("holdout", "fit", "ranking", "factors", "eqtl")
 # --------------------------------------------------------------------------- pairs and tissues
 
 
-def list_pairs(config: PipelineConfig, data: EQTLData) -> list[tuple[str, str]]:
+def list_pairs(config: PipelineConfig, data) -> list[tuple[str, str]]:
     """Return the (gene chromosome, SNP chromosome) pairs a config asks for.
 
     Parameters
@@ -85,7 +87,8 @@ def list_pairs(config: PipelineConfig, data: EQTLData) -> list[tuple[str, str]]:
     config
         ``data.pairs`` or ``data.all_pairs``.
     data
-        The data set (its annotations give the chromosomes for ``all_pairs``).
+        The data set or prepared folder (:class:`~tbeqtl.pipeline.prepared.PreparedData`; its
+        annotations give the chromosomes for ``all_pairs``).
 
     Returns
     -------
@@ -109,7 +112,7 @@ def list_pairs(config: PipelineConfig, data: EQTLData) -> list[tuple[str, str]]:
 
 
 def check_tissues(
-    config: PipelineConfig, data: EQTLData, *, design_df: pd.DataFrame, known_df: pd.DataFrame, n_pcs: int
+    config: PipelineConfig, data, *, design_df: pd.DataFrame, known_df: pd.DataFrame, n_pcs: int
 ) -> tuple[list[str], dict[str, str]]:
     """Choose the tissues to map and check each has more held-out samples than covariates.
 
@@ -118,7 +121,7 @@ def check_tissues(
     config
         Pipeline config (``mapping.tissues``, ``mapping.min_samples``, covariate counts).
     data
-        The data set.
+        The data set or prepared folder (its sample tables).
     design_df
         Held-out design.
     known_df
@@ -161,9 +164,12 @@ def check_tissues(
             continue
         tissues.append(tissue)
     if bad:
-        raise InputError("tissues with fewer held-out samples than covariates + 3 (reduce "
-                         "covariates.genotype_pcs / n_hidden, or exclude them with mapping.tissues or "
-                         "mapping.min_samples)", ids=bad)
+        raise InputError(
+            "tissues with fewer held-out samples than covariates + 3 (reduce "
+            "covariates.genotype_pcs / n_hidden, or exclude them with mapping.tissues or "
+            "mapping.min_samples)",
+            ids=bad,
+        )
     return tissues, skipped
 
 
@@ -188,16 +194,42 @@ def _limit_threads(n: int) -> None:
     threadpool_limits(max(1, int(n)))
 
 
-def _pair_features(data: EQTLData, gene_chrom: str, snp_chrom: str) -> tuple[pd.Index, pd.Index]:
-    genes = data.gene_info_df.index[(data.gene_info_df["chrom"].astype(str) == gene_chrom).to_numpy()] \
-        if "chrom" in data.gene_info_df.columns else pd.Index([])
-    snps = data.snp_info_df.index[(data.snp_info_df["chrom"].astype(str) == snp_chrom).to_numpy()] \
-        if "chrom" in data.snp_info_df.columns else pd.Index([])
+def _pair_features(data, gene_chrom: str, snp_chrom: str) -> tuple[pd.Index, pd.Index]:
+    genes = (
+        data.gene_info_df.index[(data.gene_info_df["chrom"].astype(str) == gene_chrom).to_numpy()]
+        if "chrom" in data.gene_info_df.columns
+        else pd.Index([])
+    )
+    snps = (
+        data.snp_info_df.index[(data.snp_info_df["chrom"].astype(str) == snp_chrom).to_numpy()]
+        if "chrom" in data.snp_info_df.columns
+        else pd.Index([])
+    )
     return genes, snps
+
+
+def _new_record(name: str, pair: tuple[str, str]) -> dict[str, Any]:
+    return {
+        "pair": name,
+        "gene_chrom": pair[0],
+        "snp_chrom": pair[1],
+        "status": "",
+        "message": "",
+        "n_genes": 0,
+        "n_snps": 0,
+        "seconds": 0.0,
+        "seconds_load": 0.0,
+        "seconds_fit": 0.0,
+        "seconds_map": 0.0,
+        "reused": False,
+    }
 
 
 def run_pair(ctx: PairContext, pair: tuple[str, str]) -> dict[str, Any]:
     """Run (or finish) one chromosome pair; never raises for errors inside the pair.
+
+    The pair reads only its two partitions of the prepared folder (its genes' counts and its SNPs'
+    genotypes, all samples) and its rows of the ancestry subspace.
 
     Parameters
     ----------
@@ -210,57 +242,32 @@ def run_pair(ctx: PairContext, pair: tuple[str, str]) -> dict[str, Any]:
     -------
     dict
         ``pair``, ``gene_chrom``, ``snp_chrom``, ``status`` ("done", "skipped", "failed"),
-        ``message``, ``n_genes``, ``n_snps``, ``seconds``, ``reused`` (already finished before).
+        ``message``, ``n_genes``, ``n_snps``, ``seconds``, ``seconds_load`` (reading the partitions
+        and the ancestry rows, subsetting to the fit samples), ``seconds_fit`` (TBLDA),
+        ``seconds_map`` (the eQTL stage), ``reused`` (already finished before).
     """
     start = time.perf_counter()
     gene_chrom, snp_chrom = pair
     layout = RunLayout(ctx.run_dir).pair(gene_chrom, snp_chrom)
-    genes, snps = _pair_features(ctx.data, gene_chrom, snp_chrom)
-    record = {"pair": layout.name, "gene_chrom": gene_chrom, "snp_chrom": snp_chrom, "status": "",
-              "message": "", "n_genes": len(genes), "n_snps": len(snps), "seconds": 0.0, "reused": False}
+    record = _new_record(layout.name, pair)
     status = _read_status(layout)
-    if status.get("pair") == "done":
-        record.update(status="done", reused=True)
-        return record
     try:
+        genes, snps = _pair_features(ctx.prepared, gene_chrom, snp_chrom)
+        record.update(n_genes=len(genes), n_snps=len(snps))
+        if status.get("pair") == "done":
+            record.update(status="done", reused=True)
+            return record
         _limit_threads(ctx.config.run.threads_per_worker)
         if not len(genes) or not len(snps):
-            reason = (f"no genes on {gene_chrom}" if not len(genes) else "") + \
-                     (" and " if not len(genes) and not len(snps) else "") + \
-                     (f"no SNPs on {snp_chrom}" if not len(snps) else "")
+            reason = (
+                (f"no genes on {gene_chrom}" if not len(genes) else "")
+                + (" and " if not len(genes) and not len(snps) else "")
+                + (f"no SNPs on {snp_chrom}" if not len(snps) else "")
+            )
             _set_status(layout, status, "pair", f"skipped: {reason}")
             record.update(status="skipped", message=reason)
             return record
-        if status.get("holdout") != "done":
-            write_table(validate_table(ctx.design_df, "holdout"), layout.holdout)
-            _set_status(layout, status, "holdout", "done")
-        fit_samples = hold.fit_samples(ctx.design_df)
-        # subset drops individuals without fit samples: with holdout.unit = "individuals" the fit sees
-        # neither the expression nor the genotypes of the held-out individuals (TBLDA refuses genotyped
-        # individuals without samples), while the eQTL tests read their genotypes from ctx.data
-        sub = ctx.data.subset(genes=genes, snps=snps, samples=fit_samples)
-        sub = _drop_empty(sub)
-        if status.get("fit") == "done" and (layout.fit / "model").exists():
-            from ..tblda import TBLDA
-
-            model = TBLDA.load(layout.fit / "model")
-        else:
-            model = _fit_stage(ctx, layout, sub)
-            _set_status(layout, status, "fit", "done")
-        if status.get("ranking") == "done" and layout.ranking.exists():
-            ranking_df = pd.read_csv(layout.ranking, sep="\t", dtype={"feature": str})
-        else:
-            ranking_df = _rank(model, sub, ctx.config.fit.top_fraction)
-            write_table(ranking_df, layout.ranking)
-            _set_status(layout, status, "ranking", "done")
-        if status.get("factors") == "done":
-            tables = _read_factor_tables(layout)
-        else:
-            tables = _factors_stage(ctx, layout, model, sub)
-            _set_status(layout, status, "factors", "done")
-        if status.get("eqtl") != "done":
-            _eqtl_stage(ctx, layout, ranking_df, tables, sub.genes, sub.snps, int(ctx.config.fit.n_topics))
-            _set_status(layout, status, "eqtl", "done")
+        _run_stages(ctx, layout, status, record, genes, snps)
         _set_status(layout, status, "pair", "done")
         record["status"] = "done"
     except _NoFeatures as exc:
@@ -278,15 +285,89 @@ def run_pair(ctx: PairContext, pair: tuple[str, str]) -> dict[str, Any]:
     return record
 
 
+def _run_stages(
+    ctx: PairContext,
+    layout: PairLayout,
+    status: dict[str, str],
+    record: dict[str, Any],
+    genes: pd.Index,
+    snps: pd.Index,
+) -> None:
+    """Run the stages of one pair, each skipped when ``status`` says it is done (timings into ``record``)."""
+    if status.get("holdout") != "done":
+        write_table(validate_table(ctx.design_df, "holdout"), layout.holdout)
+        _set_status(layout, status, "holdout", "done")
+    tick = time.perf_counter()
+    pair_data = ctx.prepared.load_pair(record["gene_chrom"], record["snp_chrom"])
+    # subset drops individuals without fit samples: with holdout.unit = "individuals" the fit sees
+    # neither the expression nor the genotypes of the held-out individuals (TBLDA refuses genotyped
+    # individuals without samples), while the eQTL tests read their genotypes from pair_data
+    sub = _drop_empty(pair_data.subset(genes=genes, snps=snps, samples=hold.fit_samples(ctx.design_df)))
+    record["seconds_load"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    if status.get("fit") == "done" and (layout.fit / "model").exists():
+        from ..tblda import TBLDA
+
+        model = TBLDA.load(layout.fit / "model")
+    else:
+        model = _fit_stage(ctx, layout, sub)
+        _set_status(layout, status, "fit", "done")
+    record["seconds_fit"] = time.perf_counter() - tick
+    if status.get("ranking") == "done" and layout.ranking.exists():
+        ranking_df = pd.read_csv(layout.ranking, sep="\t", dtype={"feature": str})
+    else:
+        ranking_df = _rank(model, sub, ctx.config.fit.top_fraction)
+        write_table(ranking_df, layout.ranking)
+        _set_status(layout, status, "ranking", "done")
+    if status.get("factors") == "done":
+        tables = _read_factor_tables(layout)
+    else:
+        tables = _factors_stage(ctx, layout, model, sub)
+        _set_status(layout, status, "factors", "done")
+    tick = time.perf_counter()
+    if status.get("eqtl") != "done":
+        _eqtl_stage(
+            ctx, layout, ranking_df, tables, pair_data, sub.genes, sub.snps, int(ctx.config.fit.n_topics)
+        )
+        _set_status(layout, status, "eqtl", "done")
+    record["seconds_map"] = time.perf_counter() - tick
+    logger.info(
+        "pair %s: %.1f s loading its partitions, %.1f s fit, %.1f s mapping",
+        layout.name,
+        record["seconds_load"],
+        record["seconds_fit"],
+        record["seconds_map"],
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def _load_context(path: str, stamp: int) -> PairContext:
+    with open(path, "rb") as handle:
+        return pickle.load(handle)
+
+
+def run_pair_from_file(ctx_path: str, pair: tuple[str, str]) -> dict[str, Any]:
+    """Run one pair given the path of the pickled context (what a Dask task receives).
+
+    The context is read once per worker process (from the run folder on the shared filesystem),
+    so nothing but this path and the pair passes through the scheduler.
+
+    Parameters
+    ----------
+    ctx_path
+        ``RUN/context.pkl``, written by :func:`run_pipeline`.
+    pair
+        ``(gene_chrom, snp_chrom)``.
+
+    Returns
+    -------
+    dict
+        See :func:`run_pair`.
+    """
+    return run_pair(_load_context(str(ctx_path), Path(ctx_path).stat().st_mtime_ns), pair)
+
+
 # --------------------------------------------------------------------------- driver
-def _file_checksums(path: str) -> dict[str, str]:
-    if not path:
-        return {}
-    root = Path(path)
-    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-    return {str(file.relative_to(root) if root.is_dir() else file.name): sha256_file(file) for file in files}
-
-
 def _versions() -> dict[str, str]:
     import importlib.metadata as md
 
@@ -318,48 +399,17 @@ def _check_resumable(layout: RunLayout, config: PipelineConfig) -> None:
         return
     old, new = _result_settings(previous), _result_settings(config)
     if old != new:
-        changed = [f"{section}.{key}" for section in new for key in new[section]
-                   if old.get(section, {}).get(key) != new[section][key]]
-        raise InputError(f"{layout.root} holds pairs run with other settings; give a new output folder "
-                         "(or the same settings) to resume. Changed", ids=changed)
-
-
-def _load_data(config: PipelineConfig, data: EQTLData | None) -> EQTLData:
-    if data is not None:
-        return data
-    if not config.data.path:
-        raise InputError("no data: set data.path in the config (or --data)")
-    from ..io import read_dataset
-
-    return read_dataset(config.data.path)
-
-
-def _load_ancestry(config: PipelineConfig, data: EQTLData) -> tuple[pd.DataFrame, pd.DataFrame] | None:
-    if bool(config.data.ancestry_beta) != bool(config.data.ancestry_tau):
-        raise InputError("give both data.ancestry_beta and data.ancestry_tau, or neither")
-    if config.data.ancestry_beta:
-        base = Path(config.data.path) if config.data.path else Path(".")
-
-        def read(name: str) -> pd.DataFrame:
-            path = Path(name) if Path(name).is_absolute() else base / name
-            if not path.exists():
-                raise InputError("ancestry file not found", path=str(path))
-            df = pd.read_csv(path, sep="\t", index_col=0)
-            df.index = df.index.astype(str)
-            return df
-
-        beta_df, tau_df = read(config.data.ancestry_beta), read(config.data.ancestry_tau)
-        missing = data.snps.difference(beta_df.index, sort=False)
-        if len(missing):
-            raise InputError("SNPs missing from data.ancestry_beta", ids=missing)
-        missing = data.individuals.difference(tau_df.index, sort=False)
-        if len(missing):
-            raise InputError("individuals missing from data.ancestry_tau", ids=missing)
-        return beta_df, tau_df
-    from ..tblda.ancestry import estimate_ancestry
-
-    logger.info("estimating the ancestry subspace (Q=%d) from all SNPs", config.fit.n_ancestry)
-    return estimate_ancestry(data.genotype_df, n_ancestry=config.fit.n_ancestry, seed=config.fit.seed)
+        changed = [
+            f"{section}.{key}"
+            for section in new
+            for key in new[section]
+            if old.get(section, {}).get(key) != new[section][key]
+        ]
+        raise InputError(
+            f"{layout.root} holds pairs run with other settings; give a new output folder "
+            "(or the same settings) to resume. Changed",
+            ids=changed,
+        )
 
 
 def _connect(address: str, timeout: float):
@@ -368,40 +418,110 @@ def _connect(address: str, timeout: float):
     try:
         return Client(address, timeout=f"{float(timeout)}s", set_as_default=False)
     except (OSError, TimeoutError) as exc:
-        raise InputError(f"cannot reach the Dask scheduler at {address!r} within {timeout:g} s ({exc})"
-                         ) from None
+        raise InputError(
+            f"cannot reach the Dask scheduler at {address!r} within {timeout:g} s ({exc})"
+        ) from None
 
 
-def _execute(ctx: PairContext, pairs: list[tuple[str, str]], *, scheduler: str, workers: int,
-             timeout: float) -> list[dict[str, Any]]:
+_LOST = ("KilledWorker", "CancelledError", "FutureCancelledError", "CommClosedError")
+
+
+def _lost_record(pair: tuple[str, str], exc: BaseException) -> dict[str, Any]:
+    """Return the record of a pair whose task did not return: its worker died, or the task could not run."""
+    name = f"{pair[0]}__{pair[1]}"
+    record = _new_record(name, pair)
+    names = {klass.__name__ for klass in type(exc).__mro__}
+    if names & set(_LOST):
+        message = (
+            f"worker lost while running pair {name}: {type(exc).__name__}: {exc} (out of memory or "
+            "killed; see the worker's log)"
+        )
+    else:
+        message = f"{type(exc).__name__}: {exc}"
+    record.update(status="failed", message=message)
+    return record
+
+
+def _mark_failed(run_dir: str, record: dict[str, Any]) -> None:
+    """Write a lost pair's failure into its status file (the worker could not), keeping finished stages."""
+    layout = RunLayout(run_dir).pair(record["gene_chrom"], record["snp_chrom"])
+    status = _read_status(layout)
+    if status.get("pair") != "done":
+        _set_status(layout, status, "pair", f"failed: {record['message']}")
+
+
+def _tune_scheduler(client, allowed_failures: int) -> None:
+    """Set the scheduler's allowed-failures, and one task per single-thread worker slot.
+
+    With ``worker-saturation`` 1.0 a worker holds only the pairs it runs, so the pairs marked lost
+    when it dies are those it was running (at Dask's 1.1 a one-thread worker also holds a queued one).
+    """
+
+    def tune(dask_scheduler=None, allowed=allowed_failures):
+        before = dask_scheduler.allowed_failures
+        dask_scheduler.allowed_failures = allowed
+        if dask_scheduler.WORKER_SATURATION != float("inf"):
+            dask_scheduler.WORKER_SATURATION = min(dask_scheduler.WORKER_SATURATION, 1.0)
+        return before
+
+    before = client.run_on_scheduler(tune)
+    if before != allowed_failures:
+        logger.info(
+            "Dask scheduler: allowed-failures %s -> %d (a pair whose worker dies is reported, not "
+            "retried on the next worker)",
+            before,
+            allowed_failures,
+        )
+
+
+def _execute(
+    ctx: PairContext, pairs: list[tuple[str, str]], *, scheduler: str, workers: int, timeout: float
+) -> list[dict[str, Any]]:
     from ..logs import progress
 
     if not scheduler and workers <= 0:
         return [run_pair(ctx, pair) for pair in progress(pairs, desc="pairs", total=len(pairs))]
+    import dask
     from distributed import LocalCluster, as_completed
 
+    ctx_path = Path(ctx.run_dir) / "context.pkl"
+    with atomic_path(ctx_path) as tmp:
+        Path(tmp).write_bytes(pickle.dumps(ctx, protocol=pickle.HIGHEST_PROTOCOL))
+    allowed = int(ctx.config.run.allowed_failures)
     cluster = None
     if scheduler:
         client = _connect(scheduler, timeout)
     else:
-        cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+        with dask.config.set(
+            {
+                "distributed.scheduler.allowed-failures": allowed,
+                "distributed.scheduler.worker-saturation": 1.0,
+            }
+        ):
+            cluster = LocalCluster(
+                n_workers=int(workers),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
         client = _connect(cluster.scheduler_address, timeout)
     records = []
     try:
-        ctx_future = client.scatter(ctx, broadcast=True)
+        _tune_scheduler(client, allowed)
         futures = {}
         for pair in pairs:
             key = f"pair-{pair[0]}__{pair[1]}-{time.time_ns()}"
-            futures[client.submit(run_pair, ctx_future, pair, pure=False, key=key)] = pair
+            futures[client.submit(run_pair_from_file, str(ctx_path), pair, pure=False, key=key)] = pair
         for future in progress(as_completed(futures, loop=client.loop), desc="pairs", total=len(futures)):
             pair = futures[future]
             try:
                 record = future.result()
-            except Exception as exc:  # the worker died or the task could not run
-                record = {"pair": f"{pair[0]}__{pair[1]}", "gene_chrom": pair[0], "snp_chrom": pair[1],
-                          "status": "failed", "message": f"{type(exc).__name__}: {exc}", "n_genes": 0,
-                          "n_snps": 0, "seconds": 0.0, "reused": False}
+            except BaseException as exc:  # the worker died, or the task could not run
+                if isinstance(exc, KeyboardInterrupt | SystemExit):
+                    raise
+                record = _lost_record(pair, exc)
+                _mark_failed(ctx.run_dir, record)
             _log_record(record)
             records.append(record)
     finally:
@@ -416,11 +536,80 @@ def _log_record(record: dict[str, Any]) -> None:
         if record.get("reused"):
             logger.info("pair %s: already finished, skipped", record["pair"])
         else:
-            logger.info("pair %s: done in %.1f s", record["pair"], record["seconds"])
+            logger.info(
+                "pair %s: done in %.1f s (%.1f s loading its partitions)",
+                record["pair"],
+                record["seconds"],
+                record.get("seconds_load", 0.0),
+            )
     elif record["status"] == "skipped":
         logger.warning("pair %s skipped: %s", record["pair"], record["message"])
     else:
         logger.error("pair %s failed: %s", record["pair"], record["message"])
+
+
+def _pending(run_dir: Path, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [p for p in pairs if _read_status(RunLayout(run_dir).pair(*p)).get("pair") != "done"]
+
+
+def _context(
+    config: PipelineConfig, layout: RunLayout, data_dir: Path, *, in_place: bool, pairs: list[tuple[str, str]]
+) -> tuple[PairContext, dict[str, Any]]:
+    """Build the pairs' shared context from the prepared folder's small tables (see :class:`PairContext`)."""
+    prepared = open_prepared(str(data_dir))
+    hc = config.holdout
+    design_df = hold.holdout_design(
+        prepared.sample_map_s,
+        min_samples=hc.min_samples,
+        n_holdout=hc.n_holdout,
+        seed=hc.seed,
+        unit=hc.unit,
+        fraction=hc.fraction,
+    )
+    held = hold.holdout_samples(design_df)
+    if not len(held):  # only possible with unit = "samples"
+        raise InputError(
+            f"no individual has at least {hc.min_samples} samples: nothing to hold out for the "
+            "eQTL tests (holdout.min_samples)"
+        )
+    geno_pcs_df = inp.genotype_pcs(config, prepared)
+    known_df = cov.encode_known_covariates(
+        held,
+        columns=list(config.covariates.known),
+        sample_info_df=prepared.sample_info_df,
+        individual_info_df=prepared.individual_info_df,
+        sample_map_s=prepared.sample_map_s,
+    )
+    tissues, skipped_tissues = check_tissues(
+        config, prepared, design_df=design_df, known_df=known_df, n_pcs=geno_pcs_df.shape[1]
+    )
+    for tissue, reason in skipped_tissues.items():
+        logger.warning("tissue %s not mapped: %s", tissue, reason)
+    pending = _pending(layout.root, pairs)
+    ancestry = inp.ancestry_files(config, prepared, data_dir, in_place=in_place)
+    covariates = (
+        inp.tissue_covariates(config, prepared, design_df, known_df, geno_pcs_df, tissues) if pending else {}
+    )
+    ctx = PairContext(
+        config,
+        str(layout.root),
+        str(data_dir),
+        design_df,
+        tuple(tissues),
+        ancestry,
+        geno_pcs_df,
+        known_df,
+        prepared.library_size_s,
+        covariates,
+    )
+    info = {
+        "design_df": design_df,
+        "held": held,
+        "tissues": tissues,
+        "skipped_tissues": skipped_tissues,
+        "ancestry": ancestry,
+    }
+    return ctx, info
 
 
 def run_pipeline(
@@ -442,7 +631,8 @@ def run_pipeline(
         Address of an existing Dask scheduler (overrides ``run.scheduler``); otherwise a local
         cluster of ``run.workers`` processes, or this process when ``run.workers = 0``.
     data
-        The data set, when already in memory (otherwise read from ``data.path``).
+        The data set, when already in memory (otherwise ``data.path`` or the raw inputs of
+        ``[data]``); it is partitioned once into ``RUN/data/``.
 
     Returns
     -------
@@ -468,67 +658,107 @@ def run_pipeline(
     _check_resumable(layout, config)
     if scheduler:  # fail fast on an unreachable scheduler, before any work
         _connect(scheduler, config.run.connect_timeout).close()
-    data = _load_data(config, data)
-    pairs = list_pairs(config, data)
-    hc = config.holdout
-    design_df = hold.holdout_design(data.sample_map_s, min_samples=hc.min_samples, n_holdout=hc.n_holdout,
-                                    seed=hc.seed, unit=hc.unit, fraction=hc.fraction)
-    held = hold.holdout_samples(design_df)
-    if not len(held):  # only possible with unit = "samples"
-        raise InputError(f"no individual has at least {hc.min_samples} samples: nothing to hold out for the "
-                         "eQTL tests (holdout.min_samples)")
-    geno_pcs_df = cov.genotype_pcs(data.genotype_df, n_pcs=config.covariates.genotype_pcs)
-    known_df = cov.encode_known_covariates(held, columns=list(config.covariates.known),
-                                           sample_info_df=data.sample_info_df,
-                                           individual_info_df=data.individual_info_df,
-                                           sample_map_s=data.sample_map_s)
-    tissues, skipped_tissues = check_tissues(config, data, design_df=design_df, known_df=known_df,
-                                             n_pcs=geno_pcs_df.shape[1])
-    for tissue, reason in skipped_tissues.items():
-        logger.warning("tissue %s not mapped: %s", tissue, reason)
-    ancestry = _load_ancestry(config, data)
-    cpm_df = cov.counts_per_million(data.counts_df)[held]
-    ctx = PairContext(config, str(layout.root), data, design_df, tuple(tissues), ancestry, geno_pcs_df,
-                      known_df, cpm_df)
-    provenance = {"versions": _versions(), "checksums": _file_checksums(config.data.path)}
+    data_dir, in_place = inp.prepared_folder(config, layout.root, data)
+    prepared = open_prepared(str(data_dir))
+    pairs = list_pairs(config, prepared)
+    ctx, info = _context(config, layout, data_dir, in_place=in_place, pairs=pairs)
+    provenance = {"versions": _versions(), "checksums": dict(prepared.manifest.get("files", {}))}
     config.write(layout.config, provenance=provenance)
-    logger.info("%d pairs, %d held-out samples, tissues mapped: %s", len(pairs), len(held),
-                ", ".join(tissues))
-    records = _execute(ctx, pairs, scheduler=scheduler, workers=config.run.workers,
-                       timeout=config.run.connect_timeout)
+    logger.info(
+        "%d pairs, %d held-out samples, tissues mapped: %s",
+        len(pairs),
+        len(info["held"]),
+        ", ".join(info["tissues"]),
+    )
+    records = _execute(
+        ctx, pairs, scheduler=scheduler, workers=config.run.workers, timeout=config.run.connect_timeout
+    )
     if not scheduler and config.run.workers <= 0:
         for record in records:
             _log_record(record)
+    status_df, status_table = _status_tables(records, pairs)
+    write_table(status_table, layout.summary / "pairs.tsv")
+    stats = gather_results(layout, config, data=prepared, status_df=status_df)
+    write_json(
+        _run_json(
+            config,
+            prepared,
+            data_dir,
+            info,
+            records,
+            stats,
+            provenance,
+            seconds=time.perf_counter() - started,
+        ),
+        layout.run_json,
+    )
+    logger.info(
+        "pipeline finished: %d done, %d skipped, %d failed (%.1f s)",
+        int((status_df["status"] == "done").sum()),
+        int((status_df["status"] == "skipped").sum()),
+        int((status_df["status"] == "failed").sum()),
+        time.perf_counter() - started,
+    )
+    return status_table
+
+
+def _status_tables(
+    records: list[dict[str, Any]], pairs: list[tuple[str, str]]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     order = {f"{g}__{s}": i for i, (g, s) in enumerate(pairs)}
     status_df = pd.DataFrame(records).sort_values("pair", key=lambda s: s.map(order), ignore_index=True)
-    status_df["seconds"] = np.where(status_df["reused"], 0.0, status_df["seconds"]).astype(float)
-    status_table = validate_table(status_df.drop(columns="reused").astype(
-        {"n_genes": np.int64, "n_snps": np.int64}), "pair_status")
-    write_table(status_table, layout.summary / "pairs.tsv")
-    stats = gather_results(layout, config, data=data, status_df=status_df)
-    run = {
+    for column in ("seconds", "seconds_load", "seconds_fit", "seconds_map"):
+        status_df[column] = np.where(status_df["reused"], 0.0, status_df[column]).astype(float)
+    status_table = validate_table(
+        status_df.drop(columns="reused").astype({"n_genes": np.int64, "n_snps": np.int64}), "pair_status"
+    )
+    return status_df, status_table
+
+
+def _run_json(
+    config: PipelineConfig,
+    prepared,
+    data_dir: Path,
+    info: dict[str, Any],
+    records: list[dict[str, Any]],
+    stats: dict[str, Any],
+    provenance: dict[str, Any],
+    *,
+    seconds: float,
+) -> dict[str, Any]:
+    hc = config.holdout
+    design_df, held = info["design_df"], info["held"]
+    timing = ("seconds", "seconds_load", "seconds_fit", "seconds_map")
+    return {
         "tool": "tbeqtl run",
         "tbeqtl_version": __version__,
         "config": config.to_dict(),
         "versions": provenance["versions"],
         "input_checksums": provenance["checksums"],
-        "holdout": {"n_samples": int(len(design_df)), "n_held_out": int(len(held)),
-                    "n_individuals_held_out": int(data.sample_map_s.reindex(held).nunique()),
-                    "n_individuals_fit": int(data.sample_map_s.reindex(
-                        hold.fit_samples(design_df)).nunique()),
-                    "unit": hc.unit, "fraction": hc.fraction if hc.unit == "individuals" else None,
-                    "min_samples": hc.min_samples, "n_holdout": hc.n_holdout, "seed": hc.seed},
-        "tissues_mapped": tissues,
-        "tissues_skipped": skipped_tissues,
-        "ancestry": "files" if config.data.ancestry_beta else "estimated from all SNPs",
-        "pairs": {r["pair"]: {"status": r["status"], "message": r["message"], "reused": bool(r["reused"])}
-                  for r in records},
+        "data": str(data_dir),
+        "holdout": {
+            "n_samples": int(len(design_df)),
+            "n_held_out": int(len(held)),
+            "n_individuals_held_out": int(prepared.sample_map_s.reindex(held).nunique()),
+            "n_individuals_fit": int(prepared.sample_map_s.reindex(hold.fit_samples(design_df)).nunique()),
+            "unit": hc.unit,
+            "fraction": hc.fraction if hc.unit == "individuals" else None,
+            "min_samples": hc.min_samples,
+            "n_holdout": hc.n_holdout,
+            "seed": hc.seed,
+        },
+        "tissues_mapped": info["tissues"],
+        "tissues_skipped": info["skipped_tissues"],
+        "ancestry": info["ancestry"][0] if info["ancestry"] else "estimated by each fit from its SNPs",
+        "pairs": {
+            r["pair"]: {
+                "status": r["status"],
+                "message": r["message"],
+                "reused": bool(r["reused"]),
+                **{k: 0.0 if r["reused"] else float(r[k]) for k in timing},
+            }
+            for r in records
+        },
         "summary": stats,
-        "seconds": time.perf_counter() - started,
+        "seconds": seconds,
     }
-    write_json(run, layout.run_json)
-    n_failed = int((status_df["status"] == "failed").sum())
-    logger.info("pipeline finished: %d done, %d skipped, %d failed (%.1f s)",
-                int((status_df["status"] == "done").sum()), int((status_df["status"] == "skipped").sum()),
-                n_failed, time.perf_counter() - started)
-    return status_table

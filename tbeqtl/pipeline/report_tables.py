@@ -92,7 +92,8 @@ def trans_locus(calls_df: pd.DataFrame) -> dict[str, Any] | None:
 
 
 def locus_inputs(data: EQTLData, design_df: pd.DataFrame, locus: dict[str, Any], *,
-                 tissue_column: str = "tissue") -> tuple[pd.DataFrame, pd.Series] | None:
+                 tissue_column: str = "tissue",
+                 library_size_s: pd.Series | None = None) -> tuple[pd.DataFrame, pd.Series] | None:
     """Rebuild the association input of the Fig 5 locus from the input data set.
 
     Parameters
@@ -105,6 +106,9 @@ def locus_inputs(data: EQTLData, design_df: pd.DataFrame, locus: dict[str, Any],
         As returned by :func:`trans_locus`.
     tissue_column
         Sample attribute holding the tissue.
+    library_size_s
+        Every sample's library size over all genes, when ``data`` holds only some genes (the
+        pipeline's gather passes the locus' genes); None: the column sums of ``data.counts_df``.
 
     Returns
     -------
@@ -126,14 +130,21 @@ def locus_inputs(data: EQTLData, design_df: pd.DataFrame, locus: dict[str, Any],
     genes = [g for g in locus["genes"] if g in data.counts_df.index]
     if not samples or not genes or locus["snp"] not in data.genotype_df.index:
         return None
-    expr_df = inverse_normal_transform(counts_per_million(data.counts_df[samples])).loc[genes]
+    if library_size_s is None:
+        cpm_df = counts_per_million(data.counts_df[samples])
+    else:
+        from .jobs.common import counts_per_million_lib
+
+        cpm_df = counts_per_million_lib(data.counts_df[samples], library_size_s)
+    expr_df = inverse_normal_transform(cpm_df).loc[genes]
     dosage = data.genotype_df.loc[locus["snp"], list(keep.index)]
     genotype_s = pd.Series(dosage.to_numpy(float), index=pd.Index(samples, name="sample"), name="dosage")
     return expr_df, genotype_s
 
 
 def write_report_tables(layout: RunLayout, *, data: EQTLData, calls_df: pd.DataFrame,
-                        pair_names: Iterable[str], tissue_column: str = "tissue") -> dict[str, Any] | None:
+                        pair_names: Iterable[str], tissue_column: str = "tissue",
+                        library_size_s: pd.Series | None = None) -> dict[str, Any] | None:
     """Write the report's input-derived tables under ``summary/`` (see the module docstring).
 
     Parameters
@@ -148,6 +159,8 @@ def write_report_tables(layout: RunLayout, *, data: EQTLData, calls_df: pd.DataF
         The finished pairs (``<gene_chrom>__<snp_chrom>``) whose SNP loadings are residualised.
     tissue_column
         Sample attribute holding the tissue.
+    library_size_s
+        Passed to :func:`locus_inputs` (when ``data`` holds only some genes).
 
     Returns
     -------
@@ -177,7 +190,8 @@ def write_report_tables(layout: RunLayout, *, data: EQTLData, calls_df: pd.DataF
     rebuilt = None
     if holdout.is_file():
         design_df = pd.read_csv(holdout, sep="\t", dtype={"sample": str})
-        rebuilt = locus_inputs(data, design_df, locus, tissue_column=tissue_column)
+        rebuilt = locus_inputs(data, design_df, locus, tissue_column=tissue_column,
+                               library_size_s=library_size_s)
     if rebuilt is None:
         logger.warning("Fig 5 locus %s: its samples, genes or SNP are not in the data set; no locus tables",
                        locus["snp"])

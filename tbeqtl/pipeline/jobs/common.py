@@ -1,22 +1,30 @@
-"""What every job of a pair shares: the context shipped to the workers, tissues, chromosome order."""
+"""What every job of a pair shares: the small context shipped to the workers, tissues, chromosome order.
+
+A pair task never receives the data set: it receives a :class:`PairContext` (config, run folder, the
+prepared folder's path and tables whose size grows with the samples only) and reads its own two
+partitions from the prepared folder (:meth:`tbeqtl.pipeline.prepared.PreparedData.load_pair`), a
+folder every worker sees on a shared filesystem.
+"""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from ...data import EQTLData
 from ...errors import InputError
 from .. import holdout as hold
 from ..config import PipelineConfig
 
-__all__ = ["PairContext"]
+__all__ = ["PairContext", "counts_per_million_lib"]
 
 
 @dataclass(frozen=True)
 class PairContext:
-    """Everything a pair task needs (shipped once to every Dask worker).
+    """Everything a pair task needs besides its two partitions (small: no counts, no genotypes).
 
     Parameters
     ----------
@@ -24,31 +32,99 @@ class PairContext:
         The pipeline config.
     run_dir
         The run folder.
-    data
-        The full data set.
+    data_dir
+        The prepared folder (:mod:`tbeqtl.pipeline.prepared`) the pair reads its partitions from.
     design_df
         Held-out design (:func:`tbeqtl.pipeline.holdout.holdout_design`).
     tissues
         Tissues to map.
-    ancestry
-        ``(beta_df, tau_df)`` over all SNPs and individuals, or None (each fit estimates its own).
+    ancestry_files
+        ``(beta_path, tau_path)``: the ancestry subspace (``beta`` SNPs x Q parquet or TSV, ``tau``
+        individuals x Q TSV) over all SNPs and individuals; the pair reads its SNPs' rows.
     geno_pcs_df
         Individuals x genotype PCs.
     known_df
         Held-out samples x known covariates.
-    cpm_df
-        Genes x held-out samples counts per million over all genes.
+    library_size_s
+        Library size of every sample (column sums of the counts over all genes): counts per
+        million of a pair's genes are ``x / library_size * 1e6``.
+    tissue_covariates
+        Tissue -> covariates x held-out samples (known, genotype PCs, hidden factors of all genes),
+        computed once by the driver; or the error message when they could not be built.
     """
 
     config: PipelineConfig
     run_dir: str
-    data: EQTLData
+    data_dir: str
     design_df: pd.DataFrame
     tissues: tuple[str, ...]
-    ancestry: tuple[pd.DataFrame, pd.DataFrame] | None
+    ancestry_files: tuple[str, str] | None
     geno_pcs_df: pd.DataFrame
     known_df: pd.DataFrame
-    cpm_df: pd.DataFrame
+    library_size_s: pd.Series
+    tissue_covariates: dict[str, pd.DataFrame | str]
+
+    @property
+    def prepared(self):
+        """The prepared folder, opened once per process (small tables only)."""
+        return open_prepared(self.data_dir)
+
+
+@functools.lru_cache(maxsize=4)
+def _open_cached(path: str, stamp: float):
+    from ..prepared import PreparedData
+
+    return PreparedData.open(path)
+
+
+def open_prepared(path: str):
+    """Open a prepared folder, cached per process while its manifest is unchanged.
+
+    Parameters
+    ----------
+    path
+        The prepared folder.
+
+    Returns
+    -------
+    tbeqtl.pipeline.prepared.PreparedData
+        Its small tables and partition readers.
+    """
+    manifest = Path(path) / "manifest.json"
+    try:
+        stamp = manifest.stat().st_mtime_ns
+    except FileNotFoundError:
+        raise InputError("not a prepared data folder (no manifest.json)", path=str(path)) from None
+    return _open_cached(str(path), stamp)
+
+
+def counts_per_million_lib(counts_df: pd.DataFrame, library_size_s: pd.Series) -> pd.DataFrame:
+    """Return counts per million of some genes given every sample's library size.
+
+    The same arithmetic as :func:`tbeqtl.pipeline.covariates.counts_per_million` on all genes
+    (``x_gl * (1e6 / sum_g x_gl)``; a sample with no reads gets zeros), so a pair's rows are
+    bitwise those of the all-gene table.
+
+    Parameters
+    ----------
+    counts_df
+        Genes x samples raw counts.
+    library_size_s
+        Sample -> column sum of the counts over all genes.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Counts per million, same labels.
+    """
+    missing = counts_df.columns.difference(library_size_s.index, sort=False)
+    if len(missing):
+        raise InputError("samples without a library size", ids=missing)
+    totals = library_size_s.reindex(counts_df.columns).to_numpy(dtype=float)
+    scale = np.divide(1e6, totals, out=np.zeros_like(totals), where=totals > 0)
+    return pd.DataFrame(
+        counts_df.to_numpy(dtype=float) * scale, index=counts_df.index, columns=counts_df.columns
+    )
 
 
 def _chrom_key(chrom: str) -> tuple[int, str]:
@@ -56,14 +132,17 @@ def _chrom_key(chrom: str) -> tuple[int, str]:
     return (int(bare), "") if bare.isdigit() else (10_000, bare)
 
 
-def _tissue_s(data: EQTLData, column: str) -> pd.Series:
+def _tissue_s(data, column: str) -> pd.Series:
     if column not in data.sample_info_df.columns:
-        raise InputError(f"sample attributes have no {column!r} column (data.tissue_column)",
-                         ids=list(data.sample_info_df.columns))
+        raise InputError(
+            f"sample attributes have no {column!r} column (data.tissue_column)",
+            ids=list(data.sample_info_df.columns),
+        )
     return data.sample_info_df[column].astype(str)
 
 
-def _heldout_by_tissue(data: EQTLData, design_df: pd.DataFrame, column: str) -> dict[str, pd.Index]:
+def _heldout_by_tissue(data, design_df: pd.DataFrame, column: str) -> dict[str, pd.Index]:
+    """Held-out samples of each tissue, one per individual (``data``: EQTLData or PreparedData)."""
     tissue_s = _tissue_s(data, column)
     held = hold.holdout_samples(design_df)
     out = {}
@@ -72,3 +151,40 @@ def _heldout_by_tissue(data: EQTLData, design_df: pd.DataFrame, column: str) -> 
         individuals = data.sample_map_s.reindex(samples)
         out[tissue] = pd.Index(sorted(samples))[~individuals.reindex(sorted(samples)).duplicated().to_numpy()]
     return out
+
+
+def _read_id_table(path: str) -> pd.DataFrame:
+    if str(path).endswith(".parquet"):
+        df = pd.read_parquet(path)
+    else:
+        df = pd.read_csv(path, sep="\t", index_col=0)
+    df.index = df.index.astype(str)
+    return df
+
+
+def pair_ancestry(
+    ctx: PairContext, snps: pd.Index, individuals: pd.Index
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read the ancestry subspace's rows of a pair: ``beta`` of its SNPs and ``tau`` of its individuals.
+
+    Parameters
+    ----------
+    ctx
+        The context (``ancestry_files``).
+    snps, individuals
+        The pair's fit SNPs and individuals.
+
+    Returns
+    -------
+    tuple of pandas.DataFrame
+        ``(beta_df, tau_df)``, SNPs x Q and individuals x Q.
+    """
+    if ctx.ancestry_files is None:
+        raise InputError("no ancestry subspace in the run context")
+    beta_path, tau_path = ctx.ancestry_files
+    beta_df, tau_df = _read_id_table(beta_path), _read_id_table(tau_path)
+    for ids, table, path in ((snps, beta_df, beta_path), (individuals, tau_df, tau_path)):
+        missing = pd.Index(ids).difference(table.index, sort=False)
+        if len(missing):
+            raise InputError("IDs missing from the ancestry file", path=str(path), ids=missing)
+    return beta_df.loc[snps], tau_df.loc[individuals]

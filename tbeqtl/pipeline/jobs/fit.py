@@ -8,7 +8,7 @@ import numpy as np
 
 from ...data import EQTLData
 from ...layout import PairLayout
-from .common import PairContext
+from .common import PairContext, pair_ancestry
 
 __all__ = []
 
@@ -30,8 +30,11 @@ def _drop_empty(sub: EQTLData) -> EQTLData:
         return sub
     if not len(keep_genes) or not len(keep_snps):
         raise _NoFeatures("no gene with reads or no polymorphic SNP left in the fit samples")
-    logger.info("dropped %d uninformative genes and %d SNPs of the pair", len(sub.genes) - len(keep_genes),
-                len(sub.snps) - len(keep_snps))
+    logger.info(
+        "dropped %d uninformative genes and %d SNPs of the pair",
+        len(sub.genes) - len(keep_genes),
+        len(sub.snps) - len(keep_snps),
+    )
     return sub.subset(genes=keep_genes, snps=keep_snps)
 
 
@@ -47,12 +50,10 @@ def _fit_stage(ctx: PairContext, layout: PairLayout, sub: EQTLData):
     options.setdefault("device", "cpu")
     options.setdefault("n_ancestry", fc.n_ancestry)
     options.setdefault("checkpoint_every", max(1, min(1000, int(fc.max_steps) // 4)))
-    model = TBLDA(fc.n_topics, max_steps=fc.max_steps, learning_rate=fc.learning_rate, random_state=fc.seed,
-                  **options)
-    ancestry = None
-    if ctx.ancestry is not None:
-        beta_df, tau_df = ctx.ancestry
-        ancestry = (beta_df.loc[sub.snps], tau_df.loc[sub.individuals])
+    model = TBLDA(
+        fc.n_topics, max_steps=fc.max_steps, learning_rate=fc.learning_rate, random_state=fc.seed, **options
+    )
+    ancestry = None if ctx.ancestry_files is None else pair_ancestry(ctx, sub.snps, sub.individuals)
     model.fit(sub, ancestry=ancestry, resume=True, checkpoint_dir=layout.fit / "checkpoint")
     model.write_outputs(layout.fit)
     return model
