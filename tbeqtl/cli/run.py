@@ -10,8 +10,10 @@ All 22 x 22 pairs on an existing Dask cluster (e.g. dask-jobqueue on SLURM)::
 
     tbeqtl run --config run.toml --all-pairs --scheduler tcp://10.0.0.5:8786 --out runs/genome
 
-Rerunning the same command into the same ``--out`` skips finished pairs and resumes interrupted
-fits from their checkpoints.
+Rerunning the same command into the same ``--out`` skips finished pairs, retries failed ones (a pair
+whose Dask worker died is reported as "worker lost ...") and resumes interrupted fits from their
+checkpoints. Workers read their pairs' partitions from the prepared folder, which must be on a
+filesystem they share (see docs/scale-out.md).
 """
 
 from __future__ import annotations
@@ -37,22 +39,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         The subcommand's parser.
     """
     parser.add_argument("--config", help="pipeline config (TOML); options below override it")
-    parser.add_argument("--preset", choices=["paper", "demo", "test"], default=None,
-                        help="start from a named config instead of --config: paper (defaults), "
-                             "demo (small simulated data in minutes), test (seconds)")
-    parser.add_argument("--data", help="data set folder (tbeqtl.io.read_dataset layout); sets data.path")
+    parser.add_argument(
+        "--preset",
+        choices=["paper", "demo", "test"],
+        default=None,
+        help="start from a named config instead of --config: paper (defaults), "
+        "demo (small simulated data in minutes), test (seconds)",
+    )
+    parser.add_argument(
+        "--data",
+        help="a prepared folder (tbeqtl prepare; read in place) or a data set folder "
+        "(tbeqtl.io.read_dataset layout, e.g. tbeqtl simulate's; partitioned into OUT/data); "
+        "sets data.path. Raw inputs go in the config's [data] and [prepare] sections",
+    )
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--pairs",
-                       help="comma-separated GENE_CHROM:SNP_CHROM pairs, e.g. chr1:chr1,chr1:chr2")
-    which.add_argument("--all-pairs", action="store_true",
-                       help="every (gene chromosome, SNP chromosome) pair of the data")
+    which.add_argument("--pairs", help="comma-separated GENE_CHROM:SNP_CHROM pairs, e.g. chr1:chr1,chr1:chr2")
+    which.add_argument(
+        "--all-pairs", action="store_true", help="every (gene chromosome, SNP chromosome) pair of the data"
+    )
     parser.add_argument("--out", required=True, help="run folder (rerun into it to resume)")
-    parser.add_argument("--scheduler",
-                        help="address of an existing Dask scheduler (default: a local cluster)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="local Dask worker processes (0: run in this process; default from config: 2)")
-    parser.add_argument("--max-steps", type=int, default=None,
-                        help="maximum SVI steps per fit (fit.max_steps)")
+    parser.add_argument(
+        "--scheduler", help="address of an existing Dask scheduler (default: a local cluster)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="local Dask worker processes (0: run in this process; default from config: 2)",
+    )
+    parser.add_argument(
+        "--max-steps", type=int, default=None, help="maximum SVI steps per fit (fit.max_steps)"
+    )
     parser.add_argument("--n-topics", type=int, default=None, help="topics K per fit (fit.n_topics)")
 
 
