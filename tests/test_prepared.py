@@ -226,6 +226,8 @@ def test_attribute_dtypes_survive(sim_data, tmp_path):
     info["batch"] = pd.Categorical(np.where(np.arange(n) % 3 == 0, "b1", "b2"))
     info["maybe"] = pd.array([None if i % 5 == 0 else i for i in range(n)], dtype="Int64")
     info["rin"] = np.where(np.arange(n) % 7 == 0, np.nan, np.linspace(0.1, 9.7, n) / 3)
+    info["tiny_huge"] = np.random.default_rng(1).random(n) * 10.0 ** np.arange(-150, 150, 300 / n)[:n]
+    info["single"] = np.linspace(0, 1, n).astype(np.float32) / 3
     info["note"] = [None if i % 4 == 0 else ("" if i % 4 == 1 else f"n{i}") for i in range(n)]
     data = sim_data.replace(sample_info_df=info)
     opened = PreparedData.open(write_prepared(data, tmp_path / "p"))

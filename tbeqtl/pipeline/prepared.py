@@ -131,7 +131,7 @@ def _dtype_map(df: pd.DataFrame, what: str) -> dict[str, str]:
 
 def _restore(values: pd.Series, dtype: str) -> pd.Series:
     """Column read as strings (NaN = missing) back to ``dtype``."""
-    if dtype in {"object", "str"}:
+    if dtype in {"object", "str"} or _numpy_numeric(dtype):
         return values
     if dtype in {"bool", "boolean"}:
         out = values.map({"True": True, "False": False})
@@ -149,12 +149,11 @@ def _restore(values: pd.Series, dtype: str) -> pd.Series:
         return values
 
 
-def _float_exact(values: pd.Series, dtype: str) -> pd.Series:
-    """Parse floats with Python's correctly rounded parser (pandas' fast one may differ in the last bit)."""
-    if dtype.startswith("float"):
-        parsed = [float(v) if isinstance(v, str) else np.nan for v in values.to_numpy(dtype=object)]
-        return pd.Series(np.asarray(parsed, dtype=dtype), index=values.index, name=values.name)
-    return _restore(values, dtype)
+def _numpy_numeric(dtype: str) -> bool:
+    try:
+        return np.dtype(dtype).kind in "iuf"
+    except TypeError:  # pandas extension dtypes ("Int64", "category", ...)
+        return False
 
 
 def _write_small(df: pd.DataFrame, path: Path, index_name: str) -> None:
@@ -162,11 +161,26 @@ def _write_small(df: pd.DataFrame, path: Path, index_name: str) -> None:
 
 
 def _read_small(path: Path, dtypes: dict[str, str]) -> pd.DataFrame:
-    raw = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=["NA"], index_col=0)
-    missing = [c for c in dtypes if c not in raw.columns]
+    """Read a small table written by :func:`_write_small`, its columns back in ``dtypes``.
+
+    NumPy numbers are parsed by pandas' round-trip parser (the written repr gives back the
+    same float64), every other column as text and then restored; IDs stay text ("NA" too).
+    """
+    header = list(pd.read_csv(path, sep="\t", nrows=0).columns)
+    missing = [c for c in dtypes if c not in header[1:]]
     if missing:
         raise InputError(f"table lacks the columns the manifest lists; {_RERUN}", path=str(path), ids=missing)
-    out = pd.DataFrame({c: _float_exact(raw[c], dtypes[c]) for c in dtypes}, index=raw.index)
+    read_as = {c: (dtypes[c] if c in dtypes and _numpy_numeric(dtypes[c]) else str) for c in header}
+    raw = pd.read_csv(
+        path,
+        sep="\t",
+        dtype=read_as,
+        keep_default_na=False,
+        na_values={c: ["NA"] for c in header[1:]},
+        index_col=0,
+        float_precision="round_trip",
+    )
+    out = pd.DataFrame({c: _restore(raw[c], dtypes[c]) for c in dtypes}, index=raw.index)
     out.index = out.index.astype(str)
     return out
 
