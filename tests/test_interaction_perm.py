@@ -16,6 +16,8 @@ References, none sharing code with tbeqtl:
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -361,3 +363,69 @@ def test_cli_refuses_a_constant_term_and_independent_mode(files, tmp_path):
     assert "score" in (tmp_path / "a" / "tbeqtl.log").read_text()
     assert _cli(files, tmp_path / "b", "inter.tsv", mode="independent") == 2
     assert "--interaction" in (tmp_path / "b" / "tbeqtl.log").read_text()
+
+
+# --------------------------------------------------------------------------------------------- GEUVADIS
+GEUVADIS_SCRIPT = """
+import json, resource, sys
+import pandas as pd
+from tbeqtl.association.interaction_perm import interaction_qvalues, map_cis_interaction
+from tbeqtl.io.expression_bed import read_expression_bed
+from tbeqtl.io.genotypes import open_genotypes
+
+data, out = sys.argv[1], sys.argv[2]
+prefix = f"{data}/SYNTH_GEUV.445_samples."
+expr, pos = read_expression_bed(prefix + "expression.bed.gz", chrom="chr18")
+cov = pd.read_csv(prefix + "covariates.txt", sep="\\t", index_col=0).T
+inter = pd.read_csv(prefix + "interaction.txt", sep="\\t", index_col=0)
+table = map_cis_interaction(open_genotypes(prefix + "chr18"), None, expr, pos, cov, inter, nperm=500, seed=1)
+interaction_qvalues(table, qvalue_lambda=0.5).to_parquet(out)
+print(json.dumps({"maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+@pytest.mark.slow
+def test_geuvadis_chr18_interaction_permutations(shared_data, tmp_path):
+    """301 chr18 phenotypes (30 with a planted genotype x interaction effect), 500 permutations:
+    peak memory under 2 GB, interaction eGenes found, the top rows of three phenotypes equal to
+    statsmodels OLS of the full model, and the bulk of pval_beta (> 0.1) uniform."""
+    import subprocess
+    import sys
+
+    folder = shared_data / "geuvadis_chr18" / "synthetic"
+    if not (folder / "SYNTH_GEUV.445_samples.chr18.pgen").is_file():
+        pytest.skip("GEUVADIS-shaped synthetic cohort not present")
+    out = tmp_path / "inter.parquet"
+    proc = subprocess.run(
+        [sys.executable, "-c", GEUVADIS_SCRIPT, str(folder), str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["maxrss_mb"] < 2048
+    table = pd.read_parquet(out)
+    assert len(table) == 301 and (table["num_var"] > 1000).all()
+    assert 10 <= (table["qval"] <= 0.05).sum() <= 40
+    bulk = table["pval_beta"][table["pval_beta"] > 0.1]
+    assert stats.kstest(bulk, "uniform", args=(0.1, 0.9)).pvalue > 0.01
+    from tbeqtl.io.expression_bed import read_expression_bed
+    from tbeqtl.io.genotypes import open_genotypes
+
+    src = open_genotypes(folder / "SYNTH_GEUV.445_samples.chr18")
+    expr, _ = read_expression_bed(folder / "SYNTH_GEUV.445_samples.expression.bed.gz", chrom="chr18")
+    cov = pd.read_csv(folder / "SYNTH_GEUV.445_samples.covariates.txt", sep="\t", index_col=0).T
+    inter = pd.read_csv(folder / "SYNTH_GEUV.445_samples.interaction.txt", sep="\t", index_col=0)
+    samples = sorted(expr.columns)
+    rows = {v: i for i, v in enumerate(src.variant_df.index[src.variant_df["chrom"] == "chr18"])}
+    for pid, row in table.sort_values("pval_beta").iloc[:3].iterrows():
+        k = rows[row["variant_id"]]
+        g = src.read_chrom("chr18", samples=samples, start=k, stop=k + 1)[0].astype(float)
+        g[np.isnan(g)] = np.nanmean(g)
+        term = inter.loc[samples].to_numpy()
+        fit = sm.OLS(
+            expr.loc[pid, samples].to_numpy(), _full_design(cov.loc[samples].to_numpy(), g, term)
+        ).fit()
+        want = [fit.params[-1], fit.bse[-1], fit.pvalues[-1], fit.params[-2], fit.bse[-2], fit.pvalues[-2]]
+        got = row[["b_gi", "b_gi_se", "pval_gi", "b_i", "b_i_se", "pval_i"]].to_numpy(float)
+        np.testing.assert_allclose(got, want, rtol=1e-8)
