@@ -63,6 +63,21 @@ def pair_schema(*, has_end: bool, stat_columns: list[str]) -> pa.Schema:
     return pa.schema(fields)
 
 
+def repeated_strings(names: list[str], counts: list[int]) -> pa.Array:
+    """Arrow string array of ``names[i]`` repeated ``counts[i]`` times, built from its buffers.
+
+    (``pa.array`` of an object array of 2.7M repeated IDs costs ~0.5 s; this costs a few ms.)
+    """
+    encoded = [name.encode("utf-8") for name in names]
+    lengths = np.repeat(np.array([len(e) for e in encoded], dtype=np.int64), counts)
+    offsets = np.zeros(lengths.size + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    data = pa.py_buffer(b"".join(e * int(k) for e, k in zip(encoded, counts, strict=True)))
+    if offsets[-1] < 2**31:
+        return pa.StringArray.from_buffers(lengths.size, pa.py_buffer(offsets.astype(np.int32)), data)
+    return pa.LargeStringArray.from_buffers(lengths.size, pa.py_buffer(offsets), data).cast(pa.string())
+
+
 class ParquetStream:
     """Write a parquet file in row groups from a background thread; atomic (temp file renamed on success).
 
@@ -124,10 +139,7 @@ class ParquetStream:
             return
         counts = [p["rows"].size for p in self._parts]
         arrays = {
-            "phenotype_id": pa.array(
-                np.repeat(np.array([p["phenotype_id"] for p in self._parts], dtype=object), counts),
-                pa.string(),
-            ),
+            "phenotype_id": repeated_strings([p["phenotype_id"] for p in self._parts], counts),
             "variant_id": self.variant_ids.take(pa.array(np.concatenate([p["rows"] for p in self._parts]))),
         }
         for field in self.schema:
