@@ -464,3 +464,31 @@ def test_writer_checks_values(sim_data, tmp_path):
     geno.iloc[4, 1] = 2.5
     with pytest.raises(InputError, match=geno.index[4]):
         writer.write_genotypes("chr2", geno)
+
+
+def test_writer_harmonises_chromosomes_and_checks_sample_attributes(sim_data, tmp_path):
+    genes = sim_data.gene_info_df.assign(chrom=sim_data.gene_info_df["chrom"].str.replace("chr", ""))
+    writer = PreparedWriter(tmp_path / "p")
+    with pytest.raises(InputError, match=sim_data.samples[0]):
+        writer.write_tables(
+            sample_map_s=sim_data.sample_map_s,
+            individual_info_df=sim_data.individual_info_df,
+            gene_info_df=genes,
+            snp_info_df=sim_data.snp_info_df,
+            sample_info_df=sim_data.sample_info_df.iloc[1:],
+        )
+    writer.write_tables(
+        sample_map_s=sim_data.sample_map_s,
+        individual_info_df=sim_data.individual_info_df,
+        gene_info_df=genes,
+        snp_info_df=sim_data.snp_info_df,
+        sample_info_df=sim_data.sample_info_df,
+    )
+    for chrom in ("1", "chr2"):
+        writer.write_counts(chrom, sim_data.counts_df.loc[_on(sim_data.gene_info_df, f"chr{chrom[-1]}")])
+        writer.write_genotypes(chrom, sim_data.genotype_df.loc[_on(sim_data.snp_info_df, f"chr{chrom[-1]}")])
+    writer.write_genotype_pcs(pd.DataFrame(index=sim_data.individuals))
+    opened = PreparedData.open(writer.finish(), verify=True)
+    pd.testing.assert_frame_equal(opened.gene_info_df, sim_data.gene_info_df)  # "1" -> "chr1"
+    assert sorted(os.listdir(opened.path / "counts")) == ["chr1.parquet", "chr2.parquet"]
+    assert opened.genotype_pcs_df.shape == (len(sim_data.individuals), 0)

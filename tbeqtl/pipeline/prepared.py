@@ -111,6 +111,13 @@ def _partition_labels(info_df: pd.DataFrame, index: pd.Index) -> pd.Series:
     )
 
 
+def _harmonized(info_df: pd.DataFrame) -> pd.DataFrame:
+    """``info_df`` with its ``chrom`` column in the ``chr1`` style (as the partitions are named)."""
+    if "chrom" not in info_df.columns:
+        return info_df
+    return info_df.assign(chrom=harmonize_chrom(info_df["chrom"]).to_numpy())
+
+
 def _ordered_chroms(labels: Iterable[str]) -> list[str]:
     return sorted({label for label in labels if label != UNPLACED}, key=chrom_sort_key)
 
@@ -395,11 +402,13 @@ class PreparedWriter:
         lonely = individuals.difference(pd.Index(sample_map.unique()), sort=False)
         if len(lonely):
             raise InputError("individuals have no samples", ids=lonely)
-        sample_info = (
-            pd.DataFrame(index=samples)
-            if sample_info_df is None
-            else sample_info_df.set_axis(sample_info_df.index.astype(str)).reindex(samples)
-        )
+        sample_info = pd.DataFrame(index=samples)
+        if sample_info_df is not None and len(sample_info_df.columns):
+            sample_info = sample_info_df.set_axis(sample_info_df.index.astype(str))
+            lacking = samples.difference(sample_info.index, sort=False)
+            if len(lacking):
+                raise InputError("sample attribute table lacks samples", ids=lacking)
+            sample_info = sample_info.reindex(samples)
         if "individual" in sample_info.columns:
             differ = sample_info.index[
                 sample_info["individual"].astype(str).to_numpy() != sample_map.to_numpy()
@@ -414,8 +423,8 @@ class PreparedWriter:
         frames = {
             _SAMPLES: samples_df,
             _INDIVIDUALS: individual_info_df.set_axis(individuals),
-            _GENES: gene_info_df.set_axis(genes),
-            _SNPS: snp_info_df.set_axis(snps),
+            _GENES: _harmonized(gene_info_df.set_axis(genes)),
+            _SNPS: _harmonized(snp_info_df.set_axis(snps)),
         }
         tables: dict[str, Any] = {}
         for name, df in frames.items():
