@@ -492,3 +492,23 @@ def test_writer_harmonises_chromosomes_and_checks_sample_attributes(sim_data, tm
     pd.testing.assert_frame_equal(opened.gene_info_df, sim_data.gene_info_df)  # "1" -> "chr1"
     assert sorted(os.listdir(opened.path / "counts")) == ["chr1.parquet", "chr2.parquet"]
     assert opened.genotype_pcs_df.shape == (len(sim_data.individuals), 0)
+
+
+def test_finish_refuses_stale_small_files(sim_data, tmp_path):
+    folder = write_prepared(sim_data, tmp_path / "p", n_ancestry=2)
+    fewer = sim_data.subset(samples=sim_data.samples[sim_data.sample_map_s != sim_data.individuals[0]])
+    writer = PreparedWriter(folder)  # not clean: the earlier run's files stay
+    writer.write_tables(
+        sample_map_s=fewer.sample_map_s,
+        individual_info_df=fewer.individual_info_df,
+        gene_info_df=fewer.gene_info_df,
+        snp_info_df=fewer.snp_info_df,
+    )
+    for chrom in ("chr1", "chr2"):
+        writer.write_counts(chrom, fewer.counts_df.loc[_on(fewer.gene_info_df, chrom)])
+        writer.write_genotypes(chrom, fewer.genotype_df.loc[_on(fewer.snp_info_df, chrom)])
+    with pytest.raises(InputError, match="genotype_pcs.tsv"):
+        writer.finish()
+    writer.write_genotype_pcs(pd.DataFrame(index=fewer.individuals))
+    with pytest.raises(InputError, match="ancestry_tau.tsv"):
+        writer.finish()

@@ -587,6 +587,12 @@ class PreparedWriter:
                 old.unlink()
         return names
 
+    def _check_ids_file(self, name: str, ids: pd.Index) -> None:
+        """Refuse a small table (e.g. left by an earlier run) whose rows are not ``ids`` in order."""
+        rows = pd.read_csv(self.path / name, sep="\t", usecols=[0], dtype=str, keep_default_na=False)
+        if not pd.Index(rows.iloc[:, 0], dtype=object).equals(ids):
+            raise InputError(f"{name} is not over the folder's IDs (a stale file?)", path=str(self.path))
+
     def _library_size(self, labels: pd.Series, samples: pd.Index) -> pd.Series:
         total = pd.Series(0, index=samples, dtype=np.int64)
         for chrom in pd.unique(labels.to_numpy()):
@@ -636,11 +642,18 @@ class PreparedWriter:
         if not (self.path / _PCS).exists():
             raise InputError("genotype PCs were not written (write_genotype_pcs)", path=str(self.path))
         n_pcs = len(pd.read_csv(self.path / _PCS, sep="\t", nrows=0).columns) - 1
+        self._check_ids_file(_PCS, tables["individuals"])
         has_beta, has_tau = (self.path / _BETA).exists(), (self.path / _TAU).exists()
         if has_beta != has_tau:
             raise InputError(
                 "only one of the ancestry files is there (write_ancestry writes both)", path=str(self.path)
             )
+        if has_beta:
+            self._check_ids_file(_TAU, tables["individuals"])
+            if not _partition_ids(self.path / _BETA, "snp")[0].equals(snp_labels.index):
+                raise InputError(
+                    f"{_BETA} is not over the folder's SNPs (a stale file?)", path=str(self.path)
+                )
         library = self._library_size(gene_labels, tables["samples"])
         library_df = validate_table(library.rename_axis("sample").reset_index(), "prepared_library_size")
         write_table(library_df, self.path / _LIBRARY_SIZE)
