@@ -429,3 +429,39 @@ def test_geuvadis_chr18_interaction_permutations(shared_data, tmp_path):
         want = [fit.params[-1], fit.bse[-1], fit.pvalues[-1], fit.params[-2], fit.bse[-2], fit.pvalues[-2]]
         got = row[["b_gi", "b_gi_se", "pval_gi", "b_i", "b_i_se", "pval_i"]].to_numpy(float)
         np.testing.assert_allclose(got, want, rtol=1e-8)
+
+
+def test_qvalues_and_nominal_thresholds_are_computed_within_each_term():
+    """Hand-made two-term table: q-values (Storey at lambda 0.5) and tensorQTL's threshold per term."""
+    rng = np.random.default_rng(3)
+    p = {"a": np.concatenate([rng.uniform(0, 1e-3, 8), rng.uniform(size=32)]), "b": rng.uniform(size=40)}
+    shapes = {"a": (1.1, 300.0), "b": (0.9, 250.0)}
+    table = pd.concat(
+        pd.DataFrame(
+            {
+                "interaction": name,
+                "pval_beta": p[name],
+                "pval_perm": p[name],
+                "beta_shape1": shapes[name][0],
+                "beta_shape2": shapes[name][1],
+            },
+            index=pd.Index([f"G{i}" for i in range(40)], name="phenotype_id"),
+        )
+        for name in ("a", "b")
+    ).iloc[rng.permutation(80)]
+    got = interaction_qvalues(table, fdr=0.05, qvalue_lambda=0.5)
+    assert list(got.index) == list(table.index)
+    for name in ("a", "b"):
+        part = got[got["interaction"] == name]
+        q = _storey(part["pval_beta"].to_numpy(), 0.5)
+        np.testing.assert_allclose(part["qval"], q, rtol=1e-12)
+        passing, failing = part["pval_beta"][q <= 0.05], part["pval_beta"][q > 0.05]
+        if len(passing):
+            p_t = (passing.max() + failing.min()) / 2
+            np.testing.assert_allclose(
+                part["pval_nominal_threshold"], stats.beta.ppf(p_t, *shapes[name]), rtol=1e-12
+            )
+        else:
+            assert part["pval_nominal_threshold"].isna().all()
+    assert (got.loc[got["interaction"] == "a", "qval"] <= 0.05).sum() >= 8
+    assert got.loc[got["interaction"] == "b", "pval_nominal_threshold"].isna().all()
