@@ -25,6 +25,10 @@ Column names (:func:`interaction_columns`): with one term, tensorQTL's fixed nam
 several terms, tensorQTL's naming by term name ``<v>``: ``b_<v> b_<v>_se pval_<v>`` for the term's
 main effect and ``b_g-<v> b_g-<v>_se pval_g-<v>`` for its product with the genotype. tensorQTL
 orders each triple ``pval, b, se``; here it is ``b, se, pval``.
+
+Permutations (tensorQTL has none) are in :mod:`tbeqtl.association.interaction_perm`: per phenotype
+and term the window's largest ``t^2`` of ``g*i_j``, against the same maximum over permutations of
+the phenotype's residuals on ``[1, C, i]``.
 """
 
 from __future__ import annotations
