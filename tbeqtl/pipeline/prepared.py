@@ -29,12 +29,20 @@ Conventions
   ``load_counts("unplaced")`` reads them.
 - Order is kept: samples and individuals in the order of the data written, genes and SNPs of a
   partition in the order of ``genes.tsv`` / ``snps.tsv``. The folder's content, read by ID, does
-  not depend on the input order.
+  not depend on the input order (genotype PCs and ancestry: to rounding).
 - Dosages are stored as float32. When read, every value is turned back into the float64 of the
   shortest decimal that rounds to the stored float32 (at most 9 significant digits), so hard calls
   and dosages with at most 6 significant digits (7 within [0.001, 2]) read back bit-for-bit as the
   float64 written; any other dosage reads back within half a float32 ulp (relative 6e-8).
 - The small tables keep their column dtypes (recorded in the manifest, ``tables``).
+
+The manifest holds ``format`` ("tbeqtl-prepared"), ``format_version`` (1), ``tbeqtl_version``,
+``files`` (path -> SHA-256 of every other file), ``sizes`` (path -> bytes; :meth:`PreparedData.open`
+compares them without hashing), ``gene_chromosomes`` and ``snp_chromosomes``, ``unplaced``
+(whether each unplaced partition exists), ``counts`` (``n_samples``, ``n_individuals``,
+``n_genes``, ``n_snps``, ``n_unplaced_genes``, ``n_unplaced_snps`` and the writer's own
+feature-selection counts), ``params`` (``genotype_pcs`` = the number of PCs written, and the
+writer's options), ``inputs`` (input path -> SHA-256) and ``tables`` (column dtypes).
 """
 
 from __future__ import annotations
