@@ -272,3 +272,23 @@ def test_appendix_holds_parameters_versions_and_checksums(run, tmp_path):
         "counts/chr1.parquet": digest,
         "/data/GTEx_counts.gct.gz": "e" * 64,
     }
+
+
+def test_gathered_tissue_factors_and_a_malformed_provenance(tmp_path):
+    """summary/tissue_factors.parquet gives the same map as the pairs' tables; a source.json without
+    'simulated' is a note of the findings, and the list is then not called GTEx nor simulated."""
+    layout = write_run_folder(tmp_path / "run", np.random.default_rng(26))
+    before = _table(findings_section(load_run(layout.root)), "findings_tissue_factors")
+    frames = [
+        pd.read_csv(p.factors / "tissue_association.tsv", sep="\t").assign(pair=p.name)
+        for p in layout.pairs()
+    ]
+    write_table(pd.concat(frames, ignore_index=True), layout.summary / "tissue_factors.parquet")
+    write_json({"release": "v8"}, layout.gtex / "source.json")
+    data = load_run(layout.root)
+    assert data.extras["tissue_factors_source"] == "summary/tissue_factors.parquet"
+    section = findings_section(data)
+    pd.testing.assert_frame_equal(_table(section, "findings_tissue_factors"), before)
+    assert any("gtex/source.json" in n and "'simulated'" in n for n in section.notes)
+    overlap = next(t for t in section.text if t.startswith("Overlap"))
+    assert overlap.startswith("Overlap with the comparison list:") and "not recorded" in overlap
