@@ -367,3 +367,11 @@ def test_plink1_without_imputed_flag(runs, tmp_path):
     pd.testing.assert_frame_equal(a.snp_info_df[["chrom", "pos"]], b.snp_info_df[["chrom", "pos"]])
     for chrom in a.snp_chromosomes:
         pd.testing.assert_frame_equal(a.load_genotypes(chrom), b.load_genotypes(chrom))
+
+
+def test_rerun_after_a_partition_was_deleted_rebuilds_it(runs, tmp_path):
+    out = prepare(**_args(runs["cohort"], "pgen"), out=tmp_path / "prep", options=OPTIONS)
+    (out / "genotypes" / "chr2.parquet").unlink()
+    prepare(**_args(runs["cohort"], "pgen"), out=out, options=OPTIONS)
+    a, b = PreparedData.open(out, verify=True), PreparedData.open(runs["pgen"])
+    pd.testing.assert_frame_equal(a.load_genotypes("chr2"), b.load_genotypes("chr2"))

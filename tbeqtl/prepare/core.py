@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
+from ..errors import InputError, format_ids
 from ..io import genotype_input_files, open_genotypes, read_gene_annotation, sniff_genotype_format
 from ..io._common import sha256_file
 from .genes import annotate_genes, chrom_key, expressed_genes, select_gene_types
@@ -74,7 +74,7 @@ def _input_files(**paths) -> dict[str, str]:
 
 
 def _state(out: Path, params: dict, inputs: dict) -> str:
-    """``"absent"``, ``"unfinished"``, ``"same"`` or ``"different"`` for an output folder."""
+    """``"absent"``, ``"unfinished"``, ``"same"``, ``"damaged"`` (same, files missing) or ``"different"``."""
     manifest = out / "manifest.json"
     if not out.exists():
         return "absent"
@@ -87,8 +87,13 @@ def _state(out: Path, params: dict, inputs: dict) -> str:
     # the writer records the number of genotype PCs written as "genotype_pcs"; the request is kept apart
     old_params = {k: v for k, v in (old.get("params") or {}).items() if k != "genotype_pcs"}
     new_params = {k: v for k, v in json.loads(json.dumps(params)).items() if k != "genotype_pcs"}
-    same = old_params == new_params and old.get("inputs") == inputs
-    return "same" if same else "different"
+    if old_params != new_params or old.get("inputs") != inputs:
+        return "different"
+    missing = [rel for rel in old.get("files", {}) if not (out / rel).is_file()]
+    if missing:
+        logger.warning("%s lacks files its manifest lists (%s): preparing it again", out, format_ids(missing))
+        return "damaged"
+    return "same"
 
 
 class _Spill:
@@ -122,8 +127,10 @@ def _genes(counts_path, genes_path, selection, options, spill: _Spill) -> tuple[
     annotation = read_gene_annotation(genes_path)
     annotated = annotate_genes(counts_df.index, annotation)
     typed = select_gene_types(annotated, gene_types=options.gene_types, autosomes_only=options.autosomes_only)
+    n_input = len(counts_df)
+    counts_df = counts_df.loc[typed.index]  # the full matrix is freed here
     expressed = expressed_genes(
-        counts_df.loc[typed.index], selection.sample_df["tissue"], min_median_count=options.min_median_count
+        counts_df, selection.sample_df["tissue"], min_median_count=options.min_median_count
     )
     gene_info_df = typed.loc[expressed]
     if len(gene_info_df) == 0:
@@ -136,7 +143,7 @@ def _genes(counts_path, genes_path, selection, options, spill: _Spill) -> tuple[
     for chrom in pd.unique(gene_info_df["chrom"]):
         spill.add(chrom, counts_df.loc[gene_info_df.index[(gene_info_df["chrom"] == chrom).to_numpy()]])
     counts = {
-        "genes_input": len(counts_df),
+        "genes_input": n_input,
         "genes_annotated": len(annotated),
         "genes_type_autosome": len(typed),
         "genes_expressed": len(gene_info_df),
