@@ -450,18 +450,12 @@ def _mark_failed(run_dir: str, record: dict[str, Any]) -> None:
         _set_status(layout, status, "pair", f"failed: {record['message']}")
 
 
-def _tune_scheduler(client, allowed_failures: int) -> None:
-    """Set the scheduler's allowed-failures, and one task per single-thread worker slot.
-
-    With ``worker-saturation`` 1.0 a worker holds only the pairs it runs, so the pairs marked lost
-    when it dies are those it was running (at Dask's 1.1 a one-thread worker also holds a queued one).
-    """
+def _set_allowed_failures(client, allowed_failures: int) -> None:
+    """Set the scheduler's ``allowed-failures`` (see :class:`~tbeqtl.pipeline.config.RunConfig`)."""
 
     def tune(dask_scheduler=None, allowed=allowed_failures):
         before = dask_scheduler.allowed_failures
         dask_scheduler.allowed_failures = allowed
-        if dask_scheduler.WORKER_SATURATION != float("inf"):
-            dask_scheduler.WORKER_SATURATION = min(dask_scheduler.WORKER_SATURATION, 1.0)
         return before
 
     before = client.run_on_scheduler(tune)
@@ -474,6 +468,42 @@ def _tune_scheduler(client, allowed_failures: int) -> None:
         )
 
 
+def _free_slots(client, n_running: int) -> int:
+    """Worker threads not busy with one of our pairs (at least one while nothing runs)."""
+    threads = sum(int(w.get("nthreads", 1)) for w in client.scheduler_info(n_workers=-1)["workers"].values())
+    return max(threads, 1 if n_running == 0 else 0) - n_running
+
+
+def _submit_as_slots_free(client, ctx_path: Path, pairs: list[tuple[str, str]]):
+    """Yield ``(pair, future)`` as they finish, keeping no more pairs in flight than worker threads.
+
+    A pair is handed to Dask only when a thread is free, so a worker holds just the pairs it runs:
+    when it dies, only those are lost (Dask assigns small task groups to workers eagerly, and the
+    scheduler marks every task a dead worker held).
+    """
+    from distributed import as_completed
+
+    waiting = list(pairs)
+    running: dict[Any, tuple[str, str]] = {}
+    finished = as_completed(loop=client.loop)
+
+    def fill() -> None:
+        for _ in range(max(0, _free_slots(client, len(running)))):
+            if not waiting:
+                return
+            pair = waiting.pop(0)
+            key = f"pair-{pair[0]}__{pair[1]}-{time.time_ns()}"
+            future = client.submit(run_pair_from_file, str(ctx_path), pair, pure=False, key=key)
+            running[future] = pair
+            finished.add(future)
+
+    fill()
+    for future in finished:
+        pair = running.pop(future)
+        fill()
+        yield pair, future
+
+
 def _execute(
     ctx: PairContext, pairs: list[tuple[str, str]], *, scheduler: str, workers: int, timeout: float
 ) -> list[dict[str, Any]]:
@@ -482,7 +512,7 @@ def _execute(
     if not scheduler and workers <= 0:
         return [run_pair(ctx, pair) for pair in progress(pairs, desc="pairs", total=len(pairs))]
     import dask
-    from distributed import LocalCluster, as_completed
+    from distributed import LocalCluster
 
     ctx_path = Path(ctx.run_dir) / "context.pkl"
     with atomic_path(ctx_path) as tmp:
@@ -492,12 +522,7 @@ def _execute(
     if scheduler:
         client = _connect(scheduler, timeout)
     else:
-        with dask.config.set(
-            {
-                "distributed.scheduler.allowed-failures": allowed,
-                "distributed.scheduler.worker-saturation": 1.0,
-            }
-        ):
+        with dask.config.set({"distributed.scheduler.allowed-failures": allowed}):
             cluster = LocalCluster(
                 n_workers=int(workers),
                 threads_per_worker=1,
@@ -508,13 +533,9 @@ def _execute(
         client = _connect(cluster.scheduler_address, timeout)
     records = []
     try:
-        _tune_scheduler(client, allowed)
-        futures = {}
-        for pair in pairs:
-            key = f"pair-{pair[0]}__{pair[1]}-{time.time_ns()}"
-            futures[client.submit(run_pair_from_file, str(ctx_path), pair, pure=False, key=key)] = pair
-        for future in progress(as_completed(futures, loop=client.loop), desc="pairs", total=len(futures)):
-            pair = futures[future]
+        _set_allowed_failures(client, allowed)
+        done = _submit_as_slots_free(client, ctx_path, pairs)
+        for pair, future in progress(done, desc="pairs", total=len(pairs)):
             try:
                 record = future.result()
             except BaseException as exc:  # the worker died, or the task could not run
