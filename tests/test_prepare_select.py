@@ -345,3 +345,24 @@ def test_subject_attributes_read(cohort):
     subjects = read_subject_attributes(cohort["paths"]["subject_attributes"])
     assert subjects.index.name == "individual" and "sex" in subjects.columns
     assert len(subjects) == 17
+
+
+def test_generic_attribute_tables(tmp_path):
+    path = tmp_path / "samples.tsv"
+    pd.DataFrame(
+        {"sample": ["s1", "s2", "s3"], "donor": ["d1", "d1", "d2"], "body_site": ["liver", "lung", "liver"]}
+    ).to_csv(path, sep="\t", index=False)
+    df = read_sample_attributes(path, tissue_column="body_site", individual_column="donor")
+    assert list(df.columns[:2]) == ["individual", "tissue"]
+    assert df["individual"].to_dict() == {"s1": "d1", "s2": "d1", "s3": "d2"}
+    assert df["tissue"].to_dict() == {"s1": "liver", "s2": "lung", "s3": "liver"}
+    with pytest.raises(InputError, match="no individual column 'subject'"):
+        read_sample_attributes(path, tissue_column="body_site", individual_column="subject")
+    with pytest.raises(InputError, match="GTEx pattern.*--individual-column"):
+        read_sample_attributes(path, tissue_column="body_site")
+    subjects = tmp_path / "subjects.tsv"
+    pd.DataFrame({"individual": ["d1", "d2"], "sex": ["1", "2"], "age": ["50", "x"]}).to_csv(
+        subjects, sep="\t", index=False
+    )
+    table = read_subject_attributes(subjects)
+    assert table["sex"].tolist() == [1, 2] and table["age"].tolist() == ["50", "x"]
