@@ -147,3 +147,53 @@ def test_forward_step_equals_ols_with_the_earlier_variant(planted):
     )
     assert df == len(samples) - 2 - cov.shape[1] - 1
     assert row["num_var"] == cis_df.loc[pid, "num_var"] - 1  # the conditioning variant is not retested
+
+
+def test_conditional_permutation_maxima_equal_a_float64_loop(planted):
+    """Permutation maxima given a selected variant (cached float32 rows rescaled, or fresh rows) vs lstsq."""
+    from cis_cohort import r2_perm_reference
+
+    from tbeqtl.association.cis import _Conditional, _window
+    from tbeqtl.association.cis_inputs import prepare_cis
+    from tbeqtl.association.cis_kernels import WindowCache, load_chromosome, scan_permutations
+    from tbeqtl.association.permutation import canonical_permutations
+
+    c, pid, (a, b), _, _ = planted
+    inputs = prepare_cis(
+        c.genotype_df,
+        c.variant_df,
+        c.phenotype_df,
+        phenotype_pos_df=c.phenotype_pos_df,
+        covariates_df=c.covariates_df,
+    )
+    chromg = load_chromosome(inputs.source, "chr1", samples=inputs.cohort.genotype_ids, q=inputs.q)
+    keep = np.flatnonzero(chromg.testable)
+    vidx = _window(chromg, keep, *inputs.bounds(pid), WINDOW)
+    perms = canonical_permutations(inputs.cohort.samples, NPERM, seed=2)
+    samples = sorted(c.phenotype_df.columns)
+    y = c.phenotype_df.loc[pid, samples].to_numpy()
+    cov = c.covariates_df.loc[samples].to_numpy()
+    sel = int(np.flatnonzero(chromg.ids == a)[0])
+    g_sel = imputed(c, a, samples)
+    others = [v for v in vidx if v != sel]
+    ref = r2_perm_reference(y, np.column_stack([cov, g_sel]), chromg.rows64(np.array(others)), perms)
+    for cache in (WindowCache(chromg, keep, block=53), WindowCache(chromg, keep, float32=False), None):
+        cond = _Conditional(inputs, chromg, vidx, pid, perms, NPERM, cache)
+        extra = cond.basis([sel])
+        yv = cond.y_res - extra @ (extra.T @ cond.y_res)
+        yp = cond.yp - (cond.yp @ extra) @ extra.T
+        yp /= np.linalg.norm(yp, axis=1, keepdims=True)
+        scan = scan_permutations(
+            chromg,
+            vidx,
+            u=yv / np.linalg.norm(yv),
+            yp=yp,
+            extra=extra,
+            q_full=np.column_stack([inputs.q, extra]),
+            cache=cache,
+            keep_float32=True,
+        )
+        assert scan.res_norm[np.searchsorted(vidx, sel)] == 0  # the selected variant is not retested
+        np.testing.assert_allclose(scan.r2_perm, ref, rtol=1e-10)
+        assert 0 < scan.bound < 1e-4
+        assert np.max(np.abs(np.sqrt(scan.r2_perm_float32) - np.sqrt(ref))) <= scan.bound

@@ -681,7 +681,7 @@ def map_independent(
             & _variant_filter(chromg, maf_threshold=maf_threshold, mac_threshold=mac_threshold)
         )
         row_of = pd.Index(chromg.ids[keep])
-        cache = WindowCache(chromg, keep, float32=False)  # float64 rows shared by the scans
+        cache = WindowCache(chromg, keep)  # float64 and float32 rows shared by every scan of the windows
         for pid in pids:
             ticker.advance()
             start, end = inputs.bounds(pid)

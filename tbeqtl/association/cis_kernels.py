@@ -736,6 +736,24 @@ def _fresh_pieces(chromg, rows_pieces, extra, q_full):
         yield s, vb, x64, nb, np.where(scan, ratio, 0.0), exact, z
 
 
+def _rescaled_pieces(chromg, cache_pieces, extra, q_full):
+    """Reuse cached float32 rows with extra covariates: norms downdated, one rescale factor per row.
+
+    The cached ``z = fl32((g - mean) / ||g_res||)`` times a permutation orthogonal to ``[Q, extra]``
+    is ``r * n_extra / ||g_res||`` with ``n_extra`` the norm of ``g`` residualised on ``[Q, extra]``:
+    the product rescaled by ``||g_res|| / n_extra`` (0 for rows not scanned in float32) is the
+    conditional correlation, without converting the window again.
+    """
+    for s, vb, x64, base_nb, _, base_exact, z in cache_pieces:
+        nb = _window_norms(chromg, vb, x64, extra, q_full)
+        ok = nb > 0
+        ratio = np.divide(chromg.centered_norm[vb], nb, out=np.full(vb.size, np.inf), where=ok)
+        exact = ok & (base_exact | (ratio > EXACT_RATIO))
+        scan = ok & ~exact
+        scale = np.divide(base_nb, nb, out=np.zeros(vb.size), where=scan).astype(np.float32)
+        yield s, vb, x64, nb, np.where(scan, ratio, 0.0), exact, z, scale
+
+
 def scan_permutations(
     chromg: ChromGenotypes,
     vidx: np.ndarray,
@@ -767,7 +785,9 @@ def scan_permutations(
         ``[Q, extra]`` (needed with ``extra``).
     cache
         Prepared blocks shared by the windows of a chromosome (``vidx`` must then be a contiguous
-        run of its tested variants); with ``extra`` only their float64 rows are used.
+        run of its tested variants); with ``extra`` its float32 rows are reused, each product row
+        rescaled by ``||g_res|| / n_extra`` (the bound below then holds with ``rho_v`` taken on
+        ``n_extra``, two more roundings of relative size ``u`` added).
     block
         Variants per float32 product block (without a cache).
     keep_float32
@@ -811,10 +831,12 @@ def scan_permutations(
     bound = 0.0
     if cache is not None and extra is None and cache.float32:
         pieces = cache.pieces(vidx)
+    elif cache is not None and cache.float32:
+        pieces = _rescaled_pieces(chromg, cache.pieces(vidx), extra, q_full)
     else:
         rows = cache.pieces(vidx) if cache is not None else _rows_pieces(chromg, vidx, block)
         pieces = _fresh_pieces(chromg, rows, extra, q_full)
-    for s, _, x64, nb, ratio, exact, z in pieces:
+    for s, _, x64, nb, ratio, exact, z, *rescale in pieces:
         m = nb.size
         dots[s : s + m] = x64 @ u
         norms[s : s + m] = nb
@@ -825,9 +847,15 @@ def scan_permutations(
         if not scan_ratio.size:
             continue
         r = np.matmul(z, yp32t, out=rbuf[:m])
+        # + 4u: the float32 comparisons below round values of magnitude <= 1 by at most u each; a
+        # rescaled product (cached rows with extra covariates) adds the rounding of the factor and
+        # of the multiplication, relative u each
+        slack = 4
+        if rescale:
+            np.multiply(r, rescale[0][:, None], out=r)
+            slack = 6
         np.abs(r, out=r)
-        # + 4u: the float32 comparisons below round values of magnitude <= 1 by at most u each
-        delta = np.float32(gamma * scan_ratio.max() * (1 + 4 * U32) + 4 * U32)
+        delta = np.float32(gamma * scan_ratio.max() * (1 + slack * U32) + slack * U32)
         bound = max(bound, float(delta))
         bm = r.max(axis=0)
         if m32 is not None:
