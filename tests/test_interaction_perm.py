@@ -174,7 +174,7 @@ def _check_maxima(cohort, terms, table, names, pids):
 @pytest.mark.parametrize("n_terms", [1, 2])
 def test_permutation_maxima_equal_a_refitting_loop(cohort, terms, table1, table2, n_terms):
     table = table1 if n_terms == 1 else table2
-    _check_maxima(cohort, terms, table, TERMS[:n_terms], cohort.phenotype_df.index)
+    _check_maxima(cohort, terms, table, TERMS[:n_terms], cohort.phenotype_df.index[[0, 3, 5]])  # both chroms
 
 
 def test_explicit_residual_path_gives_the_same_maxima(cohort, terms, monkeypatch):
