@@ -14,7 +14,8 @@ Public API:
 - tensorQTL's cis workflow in exact float64 (:mod:`.cis`, :mod:`.post`): :func:`map_nominal`,
   :func:`map_cis`, :func:`map_independent`, :func:`calculate_qvalues`, :func:`get_significant_pairs`;
   and trans (:mod:`.trans`): :func:`map_trans`, :func:`filter_cis`; the interaction model
-  y ~ g + i + g:i (:mod:`.interaction`).
+  y ~ g + i + g:i (:mod:`.interaction`) and its permutation test, :func:`map_cis_interaction` with
+  :func:`interaction_qvalues` (:mod:`.interaction_perm`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .cis import map_cis, map_independent, map_nominal
 from .fdr import bh_fdr, bh_fdr_by_group, estimate_pi0, storey_qvalue
 from .histogram import histogram_edges, qq_from_histogram
 from .interaction import interaction_association, interaction_columns, top_interaction_association
+from .interaction_perm import interaction_qvalues, map_cis_interaction
 from .mapping import map_eqtls
 from .permutation import map_cis_permutations, permutation_qq
 from .post import calculate_qvalues, get_significant_pairs
@@ -41,7 +43,9 @@ __all__ = [
     "histogram_edges",
     "interaction_association",
     "interaction_columns",
+    "interaction_qvalues",
     "map_cis",
+    "map_cis_interaction",
     "map_cis_permutations",
     "map_eqtls",
     "map_independent",
