@@ -216,3 +216,51 @@ def test_raw_inputs_missing_are_named(tmp_path):
     config = PipelineConfig.preset("test", data={"path": "", "counts": str(tmp_path / "counts.gct")})
     with pytest.raises(InputError, match="data.sample_attributes"):
         run_pipeline(config, out_dir=tmp_path / "run")
+
+
+@pytest.mark.slow
+def test_run_on_raw_gtex_inputs_prepares_once(tmp_path):
+    """Raw GTEx-format inputs named in [data] are prepared into RUN/data with the [prepare] options,
+    the pair runs on them, and a rerun reuses the prepared folder."""
+    from tbeqtl.simulate.gtex_cohort import write_gtex_cohort
+
+    cohort = write_gtex_cohort(
+        tmp_path / "cohort",
+        n_tissues=5,
+        n_individuals=60,
+        n_extra_donors=2,
+        n_samples=260,
+        n_genes=300,
+        n_snps=1500,
+        n_chromosomes=2,
+        formats=("pgen",),
+        seed=1,
+    )
+    raw = {
+        "path": "",
+        "counts": str(cohort.counts),
+        "sample_attributes": str(cohort.sample_attributes),
+        "subject_attributes": str(cohort.subject_phenotypes),
+        "genotypes": str(cohort.pgen),
+        "genes": str(cohort.genes),
+        "ancestry_beta": "",
+        "ancestry_tau": "",
+        "pairs": ["chr1:chr2"],
+    }
+    config = _config(
+        data=raw,
+        prepare={"ld_r2": 0.5, "min_median_count": 1.0},
+        covariates={"known": ["SEX"], "n_hidden": 2},
+        mapping={"tissues": [], "min_samples": 10},
+    )
+    status = run_pipeline(config, out_dir=tmp_path / "run")
+    assert status["status"].tolist() == ["done"]
+    manifest_path = tmp_path / "run" / "data" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["params"]["run_source"]["prepare"] == {"ld_r2": 0.5, "min_median_count": 1.0}
+    prepared = PreparedData.open(tmp_path / "run" / "data")
+    assert status.loc[0, "n_genes"] == (prepared.gene_info_df["chrom"] == "chr1").sum()
+    assert status.loc[0, "n_snps"] == (prepared.snp_info_df["chrom"] == "chr2").sum()
+    stamp = manifest_path.stat().st_mtime_ns
+    assert run_pipeline(config, out_dir=tmp_path / "run")["status"].tolist() == ["done"]
+    assert manifest_path.stat().st_mtime_ns == stamp
