@@ -23,6 +23,8 @@ TENSORQTL_POSITIONAL = {
     "tbeqtl.association.cis.map_nominal": 6,  # genotype_df, variant_df, phenotype_df, pos_df, prefix, cov
     "tbeqtl.association.cis.map_cis": 5,  # genotype_df, variant_df, phenotype_df, pos_df, covariates_df
     "tbeqtl.association.cis.map_independent": 6,  # ..., cis_df, phenotype_df, pos_df, covariates_df
+    # map_cis's five, then interaction_df (tensorQTL's map_nominal keyword, positional here as map_cis's)
+    "tbeqtl.association.interaction_perm.map_cis_interaction": 6,
     "tbeqtl.association.trans.map_trans": 3,  # genotype_df, phenotype_df, covariates_df
     "tbeqtl.association.trans.filter_cis": 3,  # pairs_df, phenotype_pos_df, variant_df
 }
