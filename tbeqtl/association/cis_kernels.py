@@ -567,16 +567,18 @@ def association_stats(dots, res_norm, *, y_norm: float, df: float) -> dict[str, 
 
 
 def _pvalue(r: np.ndarray, one_minus: np.ndarray, df: float) -> np.ndarray:
-    """``p = I_{1 - r^2}(df/2, 1/2)``, as ``1 - I_{r^2}(1/2, df/2)`` where ``r^2 < 1/2``.
+    """``p = I_{1 - r^2}(df/2, 1/2)``, as ``2 P(T_df < -|t|)`` (scipy's ``stdtr``) where ``|r| < 0.4``.
 
     Near ``r = 0`` the argument ``1 - r^2`` rounds to a multiple of ``2^-53`` and ``p ~ 1 - c |r|``
-    inherits an absolute error of ``c 2^-53 / |r|`` (1e-8 at ``|r| = 1e-8``); the complement on
-    ``r^2`` is accurate to float64 there. Where ``r^2 >= 1/2``, ``(1 - r)(1 + r)`` is exact enough.
+    inherits an absolute error of ``c 2^-53 / |r|`` (1e-8 at ``|r| = 1e-8``); ``stdtr`` of
+    ``t = r sqrt(df / (1 - r^2))`` is accurate to ~1e-16 relative there (checked against mpmath,
+    and as fast as ``betainc``). Where ``|r| >= 0.4``, ``betainc`` on ``(1 - r)(1 + r)`` is the
+    more accurate (~4e-15 vs ~9e-14 relative at |r| = 0.7; they cross near |r| = 0.4).
     """
-    r2 = r * r
-    small = r2 < 0.5
+    small = r * r < 0.16
     p = np.empty_like(one_minus)
-    p[small] = special.betaincc(0.5, df / 2.0, r2[small])
+    rs = r[small]
+    p[small] = 2.0 * special.stdtr(df, -np.abs(rs) * np.sqrt(df / one_minus[small]))
     p[~small] = special.betainc(df / 2.0, 0.5, one_minus[~small])
     return p
 
