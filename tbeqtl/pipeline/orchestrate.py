@@ -10,6 +10,15 @@ mapped per tissue on the held-out samples. :func:`run_pipeline` executes any set
   unreachable address is an :class:`~tbeqtl.errors.InputError` after ``connect_timeout`` seconds,
 - or in this process when ``workers = 0``.
 
+The data come from a prepared folder (:mod:`tbeqtl.pipeline.prepared`; ``data.path``, or written into
+``RUN/data/`` from a data set folder, an in-memory data set or the raw inputs of ``[data]``,
+:mod:`tbeqtl.pipeline.jobs.inputs`). Nothing of the data's size is shipped to the workers: a Dask
+task receives the path of ``RUN/context.pkl`` (a :class:`PairContext`, small tables only) and its
+pair, and reads the pair's two partitions itself (the folders must be on a filesystem the workers
+share). Pairs are submitted only as worker threads free up, and the scheduler's allowed-failures is
+set to ``run.allowed_failures`` (0): a pair whose worker dies is reported as "worker lost while
+running pair X: ..." and the others go on.
+
 Every pair writes into its own folder (:class:`~tbeqtl.layout.PairLayout`) atomically, file by
 file, and records each finished stage in ``status.json``. Rerunning (with the same settings:
 a folder whose ``config.toml`` differs in anything but the pairs and the ``[run]`` section is
@@ -21,7 +30,9 @@ gathered into genome-wide tables under ``summary/``, robust components under ``r
 when :mod:`tbeqtl.enrich` is usable and gene sets are configured, enrichment under
 ``enrichment/``.
 
-Extra files beyond the layout's list: ``fit/checkpoint/`` (resumable fit state),
+Extra files beyond the layout's list: ``RUN/context.pkl`` (the pairs' context, Dask runs),
+``RUN/data/`` (the prepared folder the run wrote, when not given one), ``fit/checkpoint/``
+(resumable fit state),
 ``eqtl/<set>/<tissue>/calls.tsv`` (called eQTLs with their proposing topics),
 ``eqtl/<set>/<tissue>/candidates.parquet`` (every test with p at or below ``mapping.fdr``, for the
 genome-wide FDR) and the ``exhaustive`` factor-set folder (all SNP x gene pairs on the same samples).
