@@ -23,6 +23,8 @@ reported maxima are therefore the float64 ones (see :func:`scan_permutations` fo
 from __future__ import annotations
 
 import logging
+import os
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -385,6 +387,35 @@ def chromosome_variants(source, chrom: str) -> tuple[np.ndarray, np.ndarray, np.
     return ids, pos, _position_order(pos, ids)
 
 
+def _loaded_blocks(source, chrom: str, *, samples: list, q: np.ndarray, n_var: int, block: int):
+    """Yield ``(start, stop, raw, codes, stats, rows_nan, masks)`` per block, in order.
+
+    Blocks are read and their statistics computed on worker threads (``OMP_NUM_THREADS`` of them,
+    BLAS held to one thread each; reads are serialised by the source), at most ``workers + 1`` in
+    flight. Each block's statistics depend on that block alone, so they do not depend on the threads.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    def work(start: int) -> tuple:
+        stop = min(start + block, n_var)
+        raw, codes = read_block(source, chrom, samples=samples, start=start, stop=stop)
+        buf = np.empty((stop - start, len(samples)))
+        return (start, stop, raw, codes, *_block_stats(raw, q, buf, codes=codes))
+
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    workers = max(1, int(env) if env.isdigit() else len(os.sched_getaffinity(0)))
+    with ThreadPoolExecutor(max_workers=workers) as pool, threadpool_limits(limits=1, user_api="blas"):
+        inflight = deque()
+        for start in range(0, n_var, block):
+            inflight.append(pool.submit(work, start))
+            if len(inflight) > workers:
+                yield inflight.popleft().result()
+        while inflight:
+            yield inflight.popleft().result()
+
+
 def load_chromosome(source, chrom: str, *, samples, q: np.ndarray, block: int = LOAD_BLOCK) -> ChromGenotypes:
     """Read one chromosome, impute, and compute every per-variant quantity once.
 
@@ -410,8 +441,9 @@ def load_chromosome(source, chrom: str, *, samples, q: np.ndarray, block: int = 
     Notes
     -----
     Memory: ``V n`` bytes for ``V`` variants and ``n`` samples (``4 V n`` with dosages) for the
-    whole chromosome, plus ~150 bytes per variant and one ``block x n`` float64 buffer while
-    reading; the store is not streamed (see :mod:`tbeqtl.association.cis`).
+    whole chromosome, plus ~150 bytes per variant and ``workers + 1`` blocks (``block x n``
+    float64 each) while reading (:func:`_loaded_blocks`); the store is not streamed (see
+    :mod:`tbeqtl.association.cis`; the nominal pass streams, :mod:`.cis_nominal`).
     """
     ids, pos, order = chromosome_variants(source, chrom)
     in_order = bool(np.all(order == np.arange(order.size)))
@@ -420,22 +452,20 @@ def load_chromosome(source, chrom: str, *, samples, q: np.ndarray, block: int = 
     n_var, n = ids.size, len(samples)
     store = None
     stats = {name: np.empty(n_var, dtype=dt) for name, dt in _STATS}
-    buf = np.empty((min(block, max(n_var, 1)), n))
     miss_rows, miss_masks = [], []
     samples = list(samples)
-    for start in range(0, n_var, block):
-        stop = min(start + block, n_var)
-        raw, codes = read_block(source, chrom, samples=samples, start=start, stop=stop)
+    for start, stop, raw, codes, block_stats, rows_nan, masks in _loaded_blocks(
+        source, chrom, samples=samples, q=q, n_var=n_var, block=block
+    ):
         if store is None:
             store = np.empty((n_var, n), dtype=np.float32 if codes is None else np.int8)
         elif codes is None and store.dtype == np.int8:
             store = store.astype(np.float32)  # dosages after hard calls: widen once
-        elif codes is not None and store.dtype != np.int8:
-            raw = _float_calls(codes) if raw is None else raw  # hard calls after dosages: stored as floats
-            codes = None
-        block_stats, rows_nan, masks = _block_stats(raw, q, buf, codes=codes)
         dest = slice(start, stop) if in_order else dest_of[start:stop]
-        store[dest] = raw if codes is None else codes
+        if codes is None or store.dtype == np.int8:
+            store[dest] = raw if codes is None else codes
+        else:  # hard calls after dosages: stored as floats (missing calls are filled by rows64)
+            store[dest] = codes
         for name, _ in _STATS:
             stats[name][dest] = block_stats[name]
         if rows_nan.size:
