@@ -64,7 +64,8 @@ def _config(path: str = "", **changes) -> PipelineConfig:
 
 
 def _context(config: PipelineConfig, data, tmp_path) -> tuple[orchestrate.PairContext, int]:
-    prepared = write_prepared(data, tmp_path / "prepared", genotype_pcs=3)
+    ancestry = (pd.DataFrame({"0": 0.3}, index=data.snps), pd.DataFrame({"0": 1.0}, index=data.individuals))
+    prepared = write_prepared(data, tmp_path / "prepared", genotype_pcs=3, ancestry=ancestry)
     config = config.replace(data={"path": str(prepared)})
     ctx, _ = orchestrate._context(
         config, RunLayout(tmp_path / "run"), prepared, in_place=True, pairs=[("chr1", "chr2")]
@@ -264,3 +265,25 @@ def test_run_on_raw_gtex_inputs_prepares_once(tmp_path):
     stamp = manifest_path.stat().st_mtime_ns
     assert run_pipeline(config, out_dir=tmp_path / "run")["status"].tolist() == ["done"]
     assert manifest_path.stat().st_mtime_ns == stamp
+
+
+def test_ancestry_estimated_once_when_the_prepared_folder_has_none(sim, tmp_path):
+    """Without ancestry in the folder or the config, the run estimates it once (all SNPs fit in the
+    subset here, so it is the full-data EM of estimate_ancestry) into RUN/ancestry/ and reuses it."""
+    from tbeqtl.tblda.ancestry import estimate_ancestry
+
+    prepared = write_prepared(sim.data, tmp_path / "prepared", genotype_pcs=3)
+    assert PreparedData.open(prepared).ancestry is None
+    config = _config(str(prepared))
+    run_pipeline(config, out_dir=tmp_path / "run")
+    beta_path = tmp_path / "run" / "ancestry" / "ancestry_beta.parquet"
+    beta = pd.read_parquet(beta_path)
+    tau = pd.read_csv(tmp_path / "run" / "ancestry" / "ancestry_tau.tsv", sep="\t", index_col=0)
+    ref_beta, ref_tau = estimate_ancestry(sim.data.genotype_df, n_ancestry=config.fit.n_ancestry, seed=0)
+    np.testing.assert_allclose(beta.loc[ref_beta.index].to_numpy(), ref_beta.to_numpy(), atol=1e-8)
+    np.testing.assert_allclose(tau.loc[ref_tau.index].to_numpy(), ref_tau.to_numpy(), atol=1e-8)
+    run = json.loads(RunLayout(tmp_path / "run").run_json.read_text())
+    assert run["ancestry"] == str(beta_path)
+    stamp = beta_path.stat().st_mtime_ns
+    run_pipeline(config, out_dir=tmp_path / "run")
+    assert beta_path.stat().st_mtime_ns == stamp

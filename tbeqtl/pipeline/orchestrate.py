@@ -619,7 +619,7 @@ def _context(
     for tissue, reason in skipped_tissues.items():
         logger.warning("tissue %s not mapped: %s", tissue, reason)
     pending = _pending(layout.root, pairs)
-    ancestry = inp.ancestry_files(config, prepared, data_dir, in_place=in_place)
+    ancestry = inp.ancestry_files(config, prepared, data_dir, in_place=in_place, run_dir=layout.root)
     covariates = (
         inp.tissue_covariates(config, prepared, design_df, known_df, geno_pcs_df, tissues) if pending else {}
     )

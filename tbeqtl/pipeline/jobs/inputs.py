@@ -248,13 +248,13 @@ def genotype_pcs(config: PipelineConfig, prepared) -> pd.DataFrame:
 
 
 def ancestry_files(
-    config: PipelineConfig, prepared, data_dir: Path, *, in_place: bool
-) -> tuple[str, str] | None:
+    config: PipelineConfig, prepared, data_dir: Path, *, in_place: bool, run_dir: Path
+) -> tuple[str, str]:
     """Return the paths of the ancestry subspace the pairs read (beta of all SNPs, tau of all individuals).
 
     ``data.ancestry_*`` files when the prepared folder is used in place and they are given (else
-    they are already in the folder the run wrote), then the prepared folder's own; None when there
-    is none (each fit then estimates its own from its SNPs, as TBLDA does without ``ancestry``).
+    they are already in the folder the run wrote), then the prepared folder's own, else one
+    estimated once into ``RUN/ancestry/`` (:func:`_estimated_ancestry`).
     """
     if in_place and (config.data.ancestry_beta or config.data.ancestry_tau):
         _config_ancestry_ids_only(config, prepared)
@@ -263,12 +263,51 @@ def ancestry_files(
     beta, tau = data_dir / "ancestry_beta.parquet", data_dir / "ancestry_tau.tsv"
     if beta.is_file() and tau.is_file():
         return str(beta), str(tau)
-    logger.warning(
-        "no ancestry subspace in %s and no data.ancestry_* files: each pair's fit estimates "
-        "its own from the pair's SNPs",
-        data_dir,
+    return _estimated_ancestry(config, prepared, run_dir)
+
+
+def _estimated_ancestry(config: PipelineConfig, prepared, run_dir: Path) -> tuple[str, str]:
+    """Estimate the ancestry subspace once, streamed over the SNP partitions, into ``RUN/ancestry/``.
+
+    terastructure-style: EM on a seeded random subset of at most ``prepare.ancestry_snps`` SNPs, then
+    ``beta`` of every SNP given ``tau`` (:func:`tbeqtl.tblda.ancestry.estimate_ancestry_subset`);
+    reused by a rerun with the same settings.
+    """
+    import json
+
+    from ...atomic import write_json, write_table
+    from ...tblda.ancestry import estimate_ancestry_subset
+
+    folder = run_dir / "ancestry"
+    beta, tau = folder / "ancestry_beta.parquet", folder / "ancestry_tau.tsv"
+    settings_path = folder / "settings.json"
+    settings = {
+        "n_ancestry": config.fit.n_ancestry,
+        "seed": config.fit.seed,
+        "max_snps": int(config.prepare.get("ancestry_snps", 40_000)),
+        "data": prepared.manifest.get("files", {}),
+    }
+    if settings_path.is_file() and beta.is_file() and tau.is_file():
+        if json.loads(settings_path.read_text()) == settings:
+            return str(beta), str(tau)
+    logger.info(
+        "estimating the ancestry subspace (Q=%d) from at most %d SNPs, streamed by chromosome",
+        settings["n_ancestry"],
+        settings["max_snps"],
     )
-    return None
+
+    def chunks():
+        return (prepared.load_genotypes(chrom) for chrom in prepared.snp_chromosomes)
+
+    beta_df, tau_df = estimate_ancestry_subset(
+        chunks, n_ancestry=settings["n_ancestry"], max_snps=settings["max_snps"], seed=settings["seed"]
+    )
+    beta_df.columns, tau_df.columns = beta_df.columns.astype(str), tau_df.columns.astype(str)
+    settings_path.unlink(missing_ok=True)
+    write_table(beta_df.rename_axis("snp"), beta, index=True)
+    write_table(tau_df.rename_axis("individual"), tau, index=True)
+    write_json(settings, settings_path)  # last: the pair of files is complete
+    return str(beta), str(tau)
 
 
 def _config_ancestry_ids_only(config: PipelineConfig, prepared) -> None:
