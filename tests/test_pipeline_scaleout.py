@@ -262,6 +262,8 @@ def test_run_on_raw_gtex_inputs_prepares_once(tmp_path):
     prepared = PreparedData.open(tmp_path / "run" / "data")
     assert status.loc[0, "n_genes"] == (prepared.gene_info_df["chrom"] == "chr1").sum()
     assert status.loc[0, "n_snps"] == (prepared.snp_info_df["chrom"] == "chr2").sum()
+    run = json.loads(RunLayout(tmp_path / "run").run_json.read_text())
+    assert run["input_checksums"] and run["input_checksums"] == manifest["inputs"]
     stamp = manifest_path.stat().st_mtime_ns
     assert run_pipeline(config, out_dir=tmp_path / "run")["status"].tolist() == ["done"]
     assert manifest_path.stat().st_mtime_ns == stamp

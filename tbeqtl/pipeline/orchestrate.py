@@ -695,7 +695,10 @@ def run_pipeline(
     prepared = open_prepared(str(data_dir))
     pairs = list_pairs(config, prepared)
     ctx, info = _context(config, layout, data_dir, in_place=in_place, pairs=pairs)
-    provenance = {"versions": _versions(), "checksums": dict(prepared.manifest.get("files", {}))}
+    provenance = {
+        "versions": _versions(),
+        "checksums": inp.input_checksums(config, data_dir, in_place=in_place),
+    }
     config.write(layout.config, provenance=provenance)
     logger.info(
         "%d pairs, %d held-out samples, tissues mapped: %s",

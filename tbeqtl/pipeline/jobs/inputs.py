@@ -8,6 +8,7 @@ driver never holds all counts or all genotypes at once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import shutil
@@ -214,14 +215,8 @@ def prepared_folder(config: PipelineConfig, run_dir: Path, data: EQTLData | None
     if data is not None:
         source = "memory:" + _data_fingerprint(data)
     else:
-        from ...io._common import sha256_file
-
-        root = Path(path)
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-        digest = hashlib.sha256(
-            "".join(f"{f.relative_to(root.parent)}:{sha256_file(f)}" for f in files).encode()
-        ).hexdigest()
-        source = f"folder:{digest}"
+        listing = "".join(f"{name}:{digest}" for name, digest in sorted(folder_checksums(path).items()))
+        source = f"folder:{Path(path).name}:{hashlib.sha256(listing.encode()).hexdigest()}"
     if _manifest_source(out) == _partition_settings(config, source):
         logger.info("reusing the partitioned data set in %s", out)
         return out, False
@@ -230,6 +225,48 @@ def prepared_folder(config: PipelineConfig, run_dir: Path, data: EQTLData | None
 
         data = read_dataset(path)
     return _partition(config, data, out, source=source), False
+
+
+def folder_checksums(path: str | Path) -> dict[str, str]:
+    """Return the sha256 of every file under a data set folder (or of one file), by relative name.
+
+    Cached per process while no file's size or modification time changes (the run hashes the folder
+    twice: to know whether ``RUN/data/`` is still its partition, and for ``run.json``).
+    """
+    root = Path(path)
+    if not str(path) or not root.exists():
+        return {}
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    stamp = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    return dict(_checksums(str(root), stamp))
+
+
+@functools.lru_cache(maxsize=8)
+def _checksums(root: str, stamp: tuple) -> tuple[tuple[str, str], ...]:
+    from ...io._common import sha256_file
+
+    base = Path(root)
+    return tuple(
+        (Path(f).name if base.is_file() else str(Path(f).relative_to(base)), sha256_file(f))
+        for f, _, _ in stamp
+    )
+
+
+def input_checksums(config: PipelineConfig, data_dir: Path, *, in_place: bool) -> dict[str, str]:
+    """Return the checksums ``run.json`` records as the run's inputs.
+
+    The files of a data set folder (``data.path``), the raw inputs ``tbeqtl prepare`` recorded in
+    the manifest of ``RUN/data/``; nothing more for a prepared folder used in place (its
+    ``manifest.json`` lists its files and inputs) or an in-memory data set without a folder.
+    """
+    if in_place:
+        return {}
+    if config.data.path:
+        return folder_checksums(config.data.path)
+    import json
+
+    manifest = json.loads((Path(data_dir) / "manifest.json").read_text())
+    return {str(k): str(v) for k, v in manifest.get("inputs", {}).items()}
 
 
 def genotype_pcs(config: PipelineConfig, prepared) -> pd.DataFrame:
