@@ -375,3 +375,26 @@ def test_rerun_after_a_partition_was_deleted_rebuilds_it(runs, tmp_path):
     prepare(**_args(runs["cohort"], "pgen"), out=out, options=OPTIONS)
     a, b = PreparedData.open(out, verify=True), PreparedData.open(runs["pgen"])
     pd.testing.assert_frame_equal(a.load_genotypes("chr2"), b.load_genotypes("chr2"))
+
+
+def test_gct_read_in_blocks_gives_the_same_folder(runs, tmp_path, monkeypatch):
+    import tbeqtl.prepare.inputs as inputs
+
+    monkeypatch.setattr(inputs, "GCT_BLOCK_VALUES", 100)  # blocks of 3 genes
+    out = prepare(**_args(runs["cohort"], "pgen"), out=tmp_path / "prep", options=OPTIONS)
+    a, b = PreparedData.open(out), PreparedData.open(runs["pgen"])
+    pd.testing.assert_frame_equal(a.gene_info_df, b.gene_info_df)
+    for chrom in a.gene_chromosomes:
+        pd.testing.assert_frame_equal(a.load_counts(chrom), b.load_counts(chrom))
+    assert a.manifest["counts"] == b.manifest["counts"]
+
+
+def test_truncated_gct_is_an_error(runs, tmp_path):
+    import gzip
+
+    lines = gzip.open(runs["cohort"]["paths"]["counts"], "rt").read().splitlines()
+    bad = tmp_path / "truncated.gct"
+    bad.write_text("\n".join(lines[:-2]) + "\n")
+    with pytest.raises(InputError, match="truncated"):
+        prepare(**{**_args(runs["cohort"], "pgen"), "counts": bad}, out=tmp_path / "prep", options=OPTIONS)
+    assert not (tmp_path / "prep").exists()

@@ -366,3 +366,13 @@ def test_generic_attribute_tables(tmp_path):
     )
     table = read_subject_attributes(subjects)
     assert table["sex"].tolist() == [1, 2] and table["age"].tolist() == ["50", "x"]
+
+
+def test_annotation_without_gene_types(tmp_path):
+    gtf = tmp_path / "no_types.gtf"
+    gtf.write_text('chr1\tX\tgene\t10\t100\t.\t+\t.\tgene_id "ENSG1.1"; gene_name "A";\n')
+    annotation = read_gene_annotation(gtf)
+    found = annotate_genes(pd.Index(["ENSG1.1"]), annotation)
+    with pytest.raises(InputError, match="no gene_type"):
+        select_gene_types(found, gene_types=("protein_coding",), autosomes_only=True)
+    assert list(select_gene_types(found, gene_types=(), autosomes_only=True).index) == ["ENSG1.1"]

@@ -38,11 +38,12 @@ import pandas as pd
 
 from ..errors import InputError, format_ids
 from ..io import genotype_input_files, open_genotypes, read_gene_annotation, sniff_genotype_format
-from ..io._common import sha256_file
+from ..io._common import check_unique, sha256_file
 from .genes import annotate_genes, chrom_key, expressed_genes, select_gene_types
 from .genotype_pass import select_variants
 from .inputs import (
     count_matrix_samples,
+    iter_count_blocks,
     merge_sample_tables,
     read_ancestry_tables,
     read_count_matrix,
@@ -120,19 +121,33 @@ class _Spill:
 
 
 def _genes(counts_path, genes_path, selection, options, spill: _Spill) -> tuple[pd.DataFrame, dict]:
-    """Select the genes; spill their counts by chromosome; return the gene table and the counts."""
-    counts_df, _, _ = read_count_matrix(
-        counts_path, samples=list(selection.sample_df.index), donor_column=options.individual_column
-    )
+    """Select the genes block by block; spill their counts by chromosome; return the gene table and tallies.
+
+    Every filter is per gene, so each block of the count matrix is filtered before the next is
+    read. Matching count IDs to the annotation without versions needs the whole ID list (an
+    unversioned ID must be unambiguous): blocks keep a superset, cut to the final set at the end.
+    """
     annotation = read_gene_annotation(genes_path)
-    annotated = annotate_genes(counts_df.index, annotation)
+    tissue_s = selection.sample_df["tissue"]
+    ids, kept = [], []
+    for block in iter_count_blocks(
+        counts_path, samples=list(selection.sample_df.index), donor_column=options.individual_column
+    ):
+        ids.append(block.index)
+        typed = select_gene_types(
+            annotate_genes(block.index, annotation),
+            gene_types=options.gene_types,
+            autosomes_only=options.autosomes_only,
+        )
+        block = block.loc[typed.index]
+        kept.append(block.loc[expressed_genes(block, tissue_s, min_median_count=options.min_median_count)])
+    all_ids = ids[0].append(ids[1:]) if len(ids) > 1 else ids[0]
+    check_unique(all_ids, "gene", path=counts_path)
+    annotated = annotate_genes(all_ids, annotation)
     typed = select_gene_types(annotated, gene_types=options.gene_types, autosomes_only=options.autosomes_only)
-    n_input = len(counts_df)
-    counts_df = counts_df.loc[typed.index]  # the full matrix is freed here
-    expressed = expressed_genes(
-        counts_df, selection.sample_df["tissue"], min_median_count=options.min_median_count
-    )
-    gene_info_df = typed.loc[expressed]
+    counts_df = pd.concat(kept)
+    counts_df = counts_df.loc[counts_df.index.isin(typed.index)]
+    gene_info_df = typed.loc[counts_df.index]
     if len(gene_info_df) == 0:
         raise InputError("no gene is left after the gene type, autosome and median-count filters")
     key = [
@@ -143,7 +158,7 @@ def _genes(counts_path, genes_path, selection, options, spill: _Spill) -> tuple[
     for chrom in pd.unique(gene_info_df["chrom"]):
         spill.add(chrom, counts_df.loc[gene_info_df.index[(gene_info_df["chrom"] == chrom).to_numpy()]])
     counts = {
-        "genes_input": n_input,
+        "genes_input": len(all_ids),
         "genes_annotated": len(annotated),
         "genes_type_autosome": len(typed),
         "genes_expressed": len(gene_info_df),

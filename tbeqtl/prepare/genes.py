@@ -101,7 +101,8 @@ def select_gene_types(
     """
     keep = np.ones(len(gene_info_df), dtype=bool)
     if gene_types:
-        if "gene_type" not in gene_info_df.columns or gene_info_df["gene_type"].isna().all():
+        has_column = "gene_type" in gene_info_df.columns
+        if not has_column or (len(gene_info_df) > 0 and gene_info_df["gene_type"].isna().all()):
             raise InputError(
                 "the gene annotation has no gene_type (gene_type/gene_biotype); use an annotation with "
                 "types or --gene-types any"
