@@ -180,21 +180,34 @@ def main(argv=None) -> int:
         default=None,
         help="python of the benchmark environment holding tensorQTL (default: skip it)",
     )
+    parser.add_argument("--gemm-ceiling-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.gemm_ceiling_only:
+        import torch
+
+        print(
+            f"GEMM ceiling ({args.threads} threads): "
+            f"float32 {gemm_ceiling(torch.float32, threads=args.threads):.1f} GFLOP/s, "
+            f"float64 {gemm_ceiling(torch.float64, threads=args.threads):.1f} GFLOP/s"
+        )
+        return 0
     env = dict(
         os.environ,
         OMP_NUM_THREADS=str(args.threads),
         MKL_NUM_THREADS=str(args.threads),
         OPENBLAS_NUM_THREADS=str(args.threads),
     )
-    import torch
-
     print(f"load average before: {os.getloadavg()}")
-    print(
-        f"GEMM ceiling ({args.threads} threads): "
-        f"float32 {gemm_ceiling(torch.float32, threads=args.threads):.1f} GFLOP/s, "
-        f"float64 {gemm_ceiling(torch.float64, threads=args.threads):.1f} GFLOP/s"
+    # the ceilings run in a child: torch's arrays in this process would count in every later child's
+    # peak RSS (Linux reports the forked parent's resident pages in the child's ru_maxrss)
+    ceiling = subprocess.run(
+        [sys.executable, __file__, "--gemm-ceiling-only", "--threads", str(args.threads)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
+    print(ceiling.stdout.strip())
     if "independent" in args.modes and "permutations" not in args.modes:
         parser.error("--modes independent needs permutations before it (its eGene table feeds both tools)")
     with tempfile.TemporaryDirectory(prefix="bench_cis_") as tmp:

@@ -8,6 +8,7 @@ alive at any time, whatever the number of variants. Statistics are checked again
 
 from __future__ import annotations
 
+import functools
 import gc
 import subprocess
 import sys
@@ -164,3 +165,61 @@ def test_cis_nominal_command_does_not_import_torch(cohort, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "HEAVY []" in out
     assert list((tmp_path / "out").glob("tbeqtl.cis_qtl_pairs.chr*.parquet"))
+
+
+def test_permutation_and_conditional_passes_hold_only_the_blocks_under_the_windows(cohort, monkeypatch):
+    """map_cis / map_independent read genotype blocks on demand and drop those left of the windows."""
+    from tbeqtl.association import calculate_qvalues, cis, map_cis, map_independent
+    from tbeqtl.association.cis_kernels import BlockStore, WindowCache, load_chromosome, open_chromosome
+
+    c = cohort
+    block = 20
+    opened = []
+
+    def spy(source, chrom, *, samples, q):
+        chromg = open_chromosome(source, chrom, samples=samples, q=q, block=block)
+        opened.append(chromg)
+        return chromg
+
+    kwargs = {"nperm": 100, "seed": 3, "window": WINDOW}
+    monkeypatch.setattr(cis, "open_chromosome", spy)
+    monkeypatch.setattr(cis, "WindowCache", functools.partial(WindowCache, block=block))
+    got = map_cis(c.genotype_df, c.variant_df, c.phenotype_df, c.phenotype_pos_df, c.covariates_df, **kwargs)
+    got = calculate_qvalues(got, qvalue_lambda=0.5)
+    ind = map_independent(
+        c.genotype_df,
+        c.variant_df,
+        got,
+        c.phenotype_df,
+        c.phenotype_pos_df,
+        c.covariates_df,
+        fdr=0.5,
+        **kwargs,
+    )
+    pos = c.variant_df["pos"]
+    span = max(
+        int(((pos >= s - WINDOW) & (pos <= e + WINDOW) & (c.variant_df["chrom"] == ch)).sum())
+        for ch, s, e in c.phenotype_pos_df[["chr", "start", "end"]].itertuples(index=False)
+    )
+    assert len(opened) == 4  # two chromosomes, two passes
+    for chromg in opened:
+        assert isinstance(chromg.store, BlockStore)
+        # a window, plus the cache block and a genotype block at each end
+        assert chromg.store.peak_blocks * block <= span + 3 * block < chromg.n_variants
+        assert chromg.store.reads >= chromg.n_variants // block // 2  # blocks were read, then dropped
+    # the same tables with the chromosomes loaded whole (same blocks: the same statistics)
+    monkeypatch.setattr(cis, "open_chromosome", functools.partial(load_chromosome, block=block))
+    ref = map_cis(c.genotype_df, c.variant_df, c.phenotype_df, c.phenotype_pos_df, c.covariates_df, **kwargs)
+    ref = calculate_qvalues(ref, qvalue_lambda=0.5)
+    pd.testing.assert_frame_equal(got, ref, check_exact=False, rtol=1e-12, atol=0)
+    ref_ind = map_independent(
+        c.genotype_df,
+        c.variant_df,
+        ref,
+        c.phenotype_df,
+        c.phenotype_pos_df,
+        c.covariates_df,
+        fdr=0.5,
+        **kwargs,
+    )
+    pd.testing.assert_frame_equal(ind, ref_ind, check_exact=False, rtol=1e-12, atol=0)

@@ -17,20 +17,21 @@ variants are ordered by (position, ID) within a chromosome whatever the input or
 with missing values are skipped with a warning (tensorQTL returns NaN for them); variants
 collinear with the covariates (``R^2 > 1 - 1e-10``) are not testable, like monomorphic ones.
 
-Genotypes are read once per chromosome, held as int8 (hard calls; float32 for dosages: the only
-chromosome-sized array), and every per-variant quantity (imputed mean, allele counts, residual
-norm on the covariates) is computed once per chromosome in float64 (:mod:`.cis_kernels`).
+Genotypes are streamed by blocks of variants. :func:`map_nominal` reads each block once
+(:func:`.cis_nominal.write_nominal_streamed`): per-variant statistics, one product with the
+phenotypes whose windows meet the block, pairs written per phenotype once its window is read.
+:func:`map_cis` and :func:`map_independent` make one pass for the per-variant statistics (imputed
+mean, allele counts, residual norm on the covariates, in float64; :func:`.cis_kernels.open_chromosome`),
+then read the int8 blocks under the current windows on demand and drop those the windows have
+left (:class:`.cis_kernels.BlockStore`).
 
-Memory (not yet bounded independently of the chromosome size): peak RSS is about
-``V n`` bytes (int8 hard calls; ``4 V n`` for dosages) for the ``V`` variants of the largest
-chromosome over ``n`` samples, plus ~150 bytes per variant (IDs, positions, float64 statistics),
-plus the working set of one window: float64 rows of the blocks under the current windows
-(nominal: at most ``16,384 n 8`` bytes, 58 MB at n = 445) and, with ``P`` permutations, the
-permuted phenotypes (``12 P n`` bytes, float64 and float32) and one float32 product block
-(``1,024 P 4`` bytes): 0.2 GB for GEUVADIS chr18 (367,759 variants x 445), but 2.5 GB of int8
-for a GTEx-sized chr1 (3M variants x 838 donors). Streaming a chromosome in variant blocks with
-a sliding window over the position-sorted phenotypes (``read_chrom(start=, stop=)``) would bound
-it by the window span; not done yet.
+Memory: the genotype blocks under the current windows (int8 hard calls, float32 dosages; a
+window plus a block at each end), with their float64 and float32 copies (``12 n`` bytes per
+window variant, ~50 MB for a 1 Mb window of GEUVADIS chr18), ~150 bytes per variant of the
+chromosome (IDs, positions, float64 statistics), and with ``P`` permutations the permuted
+phenotypes (``12 P n`` bytes) and one float32 product block (``1,024 P 4`` bytes); it does not grow
+with the number of genotype calls. A source that does not list a chromosome's variants by
+position (an unsorted DataFrame) is loaded whole (``V n`` bytes of int8).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from .cis_kernels import (
     association_stats,
     extend_basis,
     load_chromosome,
+    open_chromosome,
     residual_unit,
     scan_permutations,
 )
@@ -327,7 +329,7 @@ class _Chromosomes:
     def get(self, chrom: str):
         if chrom != self.chrom:
             self.state = None  # free the previous chromosome before reading the next
-            chromg = load_chromosome(
+            chromg = open_chromosome(
                 self.inputs.source, chrom, samples=self.inputs.cohort.genotype_ids, q=self.inputs.q
             )
             keep = np.flatnonzero(
@@ -675,7 +677,7 @@ def map_independent(
     rows, index = [], []
     ticker = Ticker(inputs.n_phenotypes, desc="cis independent", enabled=show_progress)
     for chrom, pids in inputs.by_chrom.items():
-        chromg = load_chromosome(inputs.source, chrom, samples=inputs.cohort.genotype_ids, q=inputs.q)
+        chromg = open_chromosome(inputs.source, chrom, samples=inputs.cohort.genotype_ids, q=inputs.q)
         keep = np.flatnonzero(
             chromg.testable
             & _variant_filter(chromg, maf_threshold=maf_threshold, mac_threshold=mac_threshold)

@@ -33,6 +33,7 @@ from scipy import special
 from ..errors import InputError
 
 __all__ = [
+    "BlockStore",
     "ChromGenotypes",
     "ScanResult",
     "WindowCache",
@@ -42,6 +43,7 @@ __all__ = [
     "extend_basis",
     "float32_error_factor",
     "load_chromosome",
+    "open_chromosome",
     "read_block",
     "residual_unit",
     "scan_permutations",
@@ -136,6 +138,8 @@ class ChromGenotypes:
             float64, ``len(rows)`` x samples; missing calls hold the float64 variant mean.
         """
         idx = np.arange(self.n_variants)[rows] if isinstance(rows, slice) else np.asarray(rows)
+        if isinstance(self.store, BlockStore):
+            return self.store.rows64(idx, self.mean)
         out = self.store[rows].astype(np.float64)
         if self.miss_rows.size and idx.size:
             loc = np.searchsorted(self.miss_rows, idx)
@@ -144,6 +148,63 @@ class ChromGenotypes:
             for k in np.flatnonzero(hit):
                 out[k, self.miss_mask[loc_clip[k]]] = self.mean[idx[k]]
         return out
+
+
+class BlockStore:
+    """A chromosome's genotypes read block by block on demand, blocks left of the windows dropped.
+
+    Stands in for the chromosome-sized ``ChromGenotypes.store`` when the source lists the
+    variants by (position, ID) (:func:`open_chromosome`): a block of ``block`` variants is read
+    (:func:`read_block`) the first time a row of it is asked for, and :meth:`release` drops the
+    blocks before a row once the phenotype windows have moved past it. With phenotypes in
+    position order the blocks held span one window plus a block on each side, whatever the
+    number of variants. ``peak_blocks`` records the most blocks held at once.
+
+    Parameters
+    ----------
+    source, chrom, samples
+        Where the genotypes come from (as :func:`read_block`).
+    n_variants
+        Variants of the chromosome.
+    block
+        Variants per block.
+    """
+
+    def __init__(self, source, chrom: str, *, samples, n_variants: int, block: int):
+        self.source, self.chrom, self.samples = source, chrom, list(samples)
+        self.shape = (n_variants, len(self.samples))
+        self.block = block
+        self.blocks: dict[int, np.ndarray] = {}
+        self.peak_blocks = 0
+        self.reads = 0
+
+    def _get(self, k: int) -> np.ndarray:
+        if k not in self.blocks:
+            start, stop = k * self.block, min((k + 1) * self.block, self.shape[0])
+            raw, codes = read_block(self.source, self.chrom, samples=self.samples, start=start, stop=stop)
+            self.blocks[k] = codes if codes is not None else raw  # int8 (negative missing) or float32 (NaN)
+            self.reads += 1
+            self.peak_blocks = max(self.peak_blocks, len(self.blocks))
+        return self.blocks[k]
+
+    def rows64(self, idx: np.ndarray, mean: np.ndarray) -> np.ndarray:
+        """float64 rows ``idx`` with missing calls set to the variant's ``mean`` (the imputed value)."""
+        out = np.empty((idx.size, self.shape[1]))
+        ks = idx // self.block
+        for k in np.unique(ks):
+            sel = np.flatnonzero(ks == k)
+            values = self._get(int(k))[idx[sel] - k * self.block]
+            missing = values < 0 if values.dtype == np.int8 else np.isnan(values)
+            part = values.astype(np.float64)
+            if missing.any():
+                part[missing] = np.broadcast_to(mean[idx[sel], None], part.shape)[missing]
+            out[sel] = part
+        return out
+
+    def release(self, first_row: int) -> None:
+        """Drop the blocks that end before chromosome row ``first_row``."""
+        for k in [k for k in self.blocks if (k + 1) * self.block <= first_row]:
+            del self.blocks[k]
 
 
 def _residual_norms(centered: np.ndarray, cnorm2: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -414,6 +475,48 @@ def _loaded_blocks(source, chrom: str, *, samples: list, q: np.ndarray, n_var: i
                 yield inflight.popleft().result()
         while inflight:
             yield inflight.popleft().result()
+
+
+def open_chromosome(source, chrom: str, *, samples, q: np.ndarray, block: int = LOAD_BLOCK) -> ChromGenotypes:
+    """:func:`load_chromosome` with the genotypes kept on disk: read once for the statistics, then by block.
+
+    When the source lists the chromosome's variants by (position, ID), a first pass computes every
+    per-variant statistic (exactly as :func:`load_chromosome`, blocks discarded), and the store is a
+    :class:`BlockStore` that reads the blocks the windows need (:meth:`ChromGenotypes.rows64` gives
+    the same float64 rows); otherwise the chromosome is loaded (:func:`load_chromosome`).
+
+    Parameters
+    ----------
+    source, chrom, samples, q, block
+        As :func:`load_chromosome`.
+
+    Returns
+    -------
+    ChromGenotypes
+        Its ``store`` a :class:`BlockStore` (memory: the blocks under the current windows, plus
+        ~150 bytes per variant) or the loaded array.
+    """
+    ids, pos, order = chromosome_variants(source, chrom)
+    if not np.array_equal(order, np.arange(order.size)):
+        return load_chromosome(source, chrom, samples=samples, q=q, block=block)
+    samples = list(samples)
+    stats = {name: np.empty(ids.size, dtype=dt) for name, dt in _STATS}
+    for start, stop, _, _, block_stats, _, _ in _loaded_blocks(
+        source, chrom, samples=samples, q=q, n_var=ids.size, block=block
+    ):
+        for name, _ in _STATS:
+            stats[name][start:stop] = block_stats[name]
+    store = BlockStore(source, chrom, samples=samples, n_variants=ids.size, block=block)
+    empty = np.empty(0, dtype=np.int64)
+    return ChromGenotypes(
+        chrom=chrom,
+        ids=ids,
+        pos=pos,
+        store=store,
+        miss_rows=empty,
+        miss_mask=np.empty((0, len(samples)), dtype=bool),
+        **stats,
+    )
 
 
 def load_chromosome(source, chrom: str, *, samples, q: np.ndarray, block: int = LOAD_BLOCK) -> ChromGenotypes:
@@ -729,9 +832,11 @@ class WindowCache:
         return self._blocks[k]
 
     def release(self, first_kept: int) -> None:
-        """Forget the blocks that end before tested variant number ``first_kept``."""
+        """Forget the blocks ending before tested variant ``first_kept`` (and the genotype blocks there)."""
         for k in [k for k in self._blocks if (k + 1) * self.block <= first_kept]:
             del self._blocks[k]
+        if isinstance(self.chromg.store, BlockStore) and first_kept < self.keep.size:
+            self.chromg.store.release(int(self.keep[first_kept]))
 
     def pieces(self, vidx: np.ndarray):
         """Yield ``(offset, rows, x64, norms, ratio, exact, z32)`` slices covering the window ``vidx``."""
