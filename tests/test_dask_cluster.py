@@ -144,13 +144,10 @@ def _status(out: Path) -> dict[str, dict]:
     return found
 
 
-def _worker_running(address: str, pair: str) -> str | None:
+def _worker_running(client, pair: str) -> str | None:
     """Name of the worker whose processing tasks include ``pair``'s task (asked of the scheduler)."""
-    from distributed import Client
-
-    with Client(address, timeout="30s", set_as_default=False) as client:
-        processing = client.processing()
-        workers = client.scheduler_info(n_workers=-1)["workers"]
+    processing = client.processing()
+    workers = client.scheduler_info(n_workers=-1)["workers"]
     for worker, keys in processing.items():
         if any(f"pair-{pair}-" in str(key) for key in keys):
             return str(workers[worker]["name"])
@@ -158,15 +155,19 @@ def _worker_running(address: str, pair: str) -> str | None:
 
 
 def _kill_a_worker_while_it_fits(cluster: Cluster, out: Path, run: subprocess.Popen) -> str:
+    """SIGKILL the worker running a pair whose status.json shows its fit started and not finished."""
+    from distributed import Client
+
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and run.poll() is None:
-        for name, status in _status(out).items():
-            if status.get("holdout") == "done" and "fit" not in status and "pair" not in status:
-                worker = _worker_running(cluster.address, name)
-                if worker in cluster.workers:  # the worker process itself (no nanny to restart it)
-                    os.kill(cluster.workers[worker].pid, signal.SIGKILL)
-                    return name
-        time.sleep(0.05)
+    with Client(cluster.address, timeout="30s", set_as_default=False) as client:
+        while time.monotonic() < deadline and run.poll() is None:
+            for name, status in _status(out).items():
+                if status.get("holdout") == "done" and "fit" not in status and "pair" not in status:
+                    worker = _worker_running(client, name)
+                    if worker in cluster.workers:  # the worker process itself (no nanny to restart it)
+                        os.kill(cluster.workers[worker].pid, signal.SIGKILL)
+                        return name
+            time.sleep(0.05)
     raise AssertionError("no pair was caught in its fit")
 
 
