@@ -186,6 +186,14 @@ def test_deleted_partition_is_named_before_a_rerun(sim, tmp_path):
         run_pipeline(_config(str(prepared)), out_dir=tmp_path / "run")
 
 
+def test_partition_deleted_from_the_run_folder_is_named_on_rerun(sim_dir, tmp_path):
+    config = _config(str(sim_dir))
+    run_pipeline(config, out_dir=tmp_path)
+    (tmp_path / "data" / "counts" / "chr1.parquet").unlink()
+    with pytest.raises(InputError, match="counts/chr1.parquet"):
+        run_pipeline(config, out_dir=tmp_path)
+
+
 def test_lost_worker_message_and_status_file(tmp_path):
     """A task that did not return because its worker died is 'worker lost', written to status.json."""
     from types import SimpleNamespace
