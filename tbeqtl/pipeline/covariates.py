@@ -175,6 +175,7 @@ def genotype_pcs_streamed(chunks: Iterable[pd.DataFrame], *, n_pcs: int = 5) -> 
     decreasing) the scores are ``V_k sqrt(d_k)``, the same as ``V_k s_k`` of the SVD
     ``Z = U diag(s) V^T`` since ``d_k = s_k^2``; each component's sign is fixed so that its
     largest-magnitude individual score is positive. Memory: one chunk plus N x N float64.
+    Components whose eigenvalues (nearly) tie are not identified, by this or by the SVD.
 
     Parameters
     ----------

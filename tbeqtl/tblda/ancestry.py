@@ -280,7 +280,8 @@ def _checked_chunks(chunks: Iterable[pd.DataFrame], individuals: pd.Index | None
                     ids=chunk.columns.symmetric_difference(individuals, sort=False),
                 )
             chunk = chunk[individuals]
-        duplicated = chunk.index[chunk.index.duplicated() | chunk.index.isin(list(seen))]
+        again = np.fromiter((snp in seen for snp in chunk.index), dtype=bool, count=len(chunk))
+        duplicated = chunk.index[chunk.index.duplicated() | again]
         if len(duplicated):
             raise InputError("SNP IDs occur more than once in the genotype chunks", ids=duplicated.unique())
         seen.update(chunk.index)
