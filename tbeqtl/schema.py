@@ -759,9 +759,9 @@ _register(TableSchema(
         Column("n_genes", "int", "genes on the gene chromosome"),
         Column("n_snps", "int", "SNPs on the SNP chromosome"),
         Column("seconds", "float", "wall time of this invocation (0 when already finished)"),
-        Column("seconds_load", "float", "of which reading the pair's partitions and subsetting them to the fit "
-               "samples (0 when already finished)", required=False),
-        Column("seconds_fit", "float", "of which the TBLDA fit (or loading the fitted model)", required=False),
+        Column("seconds_load", "float", "of which reading the pair's partitions and subsetting "
+               "them to the fit samples (0 when already finished)", required=False),
+        Column("seconds_fit", "float", "of which the TBLDA fit (or loading the model)", required=False),
         Column("seconds_map", "float", "of which the eQTL mapping stage", required=False),
     ),
 ))

@@ -621,7 +621,9 @@ def _context(
     pending = _pending(layout.root, pairs)
     ancestry = inp.ancestry_files(config, prepared, data_dir, in_place=in_place, run_dir=layout.root)
     covariates = (
-        inp.tissue_covariates(config, prepared, design_df, known_df, geno_pcs_df, tissues) if pending else {}
+        inp.tissue_covariates(
+            config, prepared, design_df=design_df, known_df=known_df, geno_pcs_df=geno_pcs_df, tissues=tissues
+        ) if pending else {}
     )
     ctx = PairContext(
         config,

@@ -364,6 +364,7 @@ def _config_ancestry_ids_only(config: PipelineConfig, prepared) -> None:
 def tissue_covariates(
     config: PipelineConfig,
     prepared,
+    *,
     design_df: pd.DataFrame,
     known_df: pd.DataFrame,
     geno_pcs_df: pd.DataFrame,
