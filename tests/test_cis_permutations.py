@@ -313,3 +313,28 @@ def test_phenotype_without_variant_in_window_is_skipped_and_counted(cohort, capl
         )
     assert "1 phenotype(s) without a testable variant in their cis window skipped" in caplog.text
     assert last not in got.index and len(got) == len(pos) - 1
+
+
+@pytest.mark.parametrize("offset", [-1, 1])
+def test_mirrored_top_variants_tie_and_the_first_is_reported(cohort, offset):
+    """A variant and its mirror (2 - g) have the same r^2: the first in position order is the top."""
+    c = cohort
+    pid = c.phenotype_df.index[0]
+    top = c.causal[pid][0]
+    g = c.genotype_df.loc[top]
+    mirror = g.where(g < 0, 2 - g).astype(np.int8).rename("mirror")
+    geno = pd.concat([c.genotype_df, mirror.to_frame().T])
+    vdf = pd.concat(
+        [c.variant_df, c.variant_df.loc[[top]].set_axis(["mirror"]).assign(pos=lambda d: d["pos"] + offset)]
+    )
+    df = map_cis(
+        geno,
+        vdf,
+        c.phenotype_df.loc[[pid]],
+        c.phenotype_pos_df,
+        c.covariates_df,
+        nperm=20,
+        seed=1,
+        window=WINDOW,
+    )
+    assert df.loc[pid, "variant_id"] == ("mirror" if offset < 0 else top)

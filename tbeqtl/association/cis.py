@@ -62,6 +62,9 @@ __all__ = ["CIS_COLUMNS", "map_cis", "map_independent", "map_nominal"]
 
 logger = logging.getLogger(__name__)
 
+#: Relative tolerance on ``r^2`` within which variants tie for the top (the first one is reported).
+TIE_RTOL = 1e-12
+
 #: map_cis output columns (index ``phenotype_id``), tensorQTL's order.
 CIS_COLUMNS = [
     "num_var",
@@ -271,7 +274,10 @@ def _top_row(
     if not ok.any():
         return None
     st = association_stats(scan.dots * y_norm, scan.res_norm, y_norm=y_norm, df=dof)
-    i = int(np.argmax(np.where(ok, st["r2"], -1.0)))  # first variant on ties
+    r2 = np.where(ok, st["r2"], -1.0)
+    # first variant on ties (tensorQTL), ties taken to float64 rounding: mirrored variants (g and
+    # 2 - g) have the same r^2 up to ~1e-16, and which one rounds higher depends on the BLAS threads
+    i = int(np.argmax(r2 >= r2.max() * (1.0 - TIE_RTOL)))
     v = int(vidx[i])
     r2_top = float(st["r2"][i])
     start, end = inputs.bounds(pid)
