@@ -261,11 +261,9 @@ def prepare_cis(
     if df < 1:
         raise InputError(f"no residual degrees of freedom: {n} samples, {basis.n_covariates} covariates")
     positions, has_end = phenotype_positions(phenotype_pos_df, cohort.phenotype_df.index)
-    usable = _usable_phenotypes(cohort.phenotype_df.loc[positions.index], basis.q)
-    positions = positions.loc[positions.index.isin(usable)]
-    chroms = set(source.variant_df["chrom"].unique())
+    chroms = set(source.chromosomes)
     absent = ~positions["chrom"].isin(chroms)
-    if absent.any():
+    if absent.any():  # before the checks of the values: only the phenotypes mapped are residualised
         logger.warning(
             "%d phenotype(s) on chromosomes without variants skipped (%s): %s",
             int(absent.sum()),
@@ -273,6 +271,8 @@ def prepare_cis(
             format_ids(positions.index[absent]),
         )
         positions = positions.loc[~absent]
+    usable = _usable_phenotypes(cohort.phenotype_df.loc[positions.index], basis.q)
+    positions = positions.loc[positions.index.isin(usable)]
     by_chrom = {}
     for chrom in sorted(positions["chrom"].unique(), key=chrom_sort_key):
         sub = positions[positions["chrom"] == chrom]

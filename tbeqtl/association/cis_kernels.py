@@ -47,6 +47,7 @@ __all__ = [
     "read_block",
     "residual_unit",
     "scan_permutations",
+    "worker_count",
 ]
 
 logger = logging.getLogger(__name__)
@@ -448,6 +449,17 @@ def chromosome_variants(source, chrom: str) -> tuple[np.ndarray, np.ndarray, np.
     return ids, pos, _position_order(pos, ids)
 
 
+#: Most worker threads of the block passes (each holds a block or two in flight).
+MAX_WORKERS = 8
+
+
+def worker_count() -> int:
+    """Worker threads of the block passes: ``OMP_NUM_THREADS`` (``--threads``), else the CPUs; at most 8."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    n = int(env) if env.isdigit() else len(os.sched_getaffinity(0))
+    return max(1, min(n, MAX_WORKERS))
+
+
 def _loaded_blocks(source, chrom: str, *, samples: list, q: np.ndarray, n_var: int, block: int):
     """Yield ``(start, stop, raw, codes, stats, rows_nan, masks)`` per block, in order.
 
@@ -465,8 +477,7 @@ def _loaded_blocks(source, chrom: str, *, samples: list, q: np.ndarray, n_var: i
         buf = np.empty((stop - start, len(samples)))
         return (start, stop, raw, codes, *_block_stats(raw, q, buf, codes=codes))
 
-    env = os.environ.get("OMP_NUM_THREADS", "")
-    workers = max(1, int(env) if env.isdigit() else len(os.sched_getaffinity(0)))
+    workers = worker_count()
     with ThreadPoolExecutor(max_workers=workers) as pool, threadpool_limits(limits=1, user_api="blas"):
         inflight = deque()
         for start in range(0, n_var, block):

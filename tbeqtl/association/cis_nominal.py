@@ -11,7 +11,6 @@ does not grow with the number of pairs.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 from collections import deque
@@ -33,6 +32,7 @@ from .cis_kernels import (
     chromosome_variants,
     read_block,
     residual_unit,
+    worker_count,
 )
 
 __all__ = ["ParquetStream", "pair_schema", "write_nominal_chromosome", "write_nominal_streamed"]
@@ -376,13 +376,6 @@ def _interaction_group(
 
 
 # --------------------------------------------------------------------------------------------- streamed
-def worker_count() -> int:
-    """Worker threads of the streamed pass: ``OMP_NUM_THREADS`` (what ``--threads`` sets), else the CPUs."""
-    env = os.environ.get("OMP_NUM_THREADS", "")
-    n = int(env) if env.isdigit() else len(os.sched_getaffinity(0))
-    return max(1, n)
-
-
 class _BlockReader:
     """Blocks of a chromosome's variants in (position, ID) order, as :func:`read_block` gives them.
 
