@@ -1,11 +1,14 @@
 """Nominal cis pairs of one chromosome, streamed to parquet (see :func:`tbeqtl.association.cis.map_nominal`).
 
-Phenotypes are taken in groups of neighbours whose windows overlap: the union of their windows
-is multiplied by the group's residualised phenotypes in one product, then each phenotype's
-window is cut out. The float64 rows come from a :class:`~tbeqtl.association.cis_kernels.WindowCache`
-(each variant converted once while the windows slide over it). Rows go to a
-:class:`pyarrow.parquet.ParquetWriter` in row groups, written by a background thread, so memory
-does not grow with the number of pairs.
+:func:`write_nominal_streamed` (every non-interaction run) reads the chromosome in blocks of
+variants on worker threads: each block's per-variant statistics, one product of its centred float64
+rows with the residualised phenotypes whose windows meet it, and the pairs of each phenotype cut
+out; a phenotype is written once the blocks have passed the end of its window. Genotype memory is
+a few blocks, whatever the number of variants. :func:`write_nominal_chromosome` (interaction
+terms) works on a loaded chromosome: phenotypes in groups of neighbours whose windows overlap, the
+union of their windows converted once (:class:`~tbeqtl.association.cis_kernels.WindowCache`).
+Rows go to a :class:`pyarrow.parquet.ParquetWriter` in row groups, written by a background
+thread, so memory does not grow with the number of pairs.
 """
 
 from __future__ import annotations
