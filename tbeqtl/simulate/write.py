@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from .. import __version__
 from ..atomic import atomic_path, atomic_write, make_temp_dir, write_json, write_table
@@ -143,7 +143,7 @@ def _ols(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     slope = (xc @ yc) / sxx
     sse = max(yc @ yc - slope * (xc @ yc), 0.0)
     se = np.sqrt(sse / (n - 2) / sxx)
-    pval = 2.0 * stats.t.sf(abs(slope / se), n - 2) if se > 0 else 0.0
+    pval = 2.0 * float(special.stdtr(n - 2, -abs(slope / se))) if se > 0 else 0.0
     return float(slope), float(se), float(pval)
 
 
