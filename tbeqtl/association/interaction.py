@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from ..errors import InputError
 
@@ -333,7 +333,7 @@ class InteractionModel:
         theta = np.einsum("vjk,vk->vj", r_inv, qty)
         se = np.sqrt(rss / self.dof)[:, None] * np.sqrt(np.einsum("vjk,vjk->vj", r_inv, r_inv))
         with np.errstate(divide="ignore", invalid="ignore"):
-            pval = 2.0 * stats.t.sf(np.abs(theta / se), self.dof)
+            pval = 2.0 * special.stdtr(self.dof, -np.abs(theta / se))  # = 2 t.sf(|t|), bit for bit
         order = [m] + [j for t in range(m) for j in (t, m + 1 + t)]  # g, then (i_t, g*i_t) per term
         out = np.empty((theta.shape[0], len(self.columns)))
         for slot, j in enumerate(order):

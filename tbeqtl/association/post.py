@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from scipy import stats
 
 from ..errors import InputError, format_ids
 from .cis_inputs import chrom_sort_key
@@ -100,6 +99,8 @@ def calculate_qvalues(
     if pval_col == "pval_beta" and n_sig:
         p_t = _min_p_threshold(p, q, fdr)
         logger.info("min p-value threshold at FDR %g: %.6g", fdr, p_t)
+        from scipy import stats  # imported where used (0.3 s)
+
         cis_df["pval_nominal_threshold"] = stats.beta.ppf(
             p_t, cis_df["beta_shape1"].to_numpy(float), cis_df["beta_shape2"].to_numpy(float)
         )
