@@ -267,7 +267,10 @@ class MappingConfig:
     cis_dist
         cis window in bp (MatrixEQTL default 1e6).
     output_pvalue
-        Tests with a p-value at or below this are written (the FDR still counts every test).
+        Tests with a p-value at or below this are written to ``cis.tsv`` / ``trans.tsv`` (the FDR
+        still counts every test; every test with p at or below ``fdr`` is kept as a candidate
+        whatever this is). Default 0.1, the default ``fdr``: 1.0 writes every test, which at GTEx
+        scale is tens of millions of rows per tissue and chromosome pair.
     factor_sets
         Which of ``"all"``, ``"tissue"``, ``"general"`` to map.
     exhaustive
@@ -293,7 +296,7 @@ class MappingConfig:
 
     fdr: float = 0.1
     cis_dist: float = 1e6
-    output_pvalue: float = 1.0
+    output_pvalue: float = 0.1
     factor_sets: tuple[str, ...] = ("all", "tissue", "general")
     exhaustive: bool = True
     tissues: tuple[str, ...] = ()

@@ -239,6 +239,33 @@ def factor_blocks(ranking_df: pd.DataFrame, *, topics: list[int] | None = None) 
     return blocks
 
 
+def _block_tests(inputs: TissueInputs, blocks: dict[int, tuple[pd.Index, pd.Index]], *, cis_dist: float,
+                 expression_df: pd.DataFrame | None = None,
+                 covariates_df: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[list[int]]]:
+    """Every distinct SNP-gene test of the factor blocks, sorted by (snp, gene), and its topics.
+
+    Each block is tested by its own engine call; a pair proposed by several topics is tested once
+    per block with the same result and kept once, with the sorted list of its topics.
+    """
+    frames = []
+    for topic, (snps, genes) in blocks.items():
+        frame = _all_tests(_engine(inputs, snps, genes, cis_dist=cis_dist, pv=1.0,
+                                   expression_df=expression_df, covariates_df=covariates_df))
+        if len(frame) != len(snps) * len(genes):  # pragma: no cover
+            raise RuntimeError("the association engine did not return every requested test")
+        frames.append(frame.assign(topic=int(topic)))
+    allt = pd.concat(frames, ignore_index=True)
+    by_pair = allt.groupby(["snp", "gene"], sort=True)["topic"]
+    first = allt.drop_duplicates(["snp", "gene"]).set_index(["snp", "gene"]).loc[by_pair.size().index]
+    tests = first.drop(columns="topic").reset_index()
+    if int(allt["topic"].max()) >= 63:  # more topics than bits: the slow, general way
+        return tests, [sorted(ts) for ts in by_pair.agg(list)]
+    masks = (np.int64(1) << allt["topic"].to_numpy(np.int64))
+    masks = pd.Series(masks, index=allt.index).groupby([allt["snp"], allt["gene"]], sort=True).sum()
+    lists = {int(m): [t for t in range(63) if (int(m) >> t) & 1] for m in np.unique(masks.to_numpy())}
+    return tests, [lists[int(m)] for m in masks.to_numpy()]  # shared lists, never mutated downstream
+
+
 def map_factor_blocks(
     inputs: TissueInputs,
     blocks: dict[int, tuple[pd.Index, pd.Index]],
@@ -270,27 +297,16 @@ def map_factor_blocks(
     null_df : pandas.DataFrame
         ``snp, gene, class, permutation, p_value`` of the permuted runs.
     """
-    wanted = []
-    for topic in sorted(blocks):
-        snps, genes = blocks[topic]
-        snps = snps.intersection(inputs.genotype_df.index, sort=False)
-        genes = genes.intersection(inputs.expression_df.index, sort=False)
-        wanted += [(s, g, topic) for s in snps for g in genes]
-    if not wanted:
+    blocks = {topic: (snps.intersection(inputs.genotype_df.index, sort=False),
+                      genes.intersection(inputs.expression_df.index, sort=False))
+              for topic, (snps, genes) in sorted(blocks.items())}
+    blocks = {topic: block for topic, block in blocks.items() if len(block[0]) and len(block[1])}
+    if not blocks:
         raise InputError(f"tissue {inputs.tissue!r}: no factor block has both SNPs and genes to test")
-    wanted_df = pd.DataFrame(wanted, columns=["snp", "gene", "topic"])
-    topics = wanted_df.groupby(["snp", "gene"], sort=True)["topic"].agg(
-        lambda s: sorted(set(int(t) for t in s)))
-    union_snps = pd.Index(sorted(wanted_df["snp"].unique()))
-    union_genes = pd.Index(sorted(wanted_df["gene"].unique()))
-    # one engine call over the union SNPs x union genes, then keep the block pairs (a pair's test
-    # does not depend on which other pairs are tested)
-    allt = _all_tests(_engine(inputs, union_snps, union_genes, cis_dist=cis_dist, pv=1.0))
-    tests = allt.set_index(["snp", "gene"]).reindex(topics.index)
-    if tests["p_value"].isna().any():
-        raise RuntimeError("the association engine did not return every requested test")  # pragma: no cover
-    tests["topics"] = topics
-    tests = tests.reset_index()
+    # one engine call per factor block (a pair's test does not depend on which other pairs are
+    # tested), so memory holds the blocks' tests, never the union SNPs x union genes
+    tests, topic_lists = _block_tests(inputs, blocks, cis_dist=cis_dist)
+    tests["topics"] = topic_lists
     if inputs.gene_types_s is not None:
         tests["gene_type"] = inputs.gene_types_s.reindex(tests["gene"]).to_numpy()
     rng = np.random.default_rng(seed)
@@ -302,9 +318,7 @@ def map_factor_blocks(
                             columns=cols)
         covs = pd.DataFrame(inputs.covariates_df.to_numpy()[:, perm], index=inputs.covariates_df.index,
                             columns=cols)
-        null = _all_tests(_engine(inputs, union_snps, union_genes, cis_dist=cis_dist, pv=1.0,
-                                  expression_df=expr, covariates_df=covs))
-        null = null.set_index(["snp", "gene"]).reindex(topics.index).reset_index()
+        null, _ = _block_tests(inputs, blocks, cis_dist=cis_dist, expression_df=expr, covariates_df=covs)
         null_frames.append(null[["snp", "gene", "class", "p_value"]].assign(permutation=b))
     null_df = (pd.concat(null_frames, ignore_index=True) if null_frames
                else pd.DataFrame(columns=["snp", "gene", "class", "p_value", "permutation"]))
