@@ -382,3 +382,57 @@ def test_report_states_the_guarantee_of_the_scope(tmp_path):
     one = _fdr_guarantee(data)
     assert one.startswith("Calls: fdr_all < 0.05, one Benjamini-Hochberg FDR over every test of the factor")
     assert "per family" not in one
+
+
+@pytest.mark.parametrize("scope", ["family", "all"])
+def test_gather_reads_only_candidates_that_can_reach_the_level(tmp_path, rng, scope):
+    """The gather's two-pass read (K per family, then the rows under level K / m) gives the same
+    fdr_genome / fdr_all for every row at or below the level as BH (statsmodels) over all tests,
+    while reading far fewer rows than the candidates."""
+    from tbeqtl.layout import RunLayout
+    from tbeqtl.pipeline.jobs.gather import _read_candidates
+
+    level, files, tests_rows, full = 0.1, [], [], []
+    layout = RunLayout(tmp_path)
+    for pair_i, (gchrom, schrom) in enumerate([("chr1", "chr2"), ("chr2", "chr1")]):
+        pl = layout.pair(gchrom, schrom)
+        for tissue in ("T", "U"):
+            m = 4000
+            # T: 40 strong signals (few candidates can reach the level); U: 40 % signals at p < 0.005
+            # (BH calls nearly every candidate there, so the bound level * K / m is tight)
+            n_sig = 40 if tissue == "T" else int(0.4 * m)
+            hi = 1e-4 if tissue == "T" else 0.005
+            p = np.concatenate([rng.uniform(0, 1, m - n_sig), rng.uniform(0, hi, n_sig)])
+            gtypes = rng.choice(["protein_coding", "lincRNA"], size=m)
+            df = pd.DataFrame({"class": "trans", "snp": [f"s{pair_i}_{i}" for i in range(m)],
+                               "gene": [f"g{i % 50}" for i in range(m)], "beta": 1.0, "t_stat": 1.0,
+                               "p_value": p, "fdr": 1.0, "gene_type": gtypes, "topics": ""})
+            path = tmp_path / f"{pl.name}_{tissue}.parquet"
+            df.loc[df["p_value"] <= level].to_parquet(path)
+            files.append((path, pl, gchrom, schrom, "all", tissue))
+            full.append(df.assign(pair=pl.name, factor_set="all", tissue=tissue))
+            for group in ("protein_coding", "lincRNA"):
+                tests_rows.append({"factor_set": "all", "tissue": tissue, "class": "trans",
+                                   "gene_type": group, "n_tests": int((gtypes == group).sum())})
+            tests_rows.append({"factor_set": "all", "tissue": tissue, "class": "trans", "gene_type": "all",
+                               "n_tests": m})
+    read = pd.concat(_read_candidates(files, tests_rows, level=level, scope=scope), ignore_index=True)
+    everything = pd.concat(full, ignore_index=True)
+    in_t, every_t = read["tissue"] == "T", everything["tissue"] == "T"
+    if scope == "family":  # with "all" the factor set's bound (U's signals in its K) applies too
+        assert in_t.sum() < 0.25 * (everything.loc[every_t, "p_value"] <= level).sum()  # ~ level K / m
+    # reference: statsmodels BH per pooled family (tissue x gene-type group, both pairs) over all tests
+    for (tissue, group), fam in everything.groupby(["tissue", "gene_type"]):
+        fam = fam.assign(q=multipletests(fam["p_value"], method="fdr_bh")[1])
+        expected = fam.loc[fam["q"] <= level].set_index(["pair", "snp"])["q"]
+        got = genome_wide_fdr(read, pd.DataFrame(tests_rows), level=level)
+        got = pd.Series(got, index=pd.MultiIndex.from_frame(read[["pair", "snp"]]))
+        got = got[(read["tissue"] == tissue).to_numpy() & (read["gene_type"] == group).to_numpy()].dropna()
+        pd.testing.assert_series_equal(got.sort_index(), expected.sort_index(), check_names=False, rtol=1e-12)
+    if scope == "all":
+        q_all = multipletests(everything["p_value"], method="fdr_bh")[1]
+        expected = pd.Series(q_all, index=pd.MultiIndex.from_frame(everything[["pair", "tissue", "snp"]]))
+        expected = expected[expected <= level]
+        got = pd.Series(all_tests_fdr(read, pd.DataFrame(tests_rows), level=level),
+                        index=pd.MultiIndex.from_frame(read[["pair", "tissue", "snp"]])).dropna()
+        pd.testing.assert_series_equal(got.sort_index(), expected.sort_index(), check_names=False, rtol=1e-12)

@@ -118,6 +118,72 @@ def _counts_table(
     return out.sort_values(["factor_set", "tissue", "class", "gene_type"], ignore_index=True)
 
 
+def _family_keys(df: pd.DataFrame, factor_set: str, tissue: str, *, by_type: bool) -> pd.Series:
+    """``factor_set/tissue/class/gene-type group`` of each candidate row (the genome-wide FDR family)."""
+    from ...association.result import gene_type_group
+
+    if by_type and "gene_type" in df.columns:
+        groups = {v: gene_type_group(v) for v in pd.unique(df["gene_type"])}
+        gtype = df["gene_type"].map(groups).astype(str)
+    else:
+        gtype = pd.Series("all" if not by_type else gene_type_group(np.nan), index=df.index)
+    return f"{factor_set}/{tissue}/" + df["class"].astype(str) + "/" + gtype
+
+
+def _read_candidates(files: list[tuple], tests_rows: list[dict], *, level: float,
+                     scope: str) -> list[pd.DataFrame]:
+    """Read the candidates that can reach ``fdr_genome`` (or ``fdr_all``) below ``level``, in two passes.
+
+    In a family of ``m`` tests with ``K`` candidates (``p <= level``), BH gives
+    ``q_i = min_{j >= i} p_(j) m / j`` with ``j <= K``, so ``q_i < level`` needs ``p_i < level K / m``;
+    the candidates at or above that bound are the family's largest p-values, so leaving them out
+    changes neither the ranks of the others nor any value at or below ``level`` (those left out
+    would be NaN). The first pass reads only the p-values and family columns, to count ``K``; the
+    second keeps the rows under their family's bound (and, with ``scope = "all"``, under their
+    factor set's) and the run's own calls. At GTEx scale the exhaustive mapping alone has millions
+    of candidates per tissue, of which these are a few.
+    """
+    import pyarrow.parquet as pq
+
+    from ..genome_fdr import FAMILY_COLUMNS
+
+    n_df = pd.DataFrame(tests_rows, columns=[*FAMILY_COLUMNS, "n_tests"])
+    n_df = n_df.astype({c: str for c in FAMILY_COLUMNS})
+    family = n_df["factor_set"] + "/" + n_df["tissue"] + "/" + n_df["class"] + "/" + n_df["gene_type"]
+    m_family = n_df.groupby(family)["n_tests"].sum()
+    whole = n_df.loc[n_df["gene_type"] == "all"]
+    m_set = whole.groupby("factor_set")["n_tests"].sum()
+    by_type = any("gene_type" in pq.read_schema(f[0]).names for f in files)
+    k_family: dict[str, int] = {}
+    k_set: dict[str, int] = {}
+    for path, _pl, _g, _s, factor_set, tissue in files:  # pass 1: K per family and per factor set
+        names = pq.read_schema(path).names
+        df = pd.read_parquet(path, columns=[c for c in ("class", "gene_type") if c in names])
+        for key, k in _family_keys(df, factor_set, tissue, by_type=by_type).value_counts().items():
+            k_family[key] = k_family.get(key, 0) + int(k)
+        k_set[factor_set] = k_set.get(factor_set, 0) + len(df)
+    for key, k in k_family.items():
+        if key not in m_family.index:
+            raise InputError("no test count for a genome-wide FDR family", ids=[key])
+        if int(m_family[key]) < k:
+            raise InputError(f"family has {k} candidate tests but n_tests = {int(m_family[key])}", ids=[key])
+    out = []
+    for path, pl, gene_chrom, snp_chrom, factor_set, tissue in files:  # pass 2: the rows under the bound
+        df = pd.read_parquet(path)
+        keys = _family_keys(df, factor_set, tissue, by_type=by_type)
+        bound = keys.map({k: level * k_family[k] / float(m_family[k]) for k in pd.unique(keys)})
+        if scope == "all" and factor_set in m_set.index:
+            bound = np.maximum(bound, level * k_set[factor_set] / float(m_set[factor_set]))
+        keep = df["p_value"].to_numpy(dtype=float) <= bound.to_numpy(dtype=float)
+        if len(df):  # the run's own calls stay, to carry their (NaN) pooled values
+            keep |= (df["fdr_by_type" if "fdr_by_type" in df.columns else "fdr"] < level).to_numpy()
+        out.append(_with_pair(df.loc[keep], pl, gene_chrom, snp_chrom).assign(factor_set=factor_set,
+                                                                              tissue=tissue))
+    total = sum(k_set.values())
+    logger.info("genome-wide FDR: %d of %d candidates can reach the level (read)", sum(map(len, out)), total)
+    return out
+
+
 def _add_genome_fdr(
     calls_df: pd.DataFrame,
     candidate_frames: list[pd.DataFrame],
@@ -238,6 +304,7 @@ def gather_results(
     }
     tests_rows: list[dict] = []
     no_candidates: list[str] = []
+    candidate_files: list[tuple] = []
     from ...association.result import gene_type_group
 
     for row in done.itertuples(index=False):
@@ -261,12 +328,8 @@ def gather_results(
             )
             cand_path = folder / "candidates.parquet"
             if cand_path.is_file() and float(meta.get("fdr_level", np.nan)) == float(config.mapping.fdr):
-                cands = pd.read_parquet(cand_path)
-                frames["candidates"].append(
-                    _with_pair(cands, pl, row.gene_chrom, row.snp_chrom).assign(
-                        factor_set=factor_set, tissue=tissue
-                    )
-                )
+                # read after the loop, when every family's test count is known (_read_candidates)
+                candidate_files.append((cand_path, pl, row.gene_chrom, row.snp_chrom, factor_set, tissue))
             else:
                 no_candidates.append(f"{pl.name}/{factor_set}/{tissue}")
             qq = _read_tsv(folder / "qq.tsv")
@@ -298,6 +361,9 @@ def gather_results(
                             "n_tests": int(n),
                         }
                     )
+    if not no_candidates:
+        frames["candidates"] = _read_candidates(candidate_files, tests_rows, level=config.mapping.fdr,
+                                                scope=config.mapping.fdr_scope)
     summary_dir = layout.summary
     schemas = {
         "tissue_association": ("tissue_factors", "tissue_factors.parquet"),
