@@ -305,7 +305,7 @@ def test_phenotype_sample_without_genotypes_is_named(cohort, files, tmp_path, ca
 
 @pytest.mark.parametrize(
     "case",
-    ["no_cis_output", "no_egenes", "pgen_without_pvar", "interaction_in_independent"],
+    ["no_cis_output", "no_egenes", "pgen_without_pvar", "interaction_in_independent", "no_interaction_file"],
 )
 def test_bad_input_exits_2_with_a_message(files, workflow, tmp_path, case):
     extra, genotypes = [], "geno"
@@ -321,6 +321,8 @@ def test_bad_input_exits_2_with_a_message(files, workflow, tmp_path, case):
     mode = "independent" if case in ("no_cis_output", "no_egenes") else "nominal"
     if case == "interaction_in_independent":
         mode, extra = "independent", ["--interaction", tmp_path / "i.tsv"]
+    if case == "no_interaction_file":
+        extra = ["--interaction", tmp_path / "absent.tsv"]
     status = _cis(files, tmp_path / "o", mode, *extra, genotypes=genotypes)
     assert status == 2
     log = (tmp_path / "o" / "tbeqtl.log").read_text()
@@ -328,6 +330,7 @@ def test_bad_input_exits_2_with_a_message(files, workflow, tmp_path, case):
         "no_cis_output": "--cis-output",
         "no_egenes": "eGene",
         "pgen_without_pvar": ".pvar",
+        "no_interaction_file": "absent.tsv: interaction table not found",
         "interaction_in_independent": "--interaction",
     }[case]
     assert message in log

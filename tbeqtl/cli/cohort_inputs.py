@@ -159,6 +159,8 @@ def read_interaction(path: str, checksums: dict) -> pd.DataFrame:
     """
     from ..io._common import read_delimited, sha256_file
 
+    if not Path(path).is_file():
+        raise InputError("interaction table not found", path=str(path))
     checksums[str(path)] = sha256_file(Path(path))
     df = read_delimited(path, what="interaction table", sep="\t", index_col=0)
     if df.shape[1] == 0:
