@@ -6,6 +6,9 @@ The pipeline writes, the report and enrichment layers read; both go through
     RUN_DIR/
       run.json, config.toml, tbeqtl.log
       simulation/                       (demo only: the simulated inputs and truth/)
+      data/                             the prepared folder (tbeqtl.pipeline.prepared) when the run
+                                        partitioned its inputs itself; ancestry/ when it estimated them
+      context.pkl                       the pairs' shared context (small tables), read by Dask workers
       pairs/<gene_chrom>__<snp_chrom>/  one (gene chromosome, SNP chromosome) run
         status.json                     stage -> "done" / "failed: <error>"
         holdout.tsv                     sample, individual, held_out
@@ -21,7 +24,8 @@ The pipeline writes, the report and enrichment layers read; both go through
                                         locus_genotype.tsv
       robust/                           robust components across runs
       enrichment/                       go.tsv, snp_annot.tsv, bins.tsv, tf_recovery.tsv
-      gtex/                             comparison.tsv, ks.json
+      gtex/                             comparison.tsv, ks.json, source.json (the list's provenance:
+                                        simulated or a GTEx release, read by the report)
       report/                           report.html, report.pdf, figures/
 """
 
