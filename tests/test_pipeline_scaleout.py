@@ -17,7 +17,7 @@ import pytest
 from tbeqtl.errors import InputError
 from tbeqtl.layout import RunLayout
 from tbeqtl.pipeline import PipelineConfig, orchestrate, run_pipeline
-from tbeqtl.pipeline.jobs.common import counts_per_million_lib
+from tbeqtl.pipeline import covariates as cov
 from tbeqtl.pipeline.prepared import PreparedData, write_prepared
 
 SIM = {
@@ -101,11 +101,11 @@ def test_counts_per_million_from_library_sizes_match_all_genes(sim):
     with np.errstate(invalid="ignore", divide="ignore"):
         reference = np.where(totals > 0, x / totals * 1e6, 0.0)
     genes = counts.index[::3]
-    got = counts_per_million_lib(counts.loc[genes], counts.sum(axis=0))
+    got = cov.counts_per_million(counts.loc[genes], library_size_s=counts.sum(axis=0))
     np.testing.assert_allclose(got.to_numpy(), reference[::3], rtol=1e-13, atol=0)
     assert np.array_equal(got.to_numpy(), counts_per_million(counts).loc[genes].to_numpy())  # bitwise
     with pytest.raises(InputError, match="without a library size"):
-        counts_per_million_lib(counts, counts.sum(axis=0).iloc[1:])
+        cov.counts_per_million(counts, library_size_s=counts.sum(axis=0).iloc[1:])
 
 
 class _Recorder:

@@ -52,13 +52,17 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def counts_per_million(counts_df: pd.DataFrame) -> pd.DataFrame:
+def counts_per_million(counts_df: pd.DataFrame, *, library_size_s: pd.Series | None = None) -> pd.DataFrame:
     """Scale raw counts by each sample's library size.
 
     Parameters
     ----------
     counts_df
         Genes x samples raw counts (the paper's ``x``).
+    library_size_s
+        Sample -> library size (column sum over all genes), for a table holding some of the genes
+        (a chromosome pair's); default: the column sums of ``counts_df``. Either way the values
+        are ``x_gl * (1e6 / library size)``, so a pair's rows are bitwise those of the all-gene table.
 
     Returns
     -------
@@ -66,7 +70,13 @@ def counts_per_million(counts_df: pd.DataFrame) -> pd.DataFrame:
         Counts per million, same labels; a sample with no reads gets zeros.
     """
     values = counts_df.to_numpy(dtype=float)
-    totals = values.sum(axis=0)
+    if library_size_s is None:
+        totals = values.sum(axis=0)
+    else:
+        missing = counts_df.columns.difference(library_size_s.index, sort=False)
+        if len(missing):
+            raise InputError("samples without a library size", ids=missing)
+        totals = library_size_s.reindex(counts_df.columns).to_numpy(dtype=float)
     scale = np.divide(1e6, totals, out=np.zeros_like(totals), where=totals > 0)
     return pd.DataFrame(values * scale, index=counts_df.index, columns=counts_df.columns)
 

@@ -130,12 +130,7 @@ def locus_inputs(data: EQTLData, design_df: pd.DataFrame, locus: dict[str, Any],
     genes = [g for g in locus["genes"] if g in data.counts_df.index]
     if not samples or not genes or locus["snp"] not in data.genotype_df.index:
         return None
-    if library_size_s is None:
-        cpm_df = counts_per_million(data.counts_df[samples])
-    else:
-        from .jobs.common import counts_per_million_lib
-
-        cpm_df = counts_per_million_lib(data.counts_df[samples], library_size_s)
+    cpm_df = counts_per_million(data.counts_df[samples], library_size_s=library_size_s)
     expr_df = inverse_normal_transform(cpm_df).loc[genes]
     dosage = data.genotype_df.loc[locus["snp"], list(keep.index)]
     genotype_s = pd.Series(dosage.to_numpy(float), index=pd.Index(samples, name="sample"), name="dosage")

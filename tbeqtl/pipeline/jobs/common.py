@@ -12,14 +12,13 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ...errors import InputError
 from .. import holdout as hold
 from ..config import PipelineConfig
 
-__all__ = ["PairContext", "counts_per_million_lib"]
+__all__ = ["PairContext"]
 
 
 @dataclass(frozen=True)
@@ -96,35 +95,6 @@ def open_prepared(path: str):
     except FileNotFoundError:
         raise InputError("not a prepared data folder (no manifest.json)", path=str(path)) from None
     return _open_cached(str(path), stamp)
-
-
-def counts_per_million_lib(counts_df: pd.DataFrame, library_size_s: pd.Series) -> pd.DataFrame:
-    """Return counts per million of some genes given every sample's library size.
-
-    The same arithmetic as :func:`tbeqtl.pipeline.covariates.counts_per_million` on all genes
-    (``x_gl * (1e6 / sum_g x_gl)``; a sample with no reads gets zeros), so a pair's rows are
-    bitwise those of the all-gene table.
-
-    Parameters
-    ----------
-    counts_df
-        Genes x samples raw counts.
-    library_size_s
-        Sample -> column sum of the counts over all genes.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Counts per million, same labels.
-    """
-    missing = counts_df.columns.difference(library_size_s.index, sort=False)
-    if len(missing):
-        raise InputError("samples without a library size", ids=missing)
-    totals = library_size_s.reindex(counts_df.columns).to_numpy(dtype=float)
-    scale = np.divide(1e6, totals, out=np.zeros_like(totals), where=totals > 0)
-    return pd.DataFrame(
-        counts_df.to_numpy(dtype=float) * scale, index=counts_df.index, columns=counts_df.columns
-    )
 
 
 def _chrom_key(chrom: str) -> tuple[int, str]:

@@ -21,7 +21,7 @@ from ...data import EQTLData
 from ...errors import InputError
 from .. import covariates as cov
 from ..config import PipelineConfig
-from .common import _heldout_by_tissue, counts_per_million_lib
+from .common import _heldout_by_tissue
 
 __all__ = ["ancestry_files", "genotype_pcs", "prepared_folder", "tissue_covariates"]
 
@@ -392,7 +392,8 @@ def tissue_covariates(
     if prepared.manifest.get("unplaced", {}).get("genes"):
         chroms.append("unplaced")
     parts = [
-        counts_per_million_lib(prepared.load_counts(chrom)[held], prepared.library_size_s) for chrom in chroms
+        cov.counts_per_million(prepared.load_counts(chrom)[held], library_size_s=prepared.library_size_s)
+        for chrom in chroms
     ]
     cpm_df = pd.concat(parts)
     cpm_df = cpm_df.loc[prepared.gene_info_df.index] if len(prepared.gene_info_df.columns) else cpm_df

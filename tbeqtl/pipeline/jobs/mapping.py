@@ -11,7 +11,8 @@ from ...errors import InputError
 from ...layout import PairLayout
 from ...schema import validate_table
 from .. import mapping as mp
-from .common import PairContext, _heldout_by_tissue, counts_per_million_lib
+from ..covariates import counts_per_million
+from .common import PairContext, _heldout_by_tissue
 
 __all__ = []
 
@@ -72,7 +73,7 @@ def _eqtl_stage(
     mc, cc = config.mapping, config.covariates
     held_by_tissue = _heldout_by_tissue(pair_data, ctx.design_df, config.data.tissue_column)
     held = pd.Index(sorted({s for samples in held_by_tissue.values() for s in samples}))
-    cpm_df = counts_per_million_lib(pair_data.counts_df.loc[genes, held], ctx.library_size_s)
+    cpm_df = counts_per_million(pair_data.counts_df.loc[genes, held], library_size_s=ctx.library_size_s)
     drop: list[int] = []
     cov_df = tables.get("covariate_factors")
     if config.factors.drop_covariate_factors and cov_df is not None and len(cov_df):
