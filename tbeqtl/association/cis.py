@@ -44,6 +44,7 @@ import pandas as pd
 
 from ..errors import InputError, format_ids
 from ..schema import validate_table
+from .cis_device import cis_device, device_scope
 from .cis_inputs import CisInputs, Ticker, prepare_cis
 from .cis_kernels import (
     ChromGenotypes,
@@ -142,6 +143,7 @@ def map_nominal(
     sample_map=None,
     gtex_ids: bool = False,
     show_progress: bool | None = None,
+    backend: str = "auto",
 ) -> dict[str, Path]:
     """Every cis variant-phenotype pair, written as ``<output_dir>/<prefix>.cis_qtl_pairs.<chrom>.parquet``.
 
@@ -178,6 +180,11 @@ def map_nominal(
         Phenotype sample -> genotype individual (see :func:`~tbeqtl.association.cohort.align_cohort`).
     show_progress
         Progress bar (default: when stderr is a terminal; otherwise periodic log lines).
+    backend
+        Where the block products run: ``"auto"`` (torch on CUDA when available, else numpy; torch
+        is not imported on a machine without a GPU driver), ``"numpy"``, ``"torch"`` (CUDA if
+        available, else CPU) or ``"torch-cpu"`` (:mod:`.cis_device`). The statistics are float64
+        on the host either way (equal to ~1e-15 relative). The interaction model runs in numpy.
 
     Returns
     -------
@@ -197,6 +204,7 @@ def map_nominal(
     phenotypes are done, through a temporary file renamed at the end.
     """
     window = _check_common(window=window, maf_threshold=maf_threshold, mac_threshold=mac_threshold)
+    device = cis_device(backend)
     inputs = prepare_cis(
         genotype_df,
         variant_df,
@@ -218,6 +226,8 @@ def map_nominal(
             n_covariates=inputs.basis.n_covariates,
             names=list(map(str, inter.columns)),
         )
+        if device is not None:
+            logger.info("the interaction model runs in numpy (backend %r not used)", backend)
     output_dir = Path(output_dir)
     files = {}
     ticker = Ticker(inputs.n_phenotypes, desc="cis nominal", enabled=show_progress)
@@ -233,6 +243,7 @@ def map_nominal(
                 maf_threshold=maf_threshold,
                 mac_threshold=mac_threshold,
                 ticker=ticker,
+                device=device,
             )
             if n_rows:
                 files[chrom] = path
@@ -328,8 +339,9 @@ ADAPTIVE_Z = 3.0
 class _Chromosomes:
     """The loaded chromosome (and its tested variants and cache), reloaded only when it changes."""
 
-    def __init__(self, inputs: CisInputs, *, maf_threshold: float, mac_threshold: int):
+    def __init__(self, inputs: CisInputs, *, maf_threshold: float, mac_threshold: int, device=None):
         self.inputs, self.maf, self.mac = inputs, maf_threshold, mac_threshold
+        self.device = device
         self.chrom, self.state = None, None
 
     def get(self, chrom: str):
@@ -341,7 +353,7 @@ class _Chromosomes:
             keep = np.flatnonzero(
                 chromg.testable & _variant_filter(chromg, maf_threshold=self.maf, mac_threshold=self.mac)
             )
-            self.chrom, self.state = chrom, (chromg, keep, WindowCache(chromg, keep))
+            self.chrom, self.state = chrom, (chromg, keep, WindowCache(chromg, keep, device=self.device))
         return self.state
 
 
@@ -363,7 +375,7 @@ def _permutation_pass(
             y = inputs.values[pid]
             u, y_norm = residual_unit(y, inputs.q)
             yp = _unit_permutations(y, perms, inputs.q)
-            scan = scan_permutations(chromg, vidx, u=u[0], yp=yp, cache=cache)
+            scan = scan_permutations(chromg, vidx, u=u[0], yp=yp, cache=cache, device=chroms.device)
             rows[pid], _ = _top_row(
                 inputs, chromg, vidx, scan, pid=pid, y_norm=float(y_norm[0]), dof=inputs.df, nperm=len(perms)
             )
@@ -420,6 +432,7 @@ def map_cis(
     fdr: float = 0.05,
     qvalue_lambda: float | None = None,
     show_progress: bool | None = None,
+    backend: str = "auto",
 ) -> pd.DataFrame:
     """Permutation cis mapping: each phenotype's top variant with permutation and beta-approximated p-values.
 
@@ -445,6 +458,10 @@ def map_cis(
         :func:`~tbeqtl.association.post.calculate_qvalues`; use the values given to it afterwards).
     show_progress
         Progress bar (default: when stderr is a terminal; otherwise periodic log lines).
+    backend
+        Where the float32 permutation products and their candidate selection run (see
+        :func:`map_nominal` and :mod:`.cis_device`); the permutation maxima are the float64 ones
+        on every backend (TF32 disabled on CUDA).
 
     Returns
     -------
@@ -485,6 +502,7 @@ def map_cis(
     window = _check_common(window=window, maf_threshold=maf_threshold, mac_threshold=mac_threshold)
     adaptive = _check_adaptive(nperm, fdr)
     nperm = ADAPTIVE_MAX if adaptive else _check_nperm(nperm)
+    device = cis_device(backend)
     inputs = prepare_cis(
         genotype_df,
         variant_df,
@@ -495,7 +513,33 @@ def map_cis(
         gtex_ids=gtex_ids,
     )
     perms = canonical_permutations(inputs.cohort.samples, nperm, seed=seed)
-    chroms = _Chromosomes(inputs, maf_threshold=maf_threshold, mac_threshold=mac_threshold)
+    chroms = _Chromosomes(inputs, maf_threshold=maf_threshold, mac_threshold=mac_threshold, device=device)
+    with device_scope(device):
+        table = _map_cis_stages(
+            inputs,
+            chroms,
+            perms,
+            adaptive=adaptive,
+            window=window,
+            fdr=fdr,
+            qvalue_lambda=qvalue_lambda,
+            show_progress=show_progress,
+        )
+    chroms.state = None
+    n_fail = int(table["pval_beta"].isna().sum())
+
+    if n_fail:
+        logger.warning(
+            "beta approximation impossible (< 10 distinct permutation maxima) for %d phenotype(s): %s",
+            n_fail,
+            format_ids(table.index[table["pval_beta"].isna()]),
+        )
+    validate_table(table.reset_index(), "cis_qtl")
+    return table
+
+
+def _map_cis_stages(inputs, chroms, perms, *, adaptive, window, fdr, qvalue_lambda, show_progress):
+    """Build the map_cis table: one pass on ``perms`` (fixed), or the two adaptive stages."""
     ticker = Ticker(inputs.n_phenotypes, desc="cis permutations", enabled=show_progress)
     stage1 = perms[:ADAPTIVE_FIRST] if adaptive else perms
     rows, n_empty = _permutation_pass(inputs, chroms, inputs.by_chrom, stage1, window=window, ticker=ticker)
@@ -513,16 +557,7 @@ def map_cis(
         )
         rows.update(_adaptive_stage2(inputs, chroms, todo, perms, window=window, show_progress=show_progress))
         table = _cis_frame(list(rows.values()), list(rows))
-        table.attrs["nperm"] = {p: nperm if p in set(todo) else ADAPTIVE_FIRST for p in table.index}
-    chroms.state = None
-    n_fail = int(table["pval_beta"].isna().sum())
-    if n_fail:
-        logger.warning(
-            "beta approximation impossible (< 10 distinct permutation maxima) for %d phenotype(s): %s",
-            n_fail,
-            format_ids(table.index[table["pval_beta"].isna()]),
-        )
-    validate_table(table.reset_index(), "cis_qtl")
+        table.attrs["nperm"] = {p: len(perms) if p in set(todo) else ADAPTIVE_FIRST for p in table.index}
     return table
 
 
@@ -550,9 +585,20 @@ class _Conditional:
     only, and the variants' residual norms are downdated from the once-per-chromosome ones.
     """
 
-    def __init__(self, inputs: CisInputs, chromg, vidx, pid: str, perms: np.ndarray, nperm: int, cache=None):
+    def __init__(
+        self,
+        inputs: CisInputs,
+        chromg,
+        vidx,
+        pid: str,
+        perms: np.ndarray,
+        nperm: int,
+        cache=None,
+        *,
+        device=None,
+    ):
         self.inputs, self.chromg, self.vidx, self.pid, self.nperm = inputs, chromg, vidx, pid, nperm
-        self.cache = cache
+        self.cache, self.device = cache, device
         y = inputs.values[pid]
         u, norm = residual_unit(y, inputs.q)
         self.y_res = u[0] * norm[0]
@@ -577,7 +623,14 @@ class _Conditional:
         yp /= np.linalg.norm(yp, axis=1, keepdims=True)
         q_full = np.column_stack([self.inputs.q, extra])
         scan = scan_permutations(
-            self.chromg, self.vidx, u=y / y_norm, yp=yp, extra=extra, q_full=q_full, cache=self.cache
+            self.chromg,
+            self.vidx,
+            u=y / y_norm,
+            yp=yp,
+            extra=extra,
+            q_full=q_full,
+            cache=self.cache,
+            device=self.device,
         )
         dof = self.inputs.df - extra.shape[1]
         return _top_row(
@@ -620,6 +673,7 @@ def map_independent(
     sample_map=None,
     gtex_ids: bool = False,
     show_progress: bool | None = None,
+    backend: str = "auto",
 ) -> pd.DataFrame:
     """Conditionally independent cis-QTLs of the eGenes: tensorQTL's forward-backward mapping.
 
@@ -636,7 +690,7 @@ def map_independent(
         the largest ``pval_beta`` among them.
     nperm, seed
         Permutations (one set, as in :func:`map_cis`).
-    maf_threshold, mac_threshold, window, sample_map, gtex_ids, show_progress
+    maf_threshold, mac_threshold, window, sample_map, gtex_ids, show_progress, backend
         As for :func:`map_cis`.
 
     Returns
@@ -664,6 +718,7 @@ def map_independent(
     """
     window = _check_common(window=window, maf_threshold=maf_threshold, mac_threshold=mac_threshold)
     nperm = _check_nperm(nperm)
+    device = cis_device(backend)
     signif, threshold = _egenes(cis_df, fdr)
     pheno_ids = pd.Index(phenotype_df.index.astype(str))
     absent = signif.index.difference(pheno_ids, sort=False)
@@ -682,41 +737,55 @@ def map_independent(
     perms = canonical_permutations(inputs.cohort.samples, nperm, seed=seed)
     rows, index = [], []
     ticker = Ticker(inputs.n_phenotypes, desc="cis independent", enabled=show_progress)
-    for chrom, pids in inputs.by_chrom.items():
-        chromg = open_chromosome(inputs.source, chrom, samples=inputs.cohort.genotype_ids, q=inputs.q)
-        keep = np.flatnonzero(
-            chromg.testable
-            & _variant_filter(chromg, maf_threshold=maf_threshold, mac_threshold=mac_threshold)
-        )
-        row_of = pd.Index(chromg.ids[keep])
-        cache = WindowCache(chromg, keep)  # float64 and float32 rows shared by every scan of the windows
-        for pid in pids:
-            ticker.advance()
-            start, end = inputs.bounds(pid)
-            vidx = _window(chromg, keep, start, end, window)
-            top = signif.loc[pid, "variant_id"]
-            loc = row_of.get_indexer([str(top)])[0]
-            if loc < 0 or not vidx.size or not vidx[0] <= keep[loc] <= vidx[-1]:
-                raise InputError(
-                    f"top variant {top} of {pid} in cis_df is not a tested variant of its window "
-                    "(same window and filters as map_cis needed)"
-                )
-            cache.release(int(np.searchsorted(keep, vidx[0])))
-            found = _independent_one(
-                _Conditional(inputs, chromg, vidx, pid, perms, nperm, cache),
-                signif.loc[pid],
-                int(keep[loc]),
+    filters = {"maf_threshold": maf_threshold, "mac_threshold": mac_threshold}
+    with device_scope(device):
+        for chrom, pids in inputs.by_chrom.items():
+            for pid, row in _independent_chromosome(
+                inputs,
+                chrom,
+                pids,
+                signif,
                 threshold,
-            )
-            for row in found:
+                perms,
+                window=window,
+                filters=filters,
+                device=device,
+                ticker=ticker,
+            ):
                 rows.append(row)
                 index.append(pid)
-        del chromg
     ticker.close()
     table = _cis_frame(rows, index, extra=("rank",)).reset_index()
     validate_table(table, "cis_independent_qtl")
     logger.info("%d independent cis-QTL(s) for %d eGene(s)", len(table), table["phenotype_id"].nunique())
     return table
+
+
+def _independent_chromosome(
+    inputs, chrom, pids, signif, threshold, perms, *, window, filters, device, ticker
+) -> list[tuple[str, dict]]:
+    """``(phenotype, row)`` of the independent cis-QTLs of one chromosome's eGenes."""
+    chromg = open_chromosome(inputs.source, chrom, samples=inputs.cohort.genotype_ids, q=inputs.q)
+    keep = np.flatnonzero(chromg.testable & _variant_filter(chromg, **filters))
+    row_of = pd.Index(chromg.ids[keep])
+    # float64 and float32 rows shared by every scan of the windows (the float32 ones on the device)
+    cache = WindowCache(chromg, keep, device=device)
+    out = []
+    for pid in pids:
+        ticker.advance()
+        start, end = inputs.bounds(pid)
+        vidx = _window(chromg, keep, start, end, window)
+        top = signif.loc[pid, "variant_id"]
+        loc = row_of.get_indexer([str(top)])[0]
+        if loc < 0 or not vidx.size or not vidx[0] <= keep[loc] <= vidx[-1]:
+            raise InputError(
+                f"top variant {top} of {pid} in cis_df is not a tested variant of its window "
+                "(same window and filters as map_cis needed)"
+            )
+        cache.release(int(np.searchsorted(keep, vidx[0])))
+        cond = _Conditional(inputs, chromg, vidx, pid, perms, len(perms), cache, device=device)
+        out += [(pid, row) for row in _independent_one(cond, signif.loc[pid], int(keep[loc]), threshold)]
+    return out
 
 
 def _independent_one(cond: _Conditional, top_row: pd.Series, top_v: int, threshold: float) -> list[dict]:

@@ -818,12 +818,22 @@ class WindowCache:
         Tested variants per block.
     float32
         Also prepare the float32 scaled copies (False: the exact rows only, for nominal products).
+    device
+        A :class:`~tbeqtl.association.cis_device.TorchDevice`: the float32 copies are kept there
+        (uploaded once per block, reused by every window over it), or None (host numpy).
     """
 
     def __init__(
-        self, chromg: ChromGenotypes, keep: np.ndarray, *, block: int = SCAN_BLOCK, float32: bool = True
+        self,
+        chromg: ChromGenotypes,
+        keep: np.ndarray,
+        *,
+        block: int = SCAN_BLOCK,
+        float32: bool = True,
+        device=None,
     ):
         self.chromg, self.keep, self.block, self.float32 = chromg, keep, block, float32
+        self.device = device
         self._blocks: dict[int, tuple] = {}
 
     def _get(self, k: int) -> tuple:
@@ -839,7 +849,8 @@ class WindowCache:
             exact = ratio > EXACT_RATIO
             z = (x64 - g.mean[rows, None]) * (1.0 / norms)[:, None]
             z[exact] = 0.0
-            self._blocks[k] = (rows, x64, norms, ratio, exact, z.astype(np.float32))
+            z32 = z.astype(np.float32) if self.device is None else self.device.put(z)
+            self._blocks[k] = (rows, x64, norms, ratio, exact, z32)
         return self._blocks[k]
 
     def release(self, first_kept: int) -> None:
@@ -902,6 +913,45 @@ def _rescaled_pieces(chromg, cache_pieces, extra, q_full):
         yield s, vb, x64, nb, np.where(scan, ratio, 0.0), exact, z, scale
 
 
+class _NumpyScan:
+    """The float32 part of :func:`scan_permutations` on the host (numpy BLAS).
+
+    Per block: ``r = |z @ fl32(yp)^T|`` (rescaled first when a factor is given), column maxima
+    ``bm``, running lower bounds ``L = max(L, bm - delta)`` of the true maxima, and the pairs with
+    ``r >= L_j - delta`` in the permutations whose maximum the block may hold (``bm + delta >= L``);
+    after the first blocks few do. :class:`~tbeqtl.association.cis_device.TorchScan` is the same
+    on a torch device.
+    """
+
+    def __init__(self, yp: np.ndarray, *, rows: int, keep_float32: bool = False):
+        self.n_perm = yp.shape[0]
+        self.yp32t = np.ascontiguousarray(yp.T, dtype=np.float32)
+        self.rbuf = np.empty((rows, self.n_perm), dtype=np.float32)
+        self.lower = np.full(self.n_perm, -np.inf, dtype=np.float32)
+        self.m32 = np.zeros(self.n_perm, dtype=np.float32) if keep_float32 else None
+
+    def block(self, z: np.ndarray, scale: np.ndarray | None, delta: np.float32):
+        """Candidate ``(rows, cols, values)`` of one block of float32 rows ``z`` (see the class)."""
+        r = np.matmul(z, self.yp32t, out=self.rbuf[: z.shape[0]])
+        if scale is not None:
+            np.multiply(r, scale[:, None], out=r)
+        np.abs(r, out=r)
+        bm = r.max(axis=0)
+        if self.m32 is not None:
+            np.maximum(self.m32, bm, out=self.m32)
+        np.maximum(self.lower, bm - delta, out=self.lower)
+        cols = np.flatnonzero(bm + delta >= self.lower)
+        if not cols.size:
+            return cols, cols, np.empty(0, dtype=np.float32)
+        sub = r if cols.size == self.n_perm else r[:, cols]
+        rows, cc = np.nonzero(sub >= (self.lower[cols] - delta)[None, :])
+        return rows, cols[cc], sub[rows, cc]
+
+    def result(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """Return the final float32 lower bounds per permutation and the float32 maxima (or None)."""
+        return self.lower, self.m32
+
+
 def scan_permutations(
     chromg: ChromGenotypes,
     vidx: np.ndarray,
@@ -913,6 +963,7 @@ def scan_permutations(
     cache: WindowCache | None = None,
     block: int = SCAN_BLOCK,
     keep_float32: bool = False,
+    device=None,
 ) -> ScanResult:
     """Nominal products and permutation maxima of ``r^2`` over one phenotype's window.
 
@@ -940,6 +991,10 @@ def scan_permutations(
         Variants per float32 product block (without a cache).
     keep_float32
         Also return the float32 maxima (for tests of the bound).
+    device
+        A :class:`~tbeqtl.association.cis_device.TorchDevice` for the float32 products, their
+        maxima and the candidate selection (:class:`~tbeqtl.association.cis_device.TorchScan`), or
+        None (numpy). The candidates' float64 recomputation and ``dots`` stay on the host.
 
     Returns
     -------
@@ -964,16 +1019,23 @@ def scan_permutations(
     ``|r32_vj| + delta_v >= L_j`` is recomputed in float64 and no other pair can hold the maximum,
     so ``r2_perm`` is the float64 maximum (to float64 rounding, ~1e-15) whatever float32 does.
     Variants with ``rho_v > EXACT_RATIO`` are computed in float64 for every permutation.
+
+    On a torch device the bound holds as long as the float32 GEMM is IEEE float32 (products and
+    accumulation, any order): CUDA's TF32 must be off, which the cis functions ensure
+    (:meth:`~tbeqtl.association.cis_device.TorchDevice.exact_float32`). The device's float32
+    products may round differently from numpy's, so the candidate sets may differ, but both
+    contain every pair that can hold a maximum: ``r2_perm`` is the same float64 maximum.
     """
     n_perm, n = yp.shape
     nw = vidx.size
     dots = np.empty(nw)
     norms = np.empty(nw)
-    yp32t = np.ascontiguousarray(yp.T, dtype=np.float32)
-    rbuf = np.empty((min(cache.block if cache is not None else block, max(nw, 1)), n_perm), dtype=np.float32)
+    rows_max = min(cache.block if cache is not None else block, max(nw, 1))
+    if device is None:
+        scanner = _NumpyScan(yp, rows=rows_max, keep_float32=keep_float32)
+    else:
+        scanner = device.scan(yp, keep_float32=keep_float32)
     gamma = float32_error_factor(n)
-    lower = np.full(n_perm, -np.inf, dtype=np.float32)
-    m32 = np.zeros(n_perm, dtype=np.float32) if keep_float32 else None
     rec_v, rec_j, rec_val, rec_d = [], [], [], []
     exact_rows = []
     bound = 0.0
@@ -994,32 +1056,20 @@ def scan_permutations(
         scan_ratio = ratio[scanned]
         if not scan_ratio.size:
             continue
-        r = np.matmul(z, yp32t, out=rbuf[:m])
-        # + 4u: the float32 comparisons below round values of magnitude <= 1 by at most u each; a
+        # + 4u: the float32 comparisons round values of magnitude <= 1 by at most u each; a
         # rescaled product (cached rows with extra covariates) adds the rounding of the factor and
         # of the multiplication, relative u each
-        slack = 4
-        if rescale:
-            np.multiply(r, rescale[0][:, None], out=r)
-            slack = 6
-        np.abs(r, out=r)
+        slack = 6 if rescale else 4
         delta = np.float32(gamma * scan_ratio.max() * (1 + slack * U32) + slack * U32)
         bound = max(bound, float(delta))
-        bm = r.max(axis=0)
-        if m32 is not None:
-            np.maximum(m32, bm, out=m32)
-        np.maximum(lower, bm - delta, out=lower)
-        # permutations for which this block may hold the maximum; after the first blocks few do
-        cols = np.flatnonzero(bm + delta >= lower)
-        if cols.size:
-            sub = r if cols.size == n_perm else r[:, cols]
-            rows, cc = np.nonzero(sub >= (lower[cols] - delta)[None, :])
-            real = scanned[rows]  # zero rows stand for variants not in the float32 product
-            rows, cc = rows[real], cc[real]
-            rec_v.append(s + rows)
-            rec_j.append(cols[cc])
-            rec_val.append(sub[rows, cc])
-            rec_d.append(np.full(rows.size, delta, dtype=np.float32))
+        rows, cols, vals = scanner.block(z, rescale[0] if rescale else None, delta)
+        real = scanned[rows]  # zero rows stand for variants not in the float32 product
+        if real.any():
+            rec_v.append(s + rows[real])
+            rec_j.append(cols[real])
+            rec_val.append(vals[real])
+            rec_d.append(np.full(int(real.sum()), delta, dtype=np.float32))
+    lower, m32 = scanner.result()
     r2_perm = np.zeros(n_perm)
     n_cand = 0
     if rec_v:

@@ -13,6 +13,7 @@ thread, so memory does not grow with the number of pairs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -418,6 +419,14 @@ class _Stream:
     ends: np.ndarray
     maf_threshold: float
     mac_threshold: int
+    device: object = None
+    y_res_device: object = None
+
+    def products(self, centred: np.ndarray, active: np.ndarray) -> np.ndarray:
+        """``<g, y_res>`` of a block's centred rows with the ``active`` phenotypes (float64)."""
+        if self.device is None:
+            return centred @ self.y_res[:, active]
+        return self.device.nominal_products(centred, self.y_res_device, active)
 
 
 def write_nominal_streamed(
@@ -432,6 +441,7 @@ def write_nominal_streamed(
     ticker,
     block: int | None = None,
     workers: int | None = None,
+    device=None,
 ) -> int:
     """Write a chromosome's nominal pairs reading its genotypes block by block (memory bounded by blocks).
 
@@ -464,6 +474,10 @@ def write_nominal_streamed(
         Variants per block (default :data:`STREAM_BLOCK`).
     workers
         Threads (default :func:`worker_count`).
+    device
+        A :class:`~tbeqtl.association.cis_device.TorchDevice` for the block GEMMs (the residual
+        phenotypes uploaded once per chromosome; CPU torch held to one thread per worker, as BLAS
+        is), or None (numpy).
 
     Returns
     -------
@@ -482,18 +496,21 @@ def write_nominal_streamed(
     block = STREAM_BLOCK if block is None else int(block)
     bounds = inputs.positions.loc[pids]
     unit, norms = residual_unit(np.vstack([inputs.values[p] for p in pids]), inputs.q)
+    y_res = np.ascontiguousarray((unit * norms[:, None]).T)
     ctx = _Stream(
         inputs=inputs,
         reader=reader,
         pos=pos,
         lo=np.searchsorted(pos, bounds["start"].to_numpy() - window, side="left"),
         hi=np.searchsorted(pos, bounds["end"].to_numpy() + window, side="right"),
-        y_res=np.ascontiguousarray((unit * norms[:, None]).T),
+        y_res=y_res,
         y_norm=norms,
         starts=bounds["start"].to_numpy(),
         ends=bounds["end"].to_numpy(),
         maf_threshold=maf_threshold,
         mac_threshold=mac_threshold,
+        device=device,
+        y_res_device=None if device is None else device.put(y_res, dtype=np.float64),
     )
     stat_columns = ["pval_nominal", "slope", "slope_se"]
     schema = pair_schema(has_end=inputs.has_end, stat_columns=stat_columns)
@@ -503,6 +520,7 @@ def write_nominal_streamed(
         ParquetStream(path, schema, table_name="cis_qtl_pairs", variant_ids=variant_ids) as stream,
         ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cis-nominal") as pool,
         threadpool_limits(limits=1, user_api="blas"),
+        contextlib.nullcontext() if device is None else device.host_threads(1),
     ):
         emit = _Emitter(ctx, pids, stream, ticker, counts)
         inflight: deque = deque()
@@ -556,7 +574,7 @@ def _stream_block(ctx: _Stream, start: int, stop: int) -> tuple[int, dict, dict]
     pieces: dict[int, dict] = {}
     if not active.size:
         return stop, pieces, counts
-    products = centred @ ctx.y_res[:, active]  # <g, y_res>, one GEMM per block
+    products = ctx.products(centred, active)  # <g, y_res>, one GEMM per block
     for j, k in enumerate(active):
         a, b = max(int(ctx.lo[k]), start) - start, min(int(ctx.hi[k]), stop) - start
         local = a + np.flatnonzero(keep[a:b])

@@ -19,6 +19,11 @@ Modes and outputs in ``--out DIR`` (tensorQTL's file names and columns):
 - ``--mode independent --cis-output DIR/PREFIX.cis_qtl.txt.gz``: forward-backward conditional mapping of
   every eGene at ``--fdr``, in ``PREFIX.cis_independent_qtl.txt.gz`` (column ``rank``).
 
+``--backend`` puts the heavy products on a torch device: ``auto`` (default) is torch on CUDA when a
+GPU is present, else numpy (torch is then not imported); ``torch`` is CUDA if available, else CPU
+torch; ``torch-cpu`` forces CPU torch; ``numpy``. The reported statistics are float64 on the host in
+every case (:mod:`tbeqtl.association.cis_device`); the interaction modes run in numpy.
+
 Each step adds its parameters, counts, versions and input checksums to ``DIR/run.json``.
 Genotypes may hold more individuals than the phenotypes (subset by ID; ``--sample-map`` or
 ``--gtex-ids`` map sample IDs to genotype IDs).
@@ -90,6 +95,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--qvalue-lambda", type=float, default=None, help="fixed lambda for Storey's pi0 (default: smoother)"
     )
     parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "numpy", "torch", "torch-cpu"],
+        help="where the block products run: auto (torch on CUDA when a GPU is present, else numpy; "
+        "default), numpy, torch (CUDA if available, else CPU) or torch-cpu; float64 statistics either way",
+    )
+    parser.add_argument(
         "--cis-output", default=None, help="independent mode: the permutation table (PREFIX.cis_qtl.txt.gz)"
     )
 
@@ -110,6 +122,7 @@ def _common_kwargs(args: argparse.Namespace, sample_map) -> dict:
         "window": int(args.window),
         "sample_map": sample_map,
         "gtex_ids": args.gtex_ids,
+        "backend": args.backend,
     }
 
 
@@ -156,6 +169,9 @@ def _interaction_permutations(args, source, phenotype_df, pos_df, covariates_df,
     """``--mode permutations --interaction``: PREFIX.cis_qtl_interaction.txt.gz, q-values per term."""
     from ..association.interaction_perm import interaction_qvalues, map_cis_interaction
 
+    kwargs = _common_kwargs(args, sample_map)
+    if kwargs.pop("backend") != "auto":
+        logger.info("--mode permutations --interaction runs in numpy (--backend %s not used)", args.backend)
     table = map_cis_interaction(
         source,
         None,
@@ -166,7 +182,7 @@ def _interaction_permutations(args, source, phenotype_df, pos_df, covariates_df,
         nperm=args.permutations,
         seed=args.seed,
         maf_threshold_interaction=args.maf_threshold_interaction,
-        **_common_kwargs(args, sample_map),
+        **kwargs,
     )
     table = interaction_qvalues(table, fdr=args.fdr, qvalue_lambda=args.qvalue_lambda)
     path = out / f"{args.prefix}.cis_qtl_interaction.txt.gz"
