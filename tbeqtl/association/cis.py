@@ -25,6 +25,17 @@ mean, allele counts, residual norm on the covariates, in float64; :func:`.cis_ke
 then read the int8 blocks under the current windows on demand and drop those the windows have
 left (:class:`.cis_kernels.BlockStore`).
 
+Backends (``backend=``, :mod:`.cis_device`): ``"auto"`` runs the heavy products with torch on CUDA
+when a GPU is present, else with numpy (torch is then not imported); ``"torch"``/``"torch-cpu"``
+force torch. On a torch device run the float32 permutation products with their maxima and the
+candidate selection (TF32 disabled; the window's float32 rows stay on the device, the permuted
+phenotypes are uploaded once per phenotype) and the nominal block GEMMs; the float64
+recomputation of the candidates and every statistic stay on the host. The permutation,
+adaptive and independent tables are then the numpy backend's (bit for bit on CPU torch in the
+tests); nominal statistics agree to ~1e-14 relative (a float64 GEMM of another library). The
+interaction models (:func:`map_nominal` with ``interaction_df``,
+:func:`~tbeqtl.association.interaction_perm.map_cis_interaction`) run in numpy.
+
 Memory: the genotype blocks under the current windows (int8 hard calls, float32 dosages; a
 window plus a block at each end), with their float64 and float32 copies (``12 n`` bytes per
 window variant, ~50 MB for a 1 Mb window of GEUVADIS chr18), ~150 bytes per variant of the
