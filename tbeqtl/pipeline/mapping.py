@@ -41,7 +41,7 @@ import pandas as pd
 
 from ..association.histogram import pvalue_histogram
 from ..association.permutation import qq_table
-from ..atomic import write_json, write_table
+from ..atomic import atomic_write, write_json, write_table
 from ..errors import InputError
 from ..schema import validate_table
 from .covariates import inverse_normal_transform, tissue_covariates
@@ -52,16 +52,20 @@ __all__ = [
     "call_column",
     "exhaustive_mapping",
     "factor_blocks",
+    "iter_factor_sets",
     "factor_set_topics",
     "map_factor_blocks",
     "prepare_tissue_inputs",
     "restrict_to_factor_set",
     "write_factor_set",
+    "write_rows_tsv",
 ]
 
 logger = logging.getLogger(__name__)
 
 _STAT_COLUMNS = ["snp", "gene", "beta", "t_stat", "p_value"]
+#: class names indexed by "is cis" (one shared string object per class in object columns)
+_CLASS_NAMES = np.array(["trans", "cis"], dtype=object)
 
 #: permutation QQ points kept per class (the most extreme QQ_KEEP_TOP always)
 QQ_MAX_POINTS, QQ_KEEP_TOP = 2000, 200
@@ -183,13 +187,14 @@ def prepare_tissue_inputs(
 
 
 def _engine(inputs: TissueInputs, snps: pd.Index, genes: pd.Index, *, cis_dist: float, pv: float,
-            expression_df: pd.DataFrame | None = None, covariates_df: pd.DataFrame | None = None):
+            expression_df: pd.DataFrame | None = None, covariates_df: pd.DataFrame | None = None,
+            gene_types: bool = True):
     from ..association import map_eqtls
 
     expression_df = inputs.expression_df if expression_df is None else expression_df
     covariates_df = inputs.covariates_df if covariates_df is None else covariates_df
     kwargs = {}
-    if inputs.gene_types_s is not None:
+    if gene_types and inputs.gene_types_s is not None:
         kwargs["gene_types"] = inputs.gene_types_s.loc[genes]
     return map_eqtls(
         inputs.genotype_df.loc[snps], expression_df.loc[genes],
@@ -199,6 +204,59 @@ def _engine(inputs: TissueInputs, snps: pd.Index, genes: pd.Index, *, cis_dist: 
         model="linear", cis_dist=cis_dist, pv_cis=pv, pv_trans=pv, collinear="drop", show_progress=False,
         **kwargs,
     )
+
+
+def _sorted_codes(values) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of IDs numbered in sorted-ID order (so codes sort as the IDs do), and the sorted IDs."""
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object), sort=True, use_na_sentinel=True)
+    return codes.astype(np.int64, copy=False), np.asarray(uniques, dtype=object)
+
+
+def _pvalue_order(p: np.ndarray, snps, genes) -> np.ndarray:
+    """Row order of ``sort_values(["p_value", "snp", "gene"])``, computed on integer codes."""
+    snp_codes, _ = _sorted_codes(snps)
+    gene_codes, _ = _sorted_codes(genes)
+    return np.lexsort((gene_codes, snp_codes, np.asarray(p, dtype=float)))
+
+
+def _masks_to_lists(masks: np.ndarray) -> np.ndarray:
+    """Object array of sorted topic lists from bit masks (n x words, topic = 64 * word + bit).
+
+    Rows with the same mask share one list object (never mutated downstream).
+    """
+    if not len(masks):
+        return np.empty(0, dtype=object)
+    unique, inverse = np.unique(masks, axis=0, return_inverse=True)
+    lists = np.empty(len(unique), dtype=object)
+    for i, row in enumerate(unique):
+        lists[i] = [64 * w + b for w, word in enumerate(row.tolist()) for b in range(64) if (word >> b) & 1]
+    return lists[inverse.reshape(-1)]
+
+
+def _lists_to_masks(topics_s: pd.Series) -> np.ndarray:
+    """Bit masks (n x words, uint64) of a column of topic lists; a list shared by rows is decoded once."""
+    values = topics_s.to_numpy(dtype=object)
+    inverse, _ = pd.factorize(np.fromiter(map(id, values), dtype=np.int64, count=len(values)))
+    first = np.unique(inverse, return_index=True)[1]
+    unique = [[int(t) for t in values[i]] for i in first]
+    if any(t < 0 for ts in unique for t in ts):
+        bad = sorted({t for ts in unique for t in ts if t < 0})
+        raise InputError("topics must be non-negative integers", ids=bad)
+    n_words = max((max(ts) for ts in unique if ts), default=0) // 64 + 1
+    masks = np.zeros((len(unique), n_words), dtype=np.uint64)
+    for i, ts in enumerate(unique):
+        for t in ts:
+            masks[i, t // 64] |= np.uint64(1) << np.uint64(t % 64)
+    return masks[inverse]
+
+
+def _topic_mask(topics, n_words: int) -> np.ndarray:
+    """Bit mask (words) of a set of topics; topics beyond ``n_words`` words are left out."""
+    mask = np.zeros(n_words, dtype=np.uint64)
+    for t in topics:
+        if 0 <= int(t) < 64 * n_words:
+            mask[int(t) // 64] |= np.uint64(1) << np.uint64(int(t) % 64)
+    return mask
 
 
 def _all_tests(result) -> pd.DataFrame:
@@ -241,29 +299,50 @@ def factor_blocks(ranking_df: pd.DataFrame, *, topics: list[int] | None = None) 
 
 def _block_tests(inputs: TissueInputs, blocks: dict[int, tuple[pd.Index, pd.Index]], *, cis_dist: float,
                  expression_df: pd.DataFrame | None = None,
-                 covariates_df: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[list[int]]]:
-    """Every distinct SNP-gene test of the factor blocks, sorted by (snp, gene), and its topics.
+                 covariates_df: pd.DataFrame | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """Every distinct SNP-gene test of the factor blocks, sorted by (snp, gene), and its topic bit masks.
 
     Each block is tested by its own engine call; a pair proposed by several topics is tested once
-    per block with the same result and kept once, with the sorted list of its topics.
+    per block and kept once (the row of its lowest topic), with the bits of all its topics
+    (``masks[i, t // 64]`` has bit ``t % 64``). Pairs are keyed by integer codes of the IDs
+    numbered in sorted-ID order, so sorting the keys sorts by (snp, gene).
     """
-    frames = []
+    if min(blocks) < 0:
+        raise InputError("topics must be non-negative integers", ids=[t for t in blocks if t < 0])
+    snp_ids = pd.Index(sorted({str(s) for snps, _ in blocks.values() for s in snps}))
+    gene_ids = pd.Index(sorted({str(g) for _, genes in blocks.values() for g in genes}))
+    parts = []
     for topic, (snps, genes) in blocks.items():
-        frame = _all_tests(_engine(inputs, snps, genes, cis_dist=cis_dist, pv=1.0,
+        frame = _all_tests(_engine(inputs, snps, genes, cis_dist=cis_dist, pv=1.0, gene_types=False,
                                    expression_df=expression_df, covariates_df=covariates_df))
         if len(frame) != len(snps) * len(genes):  # pragma: no cover
             raise RuntimeError("the association engine did not return every requested test")
-        frames.append(frame.assign(topic=int(topic)))
-    allt = pd.concat(frames, ignore_index=True)
-    by_pair = allt.groupby(["snp", "gene"], sort=True)["topic"]
-    first = allt.drop_duplicates(["snp", "gene"]).set_index(["snp", "gene"]).loc[by_pair.size().index]
-    tests = first.drop(columns="topic").reset_index()
-    if int(allt["topic"].max()) >= 63:  # more topics than bits: the slow, general way
-        return tests, [sorted(ts) for ts in by_pair.agg(list)]
-    masks = (np.int64(1) << allt["topic"].to_numpy(np.int64))
-    masks = pd.Series(masks, index=allt.index).groupby([allt["snp"], allt["gene"]], sort=True).sum()
-    lists = {int(m): [t for t in range(63) if (int(m) >> t) & 1] for m in np.unique(masks.to_numpy())}
-    return tests, [lists[int(m)] for m in masks.to_numpy()]  # shared lists, never mutated downstream
+        key = (snp_ids.get_indexer(frame["snp"]).astype(np.int64) * len(gene_ids)
+               + gene_ids.get_indexer(frame["gene"]))
+        parts.append((key, frame["beta"].to_numpy(float), frame["t_stat"].to_numpy(float),
+                      frame["p_value"].to_numpy(float), (frame["class"] == "cis").to_numpy(), int(topic)))
+    key = np.concatenate([part[0] for part in parts])
+    order = np.argsort(key, kind="stable")  # stable: the first row of a pair is its lowest topic's
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = key[order[1:]] != key[order[:-1]]
+    pair_of_sorted = np.cumsum(first) - 1
+    topic_of_row = np.concatenate([np.full(len(part[0]), part[5], dtype=np.int64) for part in parts])[order]
+    masks = np.zeros((int(first.sum()), int(topic_of_row.max()) // 64 + 1), dtype=np.uint64)
+    for word in range(masks.shape[1]):
+        sel = topic_of_row // 64 == word
+        bits = np.left_shift(np.uint64(1), (topic_of_row[sel] % 64).astype(np.uint64))
+        np.bitwise_or.at(masks[:, word], pair_of_sorted[sel], bits)
+    rows = order[first]
+    pair_key = key[rows]
+    tests = pd.DataFrame({
+        "snp": snp_ids.to_numpy(dtype=object)[pair_key // len(gene_ids)],
+        "gene": gene_ids.to_numpy(dtype=object)[pair_key % len(gene_ids)],
+        "beta": np.concatenate([part[1] for part in parts])[rows],
+        "t_stat": np.concatenate([part[2] for part in parts])[rows],
+        "p_value": np.concatenate([part[3] for part in parts])[rows],
+        "class": _CLASS_NAMES[np.concatenate([part[4] for part in parts])[rows].astype(np.intp)],
+    })
+    return tests, masks
 
 
 def map_factor_blocks(
@@ -305,10 +384,12 @@ def map_factor_blocks(
         raise InputError(f"tissue {inputs.tissue!r}: no factor block has both SNPs and genes to test")
     # one engine call per factor block (a pair's test does not depend on which other pairs are
     # tested), so memory holds the blocks' tests, never the union SNPs x union genes
-    tests, topic_lists = _block_tests(inputs, blocks, cis_dist=cis_dist)
-    tests["topics"] = topic_lists
+    tests, masks = _block_tests(inputs, blocks, cis_dist=cis_dist)
+    tests["topics"] = _masks_to_lists(masks)
+    del masks
     if inputs.gene_types_s is not None:
-        tests["gene_type"] = inputs.gene_types_s.reindex(tests["gene"]).to_numpy()
+        gene_codes, genes = pd.factorize(tests["gene"].to_numpy(dtype=object))
+        tests["gene_type"] = inputs.gene_types_s.reindex(genes).to_numpy()[gene_codes]
     rng = np.random.default_rng(seed)
     null_frames = []
     for b in range(n_permutations):
@@ -431,43 +512,106 @@ def restrict_to_factor_set(
         The tests with ``fdr`` (per class) and ``fdr_by_type`` (per class x gene-type group), the
         test counts, the QQ and the histogram.
     """
-    from ..association.fdr import bh_fdr
+    return next(iter_factor_sets(tests_df, null_df, [topics]))
+
+
+@dataclass(frozen=True)
+class _TestIndex:
+    """What every factor set of one tissue shares: topic masks, classes, type groups, orders, null keys."""
+
+    masks: np.ndarray  # n x words, uint64 topic bits
+    p: np.ndarray
+    in_class: dict  # class -> bool per test
+    groups: np.ndarray | None  # gene-type group code per test
+    group_names: list
+    order: np.ndarray  # sort_values(["p_value", "snp", "gene"]) of all tests
+    key: np.ndarray  # pair key per test (snp code x gene code)
+    null_key: np.ndarray  # pair key per null row (-1: pair not among the tests)
+    null_in_class: dict
+    null_p: np.ndarray
+
+
+def _index_tests(tests_df: pd.DataFrame, null_df: pd.DataFrame) -> _TestIndex:
     from ..association.result import gene_type_group
 
-    chosen = set(int(t) for t in topics)
-    mask = np.array([bool(chosen.intersection(ts)) for ts in tests_df["topics"]], dtype=bool)
-    tests = tests_df.loc[mask].copy()
-    tests["topics"] = [[t for t in ts if t in chosen] for ts in tests["topics"]]
+    klass = tests_df["class"].to_numpy(dtype=object)
+    groups, group_names = None, []
+    if "gene_type" in tests_df.columns:
+        groups, types = pd.factorize(tests_df["gene_type"].to_numpy(dtype=object), use_na_sentinel=False)
+        group_names = sorted({gene_type_group(t) for t in types})
+        groups = np.array([group_names.index(gene_type_group(t)) for t in types], dtype=np.int64)[groups]
+    snp_codes, snps = _sorted_codes(tests_df["snp"])
+    gene_codes, genes = _sorted_codes(tests_df["gene"])
+    p = tests_df["p_value"].to_numpy(dtype=float)
+    key = snp_codes * max(len(genes), 1) + gene_codes
+    null_snp = pd.Index(snps).get_indexer(null_df["snp"].to_numpy(dtype=object)) if len(null_df) else []
+    null_gene = pd.Index(genes).get_indexer(null_df["gene"].to_numpy(dtype=object)) if len(null_df) else []
+    null_snp, null_gene = np.asarray(null_snp, dtype=np.int64), np.asarray(null_gene, dtype=np.int64)
+    null_key = np.where((null_snp >= 0) & (null_gene >= 0), null_snp.astype(np.int64) * max(len(genes), 1)
+                        + null_gene, -1)
+    null_class = null_df["class"].to_numpy(dtype=object) if len(null_df) else np.empty(0, dtype=object)
+    return _TestIndex(
+        masks=_lists_to_masks(tests_df["topics"]), p=p,
+        in_class={c: klass == c for c in ("cis", "trans")}, groups=groups, group_names=group_names,
+        order=np.lexsort((gene_codes, snp_codes, p)), key=key, null_key=null_key,
+        null_in_class={c: null_class == c for c in ("cis", "trans")},
+        null_p=null_df["p_value"].to_numpy(dtype=float) if len(null_df) else np.empty(0))
+
+
+def iter_factor_sets(tests_df: pd.DataFrame, null_df: pd.DataFrame, topic_sets: list[list[int]]):
+    """Restrict the tests to each factor set in turn (:func:`restrict_to_factor_set`, sharing the work).
+
+    Parameters
+    ----------
+    tests_df, null_df
+        Output of :func:`map_factor_blocks` (all factors).
+    topic_sets
+        The factor sets' topics.
+
+    Yields
+    ------
+    FactorSetResult
+        One per factor set, in the given order (each is computed when asked for).
+    """
+    index = _index_tests(tests_df, null_df)
+    for topics in topic_sets:
+        yield _restrict(tests_df, index, topics)
+
+
+def _restrict(tests_df: pd.DataFrame, index: _TestIndex, topics) -> FactorSetResult:
+    from ..association.fdr import bh_fdr
+
+    chosen = sorted({int(t) for t in topics})
+    chosen_mask = _topic_mask(chosen, index.masks.shape[1])
+    member = (index.masks & chosen_mask).any(axis=1)
+    fdr = np.full(len(member), np.nan)
+    fdr_by_type = np.full(len(member), np.nan) if index.groups is not None else None
     n_tests: dict = {}
-    tests["fdr"] = np.nan
-    has_type = "gene_type" in tests.columns
-    if has_type:
-        tests["fdr_by_type"] = np.nan
     p_by_class, null_by_class = {}, {}
-    keys = set(zip(tests["snp"], tests["gene"], strict=True))
+    null_member = np.isin(index.null_key, index.key[member]) if len(index.null_key) else index.null_key >= 0
     for klass in ("cis", "trans"):
-        in_class = (tests["class"] == klass).to_numpy()
+        in_class = member & index.in_class[klass]
         n_tests[klass] = int(in_class.sum())
-        p = tests.loc[in_class, "p_value"].to_numpy(dtype=float)
         if in_class.any():
-            tests.loc[in_class, "fdr"] = bh_fdr(p)
-            p_by_class[klass] = p
-        if has_type:
-            groups = np.array([f"{klass}:{gene_type_group(t)}" for t in tests.loc[in_class, "gene_type"]])
-            for group in sorted(set(groups)):
-                sel = np.flatnonzero(in_class)[groups == group]
-                n_tests[group] = len(sel)
-                tests.iloc[sel, tests.columns.get_loc("fdr_by_type")] = bh_fdr(
-                    tests.iloc[sel]["p_value"].to_numpy(dtype=float))
-        if len(null_df) and in_class.any():
-            nsel = null_df.loc[(null_df["class"] == klass).to_numpy()]
-            nkeep = np.array([(s, g) in keys for s, g in zip(nsel["snp"], nsel["gene"], strict=True)],
-                             dtype=bool)
-            null_by_class[klass] = nsel.loc[nkeep, "p_value"].to_numpy(dtype=float)
+            p_by_class[klass] = index.p[in_class]
+            fdr[in_class] = bh_fdr(p_by_class[klass])
+            if len(index.null_key):
+                null_by_class[klass] = index.null_p[null_member & index.null_in_class[klass]]
+        if fdr_by_type is not None:
+            for code, name in enumerate(index.group_names):  # sorted names: "<class>:<group>" order
+                sel = in_class & (index.groups == code)
+                if sel.any():
+                    n_tests[f"{klass}:{name}"] = int(sel.sum())
+                    fdr_by_type[sel] = bh_fdr(index.p[sel])
     qq_df = qq_table(p_by_class, null_by_class, max_points=QQ_MAX_POINTS, keep_top=QQ_KEEP_TOP)
     hist_df = pvalue_histogram(p_by_class)
-    tests = tests.sort_values(["p_value", "snp", "gene"], ignore_index=True)
-    return FactorSetResult(tests, n_tests, sorted(chosen), qq_df, hist_df)
+    rows = index.order[member[index.order]]
+    tests = tests_df.iloc[rows].reset_index(drop=True)
+    tests["topics"] = _masks_to_lists(index.masks[rows] & chosen_mask)
+    tests["fdr"] = fdr[rows]
+    if fdr_by_type is not None:
+        tests["fdr_by_type"] = fdr_by_type[rows]
+    return FactorSetResult(tests, n_tests, chosen, qq_df, hist_df)
 
 
 def exhaustive_mapping(
@@ -491,22 +635,42 @@ def exhaustive_mapping(
     """
     result = _engine(inputs, inputs.genotype_df.index, inputs.expression_df.index, cis_dist=cis_dist,
                      pv=output_pvalue)
-    frames = []
-    for klass, frame in (("cis", result.cis), ("trans", result.trans)):
-        if len(frame):
-            cols = [c for c in [*_STAT_COLUMNS, "fdr", "gene_type", "fdr_by_type"] if c in frame.columns]
-            frames.append(frame[cols].assign(**{"class": klass}))
-    tests = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=[*_STAT_COLUMNS, "fdr", "class"])
-    tests["topics"] = [[] for _ in range(len(tests))]
     n_tests = {str(k): int(v) for k, v in result.n_tests.items()}
     hist = getattr(result, "hist", None)
     hist_df = pvalue_histogram({})
     if isinstance(hist, pd.DataFrame) and {"pool", "bin_lo", "bin_hi", "count"} <= set(hist.columns):
         hist_df = hist[["pool", "bin_lo", "bin_hi", "count"]]
-    qq_df = qq_table({}, {})
-    tests = tests.sort_values(["p_value", "snp", "gene"], ignore_index=True)
-    return FactorSetResult(tests, n_tests, [], qq_df, hist_df)
+    frames = [(klass, frame) for klass, frame in (("cis", result.cis), ("trans", result.trans)) if len(frame)]
+    del result
+    tests = _sorted_engine_rows(frames)
+    del frames
+    return FactorSetResult(tests, n_tests, [], qq_table({}, {}), hist_df)
+
+
+def _sorted_engine_rows(frames: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
+    """Return the engine's kept rows of every class, sorted by (p_value, snp, gene), without topics.
+
+    The same table as concatenating the classes' frames (cis first) and sorting with
+    ``sort_values(["p_value", "snp", "gene"])``, built one column at a time with the order computed
+    on integer codes of the IDs.
+    """
+    if not frames:
+        tests = pd.DataFrame(columns=[*_STAT_COLUMNS, "fdr", "class"])
+        tests["topics"] = [[] for _ in range(len(tests))]
+        return tests
+    cols = [c for c in [*_STAT_COLUMNS, "fdr", "gene_type", "fdr_by_type"] if c in frames[0][1].columns]
+
+    def column(name: str) -> np.ndarray:
+        return np.concatenate([frame[name].to_numpy() for _, frame in frames])
+
+    order = _pvalue_order(column("p_value"), column("snp"), column("gene"))
+    tests = pd.DataFrame({c: column(c)[order] for c in cols})
+    names = np.array([klass for klass, _ in frames], dtype=object)
+    tests["class"] = names[np.repeat(np.arange(len(frames)), [len(frame) for _, frame in frames])[order]]
+    no_topics = np.empty(len(tests), dtype=object)
+    no_topics.fill([])  # one shared empty list: the exhaustive mapping has no proposing topics
+    tests["topics"] = no_topics
+    return tests
 
 
 def write_factor_set(result: FactorSetResult, folder: str | Path, *, output_pvalue: float = 1.0,
@@ -526,12 +690,12 @@ def write_factor_set(result: FactorSetResult, folder: str | Path, *, output_pval
     """
     folder = Path(folder)
     tests = result.tests_df
+    cols = [c for c in ("snp", "gene", "beta", "t_stat", "p_value", "fdr", "gene_type", "fdr_by_type")
+            if c in tests.columns]
     for klass in ("cis", "trans"):
-        rows = tests.loc[(tests["class"] == klass) & (tests["p_value"] <= output_pvalue)]
-        cols = [c for c in ("snp", "gene", "beta", "t_stat", "p_value", "fdr", "gene_type", "fdr_by_type")
-                if c in rows.columns]
-        table = rows[cols].reset_index(drop=True)
-        write_table(validate_table(table, "eqtl_pairs"), folder / f"{klass}.tsv")
+        rows = np.flatnonzero(((tests["class"] == klass) & (tests["p_value"] <= output_pvalue)).to_numpy())
+        head = validate_table(tests.iloc[rows[:1]][cols].reset_index(drop=True), "eqtl_pairs")
+        write_rows_tsv(tests, rows, folder / f"{klass}.tsv", columns=list(head.columns))
     write_table(validate_table(result.qq_df, "permutation_qq"), folder / "qq.tsv")
     write_table(validate_table(result.hist_df, "pvalue_hist"), folder / "hist.tsv")
     level_col = call_column(tests)
@@ -542,3 +706,69 @@ def write_factor_set(result: FactorSetResult, folder: str | Path, *, output_pval
         **(params or {}),
     }
     write_json(meta, folder / "run.json")
+
+
+_CSV_SPECIAL = ("\t", '"', "\n", "\r")
+
+
+def _csv_plain(values: np.ndarray) -> bool:
+    """Whether pandas' ``to_csv`` writes these cells as plain text: float64, or strings it does not quote."""
+    if values.dtype == np.float64:
+        return True
+    if values.dtype != object:
+        return False
+    _, uniques = pd.factorize(values, use_na_sentinel=True)
+    return all(isinstance(u, str) and not any(c in u for c in _CSV_SPECIAL) for u in uniques)
+
+
+def _cell_texts(values: np.ndarray) -> list[str]:
+    """Texts of plain cells (:func:`_csv_plain`) as ``write_table``'s ``to_csv`` writes them.
+
+    float64: ``repr`` (pandas writes numpy's shortest round-trip text: the same digits and layout
+    as Python's ``repr``), missing -> ``NA``. Strings as they are (decoded once per distinct value),
+    missing -> ``NA``.
+    """
+    if values.dtype == np.float64:
+        texts = list(map(repr, values.tolist()))
+        for i in np.flatnonzero(np.isnan(values)).tolist():
+            texts[i] = "NA"
+        return texts
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return np.append(np.asarray(uniques, dtype=object), "NA")[codes].tolist()  # code -1: missing
+
+
+def write_rows_tsv(table: pd.DataFrame, rows: np.ndarray, path: str | Path, *, columns: list[str],
+                   chunk_rows: int = 100_000) -> None:
+    """Write ``table.iloc[rows][columns]`` as :func:`tbeqtl.atomic.write_table` would, in row chunks.
+
+    The bytes are those of ``write_table`` (pandas ``to_csv``: tab-separated, header, no index,
+    ``NA`` for missing values, float64 in shortest round-trip text); rows are formatted a chunk at
+    a time without copying the table. Tables whose cells pandas would quote or format otherwise
+    (other dtypes, non-string objects, tabs, quotes, line breaks) go through ``write_table``.
+
+    Parameters
+    ----------
+    table
+        The table.
+    rows
+        Row positions to write, in order.
+    path
+        Destination ``.tsv``.
+    columns
+        Columns to write, in order.
+    chunk_rows
+        Rows formatted at a time.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    arrays = [table[c].to_numpy() for c in columns]
+    plain = len(columns) > 1 and not any(ch in str(c) for c in columns for ch in _CSV_SPECIAL)
+    if not (plain and all(_csv_plain(a[rows]) for a in arrays)):
+        write_table(table.iloc[rows][columns].reset_index(drop=True), path)
+        return
+    with atomic_write(path, newline="") as handle:
+        handle.write("\t".join(map(str, columns)) + "\n")
+        for start in range(0, len(rows), chunk_rows):
+            index = rows[start:start + chunk_rows]
+            texts = [_cell_texts(a[index]) for a in arrays]
+            handle.write("\n".join(map("\t".join, zip(*texts, strict=True))))
+            handle.write("\n")

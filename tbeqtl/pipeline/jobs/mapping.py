@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from ...atomic import write_table
+from ...atomic import atomic_path, write_table
 from ...errors import InputError
 from ...layout import PairLayout
 from ...schema import validate_table
@@ -17,23 +20,32 @@ from .common import PairContext, _heldout_by_tissue
 __all__ = []
 
 
+_TEST_COLUMNS = (
+    "class", "snp", "gene", "beta", "t_stat", "p_value", "fdr", "gene_type", "fdr_by_type", "topics",
+)
+
+
+def _topic_texts(topics_s: pd.Series) -> np.ndarray:
+    """Comma-separated topics of each row (object array); a list shared by rows is joined once."""
+    values = topics_s.to_numpy(dtype=object)
+    codes, _ = pd.factorize(np.fromiter(map(id, values), dtype=np.int64, count=len(values)))
+    first = np.unique(codes, return_index=True)[1]
+    texts = np.empty(len(first), dtype=object)
+    texts[:] = [",".join(str(t) for t in values[i]) for i in first]
+    return texts[codes]
+
+
 def _test_rows(tests: pd.DataFrame, keep) -> pd.DataFrame:
-    rows = tests.loc[keep].copy() if len(tests) else tests.copy()
-    rows["topics"] = [",".join(str(t) for t in ts) for ts in rows["topics"]]
-    wanted = (
-        "class",
-        "snp",
-        "gene",
-        "beta",
-        "t_stat",
-        "p_value",
-        "fdr",
-        "gene_type",
-        "fdr_by_type",
-        "topics",
-    )
-    cols = [c for c in wanted if c in rows.columns]
-    return rows[cols].reset_index(drop=True)
+    """Rows ``keep`` (a boolean mask, positions or None: all) with topics as text, schema column order."""
+    if keep is None or not len(tests):
+        rows = tests
+    else:
+        keep = np.asarray(keep)
+        rows = tests.iloc[np.flatnonzero(keep) if keep.dtype == bool else keep]
+    cols = [c for c in _TEST_COLUMNS if c in rows.columns]
+    table = rows[cols].reset_index(drop=True)
+    table["topics"] = _topic_texts(rows["topics"])
+    return table
 
 
 def _calls(result: mp.FactorSetResult, level: float) -> pd.DataFrame:
@@ -52,6 +64,58 @@ def _candidates(result: mp.FactorSetResult, level: float) -> pd.DataFrame:
     """
     tests = result.tests_df
     return _test_rows(tests, (tests["p_value"] <= level).to_numpy() if len(tests) else None)
+
+
+def _arrow_column(values: np.ndarray):
+    """Return the arrow column of a float64 or string (object) array, converting each distinct string once."""
+    import pyarrow as pa
+
+    if values.dtype != object:
+        return pa.array(values)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    indices = pa.array(codes.astype(np.int32), mask=codes < 0)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(np.asarray(uniques, dtype=object),
+                                                            type=pa.string())).cast(pa.string())
+
+
+def _write_candidates(result: mp.FactorSetResult, level: float, path, *, topics: bool = True) -> None:
+    """Write :func:`_candidates` to ``path`` (parquet) without building the table in pandas.
+
+    The file holds the same columns, types, values and pandas metadata as
+    ``write_table(validate_table(_candidates(result, level), "pipeline_candidates"), path)``.
+    ``topics=False`` (the exhaustive mapping: no proposing topics) writes empty topics directly.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tests = result.tests_df
+    rows = np.flatnonzero((tests["p_value"] <= level).to_numpy()) if len(tests) else np.empty(0, np.int64)
+    head = validate_table(_test_rows(tests, rows[:1]), "pipeline_candidates")
+    plain = all(tests[c].dtype in (object, np.float64) for c in head.columns if c != "topics")
+    if not len(rows) or not plain or head.isna().to_numpy().any():  # the general (pandas) way
+        write_table(validate_table(_candidates(result, level), "pipeline_candidates"), path)
+        return
+    schema = pa.Schema.from_pandas(head, preserve_index=False)
+    arrays = []
+    for name in head.columns:
+        if name == "topics":
+            no_topics = np.full(len(rows), "", dtype=object)
+            values = _topic_texts(tests["topics"].iloc[rows]) if topics else no_topics
+        else:
+            values = tests[name].to_numpy()[rows]
+        arrays.append(_arrow_column(values))
+    table = pa.Table.from_arrays(arrays, schema=schema)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="snappy")
+
+
+def _release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc ``malloc_trim``; elsewhere a no-op)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def _eqtl_stage(
@@ -108,49 +172,49 @@ def _eqtl_stage(
             "cis_dist": mc.cis_dist,
             "dropped_covariate_topics": drop,
         }
-        tests, null = mp.map_factor_blocks(
-            inputs,
-            blocks,
-            cis_dist=mc.cis_dist,
-            n_permutations=mc.n_permutations,
-            seed=config.holdout.seed + t_index,
-        )
-        for factor_set in mc.factor_sets:
-            topics = mp.factor_set_topics(
-                factor_set,
-                topics=list(range(n_topics)),
-                tissue=tissue,
-                tissue_df=tables["tissue_association"],
-                drop=drop,
-            )
-            result = mp.restrict_to_factor_set(tests, null, topics)
-            folder = layout.eqtl(factor_set, tissue)
-            mp.write_factor_set(
-                result, folder, output_pvalue=mc.output_pvalue, params={**params, "factor_set": factor_set}
-            )
-            calls = _calls(result, mc.fdr).assign(factor_set=factor_set, tissue=tissue)
-            write_table(
-                validate_table(_candidates(result, mc.fdr), "pipeline_candidates"),
-                folder / "candidates.parquet",
-            )
-            write_table(validate_table(calls, "pipeline_eqtls"), folder / "calls.tsv")
-            summary[f"{factor_set}/{tissue}"] = len(calls)
+        topic_sets = {
+            factor_set: mp.factor_set_topics(factor_set, topics=list(range(n_topics)), tissue=tissue,
+                                             tissue_df=tables["tissue_association"], drop=drop)
+            for factor_set in mc.factor_sets
+        }
+        summary |= _map_factor_sets(inputs, blocks, topic_sets, layout, mc, params,
+                                    seed=config.holdout.seed + t_index)
         if mc.exhaustive:
-            # keep every test with p <= fdr for the candidates even when output_pvalue is smaller
-            # (cis.tsv / trans.tsv are still cut at output_pvalue). The engine's FDR sees these rows
-            # too; a call (FDR < fdr) can only differ from a run at output_pvalue if a test at rank
-            # j > m * output_pvalue / fdr has p <= fdr, i.e. when over half the tests do at 0.05 / 0.1
-            result = mp.exhaustive_mapping(
-                inputs, cis_dist=mc.cis_dist, output_pvalue=max(mc.output_pvalue, mc.fdr)
-            )
-            folder = layout.eqtl("exhaustive", tissue)
-            mp.write_factor_set(
-                result, folder, output_pvalue=mc.output_pvalue, params={**params, "factor_set": "exhaustive"}
-            )
-            calls = _calls(result, mc.fdr).assign(factor_set="exhaustive", tissue=tissue)
-            write_table(
-                validate_table(_candidates(result, mc.fdr), "pipeline_candidates"),
-                folder / "candidates.parquet",
-            )
-            write_table(validate_table(calls, "pipeline_eqtls"), folder / "calls.tsv")
+            _map_exhaustive(inputs, layout, mc, params)
+        del inputs
+        _release_memory()  # the tissue's tables are gone: give their pages back before the next one
     return summary
+
+
+def _write_result(result: mp.FactorSetResult, folder, mc, params: dict, factor_set: str, *,
+                  topics: bool = True) -> int:
+    """Write one factor set's mapping in one tissue (run files, candidates, calls); return the calls."""
+    run_params = {**params, "factor_set": factor_set}
+    mp.write_factor_set(result, folder, output_pvalue=mc.output_pvalue, params=run_params)
+    _write_candidates(result, mc.fdr, folder / "candidates.parquet", topics=topics)
+    calls = _calls(result, mc.fdr).assign(factor_set=factor_set, tissue=params["tissue"])
+    write_table(validate_table(calls, "pipeline_eqtls"), folder / "calls.tsv")
+    return len(calls)
+
+
+def _map_factor_sets(inputs, blocks, topic_sets: dict, layout: PairLayout, mc, params: dict, *,
+                     seed: int) -> dict[str, int]:
+    """Test the factor blocks once and write every factor set of one tissue; return the calls per set."""
+    tests, null = mp.map_factor_blocks(inputs, blocks, cis_dist=mc.cis_dist, n_permutations=mc.n_permutations,
+                                       seed=seed)
+    summary = {}
+    results = mp.iter_factor_sets(tests, null, list(topic_sets.values()))
+    for factor_set, result in zip(topic_sets, results, strict=True):
+        folder = layout.eqtl(factor_set, inputs.tissue)
+        summary[f"{factor_set}/{inputs.tissue}"] = _write_result(result, folder, mc, params, factor_set)
+    return summary
+
+
+def _map_exhaustive(inputs, layout: PairLayout, mc, params: dict) -> None:
+    """Test every SNP x gene pair of one tissue and write it as the ``exhaustive`` set."""
+    # keep every test with p <= fdr for the candidates even when output_pvalue is smaller
+    # (cis.tsv / trans.tsv are still cut at output_pvalue). The engine's FDR sees these rows
+    # too; a call (FDR < fdr) can only differ from a run at output_pvalue if a test at rank
+    # j > m * output_pvalue / fdr has p <= fdr, i.e. when over half the tests do at 0.05 / 0.1
+    result = mp.exhaustive_mapping(inputs, cis_dist=mc.cis_dist, output_pvalue=max(mc.output_pvalue, mc.fdr))
+    _write_result(result, layout.eqtl("exhaustive", inputs.tissue), mc, params, "exhaustive", topics=False)
