@@ -607,7 +607,7 @@ def _restrict(tests_df: pd.DataFrame, index: _TestIndex, topics) -> FactorSetRes
     hist_df = pvalue_histogram(p_by_class)
     rows = index.order[member[index.order]]
     tests = tests_df.iloc[rows].reset_index(drop=True)
-    tests["topics"] = _masks_to_lists(index.masks[rows] & chosen_mask)
+    tests["topics"] = _masks_to_lists(index.masks[rows] & chosen_mask) if len(rows) else []  # [] as before
     tests["fdr"] = fdr[rows]
     if fdr_by_type is not None:
         tests["fdr_by_type"] = fdr_by_type[rows]

@@ -44,7 +44,8 @@ def _test_rows(tests: pd.DataFrame, keep) -> pd.DataFrame:
         rows = tests.iloc[np.flatnonzero(keep) if keep.dtype == bool else keep]
     cols = [c for c in _TEST_COLUMNS if c in rows.columns]
     table = rows[cols].reset_index(drop=True)
-    table["topics"] = _topic_texts(rows["topics"])
+    texts = _topic_texts(rows["topics"])
+    table["topics"] = texts if len(texts) else []  # an empty table's topics column as before (float)
     return table
 
 
