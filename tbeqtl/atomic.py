@@ -25,7 +25,7 @@ from typing import IO, Any
 
 import pandas as pd
 
-__all__ = ["atomic_path", "atomic_write", "make_temp_dir", "write_json", "write_table"]
+__all__ = ["StagedFiles", "atomic_path", "atomic_write", "make_temp_dir", "write_json", "write_table"]
 
 _ATTEMPTS = 100
 
@@ -102,6 +102,43 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+class _Discarded(Exception):
+    """Thrown into the staged contexts by :meth:`StagedFiles.discard`."""
+
+
+class StagedFiles(contextlib.ExitStack):
+    """Outputs written over several calls, renamed into place together (the streamed writers' staging).
+
+    :meth:`stage` gives a temporary path of :func:`atomic_path`; any other context built on it
+    (e.g. an open output handle) can be entered with ``enter_context``. :meth:`commit` closes what
+    was entered, last first, renaming each temporary onto its destination; :meth:`discard` (or an
+    exception inside ``with``) removes every temporary and leaves the destinations untouched.
+    """
+
+    def stage(self, path: str | Path) -> Path:
+        """Return a temporary path that :meth:`commit` renames onto ``path``.
+
+        Parameters
+        ----------
+        path
+            The final destination (its folder is created if needed).
+
+        Returns
+        -------
+        pathlib.Path
+            The temporary file (empty, mode as :func:`open` gives a new file).
+        """
+        return self.enter_context(atomic_path(path))
+
+    def commit(self) -> None:
+        """Close the staged contexts and rename every temporary onto its destination."""
+        self.close()
+
+    def discard(self) -> None:
+        """Close the staged contexts and remove every temporary (destinations untouched)."""
+        self.__exit__(_Discarded, _Discarded(), None)
 
 
 @contextlib.contextmanager

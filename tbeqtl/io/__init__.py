@@ -41,7 +41,7 @@ from .covariates import read_covariates
 from .dataset import DATASET_FILES, read_dataset, write_dataset
 from .dosage import DosageTSVSource, iter_dosage_tsv_blocks, read_dosage_tsv, write_dosage_tsv
 from .expression_bed import ExpressionBed, read_expression_bed, write_expression_bed
-from .gct import read_gct, read_gct_descriptions, write_gct
+from .gct import GctWriter, read_gct, read_gct_descriptions, read_gct_header, write_gct
 from .genotypes import (
     FrameGenotypes,
     GenotypeSource,
@@ -72,31 +72,47 @@ from .matrixeqtl import (
     write_matrixeqtl_matrix,
     write_matrixeqtl_snpsloc,
 )
-from .pgen import PgenSource, read_psam, read_pvar, write_pgen
+from .pgen import PgenSource, PgenWriter, read_psam, read_pvar, write_pgen
 from .plink import PlinkGenotypes, PlinkSource, iter_plink_blocks, read_bim, read_fam, read_plink, write_plink
 from .sample_map import read_sample_map, write_sample_map
 from .snp_positions import read_snp_positions
 from .tf import read_tf_table
-from .vcf import VCFGenotypes, VCFSource, iter_vcf_blocks, read_vcf, write_vcf
+from .vcf import (
+    VCFGenotypes,
+    VCFSource,
+    VcfWriter,
+    is_bcf_file,
+    iter_vcf_blocks,
+    iter_vcf_chunks,
+    read_vcf,
+    vcf_contig_lines,
+    vcf_text_header,
+    write_vcf,
+)
 
 __all__ = [
     "DATASET_FILES",
     "DosageTSVSource",
     "ExpressionBed",
     "FrameGenotypes",
+    "GctWriter",
     "GenotypeSource",
     "PgenSource",
+    "PgenWriter",
     "PlinkGenotypes",
     "PlinkSource",
     "SingleCellCounts",
     "VCFGenotypes",
     "VCFSource",
+    "VcfWriter",
     "genotype_input_files",
     "gtex_donor_ids",
     "harmonize_gene_types",
+    "is_bcf_file",
     "iter_dosage_tsv_blocks",
     "iter_plink_blocks",
     "iter_vcf_blocks",
+    "iter_vcf_chunks",
     "normalize_gene_id",
     "open_genotypes",
     "read_admixture_p",
@@ -111,6 +127,7 @@ __all__ = [
     "read_fam",
     "read_gct",
     "read_gct_descriptions",
+    "read_gct_header",
     "read_gene_annotation",
     "read_genotype_table",
     "read_gtex_egenes",
@@ -136,6 +153,8 @@ __all__ = [
     "require_sorted_positions",
     "sniff_genotype_format",
     "strip_version",
+    "vcf_contig_lines",
+    "vcf_text_header",
     "write_counts",
     "write_dataset",
     "write_dosage_tsv",

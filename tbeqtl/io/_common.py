@@ -21,7 +21,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from ..atomic import atomic_path
+from ..atomic import StagedFiles, atomic_path
 from ..errors import InputError, format_ids
 
 logger = logging.getLogger(__name__)
@@ -222,6 +222,111 @@ def require_columns(df: pd.DataFrame, columns: Sequence[str], *, path: str | Pat
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise InputError(f"{what} lacks columns {missing}; found", path=str(path), ids=list(df.columns))
+
+
+class StreamedWriter:
+    """Life cycle of the streamed writers (``VcfWriter``, ``PgenWriter``, ``GctWriter``).
+
+    A subclass stages its outputs on ``self._staged`` (a :class:`~tbeqtl.atomic.StagedFiles`),
+    counts what it wrote in ``n_written`` and, when its header needs the count up front, sets
+    ``n_declared``. :meth:`close` checks the count, runs the subclass's ``_finish`` and renames
+    every output into place; :meth:`abort` runs ``_release`` and removes the temporaries. Used in
+    ``with``, an exception aborts and a normal exit closes.
+    """
+
+    _staged: StagedFiles
+    n_written: int = 0
+    n_declared: int | None = None
+    _unit = "rows"
+
+    def _finish(self) -> None:
+        """Complete the outputs before they are renamed (flush, close, index)."""
+
+    def _release(self) -> None:
+        """Close what is held open outside the staged contexts (errors are ignored)."""
+
+    def _count_error(self, n: int) -> InputError:
+        return InputError(
+            f"{n} {self._unit} written where {self.n_declared} were declared",
+            path=str(getattr(self, "path", "")),
+        )
+
+    def close(self) -> None:
+        """Finish the outputs and rename them into place.
+
+        Raises
+        ------
+        InputError
+            Fewer rows written than declared (the outputs are removed).
+        """
+        if self.n_declared is not None and self.n_written != self.n_declared:
+            self.abort()
+            raise self._count_error(self.n_written)
+        self._finish()
+        self._staged.commit()
+
+    def abort(self) -> None:
+        """Remove the temporary outputs; what was at the destinations stays as it was."""
+        with contextlib.suppress(Exception):
+            self._release()
+        self._staged.discard()
+
+    def __enter__(self) -> StreamedWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def writer_block(
+    values: np.ndarray | pd.DataFrame, *, columns: pd.Index, rows: pd.Index | None, path: str | Path
+) -> np.ndarray:
+    """Return a block given to a streamed writer as a 2-D array, checked against the writer's labels.
+
+    Parameters
+    ----------
+    values
+        The block: an array, or a DataFrame whose column labels (as text) must be ``columns``
+        and whose row labels must be ``rows`` (when given), in that order.
+    columns
+        The writer's column IDs (samples).
+    rows
+        The block's row IDs (variants), or ``None`` to check the columns only.
+    path
+        The output, for error messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``len(rows) x len(columns)`` (any number of rows when ``rows`` is ``None``).
+
+    Raises
+    ------
+    InputError
+        Labels or shape that differ (the differing IDs named).
+    """
+    if isinstance(values, pd.DataFrame):
+        given = pd.Index(values.columns.astype(str))
+        if not given.equals(columns):
+            differ = given.symmetric_difference(columns)
+            raise InputError(
+                "block columns differ from the writer's samples (names or order)",
+                path=str(path),
+                ids=differ if len(differ) else given[given != columns],
+            )
+        if rows is not None and not pd.Index(values.index.astype(str)).equals(pd.Index(rows.astype(str))):
+            raise InputError(
+                "block rows differ from the variant table's rows", path=str(path), ids=values.index
+            )
+        values = values.to_numpy()
+    values = np.asarray(values)
+    n_rows = len(rows) if rows is not None else (values.shape[0] if values.ndim else -1)
+    if values.shape != (n_rows, len(columns)):
+        raise InputError(f"block is {values.shape}, expected {(n_rows, len(columns))}", path=str(path))
+    return values
 
 
 def check_not_empty(df: pd.DataFrame, what: str, *, path: str | Path | None = None) -> None:

@@ -8,6 +8,9 @@ Layout::
     ENSG...\t<gene name>\t<count>\t...
 
 ``Name`` holds the gene IDs (GENCODE, with version), ``Description`` the gene names.
+
+:func:`read_gct_header` reads the first three lines only; :class:`GctWriter` writes a matrix one
+block of genes at a time (:func:`write_gct` is one block of it).
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..atomic import StagedFiles
 from ..data import validate_counts
 from ..errors import InputError
 from ._common import (
+    StreamedWriter,
     check_file,
     check_not_empty,
     check_unique,
@@ -31,14 +36,34 @@ from ._common import (
     read_delimited,
     reader_errors,
     write_matrix_text,
+    writer_block,
 )
 
-__all__ = ["read_gct", "read_gct_descriptions", "write_gct"]
+__all__ = ["GctWriter", "read_gct", "read_gct_descriptions", "read_gct_header", "write_gct"]
 
 logger = logging.getLogger(__name__)
 
 
-def _read_gct_header(path: Path) -> tuple[int, int, list[str]]:
+def read_gct_header(path: str | Path) -> tuple[int, int, list[str]]:
+    """Read the three header lines of a GCT v1.2 file (no data line is parsed).
+
+    Parameters
+    ----------
+    path
+        The ``.gct`` or ``.gct.gz`` file.
+
+    Returns
+    -------
+    tuple
+        ``(n_rows, n_cols, samples)``: the dimensions line (genes, samples) and the sample IDs
+        of the header line, as written (not checked against each other).
+
+    Raises
+    ------
+    InputError
+        Not GCT v1.2, a malformed dimensions line, a header without ``Name``/``Description``.
+    """
+    path = Path(path)
     with reader_errors(path, what="GCT file"), open_text(path) as handle:
         version = handle.readline().rstrip("\r\n")
         dims = handle.readline().rstrip("\r\n")
@@ -64,7 +89,7 @@ def _read_gct_header(path: Path) -> tuple[int, int, list[str]]:
 
 def _read_gct_frame(path: str | Path, samples: Sequence[str] | None) -> tuple[pd.DataFrame, pd.Series]:
     path = check_file(path, what="GCT file")
-    n_rows, n_cols, all_samples = _read_gct_header(path)
+    n_rows, n_cols, all_samples = read_gct_header(path)
     if n_cols != len(all_samples):
         raise InputError(
             f"GCT dimensions line says {n_cols} samples but the header lists {len(all_samples)}",
@@ -159,8 +184,90 @@ def read_gct_descriptions(path: str | Path) -> pd.Series:
     return description
 
 
+class GctWriter(StreamedWriter):
+    """A GTEx GCT v1.2 matrix written block of genes by block of genes.
+
+    The header (``#1.2``, the dimensions, ``Name Description <samples>``) is written at once;
+    :meth:`write` appends rows. The file goes to a temporary sibling renamed onto ``path`` by
+    :meth:`close` (gzip when it ends in ``.gz``); on an exception inside ``with`` (or
+    :meth:`abort`) nothing is left at ``path``. Values are formatted per block (see
+    :func:`~tbeqtl.io._common.write_matrix_text`): integer blocks give the same bytes for any
+    split, and so do float blocks unless one block is all integer-valued (written ``1``, not
+    ``1.0``).
+
+    Parameters
+    ----------
+    path
+        Destination (``.gct`` or ``.gct.gz``).
+    samples
+        Sample IDs, the order of the columns.
+    n_genes
+        Rows that will be written (the dimensions line comes first).
+
+    Raises
+    ------
+    InputError
+        Duplicate sample IDs (named).
+    """
+
+    def __init__(self, path: str | Path, samples: Sequence[str], *, n_genes: int):
+        self._unit = "genes"
+        self.path = Path(path)
+        self.samples = pd.Index([str(s) for s in samples])
+        self.n_genes = self.n_declared = int(n_genes)
+        self.n_written = 0
+        check_unique(self.samples, "sample")
+        self._seen: set[str] = set()
+        self._staged = StagedFiles()
+        try:
+            self._handle = self._staged.enter_context(open_output(self.path))
+            self._handle.write(f"#1.2\n{self.n_genes}\t{len(self.samples)}\n")
+            self._handle.write("\t".join(["Name", "Description", *self.samples]) + "\n")
+        except BaseException:
+            self._staged.discard()
+            raise
+
+    def write(self, df: pd.DataFrame, *, description: pd.Series | None = None) -> None:
+        """Append genes.
+
+        Parameters
+        ----------
+        df
+            Genes x samples values (the writer's samples, in order); integer values are
+            written as integers.
+        description
+            Gene names for the ``Description`` column, indexed by gene ID; missing entries
+            (or ``None``) repeat the gene ID, as GTEx does for unnamed genes.
+
+        Raises
+        ------
+        InputError
+            Other columns, gene IDs already written or repeated (named), more rows than ``n_genes``.
+        """
+        if not isinstance(df, pd.DataFrame):
+            raise InputError("GCT blocks must be DataFrames indexed by gene ID", path=str(self.path))
+        writer_block(df, columns=self.samples, rows=None, path=self.path)
+        ids = pd.Index(df.index.astype(str))
+        check_unique(ids, "gene")
+        again = [g for g in ids if g in self._seen]
+        if again:
+            raise InputError("gene IDs written in an earlier block", path=str(self.path), ids=again)
+        if self.n_written + len(ids) > self.n_genes:
+            raise self._count_error(self.n_written + len(ids))
+        names = pd.Series(ids, index=df.index)
+        if description is not None:
+            given = description.reindex(df.index)
+            names = given.where(given.notna() & (given.astype(str) != ""), names).astype(str)
+        lead = pd.DataFrame({"Description": names.to_numpy()})
+        write_matrix_text(self._handle, df, index_label="Name", lead=lead, header=False)
+        self._seen.update(ids)
+        self.n_written += len(ids)
+
+
 def write_gct(df: pd.DataFrame, path: str | Path, *, description: pd.Series | None = None) -> None:
     """Write a genes x samples matrix as GTEx GCT v1.2 (gzip when ``path`` ends in ``.gz``).
+
+    One :class:`GctWriter` block.
 
     Parameters
     ----------
@@ -174,13 +281,5 @@ def write_gct(df: pd.DataFrame, path: str | Path, *, description: pd.Series | No
     """
     check_unique(df.index, "gene")
     check_unique(df.columns, "sample")
-    names = pd.Series(df.index.astype(str), index=df.index)
-    if description is not None:
-        given = description.reindex(df.index)
-        names = given.where(given.notna() & (given.astype(str) != ""), names).astype(str)
-    with open_output(path) as handle:
-        handle.write("#1.2\n")
-        handle.write(f"{df.shape[0]}\t{df.shape[1]}\n")
-        write_matrix_text(
-            handle, df, index_label="Name", lead=pd.DataFrame({"Description": names.to_numpy()})
-        )
+    with GctWriter(path, df.columns, n_genes=len(df)) as writer:
+        writer.write(df, description=description)

@@ -14,6 +14,9 @@ headerless ``.psam`` has the ``.fam`` order); individuals are identified by IID.
 most 2 MB of int8 codes are decoded into the float32 output, so a read costs the float32
 array and a few MB, never a float64 copy. Only the requested individuals are decoded
 (pgenlib's ``sample_subset``), then put in the requested order.
+
+Writing: :class:`PgenWriter` appends hard calls one block of variants at a time (optional
+``.pvar`` INFO and ``.psam`` SEX columns); :func:`write_pgen` is one block of it.
 """
 
 from __future__ import annotations
@@ -25,15 +28,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..atomic import atomic_path
+from ..atomic import StagedFiles
 from ..errors import InputError, MissingDependencyError
 from ._common import (
+    StreamedWriter,
     check_file,
+    check_unique,
     count_meta_lines,
     harmonize_chrom_fast,
     open_output,
     read_delimited,
     reader_errors,
+    writer_block,
 )
 from .genotypes import (
     SamplePlan,
@@ -43,7 +49,7 @@ from .genotypes import (
     decode_hardcalls,
 )
 
-__all__ = ["PgenSource", "pgen_files", "read_psam", "read_pvar", "write_pgen"]
+__all__ = ["PgenSource", "PgenWriter", "pgen_files", "read_psam", "read_pvar", "write_pgen"]
 
 logger = logging.getLogger(__name__)
 
@@ -461,8 +467,145 @@ class PgenSource(StreamedSource):
         target[target < 0] = np.nan
 
 
+class PgenWriter(StreamedWriter):
+    """A PLINK 2 file set (``.pgen``, ``.pvar``, ``.psam``) written variant block by variant block.
+
+    Hard calls are appended with pgenlib's ``append_biallelic_batch`` (REF is the reference
+    allele: ``nonref_flags=False``); ``.pvar`` lines follow each block. The three files are written
+    to temporary siblings and renamed by :meth:`close` (mode as a new file gets under the user's
+    umask); on an exception inside ``with`` (or :meth:`abort`) nothing is left at the prefix.
+    Any split of the variants into blocks gives the same bytes.
+
+    Parameters
+    ----------
+    prefix
+        Output prefix (a trailing ``.pgen`` is dropped).
+    samples
+        Individual IDs (IID), the order of the columns.
+    n_variants
+        Variants that will be written (the ``.pgen`` header needs the count up front).
+    sex
+        PLINK sex code (1 male, 2 female) per individual, in ``samples`` order: adds a ``SEX``
+        column to the ``.psam``.
+    info_column
+        Write ``QUAL FILTER INFO`` columns in the ``.pvar`` (``.``, ``PASS``, the ``info`` of
+        :meth:`write`).
+
+    Raises
+    ------
+    InputError
+        No or duplicate individuals, a ``sex`` of another length.
+    """
+
+    def __init__(
+        self,
+        prefix: str | Path,
+        samples: Sequence[str],
+        *,
+        n_variants: int,
+        sex: Sequence[int] | None = None,
+        info_column: bool = False,
+    ):
+        self._unit = "variants"
+        self.prefix = Path(str(prefix).removesuffix(".pgen"))
+        self.samples = pd.Index([str(s) for s in samples])
+        self.n_variants = self.n_declared = int(n_variants)
+        self.path = Path(f"{self.prefix}.pgen")
+        self.info_column = info_column
+        self.n_written = 0
+        if len(self.samples) == 0:
+            raise InputError("a PLINK 2 file set needs at least one individual", path=str(self.prefix))
+        check_unique(self.samples, "individual")
+        if sex is not None and len(sex) != len(self.samples):
+            raise InputError(f"sex has {len(sex)} entries for {len(self.samples)} individuals")
+        self._writer = None
+        self._staged = StagedFiles()
+        try:
+            pgen_tmp = self._staged.stage(f"{self.prefix}.pgen")
+            self._pvar = self._staged.enter_context(open_output(f"{self.prefix}.pvar"))
+            self._pvar.write(
+                "#CHROM\tPOS\tID\tREF\tALT" + ("\tQUAL\tFILTER\tINFO" if info_column else "") + "\n"
+            )
+            self._staged.enter_context(open_output(f"{self.prefix}.psam")).write(
+                _psam_text(self.samples, sex)
+            )
+            self._writer = _pgenlib().PgenWriter(
+                str(pgen_tmp).encode(), len(self.samples), variant_ct=self.n_variants, nonref_flags=False
+            )
+        except BaseException:
+            self.abort()
+            raise
+
+    def write(
+        self, values: np.ndarray | pd.DataFrame, variant_df: pd.DataFrame, info: Sequence[str] | None = None
+    ) -> None:
+        """Append a block of variants.
+
+        Parameters
+        ----------
+        values
+            Variants x individuals ALT counts in {0, 1, 2}, missing as NaN or -9 (int8 codes as
+            tensorQTL keeps them are taken as they are). A DataFrame must have ``variant_df``'s
+            index and the writer's individuals.
+        variant_df
+            Indexed by variant ID with ``chrom``, ``pos``, ``ref``, ``alt``.
+        info
+            The ``INFO`` field of each variant (``info_column=True`` only; default ``.``).
+
+        Raises
+        ------
+        InputError
+            Fractional or out-of-range values (variants named), rows or columns that do not
+            match, more variants than ``n_variants``.
+        """
+        lacking = [c for c in ("chrom", "pos", "ref", "alt") if c not in variant_df.columns]
+        if lacking:
+            raise InputError(f"variant_df for a .pvar lacks columns {lacking}")
+        ids = variant_df.index
+        matrix = writer_block(values, columns=self.samples, rows=ids, path=self.path)
+        if self.n_written + len(ids) > self.n_variants:
+            raise self._count_error(self.n_written + len(ids))
+        if info is not None and not self.info_column:
+            raise InputError("info given to a PgenWriter without info_column", path=f"{self.prefix}.pvar")
+        if self.info_column:
+            info = ["."] * len(ids) if info is None else info
+        lines = _pvar_lines(variant_df, info, n=len(ids))
+        self._writer.append_biallelic_batch(_hardcall_codes(matrix, ids))
+        self._pvar.write(lines)
+        self.n_written += len(ids)
+
+    def _finish(self) -> None:
+        self._writer.close()
+        self._writer = None
+        logger.info("wrote %d variants x %d individuals to %s", self.n_written, len(self.samples), self.path)
+
+    def _release(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()  # pgenlib refuses when fewer variants than declared; the temp file goes anyway
+
+
+def _psam_text(samples: pd.Index, sex: Sequence[int] | None) -> str:
+    if sex is None:
+        return "#IID\n" + "".join(f"{iid}\n" for iid in samples)
+    return "#IID\tSEX\n" + "".join(f"{iid}\t{s}\n" for iid, s in zip(samples, sex, strict=True))
+
+
+def _pvar_lines(variant_df: pd.DataFrame, info: Sequence[str] | None, *, n: int) -> str:
+    columns = [variant_df["chrom"], variant_df["pos"], variant_df.index, variant_df["ref"], variant_df["alt"]]
+    if info is None:
+        return "".join(f"{c}\t{q}\t{i}\t{r}\t{a}\n" for c, q, i, r, a in zip(*columns, strict=True))
+    if len(info) != n:
+        raise InputError(f"INFO has {len(info)} entries for {n} variants")
+    return "".join(
+        f"{c}\t{q}\t{i}\t{r}\t{a}\t.\tPASS\t{f}\n" for c, q, i, r, a, f in zip(*columns, info, strict=True)
+    )
+
+
 def write_pgen(genotype_df: pd.DataFrame, variant_df: pd.DataFrame, prefix: str | Path) -> None:
     """Write variants x individuals hard calls as a PLINK 2 file set (``.pgen``, ``.pvar``, ``.psam``).
+
+    One :class:`PgenWriter` block.
 
     Parameters
     ----------
@@ -495,37 +638,26 @@ def write_pgen(genotype_df: pd.DataFrame, variant_df: pd.DataFrame, prefix: str 
         raise InputError("variants of genotype_df absent from variant_df", ids=absent)
     if genotype_df.shape[0] == 0 or genotype_df.shape[1] == 0:
         raise InputError(f"refusing to write an empty PLINK 2 file set ({genotype_df.shape})")
-    info = info.loc[variants]
-    codes = _hardcall_codes(genotype_df)
-    base = Path(str(prefix).removesuffix(".pgen"))
-    base.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(f"{base}.pgen") as pgen_tmp:
-        writer = _pgenlib().PgenWriter(
-            str(pgen_tmp).encode(), len(individuals), variant_ct=len(variants), nonref_flags=False
-        )
-        writer.append_biallelic_batch(codes)
-        writer.close()
-        with open_output(f"{base}.pvar") as handle:
-            handle.write("#CHROM\tPOS\tID\tREF\tALT\n")
-            for vid, chrom, pos, ref, alt in zip(
-                variants, info["chrom"], info["pos"], info["ref"], info["alt"], strict=True
-            ):
-                handle.write(f"{chrom}\t{pos}\t{vid}\t{ref}\t{alt}\n")
-        with open_output(f"{base}.psam") as handle:
-            handle.write("#IID\n" + "".join(f"{iid}\n" for iid in individuals))
+    with PgenWriter(prefix, individuals, n_variants=len(variants)) as writer:
+        writer.write(genotype_df.to_numpy(), info.loc[variants])
 
 
-def _hardcall_codes(genotype_df: pd.DataFrame) -> np.ndarray:
-    values = genotype_df.to_numpy()
-    if values.dtype.kind not in "iuf":
+def _hardcall_codes(values: np.ndarray, ids: pd.Index) -> np.ndarray:
+    """Return int8 ALT counts (-9 missing) of hard calls; raise naming the variants with other values."""
+    if values.dtype == np.int8:
+        ok = ((values >= 0) & (values <= 2)) | (values == -9)
+        missing = None
+    elif values.dtype.kind in "iuf":
+        values = values.astype(np.float64)
+        missing = np.isnan(values) | (values == -9)
+        ok = missing | np.isin(values, (0.0, 1.0, 2.0))
+    else:
         raise InputError("genotype_df has non-numeric values")
-    values = values.astype(np.float64)
-    missing = np.isnan(values) | (values == -9)
-    ok = missing | np.isin(values, (0.0, 1.0, 2.0))
     if not ok.all():
         rows = np.unique(np.nonzero(~ok)[0])
         raise InputError(
-            "PLINK 2 hard calls must be 0/1/2 (NaN or -9 missing); other values in variants",
-            ids=genotype_df.index[rows],
+            "PLINK 2 hard calls must be 0/1/2 (NaN or -9 missing); other values in variants", ids=ids[rows]
         )
+    if missing is None:
+        return np.ascontiguousarray(values)
     return np.ascontiguousarray(np.where(missing, -9, values).astype(np.int8))

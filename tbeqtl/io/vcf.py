@@ -24,6 +24,11 @@ then read
   (``bgzip`` + ``tabix -p vcf``) or convert it to PLINK 2 (``plink2 --vcf ... --make-pgen``).
 
 Memory is the float32 output plus one block of ``chunk_size`` records.
+
+Writing: :class:`VcfWriter` streams a VCF 4.2 (``GT`` or ``GT:DS``; bgzip through pysam for
+``.gz``, optional tabix index) one block of records at a time; :func:`write_vcf` is one block of
+it. :func:`vcf_text_header` and :func:`iter_vcf_chunks` give the raw header and records of a text
+VCF to readers of other fields (``INFO``), :func:`is_bcf_file` tells BCF from text.
 """
 
 from __future__ import annotations
@@ -34,30 +39,42 @@ import io
 import itertools
 import logging
 import re
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from ..atomic import atomic_path
+from ..atomic import StagedFiles
 from ..data import harmonize_chrom, validate_genotypes
 from ..errors import InputError, MissingDependencyError
 from ._common import (
+    StreamedWriter,
     check_file,
     check_unique,
     count_meta_lines,
     harmonize_chrom_fast,
-    open_output,
     open_text,
     pick_ids,
     reader_errors,
+    writer_block,
 )
 from .genotypes import SamplePlan, StreamedSource
 
-__all__ = ["VCFGenotypes", "VCFSource", "iter_vcf_blocks", "read_vcf", "write_vcf"]
+__all__ = [
+    "FORMAT_LINES",
+    "VCFGenotypes",
+    "VCFSource",
+    "VcfWriter",
+    "is_bcf_file",
+    "iter_vcf_blocks",
+    "iter_vcf_chunks",
+    "read_vcf",
+    "vcf_contig_lines",
+    "vcf_text_header",
+    "write_vcf",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -147,8 +164,27 @@ def _format_field(block: pd.DataFrame, samples: list[str], field: str, path: Pat
     return out
 
 
-def _text_header(path: Path) -> tuple[int, list[str]]:
-    """Return the number of ``##`` lines and the checked ``#CHROM`` header fields of a text VCF."""
+def vcf_text_header(path: str | Path) -> tuple[int, list[str]]:
+    """Read and check the header of a text VCF.
+
+    Parameters
+    ----------
+    path
+        ``.vcf`` or ``.vcf.gz`` (gzip or bgzip).
+
+    Returns
+    -------
+    tuple
+        ``(n_meta, header)``: the number of ``##`` lines and the fields of the ``#CHROM`` line
+        (the nine fixed columns, then the sample IDs).
+
+    Raises
+    ------
+    InputError
+        A ``#CHROM`` line without the fixed columns, no FORMAT column or samples, duplicate
+        sample IDs (named), an unreadable file.
+    """
+    path = Path(path)
     skip = count_meta_lines(path)
     with reader_errors(path, what="VCF file"), open_text(path) as handle:
         for _ in range(skip):
@@ -162,6 +198,47 @@ def _text_header(path: Path) -> tuple[int, list[str]]:
         raise InputError("VCF file has no FORMAT column and no samples", path=str(path))
     check_unique(header[9:], "sample", path=path)
     return skip, header
+
+
+def iter_vcf_chunks(
+    path: str | Path, *, columns: Sequence[str] | None = None, chunk_size: int = 100_000
+) -> Iterator[pd.DataFrame]:
+    """Yield the data lines of a text VCF as DataFrames of strings, ``chunk_size`` records at a time.
+
+    Nothing is parsed beyond splitting the fields (no dosages, no ID or chromosome rewriting):
+    the raw text of the records, for readers of fields other than the calls (``INFO``...).
+
+    Parameters
+    ----------
+    path
+        ``.vcf`` or ``.vcf.gz`` (gzip or bgzip).
+    columns
+        Header fields to keep (e.g. ``FIXED[:8]``); ``None`` keeps all.
+    chunk_size
+        Records per DataFrame.
+
+    Yields
+    ------
+    pandas.DataFrame
+        Columns named by the header; a record with fewer fields than the header has missing
+        values (NaN) in the last ones.
+
+    Raises
+    ------
+    InputError
+        A bad header (see :func:`vcf_text_header`), unknown ``columns`` (named), an unreadable file.
+    """
+    if chunk_size < 1:
+        raise InputError(f"chunk_size must be positive, got {chunk_size}")
+    skip, header = vcf_text_header(path)
+    wanted = header if columns is None else list(columns)
+    unknown = [c for c in wanted if c not in header]
+    if unknown:
+        raise InputError("VCF header has no columns", path=str(path), ids=unknown)
+    with reader_errors(path, what="VCF file"), open_text(path) as handle:
+        for _ in range(skip + 1):
+            handle.readline()
+        yield from _chunks(handle, header, wanted, chunk_size)
 
 
 def _chunks(source, header: list[str], columns: list[str], chunk_size: int) -> Iterator[pd.DataFrame]:
@@ -203,15 +280,13 @@ def _kept_records(
 def _text_blocks(
     path: Path, *, field: str, samples: Sequence[str] | None, region: str | None, chunk_size: int
 ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
-    skip, header = _text_header(path)
+    skip, header = vcf_text_header(path)
     keep = list(pick_ids(pd.Index(header[9:]), samples, "sample", path=path))
     want = _parse_region(region)
     n_multi = 0
     line0 = skip + 2
-    with reader_errors(path, what="VCF file"), open_text(path) as handle:
-        for _ in range(skip + 1):
-            handle.readline()
-        for block in _chunks(handle, header, [*FIXED, *keep], chunk_size):
+    with reader_errors(path, what="VCF file"):
+        for block in iter_vcf_chunks(path, columns=[*FIXED, *keep], chunk_size=chunk_size):
             n_rows = len(block)
             block, multi = _kept_records(
                 block, want, last=keep[-1] if keep else "FORMAT", line0=line0, path=path
@@ -230,7 +305,7 @@ def _tabix_blocks(
     """Yield a region of an indexed text VCF: lines fetched through tabix, parsed as text (no full scan)."""
     import pysam
 
-    _, header = _text_header(path)
+    _, header = vcf_text_header(path)
     keep = list(pick_ids(pd.Index(header[9:]), samples, "sample", path=path))
     want = _parse_region(region)
     n_multi = 0
@@ -391,7 +466,7 @@ def iter_vcf_blocks(
         raise InputError(f"chunk_size must be positive, got {chunk_size}")
     path = check_file(path, what="VCF/BCF file")
     indexed = region is not None and _index_of(path) is not None and _has_pysam()
-    if _is_bcf_path(path):
+    if is_bcf_file(path):
         yield from _bcf_blocks(path, field=field, samples=samples, region=region, chunk_size=chunk_size)
     elif indexed:
         yield from _tabix_blocks(path, field=field, samples=samples, region=region, chunk_size=chunk_size)
@@ -415,8 +490,20 @@ def _has_pysam() -> bool:
     return True
 
 
-def _is_bcf_path(path: Path) -> bool:
-    """Whether ``path`` is a BCF (by name, or by the bytes inside its BGZF blocks)."""
+def is_bcf_file(path: str | Path) -> bool:
+    """Whether a genotype file is a BCF rather than a text VCF.
+
+    Parameters
+    ----------
+    path
+        An existing ``.vcf``, ``.vcf.gz`` or ``.bcf`` file.
+
+    Returns
+    -------
+    bool
+        True for a ``.bcf`` name, or a gzip/BGZF file whose decompressed bytes start with ``BCF``.
+    """
+    path = Path(path)
     with open(path, "rb") as handle:
         head = handle.read(2)
     return path.name.lower().endswith(".bcf") or (head == b"\x1f\x8b" and _is_bcf(path))
@@ -491,8 +578,242 @@ def read_vcf(
     return VCFGenotypes(genotype_df, snp_info_df)
 
 
+#: ``##FORMAT`` lines of the fields :class:`VcfWriter` writes.
+FORMAT_LINES = {
+    "GT": '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+    "DS": '##FORMAT=<ID=DS,Number=A,Type=Float,Description="ALT dosage">',
+}
+_SITE_COLUMNS = ["chrom", "pos", "ref", "alt"]
+#: Fixed-width call cells by code (0, 1, 2 ALT alleles; 3 missing), with the tab that follows.
+_GT_CELLS = np.array([b"0/0\t", b"0/1\t", b"1/1\t", b"./.\t"], dtype="S4")
+_GT_DS_CELLS = np.array([b"0/0:0\t", b"0/1:1\t", b"1/1:2\t", b"./.:.\t"], dtype="S6")
+
+
+def vcf_contig_lines(contigs: Sequence[str] | Mapping[str, int]) -> list[str]:
+    """Return the ``##contig`` header lines of a VCF.
+
+    Parameters
+    ----------
+    contigs
+        Contig names, or names mapped to their lengths (then written as ``length=``).
+
+    Returns
+    -------
+    list of str
+        One ``##contig=<ID=...>`` line per contig, in the given order.
+    """
+    if isinstance(contigs, Mapping):
+        return [f"##contig=<ID={c},length={n}>" for c, n in contigs.items()]
+    return [f"##contig=<ID={c}>" for c in contigs]
+
+
+def _check_sites(variant_df: pd.DataFrame) -> pd.DataFrame:
+    """Return ``chrom pos ref alt`` of the variants to write (``pos`` as int64), or raise naming them."""
+    lacking = [c for c in _SITE_COLUMNS if c not in variant_df.columns]
+    if lacking:
+        raise InputError("SNP table for the VCF lacks columns", ids=lacking)
+    sites = variant_df[_SITE_COLUMNS]
+    if sites.isna().any().any():
+        raise InputError("SNPs without position or alleles", ids=sites.index[sites.isna().any(axis=1)])
+    return sites.assign(pos=sites["pos"].astype(np.int64))
+
+
+def _call_codes(values: np.ndarray, ids: pd.Index) -> tuple[np.ndarray, np.ndarray | None]:
+    """Return the GT code of every call (0/1/2 ALT alleles, 3 missing) and the dosages if fractional.
+
+    Integer input holds ALT counts with -9 missing; float input dosages in [0, 2] with NaN missing
+    (``GT`` is the rounded dosage). The dosages are returned only when some are not 0, 1 or 2.
+    """
+    if values.dtype.kind in "iu":
+        missing = values == -9
+        bad = ~missing & ((values < 0) | (values > 2))
+        if bad.any():
+            raise InputError(
+                "VCF hard calls must be 0/1/2 (-9 missing); other values in SNPs",
+                ids=ids[np.unique(np.nonzero(bad)[0])],
+            )
+        return np.where(missing, 3, values).astype(np.int8), None
+    if values.dtype.kind != "f":
+        raise InputError(f"genotypes for the VCF must be numeric, not {values.dtype}")
+    missing = np.isnan(values)
+    with np.errstate(invalid="ignore"):
+        bad = (values < 0) | (values > 2)
+    if bad.any():
+        raise InputError("dosages outside [0, 2] in SNPs", ids=ids[np.unique(np.nonzero(bad)[0])])
+    filled = np.where(missing, 0.0, values)
+    codes = np.where(missing, 3, np.rint(filled)).astype(np.int8)
+    return codes, None if np.all(np.isin(filled, (0.0, 1.0, 2.0))) else np.where(missing, np.nan, filled)
+
+
+def _fixed_width_rows(codes: np.ndarray, table: np.ndarray) -> list[bytes]:
+    """Call cells of each record as one byte string ending in a newline (one table lookup per call)."""
+    cells = np.ascontiguousarray(table[codes])
+    body = cells.view(np.uint8).reshape(codes.shape[0], -1).copy()
+    body[:, -1] = ord("\n")
+    return [row.tobytes() for row in body]
+
+
+def _dosage_rows(codes: np.ndarray, dosage: np.ndarray) -> list[bytes]:
+    """``GT:DS`` cells of fractional dosages (``DS`` to 6 significant digits), one byte string per record."""
+    uniques, inverse = np.unique(np.nan_to_num(dosage, nan=0.0), return_inverse=True)
+    ds = np.array([f"{v:.6g}" for v in uniques], dtype=object)[inverse.reshape(dosage.shape)]
+    ds[codes == 3] = "."
+    cells = np.array(["0/0:", "0/1:", "1/1:", "./.:"], dtype=object)[codes] + ds
+    return [("\t".join(row) + "\n").encode() for row in cells]
+
+
+class VcfWriter(StreamedWriter):
+    """A VCF 4.2 written record block by record block: header once, then :meth:`write` per block.
+
+    Every call is written as ``GT`` (the rounded dosage, unphased; ``./.`` missing) and, with
+    ``fields=("GT", "DS")``, ``DS`` (the dosage to 6 significant digits; ``.`` missing). The file
+    is written to a temporary sibling and renamed onto ``path`` by :meth:`close`, with the mode a
+    new file gets under the user's umask; on an exception inside ``with`` (or :meth:`abort`) nothing
+    is left at ``path``. Blocks are formatted cell by cell, so any split of the records gives
+    the same bytes.
+
+    Parameters
+    ----------
+    path
+        ``.vcf``, or ``.vcf.gz`` compressed with bgzip through pysam (htslib tools can index it).
+    samples
+        Sample IDs, the order of the call columns.
+    contigs
+        Contigs for the default header (``##contig`` lines, see :func:`vcf_contig_lines`).
+    fields
+        ``("GT",)`` or ``("GT", "DS")``.
+    meta_lines
+        The ``##`` lines after ``##fileformat=VCFv4.2``, replacing the default ones (the contig
+        lines, then the ``FORMAT_LINES`` of ``fields``); they must define every field (not with
+        ``contigs``).
+    index
+        Write a tabix index ``<path>.tbi`` at :meth:`close` (``.gz`` paths only).
+
+    Raises
+    ------
+    InputError
+        No or duplicate samples, unknown fields, ``meta_lines`` without a field's ``##FORMAT``
+        line, an index asked for a plain-text path.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        samples: Sequence[str],
+        *,
+        contigs: Sequence[str] | Mapping[str, int] = (),
+        fields: Sequence[str] = ("GT", "DS"),
+        meta_lines: Sequence[str] | None = None,
+        index: bool = False,
+    ):
+        self._unit = "records"
+        self.path = Path(path)
+        self.samples = pd.Index([str(s) for s in samples])
+        self.fields = tuple(fields)
+        self.bgzip = self.path.suffix == ".gz"
+        self.index = index
+        self.n_written = 0
+        lines = self._meta_lines(contigs, meta_lines)
+        if index and not self.bgzip:
+            raise InputError("a tabix index needs a bgzipped VCF (.gz path)", path=str(self.path))
+        self._staged = StagedFiles()
+        try:
+            self._tbi = self._staged.stage(f"{self.path}.tbi") if index else None
+            self._tmp = self._staged.stage(self.path)
+            self._handle = _open_binary(self._tmp, bgzip=self.bgzip)
+            header = ["##fileformat=VCFv4.2", *lines, "\t".join([*FIXED, *self.samples])]
+            self._handle.write(("\n".join(header) + "\n").encode())
+        except BaseException:
+            self.abort()
+            raise
+
+    def _meta_lines(self, contigs, meta_lines: Sequence[str] | None) -> list[str]:
+        if self.fields not in {("GT",), ("GT", "DS")}:
+            raise InputError("VCF fields must be ('GT',) or ('GT', 'DS')", ids=list(self.fields))
+        if len(self.samples) == 0:
+            raise InputError("a VCF needs at least one sample", path=str(self.path))
+        check_unique(self.samples, "sample", path=self.path)
+        if meta_lines is None:
+            return [*vcf_contig_lines(contigs), *(FORMAT_LINES[f] for f in self.fields)]
+        if len(contigs):
+            raise InputError("give the contigs in meta_lines or in contigs, not both", path=str(self.path))
+        defined = {m.split(",", 1)[0].removeprefix("##FORMAT=<ID=") for m in meta_lines}
+        undefined = [f for f in self.fields if f not in defined]
+        if undefined:
+            raise InputError("VCF meta_lines define no ##FORMAT line for fields", ids=undefined)
+        return list(meta_lines)
+
+    def write(
+        self, values: np.ndarray | pd.DataFrame, variant_df: pd.DataFrame, info: Sequence[str] | None = None
+    ) -> None:
+        """Append a block of records.
+
+        Parameters
+        ----------
+        values
+            Variants x samples: integer ALT counts (-9 missing) or float dosages in [0, 2] (NaN
+            missing). A DataFrame must have ``variant_df``'s index and the writer's samples.
+        variant_df
+            Indexed by variant ID (the ``ID`` column) with ``chrom``, ``pos``, ``ref``, ``alt``.
+        info
+            The ``INFO`` field of each record (default ``.``).
+
+        Raises
+        ------
+        InputError
+            Missing site columns or values, rows or columns that do not match, calls outside
+            0/1/2 or [0, 2] (variants named).
+        """
+        sites = _check_sites(variant_df)
+        matrix = writer_block(values, columns=self.samples, rows=sites.index, path=self.path)
+        codes, dosage = _call_codes(matrix, sites.index)
+        if dosage is not None and "DS" in self.fields:
+            rows = _dosage_rows(codes, dosage)
+        else:
+            rows = _fixed_width_rows(codes, _GT_CELLS if self.fields == ("GT",) else _GT_DS_CELLS)
+        info = ["."] * len(sites) if info is None else list(info)
+        if len(info) != len(sites):
+            raise InputError(f"INFO has {len(info)} entries for {len(sites)} variants", path=str(self.path))
+        fmt = ":".join(self.fields)
+        lead = [
+            f"{c}\t{q}\t{i}\t{r}\t{a}\t.\tPASS\t{f}\t{fmt}\t".encode()
+            for c, q, i, r, a, f in zip(
+                sites["chrom"], sites["pos"], sites.index, sites["ref"], sites["alt"], info, strict=True
+            )
+        ]
+        self._handle.write(b"".join(x + row for x, row in zip(lead, rows, strict=True)))
+        self.n_written += len(sites)
+
+    def _finish(self) -> None:
+        self._handle.close()
+        if self.index:
+            import pysam
+
+            pysam.tabix_index(str(self._tmp), preset="vcf", force=True, index=str(self._tbi))
+        logger.info("wrote %d VCF records to %s", self.n_written, self.path)
+
+    def _release(self) -> None:
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            handle.close()
+
+
+def _open_binary(path: Path, *, bgzip: bool):
+    """Open ``path`` for writing bytes, through pysam's BGZF writer when ``bgzip``."""
+    if not bgzip:
+        return open(path, "wb")
+    try:
+        import pysam
+    except ImportError as exc:  # pragma: no cover - pysam comes with pybedtools
+        raise MissingDependencyError("writing a .vcf.gz needs pysam (bgzip): pip install pysam") from exc
+    return pysam.BGZFile(str(path), "wb")
+
+
 def write_vcf(genotype_df: pd.DataFrame, path: str | Path, *, snp_info_df: pd.DataFrame) -> None:
     """Write dosages as a VCF 4.2 with ``GT`` (hard calls) and ``DS`` FORMAT fields.
+
+    One :class:`VcfWriter` block: the header lists the contigs of ``snp_info_df`` in order of
+    appearance.
 
     Parameters
     ----------
@@ -506,75 +827,23 @@ def write_vcf(genotype_df: pd.DataFrame, path: str | Path, *, snp_info_df: pd.Da
         Indexed by SNP ID with ``chrom``, ``pos``, ``ref``, ``alt``.
     """
     genotype_df = validate_genotypes(genotype_df)
-    lacking = [c for c in ("chrom", "pos", "ref", "alt") if c not in snp_info_df.columns]
+    lacking = [c for c in _SITE_COLUMNS if c not in snp_info_df.columns]
     if lacking:
         raise InputError("SNP table for the VCF lacks columns", ids=lacking)
     info = snp_info_df.reindex(genotype_df.index)
-    if info[["chrom", "pos", "ref", "alt"]].isna().any().any():
-        raise InputError("SNPs without position or alleles", ids=info.index[info.isna().any(axis=1)])
-    values = genotype_df.to_numpy()
-    path = Path(path)
-    if path.suffix == ".gz":
-        try:
-            import pysam
-        except ImportError:  # pragma: no cover - plain gzip is still readable by tbeqtl and pandas
-            pysam = None
-        if pysam is not None:
-            with tempfile.TemporaryDirectory(prefix="tbeqtl-vcf-") as tmp:
-                plain = Path(tmp) / "out.vcf"
-                _write_vcf_text(values, genotype_df, info, plain)
-                with atomic_path(path) as out:
-                    pysam.tabix_compress(str(plain), str(out), force=True)
-            return
-    _write_vcf_text(values, genotype_df, info, path)
-
-
-def _write_vcf_text(values: np.ndarray, genotype_df: pd.DataFrame, info: pd.DataFrame, path: Path) -> None:
-    missing = np.isnan(values)
-    filled = np.where(missing, 0.0, values)
-    gt = np.array(["0/0", "0/1", "1/1"], dtype=object)[np.rint(filled).astype(int)]
-    gt[missing] = "./."
-    ds = (
-        pd.DataFrame(filled).map(lambda v: f"{v:.6g}").to_numpy(dtype=object)
-        if not np.all(np.isin(filled, (0.0, 1.0, 2.0)))
-        else np.array(["0", "1", "2"], dtype=object)[filled.astype(int)]
-    )
-    ds[missing] = "."
-    cells = gt + ":" + ds
-    fixed = pd.DataFrame(
-        {
-            "#CHROM": info["chrom"].astype(str).to_numpy(),
-            "POS": info["pos"].astype(np.int64).astype(str).to_numpy(),
-            "ID": genotype_df.index.astype(str),
-            "REF": info["ref"].astype(str).to_numpy(),
-            "ALT": info["alt"].astype(str).to_numpy(),
-            "QUAL": ".",
-            "FILTER": "PASS",
-            "INFO": ".",
-            "FORMAT": "GT:DS",
-        }
-    ).to_numpy(dtype=object)
-    with open_output(path) as handle:
-        handle.write("##fileformat=VCFv4.2\n")
-        for chrom in pd.unique(info["chrom"]):
-            handle.write(f"##contig=<ID={chrom}>\n")
-        handle.write('##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n')
-        handle.write('##FORMAT=<ID=DS,Number=A,Type=Float,Description="ALT dosage">\n')
-        handle.write("\t".join([*FIXED, *map(str, genotype_df.columns)]) + "\n")
-        for i in range(len(fixed)):
-            handle.write("\t".join([*fixed[i], *cells[i]]) + "\n")
+    contigs = [str(c) for c in pd.unique(info["chrom"].dropna())]
+    with VcfWriter(path, genotype_df.columns, contigs=contigs) as writer:
+        writer.write(genotype_df, info)
 
 
 def _scan_sites(path: Path, *, chunk_size: int = 50_000) -> tuple[list[str], pd.DataFrame]:
     """Sample IDs and the kept sites (``chrom pos ref alt`` by variant ID) of a VCF/BCF, in file order."""
-    if _is_bcf_path(path):
+    if is_bcf_file(path):
         return _scan_bcf_sites(path)
-    skip, header = _text_header(path)
+    _, header = vcf_text_header(path)
     frames, n_multi = [], 0
-    with reader_errors(path, what="VCF file"), open_text(path) as handle:
-        for _ in range(skip + 1):
-            handle.readline()
-        for block in _chunks(handle, header, FIXED[:5], chunk_size):
+    with reader_errors(path, what="VCF file"):
+        for block in iter_vcf_chunks(path, columns=FIXED[:5], chunk_size=chunk_size):
             block, multi = _kept_records(block, None, last="ALT", line0=None, path=path)
             n_multi += multi
             frames.append(block)

@@ -30,6 +30,7 @@ from ..io import (
     read_counts,
     read_covariates,
     read_gct,
+    read_gct_header,
     read_gtex_sample_attributes,
     read_gtex_subject_phenotypes,
     read_h5ad,
@@ -45,7 +46,6 @@ from ..io._common import (
     reader_errors,
     sniff_sep,
 )
-from ..io.gct import _read_gct_header
 
 __all__ = [
     "count_matrix_samples",
@@ -202,7 +202,7 @@ def count_matrix_samples(path: str | Path) -> pd.Index | None:
     """
     path = check_file(path, what="count matrix")
     if _is_gct(path):
-        return pd.Index(_read_gct_header(path)[2], dtype=object)
+        return pd.Index(read_gct_header(path)[2], dtype=object)
     if _is_h5ad(path) or path.suffix == ".parquet":
         return None
     return pd.Index(_header_names(path)[1:], dtype=object)
@@ -280,7 +280,7 @@ def iter_count_blocks(
     if not _is_gct(path):
         yield read_count_matrix(path, samples=samples, donor_column=donor_column)[0]
         return
-    n_rows, n_cols, all_samples = _read_gct_header(path)
+    n_rows, n_cols, all_samples = read_gct_header(path)
     if n_cols != len(all_samples):
         raise InputError(
             f"GCT dimensions line says {n_cols} samples but the header lists {len(all_samples)}",

@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..io._common import count_meta_lines, open_text, read_delimited, reader_errors
-from ..io.vcf import FIXED, _chunks, _is_bcf_path, _text_header
+from ..io import is_bcf_file, iter_vcf_chunks
+from ..io._common import count_meta_lines, read_delimited, reader_errors
+from ..io.vcf import FIXED
 
 __all__ = ["IMPUTED_FLAGS", "allele_stats", "imputed_flags", "info_is_imputed"]
 
@@ -53,13 +54,10 @@ def info_is_imputed(info: pd.Series) -> np.ndarray:
 
 
 def _vcf_info(path: Path) -> pd.Series:
-    skip, header = _text_header(path)
-    frames = []
-    with reader_errors(path, what="VCF file"), open_text(path) as handle:
-        for _ in range(skip + 1):
-            handle.readline()
-        for block in _chunks(handle, header, FIXED[:8], 100_000):
-            frames.append(block.loc[~block["ALT"].str.contains(",", regex=False), "INFO"])
+    frames = [
+        block.loc[~block["ALT"].str.contains(",", regex=False), "INFO"]
+        for block in iter_vcf_chunks(path, columns=FIXED[:8], chunk_size=100_000)
+    ]
     return pd.concat(frames, ignore_index=True) if frames else pd.Series([], dtype=object)
 
 
@@ -121,7 +119,7 @@ def imputed_flags(path: str | Path, fmt: str, variant_df: pd.DataFrame) -> pd.Se
     """
     path = Path(path)
     if fmt == "vcf":
-        info = _bcf_info(path) if _is_bcf_path(path) else _vcf_info(path)
+        info = _bcf_info(path) if is_bcf_file(path) else _vcf_info(path)
     elif fmt == "pgen":
         from ..io.pgen import pgen_files
 

@@ -45,6 +45,7 @@ into a temporary sibling folder that is renamed onto ``out_dir`` at the end.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -62,8 +63,11 @@ import pandas as pd
 from .. import __version__
 from ..atomic import make_temp_dir, write_json, write_table
 from ..errors import InputError
-from ..io._common import open_output, write_matrix_text
+from ..io._common import open_output
+from ..io.gct import GctWriter
 from ..io.gtex import write_gtex_sample_attributes, write_gtex_subject_phenotypes
+from ..io.pgen import PgenWriter
+from ..io.vcf import FORMAT_LINES, VcfWriter, vcf_contig_lines
 from . import draw
 from .core import SimulationParams, resolve_params
 from .effects import choose_cis_eqtls, choose_trans_eqtls, draw_covariate_effects, eqtl_log_multiplier
@@ -534,22 +538,17 @@ def _write_genotypes(
     rng_rates = _spawn(seed, "missing", 10_000)
     rate = np.where(snps["high_missing"], rng_rates.uniform(0.1, 0.3, size=len(snps)), o.missing_rate)
     info = _info_field(snps, rng_rates)
-    writers = []
-    if "vcf" in formats:
-        writers.append(_VcfWriter(tmp / f"{stem}.vcf.gz", donors[order], snps))
-    if "pgen" in formats:
-        writers.append(_PgenWriter(tmp / stem, donors[order], len(snps), layout))
-    n_missing = np.zeros(len(snps), dtype=np.int64)
-    for c, rows in enumerate(_chrom_rows(snps)):
-        rng = _spawn(seed, "missing", c)
-        codes = np.ascontiguousarray(geno[rows][:, order])
-        miss = rng.random(codes.shape) < rate[rows][:, None]
-        codes[miss] = -9
-        n_missing[rows] = miss.sum(axis=1)
-        for writer in writers:
-            writer.write(codes, snps.iloc[rows], info[rows])
-    for writer in writers:
-        writer.close()
+    with contextlib.ExitStack() as stack:
+        writers = _genotype_writers(stack, tmp / stem, donors[order], layout, formats=formats)
+        n_missing = np.zeros(len(snps), dtype=np.int64)
+        for c, rows in enumerate(_chrom_rows(snps)):
+            rng = _spawn(seed, "missing", c)
+            codes = np.ascontiguousarray(geno[rows][:, order])
+            miss = rng.random(codes.shape) < rate[rows][:, None]
+            codes[miss] = -9
+            n_missing[rows] = miss.sum(axis=1)
+            for writer in writers:
+                writer.write(codes, snps.iloc[rows], info[rows])
     return n_missing
 
 
@@ -559,81 +558,29 @@ def _info_field(snps: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
     return text + ";R2=" + np.char.mod("%.3f", r2).astype(object)
 
 
-_GT_TABLE = np.array([b"0/0\t", b"0/1\t", b"1/1\t", b"./.\t"], dtype="S4")
-
-
-class _VcfWriter:
-    """Bgzipped VCF 4.2 (GT only) written record block by record block, tabix-indexed at the end."""
-
-    def __init__(self, path: Path, donors: pd.Index, snps: pd.DataFrame):
-        import pysam
-
-        self.path = path
-        self.handle = pysam.BGZFile(str(path), "wb")
-        lines = [
-            "##fileformat=VCFv4.2",
+def _genotype_writers(
+    stack: contextlib.ExitStack, prefix: Path, donors: pd.Index, layout: dict, *, formats: tuple
+) -> list[VcfWriter | PgenWriter]:
+    """Open (on ``stack``) the writers of the bgzipped VCF (GT, INFO, tabix) and the PLINK 2 set (SEX)."""
+    snps = layout["snps"]
+    writers: list[VcfWriter | PgenWriter] = []
+    if "vcf" in formats:
+        lengths = {f"chr{i + 1}": n for i, n in enumerate(CHROM_LENGTHS_B38)} | {"chrX": CHRX_LENGTH_B38}
+        meta = [
             "##source=tbeqtl.simulate.gtex_cohort",
             '##INFO=<ID=IMPUTED,Number=0,Type=Flag,Description="Marker was imputed">',
             '##INFO=<ID=TYPED,Number=0,Type=Flag,Description="Marker was genotyped">',
             '##INFO=<ID=R2,Number=1,Type=Float,Description="Estimated imputation accuracy (R-square)">',
-            '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+            FORMAT_LINES["GT"],
+            *vcf_contig_lines({c: lengths[c] for c in pd.unique(snps["chrom"])}),
         ]
-        lengths = {f"chr{i + 1}": n for i, n in enumerate(CHROM_LENGTHS_B38)} | {"chrX": CHRX_LENGTH_B38}
-        lines += [f"##contig=<ID={c},length={lengths[c]}>" for c in pd.unique(snps["chrom"])]
-        fixed = ["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT"]
-        lines.append("\t".join([*fixed, *map(str, donors)]))
-        self.handle.write(("\n".join(lines) + "\n").encode())
-
-    def write(self, codes: np.ndarray, snps: pd.DataFrame, info: np.ndarray) -> None:
-        cells = np.ascontiguousarray(_GT_TABLE[np.where(codes < 0, 3, codes)])
-        body = cells.view(np.uint8).reshape(codes.shape[0], -1).copy()
-        body[:, -1] = ord("\n")
-        lead = [
-            f"{c}\t{q}\t{i}\t{r}\t{a}\t.\tPASS\t{f}\tGT\t".encode()
-            for c, q, i, r, a, f in zip(
-                snps["chrom"], snps["pos"], snps.index, snps["ref"], snps["alt"], info, strict=True
-            )
-        ]
-        self.handle.write(b"".join(x + row.tobytes() for x, row in zip(lead, body, strict=True)))
-
-    def close(self) -> None:
-        import pysam
-
-        self.handle.close()
-        pysam.tabix_index(str(self.path), preset="vcf", force=True)
-
-
-class _PgenWriter:
-    """PLINK 2 set (.pgen via pgenlib, .pvar with QUAL/FILTER/INFO, .psam with SEX), appended by blocks."""
-
-    def __init__(self, prefix: Path, donors: pd.Index, n_variants: int, layout: dict):
-        import pgenlib
-
-        self.prefix = prefix
-        self.writer = pgenlib.PgenWriter(
-            f"{prefix}.pgen".encode(), len(donors), variant_ct=n_variants, nonref_flags=False
-        )
-        self.pvar = open_output(f"{prefix}.pvar")
-        self.pvar_handle = self.pvar.__enter__()
-        self.pvar_handle.write("#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n")
+        vcf = VcfWriter(f"{prefix}.vcf.gz", donors, fields=("GT",), meta_lines=meta, index=True)
+        writers.append(stack.enter_context(vcf))
+    if "pgen" in formats:
         sex = layout["sex"].reindex(donors).to_numpy()
-        with open_output(f"{prefix}.psam") as handle:
-            handle.write("#IID\tSEX\n" + "".join(f"{d}\t{s}\n" for d, s in zip(donors, sex, strict=True)))
-
-    def write(self, codes: np.ndarray, snps: pd.DataFrame, info: np.ndarray) -> None:
-        self.writer.append_biallelic_batch(np.ascontiguousarray(codes, dtype=np.int8))
-        self.pvar_handle.write(
-            "".join(
-                f"{c}\t{q}\t{i}\t{r}\t{a}\t.\tPASS\t{f}\n"
-                for c, q, i, r, a, f in zip(
-                    snps["chrom"], snps["pos"], snps.index, snps["ref"], snps["alt"], info, strict=True
-                )
-            )
-        )
-
-    def close(self) -> None:
-        self.writer.close()
-        self.pvar.__exit__(None, None, None)
+        pgen = PgenWriter(prefix, donors, n_variants=len(snps), sex=sex, info_column=True)
+        writers.append(stack.enter_context(pgen))
+    return writers
 
 
 # --------------------------------------------------------------------------------------------- expression
@@ -757,14 +704,11 @@ def _write_gct(path: Path, counts: np.ndarray, layout: dict) -> None:
     """GCT v1.2, genes sorted by ID (not by position), written in blocks of genes."""
     genes = layout["genes"]
     order = np.argsort(np.asarray(genes.index, dtype=str), kind="stable")
-    samples = layout["samples"]
-    with open_output(path) as handle:
-        handle.write(f"#1.2\n{len(genes)}\t{len(samples)}\n")
-        for k, start in enumerate(range(0, len(order), _GENE_BLOCK)):
+    with GctWriter(path, layout["samples"], n_genes=len(genes)) as writer:
+        for start in range(0, len(order), _GENE_BLOCK):
             rows = order[start : start + _GENE_BLOCK]
-            block = pd.DataFrame(counts[rows], index=genes.index[rows], columns=samples)
-            lead = pd.DataFrame({"Description": genes["gene_name"].to_numpy()[rows]})
-            write_matrix_text(handle, block, index_label="Name", lead=lead, header=k == 0)
+            block = pd.DataFrame(counts[rows], index=genes.index[rows], columns=layout["samples"])
+            writer.write(block, description=genes["gene_name"])
 
 
 # --------------------------------------------------------------------------------------------- tables
