@@ -227,17 +227,31 @@ def require_columns(df: pd.DataFrame, columns: Sequence[str], *, path: str | Pat
 class StreamedWriter:
     """Life cycle of the streamed writers (``VcfWriter``, ``PgenWriter``, ``GctWriter``).
 
-    A subclass stages its outputs on ``self._staged`` (a :class:`~tbeqtl.atomic.StagedFiles`),
-    counts what it wrote in ``n_written`` and, when its header needs the count up front, sets
-    ``n_declared``. :meth:`close` checks the count, runs the subclass's ``_finish`` and renames
-    every output into place; :meth:`abort` runs ``_release`` and removes the temporaries. Used in
-    ``with``, an exception aborts and a normal exit closes.
+    A subclass's ``__init__`` sets its attributes and calls ``_start``, which creates
+    ``self._staged`` (a :class:`~tbeqtl.atomic.StagedFiles`) and runs the subclass's ``_open``
+    (stage the outputs, write the headers). The subclass counts what it wrote in ``n_written`` and,
+    when its header needs the count up front, sets ``n_declared``. :meth:`close` checks the count,
+    runs ``_finish`` and renames every output into place; :meth:`abort` runs ``_release`` and
+    removes the temporaries. Used in ``with``, an exception aborts and a normal exit closes.
     """
 
     _staged: StagedFiles
     n_written: int = 0
     n_declared: int | None = None
     _unit = "rows"
+
+    def _open(self) -> None:
+        """Stage the outputs on ``self._staged`` and write their headers."""
+        raise NotImplementedError
+
+    def _start(self) -> None:
+        """Create ``self._staged`` and run :meth:`_open`; on any error remove what it staged."""
+        self._staged = StagedFiles()
+        try:
+            self._open()
+        except BaseException:
+            self.abort()
+            raise
 
     def _finish(self) -> None:
         """Complete the outputs before they are renamed (flush, close, index)."""

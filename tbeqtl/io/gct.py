@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..atomic import StagedFiles
 from ..data import validate_counts
 from ..errors import InputError
 from ._common import (
@@ -218,14 +217,12 @@ class GctWriter(StreamedWriter):
         self.n_written = 0
         check_unique(self.samples, "sample")
         self._seen: set[str] = set()
-        self._staged = StagedFiles()
-        try:
-            self._handle = self._staged.enter_context(open_output(self.path))
-            self._handle.write(f"#1.2\n{self.n_genes}\t{len(self.samples)}\n")
-            self._handle.write("\t".join(["Name", "Description", *self.samples]) + "\n")
-        except BaseException:
-            self._staged.discard()
-            raise
+        self._start()
+
+    def _open(self) -> None:
+        self._handle = self._staged.enter_context(open_output(self.path))
+        self._handle.write(f"#1.2\n{self.n_genes}\t{len(self.samples)}\n")
+        self._handle.write("\t".join(["Name", "Description", *self.samples]) + "\n")
 
     def write(self, df: pd.DataFrame, *, description: pd.Series | None = None) -> None:
         """Append genes.

@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..atomic import StagedFiles
 from ..errors import InputError, MissingDependencyError
 from ._common import (
     StreamedWriter,
@@ -518,23 +517,21 @@ class PgenWriter(StreamedWriter):
         check_unique(self.samples, "individual")
         if sex is not None and len(sex) != len(self.samples):
             raise InputError(f"sex has {len(sex)} entries for {len(self.samples)} individuals")
+        self._sex = sex
         self._writer = None
-        self._staged = StagedFiles()
-        try:
-            pgen_tmp = self._staged.stage(f"{self.prefix}.pgen")
-            self._pvar = self._staged.enter_context(open_output(f"{self.prefix}.pvar"))
-            self._pvar.write(
-                "#CHROM\tPOS\tID\tREF\tALT" + ("\tQUAL\tFILTER\tINFO" if info_column else "") + "\n"
-            )
-            self._staged.enter_context(open_output(f"{self.prefix}.psam")).write(
-                _psam_text(self.samples, sex)
-            )
-            self._writer = _pgenlib().PgenWriter(
-                str(pgen_tmp).encode(), len(self.samples), variant_ct=self.n_variants, nonref_flags=False
-            )
-        except BaseException:
-            self.abort()
-            raise
+        self._start()
+
+    def _open(self) -> None:
+        pgen_tmp = self._staged.stage(self.path)
+        self._pvar = self._staged.enter_context(open_output(f"{self.prefix}.pvar"))
+        self._pvar.write(
+            "#CHROM\tPOS\tID\tREF\tALT" + ("\tQUAL\tFILTER\tINFO" if self.info_column else "") + "\n"
+        )
+        psam = self._staged.enter_context(open_output(f"{self.prefix}.psam"))
+        psam.write(_psam_text(self.samples, self._sex))
+        self._writer = _pgenlib().PgenWriter(
+            str(pgen_tmp).encode(), len(self.samples), variant_ct=self.n_variants, nonref_flags=False
+        )
 
     def write(
         self, values: np.ndarray | pd.DataFrame, variant_df: pd.DataFrame, info: Sequence[str] | None = None

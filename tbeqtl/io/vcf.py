@@ -46,7 +46,6 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from ..atomic import StagedFiles
 from ..data import harmonize_chrom, validate_genotypes
 from ..errors import InputError, MissingDependencyError
 from ._common import (
@@ -713,19 +712,17 @@ class VcfWriter(StreamedWriter):
         self.bgzip = self.path.suffix == ".gz"
         self.index = index
         self.n_written = 0
-        lines = self._meta_lines(contigs, meta_lines)
+        self._lines = self._meta_lines(contigs, meta_lines)
         if index and not self.bgzip:
             raise InputError("a tabix index needs a bgzipped VCF (.gz path)", path=str(self.path))
-        self._staged = StagedFiles()
-        try:
-            self._tbi = self._staged.stage(f"{self.path}.tbi") if index else None
-            self._tmp = self._staged.stage(self.path)
-            self._handle = _open_binary(self._tmp, bgzip=self.bgzip)
-            header = ["##fileformat=VCFv4.2", *lines, "\t".join([*FIXED, *self.samples])]
-            self._handle.write(("\n".join(header) + "\n").encode())
-        except BaseException:
-            self.abort()
-            raise
+        self._start()
+
+    def _open(self) -> None:
+        self._tbi = self._staged.stage(f"{self.path}.tbi") if self.index else None
+        self._tmp = self._staged.stage(self.path)
+        self._handle = _open_binary(self._tmp, bgzip=self.bgzip)
+        header = ["##fileformat=VCFv4.2", *self._lines, "\t".join([*FIXED, *self.samples])]
+        self._handle.write(("\n".join(header) + "\n").encode())
 
     def _meta_lines(self, contigs, meta_lines: Sequence[str] | None) -> list[str]:
         if self.fields not in {("GT",), ("GT", "DS")}:
