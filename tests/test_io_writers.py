@@ -348,6 +348,29 @@ def test_writers_give_files_the_umask_mode(tmp_path, genotypes, counts, umask027
     assert len(modes) == 7 and set(modes.values()) == {0o640}, modes
 
 
+@pytest.mark.parametrize("kind", ["vcf", "pgen", "gct"])
+def test_an_error_mid_stream_leaves_the_old_files_and_no_temporaries(tmp_path, genotypes, counts, kind):
+    geno, info = genotypes
+    if kind == "vcf":
+        before = {"o.vcf.gz": b"old vcf", "o.vcf.gz.tbi": b"old index"}
+        writer = VcfWriter(tmp_path / "o.vcf.gz", geno.columns, index=True)
+        block = (geno.iloc[:SPLIT], info.iloc[:SPLIT])
+    elif kind == "pgen":
+        before = {"o.pgen": b"old pgen", "o.pvar": b"old pvar", "o.psam": b"old psam"}
+        writer = PgenWriter(tmp_path / "o", geno.columns, n_variants=len(geno))
+        block = (geno.iloc[:SPLIT], info.iloc[:SPLIT])
+    else:
+        before = {"o.gct": b"old gct"}
+        writer = GctWriter(tmp_path / "o.gct", counts.columns, n_genes=len(counts))
+        block = (counts.iloc[:SPLIT],)
+    for name, data in before.items():
+        (tmp_path / name).write_bytes(data)
+    with pytest.raises(RuntimeError, match="killed"), writer:
+        writer.write(*block)
+        raise RuntimeError("killed mid-stream")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
 def test_staged_files_commit_together_or_not_at_all(tmp_path):
     (tmp_path / "a.txt").write_text("old")
     staged = StagedFiles()
