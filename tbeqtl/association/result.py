@@ -67,6 +67,11 @@ def _stat_column(df: pd.DataFrame) -> str:
     return "f_stat" if "f_stat" in df.columns else "t_stat"
 
 
+def _sorted_codes(ids: pd.Series) -> np.ndarray:
+    """Integer codes of IDs (as text) numbered in sorted order: sorting the codes sorts the IDs."""
+    return pd.factorize(ids.astype(str).to_numpy(dtype=object), sort=True)[0]
+
+
 def recompute_fdr(pairs: pd.DataFrame, n_tests: dict, *, pool: str, lambda_counts=None) -> pd.DataFrame:
     """(Re)compute ``fdr``, ``fdr_by_type`` and ``q_value`` of one pool's rows over complete strata.
 
@@ -89,14 +94,15 @@ def recompute_fdr(pairs: pd.DataFrame, n_tests: dict, *, pool: str, lambda_count
     df = pairs.copy()
     stat = _stat_column(df)
     key = np.abs(df[stat].to_numpy(float))
-    order = np.lexsort((df["gene"].astype(str).to_numpy(), df["snp"].astype(str).to_numpy(), -key))
+    order = np.lexsort((_sorted_codes(df["gene"]), _sorted_codes(df["snp"]), -key))
     df = df.iloc[order].reset_index(drop=True)
     key = key[order]
     if pool not in n_tests:
         raise InputError("no test count for pool", ids=[pool])
     df["fdr"] = bh_fdr(df["p_value"].to_numpy(float), n_tests=n_tests[pool], order_by=key)
     if "gene_type" in df.columns:
-        groups = [f"{pool}:{gene_type_group(t)}" for t in df["gene_type"]]
+        codes, types = pd.factorize(df["gene_type"].to_numpy(dtype=object), use_na_sentinel=False)
+        groups = np.array([f"{pool}:{gene_type_group(t)}" for t in types], dtype=object)[codes]
         df["fdr_by_type"] = bh_fdr_by_group(
             df["p_value"].to_numpy(float), groups, n_tests=n_tests, order_by=key
         )

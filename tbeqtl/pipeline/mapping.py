@@ -226,7 +226,11 @@ def _masks_to_lists(masks: np.ndarray) -> np.ndarray:
     """
     if not len(masks):
         return np.empty(0, dtype=object)
-    unique, inverse = np.unique(masks, axis=0, return_inverse=True)
+    if masks.shape[1] == 1:  # up to 64 topics: hash the words
+        inverse, unique = pd.factorize(masks[:, 0])
+        unique = unique.reshape(-1, 1)
+    else:
+        unique, inverse = np.unique(masks, axis=0, return_inverse=True)
     lists = np.empty(len(unique), dtype=object)
     for i, row in enumerate(unique):
         lists[i] = [64 * w + b for w, word in enumerate(row.tolist()) for b in range(64) if (word >> b) & 1]
@@ -312,37 +316,52 @@ def _block_tests(inputs: TissueInputs, blocks: dict[int, tuple[pd.Index, pd.Inde
     snp_ids = pd.Index(sorted({str(s) for snps, _ in blocks.values() for s in snps}))
     gene_ids = pd.Index(sorted({str(g) for _, genes in blocks.values() for g in genes}))
     parts = []
-    for topic, (snps, genes) in blocks.items():
+    for snps, genes in blocks.values():
         frame = _all_tests(_engine(inputs, snps, genes, cis_dist=cis_dist, pv=1.0, gene_types=False,
                                    expression_df=expression_df, covariates_df=covariates_df))
         if len(frame) != len(snps) * len(genes):  # pragma: no cover
             raise RuntimeError("the association engine did not return every requested test")
-        key = (snp_ids.get_indexer(frame["snp"]).astype(np.int64) * len(gene_ids)
-               + gene_ids.get_indexer(frame["gene"]))
-        parts.append((key, frame["beta"].to_numpy(float), frame["t_stat"].to_numpy(float),
-                      frame["p_value"].to_numpy(float), (frame["class"] == "cis").to_numpy(), int(topic)))
-    key = np.concatenate([part[0] for part in parts])
-    order = np.argsort(key, kind="stable")  # stable: the first row of a pair is its lowest topic's
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = key[order[1:]] != key[order[:-1]]
-    pair_of_sorted = np.cumsum(first) - 1
-    topic_of_row = np.concatenate([np.full(len(part[0]), part[5], dtype=np.int64) for part in parts])[order]
-    masks = np.zeros((int(first.sum()), int(topic_of_row.max()) // 64 + 1), dtype=np.uint64)
-    for word in range(masks.shape[1]):
-        sel = topic_of_row // 64 == word
-        bits = np.left_shift(np.uint64(1), (topic_of_row[sel] % 64).astype(np.uint64))
-        np.bitwise_or.at(masks[:, word], pair_of_sorted[sel], bits)
-    rows = order[first]
+        parts.append({
+            "key": snp_ids.get_indexer(frame["snp"]).astype(np.int64) * len(gene_ids)
+            + gene_ids.get_indexer(frame["gene"]),
+            **{c: frame[c].to_numpy(float) for c in ("beta", "t_stat", "p_value")},
+            "cis": (frame["class"] == "cis").to_numpy(),
+        })
+    sizes = [len(part["key"]) for part in parts]
+    key = np.concatenate([part.pop("key") for part in parts])
+    rows, masks = _first_rows_and_masks(key, sizes, list(blocks))
     pair_key = key[rows]
-    tests = pd.DataFrame({
-        "snp": snp_ids.to_numpy(dtype=object)[pair_key // len(gene_ids)],
-        "gene": gene_ids.to_numpy(dtype=object)[pair_key % len(gene_ids)],
-        "beta": np.concatenate([part[1] for part in parts])[rows],
-        "t_stat": np.concatenate([part[2] for part in parts])[rows],
-        "p_value": np.concatenate([part[3] for part in parts])[rows],
-        "class": _CLASS_NAMES[np.concatenate([part[4] for part in parts])[rows].astype(np.intp)],
-    })
-    return tests, masks
+    del key
+    columns = {"snp": snp_ids.to_numpy(dtype=object)[pair_key // len(gene_ids)],
+               "gene": gene_ids.to_numpy(dtype=object)[pair_key % len(gene_ids)]}
+    for name in ("beta", "t_stat", "p_value", "cis"):  # one column at a time, freeing the blocks' arrays
+        columns[name] = np.concatenate([part.pop(name) for part in parts])[rows]
+    columns["class"] = _CLASS_NAMES[columns.pop("cis").astype(np.intp)]
+    return pd.DataFrame(columns, copy=False), masks
+
+
+def _first_rows_and_masks(key: np.ndarray, sizes: list[int], topics: list[int]) -> tuple[np.ndarray,
+                                                                                          np.ndarray]:
+    """Return the row kept for each pair (its lowest topic's, in key order) and the pairs' topic bit masks.
+
+    ``key`` is the blocks' concatenated pair keys (``sizes`` rows per block, block ``i`` proposed
+    by ``topics[i]``); ``masks[i, t // 64]`` has bit ``t % 64``.
+    """
+    block = np.repeat(np.arange(len(sizes), dtype=np.min_scalar_type(len(sizes))), sizes)
+    order = np.argsort(key * len(sizes) + block)  # distinct values: a pair's first row is its lowest topic's
+    topic_sorted = np.asarray(topics, dtype=np.int64)[block[order]]
+    del block
+    key_sorted = key[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = key_sorted[1:] != key_sorted[:-1]
+    del key_sorted
+    pair_sorted = np.cumsum(first) - 1
+    masks = np.zeros((int(first.sum()), int(max(topics)) // 64 + 1), dtype=np.uint64)
+    for word in range(masks.shape[1]):
+        sel = topic_sorted // 64 == word
+        bits = np.left_shift(np.uint64(1), (topic_sorted[sel] % 64).astype(np.uint64))
+        np.bitwise_or.at(masks[:, word], pair_sorted[sel], bits)
+    return order[first], masks
 
 
 def map_factor_blocks(
@@ -584,33 +603,36 @@ def _restrict(tests_df: pd.DataFrame, index: _TestIndex, topics) -> FactorSetRes
     chosen = sorted({int(t) for t in topics})
     chosen_mask = _topic_mask(chosen, index.masks.shape[1])
     member = (index.masks & chosen_mask).any(axis=1)
-    fdr = np.full(len(member), np.nan)
-    fdr_by_type = np.full(len(member), np.nan) if index.groups is not None else None
+    rows = index.order[member[index.order]]  # the set's tests sorted by (p, snp, gene)
+    p = index.p[rows]
+    has_type = index.groups is not None
+    fdr = np.full(len(rows), np.nan)
+    fdr_by_type = np.full(len(rows), np.nan) if has_type else None
     n_tests: dict = {}
     p_by_class, null_by_class = {}, {}
     null_member = np.isin(index.null_key, index.key[member]) if len(index.null_key) else index.null_key >= 0
     for klass in ("cis", "trans"):
-        in_class = member & index.in_class[klass]
+        in_class = index.in_class[klass][rows]
         n_tests[klass] = int(in_class.sum())
-        if in_class.any():
-            p_by_class[klass] = index.p[in_class]
+        if in_class.any():  # p is ascending here, so BH's sorts are cheap (values do not depend on order)
+            p_by_class[klass] = p[in_class]
             fdr[in_class] = bh_fdr(p_by_class[klass])
             if len(index.null_key):
                 null_by_class[klass] = index.null_p[null_member & index.null_in_class[klass]]
-        if fdr_by_type is not None:
+        if has_type:
+            groups = index.groups[rows]
             for code, name in enumerate(index.group_names):  # sorted names: "<class>:<group>" order
-                sel = in_class & (index.groups == code)
+                sel = in_class & (groups == code)
                 if sel.any():
                     n_tests[f"{klass}:{name}"] = int(sel.sum())
-                    fdr_by_type[sel] = bh_fdr(index.p[sel])
+                    fdr_by_type[sel] = bh_fdr(p[sel])
     qq_df = qq_table(p_by_class, null_by_class, max_points=QQ_MAX_POINTS, keep_top=QQ_KEEP_TOP)
     hist_df = pvalue_histogram(p_by_class)
-    rows = index.order[member[index.order]]
     tests = tests_df.iloc[rows].reset_index(drop=True)
     tests["topics"] = _masks_to_lists(index.masks[rows] & chosen_mask) if len(rows) else []  # [] as before
-    tests["fdr"] = fdr[rows]
-    if fdr_by_type is not None:
-        tests["fdr_by_type"] = fdr_by_type[rows]
+    tests["fdr"] = fdr
+    if has_type:
+        tests["fdr_by_type"] = fdr_by_type
     return FactorSetResult(tests, n_tests, chosen, qq_df, hist_df)
 
 
@@ -711,30 +733,40 @@ def write_factor_set(result: FactorSetResult, folder: str | Path, *, output_pval
 _CSV_SPECIAL = ("\t", '"', "\n", "\r")
 
 
-def _csv_plain(values: np.ndarray) -> bool:
+def _csv_plain(values: np.ndarray, *, chunk: int = 1_000_000) -> bool:
     """Whether pandas' ``to_csv`` writes these cells as plain text: float64, or strings it does not quote."""
     if values.dtype == np.float64:
         return True
     if values.dtype != object:
         return False
-    _, uniques = pd.factorize(values, use_na_sentinel=True)
-    return all(isinstance(u, str) and not any(c in u for c in _CSV_SPECIAL) for u in uniques)
+    present = values[~pd.isna(values)]
+    for start in range(0, len(present), chunk):
+        try:
+            text = "".join(present[start:start + chunk].tolist())
+        except TypeError:  # a cell that is not a string
+            return False
+        if any(c in text for c in _CSV_SPECIAL):
+            return False
+    return True
 
 
 def _cell_texts(values: np.ndarray) -> list[str]:
     """Texts of plain cells (:func:`_csv_plain`) as ``write_table``'s ``to_csv`` writes them.
 
     float64: ``repr`` (pandas writes numpy's shortest round-trip text: the same digits and layout
-    as Python's ``repr``), missing -> ``NA``. Strings as they are (decoded once per distinct value),
+    as Python's ``repr``), each distinct value (bit pattern) formatted once; strings as they are;
     missing -> ``NA``.
     """
     if values.dtype == np.float64:
-        texts = list(map(repr, values.tolist()))
-        for i in np.flatnonzero(np.isnan(values)).tolist():
-            texts[i] = "NA"
-        return texts
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    return np.append(np.asarray(uniques, dtype=object), "NA")[codes].tolist()  # code -1: missing
+        codes, uniques = pd.factorize(values.view(np.int64))  # FDR columns repeat a few thousand values
+        uniques = uniques.view(np.float64)
+        texts = np.array([*map(repr, uniques.tolist()), "NA"], dtype=object)
+        texts[np.flatnonzero(np.isnan(uniques))] = "NA"
+        return texts[codes].tolist()
+    texts = values.tolist()
+    for i in np.flatnonzero(pd.isna(values)).tolist():
+        texts[i] = "NA"
+    return texts
 
 
 def write_rows_tsv(table: pd.DataFrame, rows: np.ndarray, path: str | Path, *, columns: list[str],

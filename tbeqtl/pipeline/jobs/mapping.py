@@ -67,18 +67,6 @@ def _candidates(result: mp.FactorSetResult, level: float) -> pd.DataFrame:
     return _test_rows(tests, (tests["p_value"] <= level).to_numpy() if len(tests) else None)
 
 
-def _arrow_column(values: np.ndarray):
-    """Return the arrow column of a float64 or string (object) array, converting each distinct string once."""
-    import pyarrow as pa
-
-    if values.dtype != object:
-        return pa.array(values)
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    indices = pa.array(codes.astype(np.int32), mask=codes < 0)
-    return pa.DictionaryArray.from_arrays(indices, pa.array(np.asarray(uniques, dtype=object),
-                                                            type=pa.string())).cast(pa.string())
-
-
 def _write_candidates(result: mp.FactorSetResult, level: float, path, *, topics: bool = True) -> None:
     """Write :func:`_candidates` to ``path`` (parquet) without building the table in pandas.
 
@@ -98,13 +86,17 @@ def _write_candidates(result: mp.FactorSetResult, level: float, path, *, topics:
         return
     schema = pa.Schema.from_pandas(head, preserve_index=False)
     arrays = []
-    for name in head.columns:
+    for name, field in zip(head.columns, schema, strict=True):
         if name == "topics":
             no_topics = np.full(len(rows), "", dtype=object)
             values = _topic_texts(tests["topics"].iloc[rows]) if topics else no_topics
         else:
             values = tests[name].to_numpy()[rows]
-        arrays.append(_arrow_column(values))
+        try:
+            arrays.append(pa.array(values, type=field.type, from_pandas=True))
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # e.g. a non-string cell: the general way
+            write_table(validate_table(_candidates(result, level), "pipeline_candidates"), path)
+            return
     table = pa.Table.from_arrays(arrays, schema=schema)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="snappy")
