@@ -18,6 +18,11 @@ and pass ``--tensorqtl-python /work/benchenv/bin/python``. Usage::
 
     python benchmarks/bench_cis.py --modes nominal permutations --nperm 1000 \
         --tensorqtl-python /work/benchenv/bin/python
+    python benchmarks/bench_cis.py --modes permutations --nperm 10000 \
+        --tbeqtl-permutations 10000 adaptive --tensorqtl-python /work/benchenv/bin/python
+
+After permutations mode it prints the eGenes of every table at ``--egene-fdr`` and their Jaccard
+indices (q-values recomputed from ``pval_beta`` by one function for all tables).
 """
 
 from __future__ import annotations
@@ -108,7 +113,7 @@ def summarize(label: str, runs: list[dict]) -> str:
     return text + f"; peak RSS {max(r['peak_rss_mb'] for r in runs):.0f} MB)"
 
 
-def tbeqtl_cmd(mode, args, out: Path, cis_table: Path | None) -> list[str]:
+def tbeqtl_cmd(mode, args, out: Path, cis_table: Path | None, permutations) -> list[str]:
     cmd = [
         sys.executable,
         "-m",
@@ -125,7 +130,7 @@ def tbeqtl_cmd(mode, args, out: Path, cis_table: Path | None) -> list[str]:
         "--out",
         str(out),
         "--permutations",
-        str(args.tbeqtl_permutations or args.nperm),
+        str(permutations),
         "--threads",
         str(args.threads),
         "--seed",
@@ -154,6 +159,31 @@ def tensorqtl_cmd(mode, args, out: Path, cis_table: Path | None) -> list[str]:
     ]
 
 
+def egene_agreement(tables: dict[str, Path], *, fdr: float) -> list[str]:
+    """eGenes at ``qval <= fdr`` of each permutation table, and the Jaccard index of every pair.
+
+    The q-values of every table are recomputed from its ``pval_beta`` by the same function
+    (:func:`tbeqtl.association.post.calculate_qvalues`, Storey's q-value as tensorQTL's
+    ``calculate_qvalues``), so that differences come from the permutations alone.
+    """
+    import pandas as pd
+
+    from tbeqtl.association.post import calculate_qvalues
+
+    egenes = {}
+    for name, path in tables.items():
+        df = pd.read_csv(path, sep="\t", index_col=0)
+        egenes[name] = set(calculate_qvalues(df, fdr=fdr).query(f"qval <= {fdr}").index)
+    lines = [f"eGenes at q <= {fdr}: " + ", ".join(f"{n} {len(s)}" for n, s in egenes.items())]
+    names = list(egenes)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            union = egenes[a] | egenes[b]
+            jac = len(egenes[a] & egenes[b]) / len(union) if union else 1.0
+            lines.append(f"eGene Jaccard {a} vs {b}: {jac:.4f} ({len(egenes[a] ^ egenes[b])} differ)")
+    return lines
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -167,8 +197,16 @@ def main(argv=None) -> int:
     )
     parser.add_argument(
         "--tbeqtl-permutations",
+        nargs="+",
         default=None,
-        help="tbeqtl's --permutations if not --nperm, e.g. adaptive (vs tensorQTL at --nperm)",
+        help="tbeqtl's --permutations if not --nperm, e.g. '10000 adaptive': each is run in every "
+        "alternation against the same tensorQTL run at --nperm",
+    )
+    parser.add_argument(
+        "--egene-fdr",
+        type=float,
+        default=0.05,
+        help="q-value level of the eGene agreement printed after permutations mode",
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2, help="alternations per mode (medians reported)")
@@ -214,25 +252,36 @@ def main(argv=None) -> int:
         tmp = Path(tmp)
         cis_table = None
         for mode in args.modes:
-            runs = {"tbeqtl": [], "tensorqtl": []}
+            variants = args.tbeqtl_permutations or [str(args.nperm)]
+            if mode != "permutations":
+                variants = variants[:1]
+            runs = {**{v: [] for v in variants}, "tensorqtl": []}
+            tables = {}
             for rep in range(args.repeats):
-                out = tmp / f"tb_{mode}_{rep}"
-                runs["tbeqtl"].append(run_child(tbeqtl_cmd(mode, args, out, cis_table), env))
-                if mode == "permutations" and cis_table is None:
-                    cis_table = out / "tbeqtl.cis_qtl.txt.gz"
                 if args.tensorqtl_python:
                     out_tq = tmp / f"tq_{mode}_{rep}"
                     out_tq.mkdir()
                     runs["tensorqtl"].append(run_child(tensorqtl_cmd(mode, args, out_tq, cis_table), env))
-            tb_perm = args.tbeqtl_permutations or args.nperm
-            line = f"{mode} (tbeqtl {tb_perm} / tensorQTL {args.nperm} permutations): "
-            line += summarize("tbeqtl", runs["tbeqtl"])
-            if runs["tensorqtl"]:
-                ratio = statistics.median(r["wall_s"] for r in runs["tensorqtl"]) / statistics.median(
-                    r["wall_s"] for r in runs["tbeqtl"]
-                )
-                line += " | " + summarize("tensorQTL", runs["tensorqtl"]) + f" | ratio {ratio:.2f}x"
-            print(line, flush=True)
+                    tables["tensorQTL"] = out_tq / "tq.cis_qtl.txt.gz"
+                for v in variants:
+                    out = tmp / f"tb_{mode}_{v}_{rep}"
+                    runs[v].append(run_child(tbeqtl_cmd(mode, args, out, cis_table, v), env))
+                    tables[f"tbeqtl {v}"] = out / "tbeqtl.cis_qtl.txt.gz"
+                if mode == "permutations" and cis_table is None:
+                    cis_table = tmp / "egenes_for_independent.txt.gz"
+                    cis_table.write_bytes(tables[f"tbeqtl {variants[0]}"].read_bytes())
+            for v in variants:
+                line = f"{mode} (tbeqtl {v} / tensorQTL {args.nperm} permutations): "
+                line += summarize("tbeqtl", runs[v])
+                if runs["tensorqtl"]:
+                    ratio = statistics.median(r["wall_s"] for r in runs["tensorqtl"]) / statistics.median(
+                        r["wall_s"] for r in runs[v]
+                    )
+                    line += " | " + summarize("tensorQTL", runs["tensorqtl"]) + f" | ratio {ratio:.2f}x"
+                print(line, flush=True)
+            if mode == "permutations":
+                for line in egene_agreement(tables, fdr=args.egene_fdr):
+                    print(line, flush=True)
     print(f"load average after: {os.getloadavg()}")
     return 0
 

@@ -47,9 +47,15 @@ SUBCOMMAND_MODULES = (
 )
 
 
-def _load_subcommands() -> list:
+def _load_subcommands(command: str | None = None) -> list:
     # every listed module must import: a broken or missing one is an error, never a silently
-    # shorter command list
+    # shorter command list. With a command named, only its module is imported (``tbeqtl cis``
+    # does not pay for importing the pipeline's commands); its module is <command> with "-" -> "_"
+    name = None if command is None else command.replace("-", "_")
+    if name in SUBCOMMAND_MODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        if module.COMMAND == command:
+            return [module]
     return [importlib.import_module(f"{__name__}.{name}") for name in SUBCOMMAND_MODULES]
 
 
@@ -69,8 +75,14 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                        help="logging level (default: INFO)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """Build the top-level parser with every available subcommand.
+
+    Parameters
+    ----------
+    command
+        When it names a subcommand, the parser holds only that one (the others' modules are not
+        imported); otherwise (None, an option such as ``--help``, a typo) every subcommand.
 
     Returns
     -------
@@ -83,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"tbeqtl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in _load_subcommands():
+    for module in _load_subcommands(command):
         p = sub.add_parser(module.COMMAND, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
         add_common_arguments(p)
@@ -117,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     int
         Exit status: 0 on success, 2 on an input error.
     """
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
@@ -125,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     out = getattr(args, "out", None)
     setup_logging(level=args.log_level, log_file=Path(out) / "tbeqtl.log" if out else None)
     _set_threads(args.threads)
-    logger.info("tbeqtl %s %s", __version__, " ".join(sys.argv[1:] if argv is None else argv))
+    logger.info("tbeqtl %s %s", __version__, " ".join(argv))
     try:
         return int(args._run(args) or 0)
     except TbeqtlError as exc:
