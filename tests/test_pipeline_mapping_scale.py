@@ -288,3 +288,26 @@ def test_topic_texts_shared_and_own_lists():
     topics = pd.Series([shared, [1], shared, [], [1]], dtype=object)
     assert jm._topic_texts(topics).tolist() == ["2,64", "1", "2,64", "", "1"]
     assert jm._topic_texts(topics.iloc[:0]).tolist() == []
+
+
+def test_engine_rows_ordered_by_stat_then_ids_with_ties(rng):
+    """recompute_fdr's order (MatrixEQTL's: |t| descending, ties by SNP then gene ID as text)."""
+    from tbeqtl.association.result import recompute_fdr
+
+    n = 300
+    t = rng.choice([-4.0, 4.0, 2.5, -1.0, 0.3], n)  # |t| ties, with both signs
+    pairs = pd.DataFrame({"snp": [f"rs{v}" for v in rng.integers(0, 40, n)],  # "rs10" < "rs9" as text
+                          "gene": rng.choice(["gB", "gA", "g10", "g9"], n).astype(object),
+                          "beta": t / 10, "t_stat": t, "p_value": 2 * (1 - np.tanh(np.abs(t))) / 2,
+                          "gene_type": rng.choice(["protein_coding", "lncRNA", None], n).astype(object)})
+    strata = {"trans": 1000, "trans:protein_coding": 400, "trans:lincRNA": 300, "trans:other": 300}
+    got = recompute_fdr(pairs, strata, pool="trans")
+    order = sorted(range(n), key=lambda i: (-abs(t[i]), pairs["snp"][i], pairs["gene"][i]))
+    assert list(got["snp"]) == [pairs["snp"][i] for i in order]
+    assert list(got["gene"]) == [pairs["gene"][i] for i in order]
+    for group, types in (("protein_coding", ["protein_coding"]), ("lincRNA", ["lncRNA"]), ("other", [None])):
+        sel = got["gene_type"].isin(types) if types != [None] else got["gene_type"].isna()
+        p = got.loc[sel, "p_value"].to_numpy()
+        ranked = np.sort(p) * strata[f"trans:{group}"] / np.arange(1, p.size + 1)
+        expected = np.minimum(np.minimum.accumulate(ranked[::-1])[::-1], 1.0)
+        np.testing.assert_allclose(np.sort(got.loc[sel, "fdr_by_type"].to_numpy()), expected, rtol=1e-12)
