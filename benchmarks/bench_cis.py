@@ -235,6 +235,9 @@ def main(argv=None) -> int:
         MKL_NUM_THREADS=str(args.threads),
         OPENBLAS_NUM_THREADS=str(args.threads),
     )
+    # bytecode for tbeqtl's modules, as pip writes at install (tensorQTL's are in site-packages): an
+    # editable checkout under PYTHONDONTWRITEBYTECODE=1 would recompile ~50 modules in every run
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "tbeqtl")], check=True)
     print(f"load average before: {os.getloadavg()}")
     # the ceilings run in a child: torch's arrays in this process would count in every later child's
     # peak RSS (Linux reports the forked parent's resident pages in the child's ru_maxrss)
