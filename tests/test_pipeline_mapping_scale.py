@@ -17,7 +17,7 @@ import pytest
 import statsmodels.api as sm
 from statsmodels.stats.multitest import multipletests
 
-from tbeqtl.atomic import write_table
+from tbeqtl.atomic import write_rows_tsv, write_table
 from tbeqtl.pipeline import mapping as mp
 from tbeqtl.pipeline.jobs import mapping as jm
 from tbeqtl.schema import validate_table
@@ -235,12 +235,12 @@ def test_tsv_writer_bytes_equal_pandas(rng, tmp_path):
                           "gene_type": np.where(rng.random(n) < 0.1, None, "protein_coding").astype(object)})
     rows = np.flatnonzero(rng.random(n) < 0.8)[::-1]  # any order, written as given
     cols = ["snp", "gene", "beta", "p_value", "gene_type"]
-    mp.write_rows_tsv(table, rows, tmp_path / "fast.tsv", columns=cols, chunk_rows=333)
+    write_rows_tsv(table, rows, tmp_path / "fast.tsv", columns=cols, chunk_rows=333)
     assert (tmp_path / "fast.tsv").read_bytes() == _pandas_tsv(table.iloc[rows][cols])
-    mp.write_rows_tsv(table, rows[:0], tmp_path / "empty.tsv", columns=cols)
+    write_rows_tsv(table, rows[:0], tmp_path / "empty.tsv", columns=cols)
     assert (tmp_path / "empty.tsv").read_bytes() == _pandas_tsv(table.iloc[:0][cols])
     table.loc[rows[3], "gene"] = "needs\tquotes"  # pandas quotes it: the writer hands over to pandas
-    mp.write_rows_tsv(table, rows, tmp_path / "quoted.tsv", columns=cols)
+    write_rows_tsv(table, rows, tmp_path / "quoted.tsv", columns=cols)
     assert (tmp_path / "quoted.tsv").read_bytes() == _pandas_tsv(table.iloc[rows][cols])
 
 

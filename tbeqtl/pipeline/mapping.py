@@ -41,7 +41,7 @@ import pandas as pd
 
 from ..association.histogram import pvalue_histogram
 from ..association.permutation import qq_table
-from ..atomic import atomic_write, write_json, write_table
+from ..atomic import write_json, write_rows_tsv, write_table
 from ..errors import InputError
 from ..schema import validate_table
 from .covariates import inverse_normal_transform, tissue_covariates
@@ -58,7 +58,6 @@ __all__ = [
     "prepare_tissue_inputs",
     "restrict_to_factor_set",
     "write_factor_set",
-    "write_rows_tsv",
 ]
 
 logger = logging.getLogger(__name__)
@@ -728,79 +727,3 @@ def write_factor_set(result: FactorSetResult, folder: str | Path, *, output_pval
         **(params or {}),
     }
     write_json(meta, folder / "run.json")
-
-
-_CSV_SPECIAL = ("\t", '"', "\n", "\r")
-
-
-def _csv_plain(values: np.ndarray, *, chunk: int = 1_000_000) -> bool:
-    """Whether pandas' ``to_csv`` writes these cells as plain text: float64, or strings it does not quote."""
-    if values.dtype == np.float64:
-        return True
-    if values.dtype != object:
-        return False
-    present = values[~pd.isna(values)]
-    for start in range(0, len(present), chunk):
-        try:
-            text = "".join(present[start:start + chunk].tolist())
-        except TypeError:  # a cell that is not a string
-            return False
-        if any(c in text for c in _CSV_SPECIAL):
-            return False
-    return True
-
-
-def _cell_texts(values: np.ndarray) -> list[str]:
-    """Texts of plain cells (:func:`_csv_plain`) as ``write_table``'s ``to_csv`` writes them.
-
-    float64: ``repr`` (pandas writes numpy's shortest round-trip text: the same digits and layout
-    as Python's ``repr``), each distinct value (bit pattern) formatted once; strings as they are;
-    missing -> ``NA``.
-    """
-    if values.dtype == np.float64:
-        codes, uniques = pd.factorize(values.view(np.int64))  # FDR columns repeat a few thousand values
-        uniques = uniques.view(np.float64)
-        texts = np.array([*map(repr, uniques.tolist()), "NA"], dtype=object)
-        texts[np.flatnonzero(np.isnan(uniques))] = "NA"
-        return texts[codes].tolist()
-    texts = values.tolist()
-    for i in np.flatnonzero(pd.isna(values)).tolist():
-        texts[i] = "NA"
-    return texts
-
-
-def write_rows_tsv(table: pd.DataFrame, rows: np.ndarray, path: str | Path, *, columns: list[str],
-                   chunk_rows: int = 100_000) -> None:
-    """Write ``table.iloc[rows][columns]`` as :func:`tbeqtl.atomic.write_table` would, in row chunks.
-
-    The bytes are those of ``write_table`` (pandas ``to_csv``: tab-separated, header, no index,
-    ``NA`` for missing values, float64 in shortest round-trip text); rows are formatted a chunk at
-    a time without copying the table. Tables whose cells pandas would quote or format otherwise
-    (other dtypes, non-string objects, tabs, quotes, line breaks) go through ``write_table``.
-
-    Parameters
-    ----------
-    table
-        The table.
-    rows
-        Row positions to write, in order.
-    path
-        Destination ``.tsv``.
-    columns
-        Columns to write, in order.
-    chunk_rows
-        Rows formatted at a time.
-    """
-    rows = np.asarray(rows, dtype=np.int64)
-    arrays = [table[c].to_numpy() for c in columns]
-    plain = len(columns) > 1 and not any(ch in str(c) for c in columns for ch in _CSV_SPECIAL)
-    if not (plain and all(_csv_plain(a[rows]) for a in arrays)):
-        write_table(table.iloc[rows][columns].reset_index(drop=True), path)
-        return
-    with atomic_write(path, newline="") as handle:
-        handle.write("\t".join(map(str, columns)) + "\n")
-        for start in range(0, len(rows), chunk_rows):
-            index = rows[start:start + chunk_rows]
-            texts = [_cell_texts(a[index]) for a in arrays]
-            handle.write("\n".join(map("\t".join, zip(*texts, strict=True))))
-            handle.write("\n")
