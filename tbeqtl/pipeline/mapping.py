@@ -57,6 +57,7 @@ __all__ = [
     "map_factor_blocks",
     "prepare_tissue_inputs",
     "restrict_to_factor_set",
+    "shared_topic_lists",
     "write_factor_set",
 ]
 
@@ -236,12 +237,27 @@ def _masks_to_lists(masks: np.ndarray) -> np.ndarray:
     return lists[inverse.reshape(-1)]
 
 
-def _lists_to_masks(topics_s: pd.Series) -> np.ndarray:
-    """Bit masks (n x words, uint64) of a column of topic lists; a list shared by rows is decoded once."""
+def shared_topic_lists(topics_s: pd.Series) -> tuple[list, np.ndarray]:
+    """Group a column of topic lists by list object: the distinct lists and each row's index into them.
+
+    Rows of one block share one list object, so grouping by object identity decodes each list
+    once (millions of rows, a few thousand lists) without hashing list contents.
+
+    Returns
+    -------
+    (lists, inverse)
+        The distinct lists (in order of first appearance) and, per row, its list's position.
+    """
     values = topics_s.to_numpy(dtype=object)
     inverse, _ = pd.factorize(np.fromiter(map(id, values), dtype=np.int64, count=len(values)))
     first = np.unique(inverse, return_index=True)[1]
-    unique = [[int(t) for t in values[i]] for i in first]
+    return [values[i] for i in first], inverse
+
+
+def _lists_to_masks(topics_s: pd.Series) -> np.ndarray:
+    """Bit masks (n x words, uint64) of a column of topic lists; a list shared by rows is decoded once."""
+    lists, inverse = shared_topic_lists(topics_s)
+    unique = [[int(t) for t in ts] for ts in lists]
     if any(t < 0 for ts in unique for t in ts):
         bad = sorted({t for ts in unique for t in ts if t < 0})
         raise InputError("topics must be non-negative integers", ids=bad)

@@ -27,12 +27,10 @@ _TEST_COLUMNS = (
 
 def _topic_texts(topics_s: pd.Series) -> np.ndarray:
     """Comma-separated topics of each row (object array); a list shared by rows is joined once."""
-    values = topics_s.to_numpy(dtype=object)
-    codes, _ = pd.factorize(np.fromiter(map(id, values), dtype=np.int64, count=len(values)))
-    first = np.unique(codes, return_index=True)[1]
-    texts = np.empty(len(first), dtype=object)
-    texts[:] = [",".join(str(t) for t in values[i]) for i in first]
-    return texts[codes]
+    lists, inverse = mp.shared_topic_lists(topics_s)
+    texts = np.empty(len(lists), dtype=object)
+    texts[:] = [",".join(str(t) for t in ts) for ts in lists]
+    return texts[inverse]
 
 
 def _test_rows(tests: pd.DataFrame, keep) -> pd.DataFrame:
