@@ -119,3 +119,41 @@ def test_nominal_pvalue_is_accurate_from_r_near_zero_to_one():
     for ri, p in zip(r, st["pval"], strict=True):
         ref = mpmath.betainc(df / 2.0, 0.5, 0, 1 - mpmath.mpf(float(ri)) ** 2, regularized=True)
         assert abs(p - float(ref)) <= 2e-13 * float(ref), ri
+
+
+@pytest.mark.parametrize("n", [80, 17_000])  # int16 accumulators, and int32 past 2n = 32767
+def test_hard_counts_are_exact_integer_statistics(n):
+    """_hard_counts against Python integers and fractions, row by row.
+
+    Reference: the genotype counts, the dosage sum, allele counts by tensorQTL's rules and the
+    centred squared norm ``sum (g - s/n)^2`` as an exact :class:`fractions.Fraction`, rounded once
+    (the function must return that correctly rounded value). Rows with a missing call (-9) get NaN
+    sums whatever their other codes (the caller imputes them).
+    """
+    from fractions import Fraction
+
+    from tbeqtl.association.cis_kernels import _hard_counts
+
+    rng = np.random.default_rng(n)
+    codes = rng.choice(np.array([0, 1, 2], np.int8), size=(12, n), p=[0.5, 0.35, 0.15])
+    codes[1] = 0
+    codes[2] = 2  # monomorphic, and the af > 0.5 branch
+    codes[3] = 1
+    codes[4, :] = 2
+    codes[4, :3] = 1  # rare allele on the REF side
+    codes[5, 7] = -9
+    codes[6] = -9  # every call missing
+    sums, af, ma_samples, ma_count, mono, cn2 = _hard_counts(codes)
+    for i, row in enumerate(codes.tolist()):
+        if min(row) < 0:
+            assert np.isnan(sums[i])
+            continue
+        n1, n2 = row.count(1), row.count(2)
+        s = n1 + 2 * n2
+        assert sums[i] == s and af[i] == s / (2 * n)
+        low = s <= n
+        assert ma_samples[i] == (n1 + n2 if low else n - n2)
+        assert ma_count[i] == (s if low else 2 * n - s)
+        assert mono[i] == (len(set(row)) == 1)
+        exact = sum((Fraction(g) - Fraction(s, n)) ** 2 for g in row)
+        assert cn2[i] == float(exact)

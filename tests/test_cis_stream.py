@@ -54,13 +54,13 @@ def test_streamed_pass_holds_a_bounded_number_of_blocks(cohort, tmp_path, monkey
     lock = threading.Lock()
     real = cis_nominal.block_statistics
 
-    def spy(raw, codes, q):
-        stats, centred = real(raw, codes, q)
+    def spy(raw, codes, q, **kwargs):
+        stats, centred, products = real(raw, codes, q, **kwargs)
         with lock:
             gc.collect()
             alive.append(weakref.ref(centred))
             peak[0] = max(peak[0], sum(r() is not None for r in alive))
-        return stats, centred
+        return stats, centred, products
 
     monkeypatch.setattr(cis_nominal, "block_statistics", spy)
     monkeypatch.setattr(cis_nominal, "STREAM_BLOCK", block)

@@ -208,14 +208,20 @@ class BlockStore:
             del self.blocks[k]
 
 
-def _residual_norms(centered: np.ndarray, cnorm2: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """``||x - Q Q^T x||`` of centred rows ``x``.
+def _residual_norms(
+    centered: np.ndarray, cnorm2: np.ndarray, q: np.ndarray, rhs: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``||x - Q Q^T x||`` of centred rows ``x`` (and ``x @ rhs`` from the same product).
 
     ``||x_res||^2 = ||x||^2 - ||Q^T x||^2`` (one product); its relative rounding error is about
     ``eps (k+1) ||x||^2 / ||x_res||^2``, below 1e-11 while ``||x_res||^2 >= 1e-4 ||x||^2``. Rows
     below that (R^2 on the covariates above 0.9999) get ``x_res`` explicitly, projected twice.
+    ``rhs`` (n x m), when given, joins ``Q`` in one GEMM (one pass over the rows instead of two);
+    its products are returned (None without it).
     """
-    proj = centered @ q
+    k = q.shape[1]
+    both = centered @ (q if rhs is None else np.hstack([q, rhs]))
+    proj = both[:, :k]
     rn2 = cnorm2 - np.einsum("ij,ij->i", proj, proj)
     redo = np.flatnonzero(rn2 < 1e-4 * cnorm2)
     if redo.size:
@@ -223,7 +229,7 @@ def _residual_norms(centered: np.ndarray, cnorm2: np.ndarray, q: np.ndarray) -> 
         sub -= (sub @ q) @ q.T
         sub -= (sub @ q) @ q.T
         rn2[redo] = np.einsum("ij,ij->i", sub, sub)
-    return np.sqrt(np.clip(rn2, 0.0, None))
+    return np.sqrt(np.clip(rn2, 0.0, None)), (None if rhs is None else both[:, k:])
 
 
 def _allele_counts(x: np.ndarray, sums: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -259,37 +265,49 @@ _STATS = (
 
 
 def _hard_counts(codes: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Compute sums, allele counts and monomorphism of int8 hard calls from genotype counts.
+    """Compute sums, allele counts, monomorphism and centred squared norms of int8 hard calls.
 
     For a row without missing calls, with ``n_g`` samples of genotype ``g``: the dosage sum is
-    ``n1 + 2 n2``, the samples above 0.5 ``n1 + n2`` (their dosage sum ``n1 + 2 n2``), below 1.5
-    ``n0 + n1``: the values :func:`_allele_counts` gives on the float dosages, exactly. Rows with
-    missing calls (``-1``) get NaN sums; their statistics come from the imputed float64 values.
+    ``s = n1 + 2 n2``, the samples above 0.5 ``n1 + n2`` (their dosage sum ``s``), below 1.5
+    ``n0 + n1``: the values :func:`_allele_counts` gives on the float dosages, exactly. The
+    centred squared norm ``sum_i (g_i - s/n)^2 = (n (n1 + 4 n2) - s^2) / n`` is an exact integer
+    ratio, so it is correctly rounded (a float sum of the centred values is within ~n eps of it).
+    Rows with missing calls (negative codes) get NaN sums; their statistics come from the imputed
+    float64 values. Three vectorised reductions of the int8 rows (sum, count above 0, min).
     """
     n = codes.shape[1]
-    n1 = np.count_nonzero(codes == 1, axis=1)
-    n2 = np.count_nonzero(codes == 2, axis=1)
-    n_miss = np.count_nonzero(codes < 0, axis=1)
-    n0 = n - n1 - n2 - n_miss
-    s = n1 + 2 * n2
-    sums = np.where(n_miss > 0, np.nan, s.astype(np.float64))
+    acc = np.int16 if 2 * n < np.iinfo(np.int16).max else np.int32  # holds 2 n (missing rows: unused)
+    s = codes.sum(axis=1, dtype=acc).astype(np.int64)  # n1 + 2 n2 (where nothing is missing)
+    n12 = (codes > 0).view(np.uint8).sum(axis=1, dtype=acc).astype(np.int64)  # n1 + n2
+    missing = codes.min(axis=1, initial=0) < 0
+    n2 = s - n12
+    n1 = n12 - n2
+    n0 = n - n12
+    sums = np.where(missing, np.nan, s.astype(np.float64))
     af = sums / (2 * n)
     low = af <= 0.5
-    ma_samples = np.where(low, n1 + n2, n0 + n1).astype(np.int32)
+    ma_samples = np.where(low, n12, n0 + n1).astype(np.int32)
     ma_count = np.where(low, s, 2 * n - s).astype(np.int32)
     mono = (n0 == n) | (n1 == n) | (n2 == n)
-    return sums, af, ma_samples, ma_count, mono
+    cn2 = (n * (n1 + 4 * n2) - s * s).astype(np.float64) / n
+    return sums, af, ma_samples, ma_count, mono, cn2
 
 
 def _block_stats(
-    raw: np.ndarray | None, q: np.ndarray, buf: np.ndarray, *, codes: np.ndarray | None = None
-) -> tuple[dict, np.ndarray, np.ndarray]:
+    raw: np.ndarray | None,
+    q: np.ndarray,
+    buf: np.ndarray,
+    *,
+    codes: np.ndarray | None = None,
+    rhs: np.ndarray | None = None,
+) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray | None]:
     """Impute one block and compute its per-variant statistics; ``buf[:b]`` holds the centred float64 rows.
 
     ``codes``: the block's int8 hard calls (negative = missing) when it holds only hard calls
     (faster counts, same values); ``raw`` (float32, NaN missing) may then be None, otherwise its
     missing calls are imputed in place (float32-rounded). Returns the statistics, the rows with
-    missing calls and their missing masks.
+    missing calls, their missing masks, and the centred rows' products with ``rhs`` (None without
+    it; computed in the GEMM of the projection on ``q``).
     """
     b, n = (raw if raw is not None else codes).shape
     x64 = buf[:b]
@@ -297,7 +315,7 @@ def _block_stats(
         sums = raw.sum(axis=1, dtype=np.float64)
         np.copyto(x64, raw)
     else:
-        sums, af, ma_samples, ma_count, mono = _hard_counts(codes)
+        sums, af, ma_samples, ma_count, mono, cn2 = _hard_counts(codes)
         np.copyto(x64, codes)  # rows with missing calls are imputed below
     rows_nan = np.flatnonzero(np.isnan(sums))
     masks = np.isnan(raw[rows_nan]) if raw is not None else codes[rows_nan] < 0
@@ -322,8 +340,11 @@ def _block_stats(
         mono[rows_nan] = np.all(x64[rows_nan] == x64[rows_nan, :1], axis=1)
     mean = sums / n
     x64 -= mean[:, None]
-    cn2 = np.einsum("ij,ij->i", x64, x64)
-    rnorm = _residual_norms(x64, cn2, q)
+    if codes is None:
+        cn2 = np.einsum("ij,ij->i", x64, x64)
+    elif rows_nan.size:  # imputed rows: from their centred float64 values
+        cn2[rows_nan] = np.einsum("ij,ij->i", x64[rows_nan], x64[rows_nan])
+    rnorm, products = _residual_norms(x64, cn2, q, rhs)
     cnorm = np.sqrt(cn2)
     testable = ~mono & (cnorm > 0) & (rnorm * UNTESTABLE_RATIO > cnorm)
     stats = {
@@ -336,7 +357,7 @@ def _block_stats(
         "monomorphic": mono,
         "testable": testable,
     }
-    return stats, rows_nan, masks
+    return stats, rows_nan, masks, products
 
 
 def _float_calls(codes: np.ndarray) -> np.ndarray:
@@ -346,8 +367,10 @@ def _float_calls(codes: np.ndarray) -> np.ndarray:
     return raw
 
 
-def block_statistics(raw, codes, q: np.ndarray) -> tuple[dict, np.ndarray]:
-    """Per-variant statistics of one block read by :func:`read_block`, and its centred float64 rows.
+def block_statistics(
+    raw, codes, q: np.ndarray, *, rhs: np.ndarray | None = None
+) -> tuple[dict, np.ndarray, np.ndarray | None]:
+    """Per-variant statistics of one block read by :func:`read_block`, its centred float64 rows and products.
 
     Parameters
     ----------
@@ -355,6 +378,9 @@ def block_statistics(raw, codes, q: np.ndarray) -> tuple[dict, np.ndarray]:
         The block as :func:`read_block` returns it.
     q
         Orthonormal basis (n x (k+1)) of the intercept and covariates.
+    rhs
+        Optional n x m matrix (e.g. residualised phenotypes): its products with the centred rows
+        are computed in the same GEMM as the projection on ``q``.
 
     Returns
     -------
@@ -363,11 +389,13 @@ def block_statistics(raw, codes, q: np.ndarray) -> tuple[dict, np.ndarray]:
         (the :class:`ChromGenotypes` attributes), exactly as :func:`load_chromosome` computes them.
     centred : numpy.ndarray
         float64 ``g - mean(g)`` (missing calls imputed with the mean, so 0 there), variants x samples.
+    products : numpy.ndarray or None
+        ``centred @ rhs`` (variants x m), or None without ``rhs``.
     """
     shape = (raw if raw is not None else codes).shape
     buf = np.empty(shape)
-    stats, _, _ = _block_stats(raw, q, buf, codes=codes)
-    return stats, buf
+    stats, _, _, products = _block_stats(raw, q, buf, codes=codes, rhs=rhs)
+    return stats, buf, products
 
 
 def _hard_codes(raw: np.ndarray) -> np.ndarray | None:
@@ -475,7 +503,7 @@ def _loaded_blocks(source, chrom: str, *, samples: list, q: np.ndarray, n_var: i
         stop = min(start + block, n_var)
         raw, codes = read_block(source, chrom, samples=samples, start=start, stop=stop)
         buf = np.empty((stop - start, len(samples)))
-        return (start, stop, raw, codes, *_block_stats(raw, q, buf, codes=codes))
+        return (start, stop, raw, codes, *_block_stats(raw, q, buf, codes=codes)[:3])
 
     workers = worker_count()
     with ThreadPoolExecutor(max_workers=workers) as pool, threadpool_limits(limits=1, user_api="blas"):

@@ -422,12 +422,6 @@ class _Stream:
     device: object = None
     y_res_device: object = None
 
-    def products(self, centred: np.ndarray, active: np.ndarray) -> np.ndarray:
-        """``<g, y_res>`` of a block's centred rows with the ``active`` phenotypes (float64)."""
-        if self.device is None:
-            return centred @ self.y_res[:, active]
-        return self.device.nominal_products(centred, self.y_res_device, active)
-
 
 def write_nominal_streamed(
     inputs,
@@ -562,7 +556,11 @@ def _stream_block(ctx: _Stream, start: int, stop: int) -> tuple[int, dict, dict]
     """Pairs of the phenotypes whose windows meet variants ``start:stop``: ``(stop, pieces, counts)``."""
     inputs = ctx.inputs
     raw, codes = ctx.reader.read(start, stop)
-    stats, centred = block_statistics(raw, codes, inputs.q)
+    active = np.flatnonzero((ctx.lo < stop) & (ctx.hi > start) & (ctx.hi > ctx.lo))
+    on_host = ctx.device is None and active.size > 0  # the products join the projection's GEMM
+    stats, centred, products = block_statistics(
+        raw, codes, inputs.q, rhs=ctx.y_res[:, active] if on_host else None
+    )
     del raw, codes
     keep = np.ones(stop - start, dtype=bool)
     if ctx.maf_threshold > 0:
@@ -570,11 +568,11 @@ def _stream_block(ctx: _Stream, start: int, stop: int) -> tuple[int, dict, dict]
     if ctx.mac_threshold > 0:
         keep &= stats["ma_count"] >= ctx.mac_threshold
     counts = {"dropped": int((~keep).sum()), "untestable": int((keep & ~stats["testable"]).sum())}
-    active = np.flatnonzero((ctx.lo < stop) & (ctx.hi > start) & (ctx.hi > ctx.lo))
     pieces: dict[int, dict] = {}
     if not active.size:
         return stop, pieces, counts
-    products = ctx.products(centred, active)  # <g, y_res>, one GEMM per block
+    if products is None:
+        products = ctx.device.nominal_products(centred, ctx.y_res_device, active)  # <g, y_res>
     for j, k in enumerate(active):
         a, b = max(int(ctx.lo[k]), start) - start, min(int(ctx.hi[k]), stop) - start
         local = a + np.flatnonzero(keep[a:b])
@@ -623,11 +621,9 @@ class _Emitter:
         first = self.next
         while self.next < len(self.pids) and (until is None or self.ctx.hi[self.next] <= until):
             parts = self.pending.pop(self.next, [])
-            if parts:
-                joined = {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}
-                rows = joined.pop("rows")
-                self.stream.add(self.pids[self.next], rows, joined)
-            else:
+            for part in parts:  # in block order; the stream concatenates them once per row group
+                self.stream.add(self.pids[self.next], part.pop("rows"), part)
+            if not parts:
                 self.counts["empty"] += 1
             self.next += 1
         self.ticker.advance(self.next - first)

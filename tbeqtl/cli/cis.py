@@ -40,10 +40,8 @@ import pandas as pd
 from ..errors import InputError
 from .cohort_inputs import (
     add_cohort_arguments,
-    open_source,
+    open_cohort,
     read_interaction,
-    read_phenotypes,
-    read_side_tables,
     record_run,
 )
 
@@ -294,9 +292,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     checksums: dict[str, str] = {}
-    with open_source(args, checksums) as source:
-        phenotype_df, pos_df = read_phenotypes(args, checksums)
-        covariates_df, sample_map = read_side_tables(args, [str(s) for s in phenotype_df.columns], checksums)
+    with open_cohort(args, checksums) as (source, phenotype_df, pos_df, covariates_df, sample_map):
         common = (args, source, phenotype_df, pos_df, covariates_df, sample_map, out)
         if args.mode == "nominal":
             result = _nominal(*common, checksums)

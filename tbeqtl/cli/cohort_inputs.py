@@ -8,8 +8,11 @@ an interaction table and a sample map, and to record what was run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import platform
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -190,6 +193,42 @@ def open_source(args: argparse.Namespace, checksums: dict):
     for f in genotype_input_files(args.genotypes):
         checksums[str(f)] = sha256_file(f)
     return open_genotypes(args.genotypes, dosage_field=args.dosage_field)
+
+
+@contextlib.contextmanager
+def open_cohort(args: argparse.Namespace, checksums: dict) -> Iterator[tuple]:
+    """Open ``--genotypes`` while the phenotypes, covariates and sample map are read on a second thread.
+
+    The two reads are independent (the genotype index and the phenotype table; both parse with
+    pyarrow outside the GIL), so a whole-process run starts mapping sooner. An error from either
+    is raised; the source is closed on leaving the block.
+
+    Parameters
+    ----------
+    args
+        Parsed options.
+    checksums
+        Filled with path -> sha256 of every file read.
+
+    Yields
+    ------
+    tuple
+        ``(source, phenotype_df, phenotype_pos_df, covariates_df, sample_map)``.
+    """
+    side: dict[str, str] = {}  # the second thread's checksums, added after the genotypes' (fixed order)
+
+    def tables() -> tuple:
+        phenotype_df, pos_df = read_phenotypes(args, side)
+        covariates_df, sample_map = read_side_tables(args, [str(s) for s in phenotype_df.columns], side)
+        return phenotype_df, pos_df, covariates_df, sample_map
+
+    with contextlib.ExitStack() as stack:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cohort-tables") as pool:
+            pending = pool.submit(tables)
+            source = stack.enter_context(open_source(args, checksums))
+            loaded = pending.result()
+        checksums.update(side)
+        yield (source, *loaded)
 
 
 def record_run(out_dir: Path, key: str, entry: dict) -> Path:

@@ -17,10 +17,8 @@ from pathlib import Path
 
 from .cohort_inputs import (
     add_cohort_arguments,
-    open_source,
+    open_cohort,
     read_interaction,
-    read_phenotypes,
-    read_side_tables,
     record_run,
 )
 
@@ -62,12 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _map(args: argparse.Namespace, source, checksums: dict):
-    """Read the phenotype-side inputs and run :func:`~tbeqtl.association.trans.map_trans`."""
+def _map(args: argparse.Namespace, source, phenotype_df, covariates_df, sample_map, checksums: dict):
+    """Read the interaction table (if any) and run :func:`~tbeqtl.association.trans.map_trans`."""
     from ..association.trans import map_trans
 
-    phenotype_df, pos_df = read_phenotypes(args, checksums)
-    covariates_df, sample_map = read_side_tables(args, [str(s) for s in phenotype_df.columns], checksums)
     interaction_df = read_interaction(args.interaction, checksums) if args.interaction else None
     pairs = map_trans(
         source,
@@ -81,7 +77,7 @@ def _map(args: argparse.Namespace, source, checksums: dict):
         sample_map=sample_map,
         gtex_ids=args.gtex_ids,
     )
-    return pairs, pos_df
+    return pairs
 
 
 def run(args: argparse.Namespace) -> int:
@@ -104,8 +100,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     checksums: dict[str, str] = {}
-    with open_source(args, checksums) as source:
-        pairs, pos_df = _map(args, source, checksums)
+    with open_cohort(args, checksums) as (source, phenotype_df, pos_df, covariates_df, sample_map):
+        pairs = _map(args, source, phenotype_df, covariates_df, sample_map, checksums)
         variant_df = source.variant_df
     counts = {k: int(v) for k, v in pairs.attrs.items() if k.startswith("n_")}
     n_found = len(pairs)

@@ -39,7 +39,7 @@ from ._common import (
     sniff_sep,
     write_matrix_text,
 )
-from .genotypes import SamplePlan, StreamedSource
+from .genotypes import StreamedSource
 
 __all__ = ["DosageTSVSource", "iter_dosage_tsv_blocks", "read_dosage_tsv", "write_dosage_tsv"]
 
@@ -317,7 +317,7 @@ class DosageTSVSource(StreamedSource):
             float32, variants x ``samples``.
         """
         rows = self._range_rows(chrom, start, stop)
-        plan = SamplePlan(self.samples, samples, what=f"dosage table {self.path.name}")
+        plan = self._sample_plan(samples, what=f"dosage table {self.path.name}")
         out = np.empty((len(rows), plan.size), dtype=np.float32)
         if out.size == 0:
             return out

@@ -327,6 +327,15 @@ class StreamedSource:
         """Chromosome names in order of first appearance."""
         return list(self._rows)
 
+    def _sample_plan(self, samples: Sequence[str], *, what: str) -> SamplePlan:
+        """:class:`SamplePlan` of ``samples``, reused while block reads ask for the same individuals."""
+        key = tuple(samples)
+        cached = getattr(self, "_last_plan", None)
+        if cached is None or cached[0] != key:
+            cached = (key, SamplePlan(self.samples, samples, what=what))
+            self._last_plan = cached  # one tuple assignment: safe across reading threads
+        return cached[1]
+
     def _range_rows(self, chrom: str, start: int, stop: int | None) -> np.ndarray:
         """Rows of ``variant_df`` (int64) for variants ``start:stop`` of ``chrom`` (empty if unknown)."""
         return self._rows.get(chrom, np.empty(0, dtype=np.int64))[start:stop]

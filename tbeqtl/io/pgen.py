@@ -393,7 +393,7 @@ class PgenSource(StreamedSource):
         if self._reader is None:
             raise InputError("PLINK 2 source is closed", path=str(self._pgen))
         rows = self._file_rows[self._range_rows(chrom, start, stop)]
-        plan = SamplePlan(self.samples, samples, what=f"PLINK 2 .psam of {self._pgen.name}")
+        plan = self._sample_plan(samples, what=f"PLINK 2 .psam of {self._pgen.name}")
         out = np.empty((len(rows), plan.size), dtype=np.float32)
         if out.size == 0:
             return out
@@ -437,7 +437,7 @@ class PgenSource(StreamedSource):
         if self._reader is None:
             raise InputError("PLINK 2 source is closed", path=str(self._pgen))
         rows = self._file_rows[self._range_rows(chrom, start, stop)]
-        plan = SamplePlan(self.samples, samples, what=f"PLINK 2 .psam of {self._pgen.name}")
+        plan = self._sample_plan(samples, what=f"PLINK 2 .psam of {self._pgen.name}")
         codes = np.empty((len(rows), len(plan.columns)), dtype=np.int8)
         if codes.size:
             with self._lock, reader_errors(self._pgen, what="PLINK 2 .pgen file"):

@@ -44,7 +44,7 @@ from ._common import (
     read_delimited,
     reader_errors,
 )
-from .genotypes import SamplePlan, StreamedSource, contiguous
+from .genotypes import StreamedSource, contiguous
 
 __all__ = [
     "PlinkGenotypes",
@@ -577,7 +577,7 @@ class PlinkSource(StreamedSource):
         if self._reader is None:
             raise InputError("PLINK 1 source is closed", path=str(self._bed))
         rows = self._range_rows(chrom, start, stop)
-        plan = SamplePlan(self.samples, samples, what=f"PLINK .fam of {self._bed.name}")
+        plan = self._sample_plan(samples, what=f"PLINK .fam of {self._bed.name}")
         if len(rows) == 0 or plan.size == 0:
             return np.empty((len(rows), plan.size), dtype=np.float32)
         snps = np.s_[int(rows[0]) : int(rows[-1]) + 1] if contiguous(rows) else rows

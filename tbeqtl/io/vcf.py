@@ -59,7 +59,7 @@ from ._common import (
     reader_errors,
     writer_block,
 )
-from .genotypes import SamplePlan, StreamedSource
+from .genotypes import StreamedSource
 
 __all__ = [
     "FORMAT_LINES",
@@ -959,7 +959,7 @@ class VCFSource(StreamedSource):
             ``DS`` values outside [0, 2], or a file that no longer matches the sites read at opening.
         """
         rows = self._range_rows(chrom, start, stop)
-        plan = SamplePlan(self.samples, samples, what=f"VCF samples of {self.path.name}")
+        plan = self._sample_plan(samples, what=f"VCF samples of {self.path.name}")
         out = np.empty((len(rows), plan.size), dtype=np.float32)
         if out.size == 0:
             return out
