@@ -274,7 +274,9 @@ def main(argv=None) -> int:
                     cis_table = tmp / "egenes_for_independent.txt.gz"
                     cis_table.write_bytes(tables[f"tbeqtl {variants[0]}"].read_bytes())
             for v in variants:
-                line = f"{mode} (tbeqtl {v} / tensorQTL {args.nperm} permutations): "
+                line = f"{mode}: "
+                if mode != "nominal":
+                    line = f"{mode} (tbeqtl {v} / tensorQTL {args.nperm} permutations): "
                 line += summarize("tbeqtl", runs[v])
                 if runs["tensorqtl"]:
                     ratio = statistics.median(r["wall_s"] for r in runs["tensorqtl"]) / statistics.median(
