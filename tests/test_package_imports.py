@@ -3,6 +3,9 @@
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
+
+import tbeqtl
 
 
 def _run(code: str) -> str:
@@ -79,3 +82,26 @@ def test_every_subcommand_parses_through_its_own_parser_and_the_full_one():
     # an unknown word or an option builds the full parser (argparse then reports the error / help)
     for word in ("no-such-command", "--help"):
         assert len(build_parser(word)._subparsers._group_actions[0].choices) == len(SUBCOMMAND_MODULES)
+
+
+def test_program_entry_point_returns_main_status_and_freezes_the_collector():
+    """``tbeqtl`` / ``python -m tbeqtl`` run main() then gc.freeze() (plumbing; in a child process).
+
+    The console script and ``__main__`` must go through ``entry_point``; in-process ``main()`` must
+    not freeze the caller's collector.
+    """
+    code = (
+        "import gc, sys\n"
+        "from tbeqtl import cli\n"
+        "sys.argv = ['tbeqtl']\n"  # no command: help on stderr, status 2
+        "assert cli.main([]) == 2 and gc.get_freeze_count() == 0\n"
+        "print(cli.entry_point(), gc.get_freeze_count() > 0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["2", "True"]
+    main_py = (Path(tbeqtl.__file__).parent / "__main__.py").read_text()
+    assert "entry_point()" in main_py
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert project["project"]["scripts"]["tbeqtl"] == "tbeqtl.cli:entry_point"
