@@ -165,4 +165,3 @@ def entry_point() -> int:
         return main()
     finally:
         gc.freeze()
-
