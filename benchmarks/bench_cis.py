@@ -184,6 +184,40 @@ def egene_agreement(tables: dict[str, Path], *, fdr: float) -> list[str]:
     return lines
 
 
+def nominal_agreement(tbeqtl_dir: Path, tensorqtl_dir: Path) -> list[str]:
+    """Pair-by-pair agreement of the two tools' nominal files (tensorQTL stores float32 statistics).
+
+    Reports the pairs of each and those of one only, NaN patterns, exact integer columns, and the
+    largest differences: ``|slope_tb - slope_tq| / slope_se`` and relative ``pval_nominal``,
+    ``slope_se`` and ``af`` (tensorQTL's float32 ``t``, slopes and frequencies set their size).
+    """
+    import pandas as pd
+
+    lines = []
+    for path in sorted(tbeqtl_dir.glob("tbeqtl.cis_qtl_pairs.*.parquet")):
+        chrom = path.name.split(".")[-2]
+        tq_path = tensorqtl_dir / f"tq.cis_qtl_pairs.{chrom}.parquet"
+        if not tq_path.exists():
+            lines.append(f"nominal agreement {chrom}: tensorQTL wrote no {tq_path.name}")
+            continue
+        tb, tq = pd.read_parquet(path), pd.read_parquet(tq_path)
+        m = tb.merge(tq, on=["phenotype_id", "variant_id"], suffixes=("_tb", "_tq"))
+        text = f"nominal agreement {chrom}: {len(tb)} / {len(tq)} pairs, {len(m)} in both"
+        for c in ("start_distance", "ma_samples", "ma_count"):
+            text += f"; {c} {'equal' if (m[c + '_tb'] == m[c + '_tq']).all() else 'DIFFER'}"
+        nan = sum(int((m[c + "_tb"].isna() != m[c + "_tq"].isna()).sum()) for c in ("pval_nominal", "slope"))
+        text += f"; NaN mismatches {nan}"
+        ok = m["slope_se_tb"].to_numpy() > 0
+        dslope = (m["slope_tb"] - m["slope_tq"]).abs().to_numpy()[ok] / m["slope_se_tb"].to_numpy()[ok]
+        text += f"; max |d slope| / se {np.nanmax(dslope):.2e}"
+        for c in ("pval_nominal", "slope_se", "af"):
+            a, b = m[c + "_tb"].to_numpy(float), m[c + "_tq"].to_numpy(float)
+            fin = np.isfinite(a) & np.isfinite(b) & (a != 0)
+            text += f"; max rel d {c} {np.max(np.abs(a[fin] - b[fin]) / np.abs(a[fin])):.2e}"
+        lines.append(text)
+    return lines
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -286,6 +320,11 @@ def main(argv=None) -> int:
                 print(line, flush=True)
             if mode == "permutations":
                 for line in egene_agreement(tables, fdr=args.egene_fdr):
+                    print(line, flush=True)
+            if mode == "nominal" and runs["tensorqtl"]:
+                last = args.repeats - 1
+                tb_dir, tq_dir = tmp / f"tb_nominal_{variants[0]}_{last}", tmp / f"tq_nominal_{last}"
+                for line in nominal_agreement(tb_dir, tq_dir):
                     print(line, flush=True)
     print(f"load average after: {os.getloadavg()}")
     return 0
