@@ -155,8 +155,11 @@ def test_run_json_records_each_step_with_checksums(files, workflow):
     runs = json.loads((workflow / "run.json").read_text())["runs"]
     assert set(runs) == {"cis_nominal", "cis_permutations"}
     sums = runs["cis_permutations"]["input_sha256"]
-    for name in ("geno.pgen", "geno.pvar", "geno.psam", "expr.bed.gz", "cov.txt"):
+    names = ("geno.pgen", "geno.pvar", "geno.psam", "expr.bed.gz", "cov.txt")
+    for name in names:
         assert sums[str(files / name)] == hashlib.sha256((files / name).read_bytes()).hexdigest()
+    # genotype files first, whichever of the two reading threads finished first
+    assert list(sums) == [str(files / name) for name in names]
     assert runs["cis_permutations"]["params"]["permutations"] == NPERM
     assert runs["cis_permutations"]["counts"]["phenotypes"] > 0
 
@@ -305,7 +308,15 @@ def test_phenotype_sample_without_genotypes_is_named(cohort, files, tmp_path, ca
 
 @pytest.mark.parametrize(
     "case",
-    ["no_cis_output", "no_egenes", "pgen_without_pvar", "interaction_in_independent", "no_interaction_file"],
+    [
+        "no_cis_output",
+        "no_egenes",
+        "pgen_without_pvar",
+        "interaction_in_independent",
+        "no_interaction_file",
+        "no_phenotype_file",
+        "neither_file",
+    ],
 )
 def test_bad_input_exits_2_with_a_message(files, workflow, tmp_path, case):
     extra, genotypes = [], "geno"
@@ -323,7 +334,14 @@ def test_bad_input_exits_2_with_a_message(files, workflow, tmp_path, case):
         mode, extra = "independent", ["--interaction", tmp_path / "i.tsv"]
     if case == "no_interaction_file":
         extra = ["--interaction", tmp_path / "absent.tsv"]
-    status = _cis(files, tmp_path / "o", mode, *extra, genotypes=genotypes)
+    if case in ("no_phenotype_file", "neither_file"):  # read on a second thread (open_cohort)
+        genotypes = tmp_path / "absent_geno" if case == "neither_file" else genotypes
+        status = _run(
+            "cis", "--mode", mode, "--genotypes", files / genotypes, "--phenotypes",
+            tmp_path / "absent.bed.gz", "--out", tmp_path / "o",
+        )  # fmt: skip
+    else:
+        status = _cis(files, tmp_path / "o", mode, *extra, genotypes=genotypes)
     assert status == 2
     log = (tmp_path / "o" / "tbeqtl.log").read_text()
     message = {
@@ -332,8 +350,41 @@ def test_bad_input_exits_2_with_a_message(files, workflow, tmp_path, case):
         "pgen_without_pvar": ".pvar",
         "no_interaction_file": "absent.tsv: interaction table not found",
         "interaction_in_independent": "--interaction",
+        "no_phenotype_file": "absent.bed.gz: phenotype file not found",
+        "neither_file": "absent_geno",  # the genotype error is the one reported
     }[case]
     assert message in log
+    assert not list((tmp_path / "o").glob("*.parquet"))
+
+
+def test_open_cohort_closes_the_source_when_the_tables_fail(monkeypatch):
+    """cohort_inputs.open_cohort: the second thread's error is raised and the opened source closed."""
+    import argparse
+
+    from tbeqtl.cli import cohort_inputs
+    from tbeqtl.errors import InputError
+
+    closed = []
+
+    class Source:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            closed.append(True)
+            return False
+
+    def bad_tables(args, checksums):
+        checksums["expr"] = "x"
+        raise InputError("phenotype file not found", path="expr")
+
+    monkeypatch.setattr(cohort_inputs, "open_source", lambda args, checksums: Source())
+    monkeypatch.setattr(cohort_inputs, "read_phenotypes", bad_tables)
+    checksums: dict = {}
+    with pytest.raises(InputError, match="phenotype file not found"):
+        with cohort_inputs.open_cohort(argparse.Namespace(), checksums):
+            pytest.fail("the block must not run")
+    assert closed == [True]
 
 
 def _interaction_file(cohort, path):
