@@ -953,7 +953,7 @@ class _NumpyScan:
 
     def __init__(self, yp: np.ndarray, *, rows: int, keep_float32: bool = False):
         self.n_perm = yp.shape[0]
-        self.yp32t = np.ascontiguousarray(yp.T, dtype=np.float32)
+        self.yp32t = np.ascontiguousarray(yp.astype(np.float32).T)  # convert, then transpose: faster
         self.rbuf = np.empty((rows, self.n_perm), dtype=np.float32)
         self.lower = np.full(self.n_perm, -np.inf, dtype=np.float32)
         self.m32 = np.zeros(self.n_perm, dtype=np.float32) if keep_float32 else None
