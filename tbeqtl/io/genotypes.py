@@ -321,6 +321,7 @@ class StreamedSource:
             raise InputError(str(exc), path=str(path), ids=exc.ids) from None
         self._rows = _chrom_rows(self.variant_df["chrom"])
         self._lock = threading.Lock()
+        self._last_plan: tuple[tuple, SamplePlan] | None = None  # see _sample_plan
 
     @property
     def chromosomes(self) -> list[str]:
@@ -330,7 +331,7 @@ class StreamedSource:
     def _sample_plan(self, samples: Sequence[str], *, what: str) -> SamplePlan:
         """:class:`SamplePlan` of ``samples``, reused while block reads ask for the same individuals."""
         key = tuple(samples)
-        cached = getattr(self, "_last_plan", None)
+        cached = self._last_plan
         if cached is None or cached[0] != key:
             cached = (key, SamplePlan(self.samples, samples, what=what))
             self._last_plan = cached  # one tuple assignment: safe across reading threads
